@@ -1,0 +1,247 @@
+"""Jute, ZooKeeper's binary record format, as a small declarative codec.
+
+A record class lists its fields as ``(name, type)`` pairs; this module compiles a
+``serialize`` and a ``deserialize`` function for it once, at class creation, so the
+hot path runs straight-line ``struct`` calls with no per-field dispatch.
+
+Types: ``int`` (int32), ``long`` (int64), ``bool``, ``buffer`` (bytes or None),
+``ustring`` (str or None), ``[T]`` for ``vector<T>`` (list or None) and a record
+class for a nested record. All integers are big-endian; a buffer, string or vector
+is prefixed by an int32 length where -1 means null.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, ClassVar
+
+INT = struct.Struct(">i")
+LONG = struct.Struct(">q")
+BOOL = struct.Struct(">?")
+
+_pack_int = INT.pack
+_unpack_int = INT.unpack_from
+_pack_long = LONG.pack
+_unpack_long = LONG.unpack_from
+
+
+class JuteError(ValueError):
+    """The bytes do not hold the record they should (truncated, bad length)."""
+
+
+def _read_buffer(buf: bytes | memoryview, off: int) -> tuple[bytes | None, int]:
+    (n,) = _unpack_int(buf, off)
+    off += 4
+    if n < 0:
+        return None, off
+    end = off + n
+    if end > len(buf):
+        raise JuteError(f"buffer of {n} bytes overruns the record")
+    return bytes(buf[off:end]), end
+
+
+def _read_string(buf: bytes | memoryview, off: int) -> tuple[str | None, int]:
+    (n,) = _unpack_int(buf, off)
+    off += 4
+    if n < 0:
+        return None, off
+    end = off + n
+    if end > len(buf):
+        raise JuteError(f"string of {n} bytes overruns the record")
+    try:
+        return str(buf[off:end], "utf-8"), end
+    except UnicodeDecodeError as exc:
+        raise JuteError(f"string is not UTF-8: {exc}") from None
+
+
+def _write_buffer(out: bytearray, value: bytes | None) -> None:
+    if value is None:
+        out += b"\xff\xff\xff\xff"
+    else:
+        out += _pack_int(len(value))
+        out += value
+
+
+def _write_string(out: bytearray, value: str | None) -> None:
+    if value is None:
+        out += b"\xff\xff\xff\xff"
+    else:
+        data = value.encode("utf-8")
+        out += _pack_int(len(data))
+        out += data
+
+
+_ENV: dict[str, Any] = {
+    "_pack_int": _pack_int,
+    "_unpack_int": _unpack_int,
+    "_pack_long": _pack_long,
+    "_unpack_long": _unpack_long,
+    "_read_buffer": _read_buffer,
+    "_read_string": _read_string,
+    "_write_buffer": _write_buffer,
+    "_write_string": _write_string,
+    "JuteError": JuteError,
+}
+
+
+def _emit_write(lines: list[str], expr: str, ftype: Any, indent: str, depth: int) -> None:
+    if ftype == "int":
+        lines.append(f"{indent}out += _pack_int({expr})")
+    elif ftype == "long":
+        lines.append(f"{indent}out += _pack_long({expr})")
+    elif ftype == "bool":
+        lines.append(f"{indent}out.append(1 if {expr} else 0)")
+    elif ftype == "buffer":
+        lines.append(f"{indent}_write_buffer(out, {expr})")
+    elif ftype == "ustring":
+        lines.append(f"{indent}_write_string(out, {expr})")
+    elif isinstance(ftype, list):
+        var = f"_v{depth}"
+        item = f"_i{depth}"
+        lines.append(f"{indent}{var} = {expr}")
+        lines.append(f"{indent}if {var} is None:")
+        lines.append(f"{indent}    out += b'\\xff\\xff\\xff\\xff'")
+        lines.append(f"{indent}else:")
+        lines.append(f"{indent}    out += _pack_int(len({var}))")
+        lines.append(f"{indent}    for {item} in {var}:")
+        _emit_write(lines, item, ftype[0], indent + "        ", depth + 1)
+    elif isinstance(ftype, type) and issubclass(ftype, Record):
+        lines.append(f"{indent}{expr}.write(out)")
+    else:
+        raise TypeError(f"unknown jute type {ftype!r}")
+
+
+def _emit_read(lines: list[str], target: str, ftype: Any, indent: str, depth: int, env: dict[str, Any]) -> None:
+    if ftype == "int":
+        lines.append(f"{indent}({target},) = _unpack_int(buf, off); off += 4")
+    elif ftype == "long":
+        lines.append(f"{indent}({target},) = _unpack_long(buf, off); off += 8")
+    elif ftype == "bool":
+        lines.append(f"{indent}{target} = buf[off] != 0; off += 1")
+    elif ftype == "buffer":
+        lines.append(f"{indent}{target}, off = _read_buffer(buf, off)")
+    elif ftype == "ustring":
+        lines.append(f"{indent}{target}, off = _read_string(buf, off)")
+    elif isinstance(ftype, list):
+        n = f"_n{depth}"
+        lst = f"_l{depth}"
+        item = f"_i{depth}"
+        lines.append(f"{indent}({n},) = _unpack_int(buf, off); off += 4")
+        lines.append(f"{indent}if {n} < 0:")
+        lines.append(f"{indent}    {target} = None")
+        lines.append(f"{indent}else:")
+        lines.append(f"{indent}    if {n} > len(buf) - off:")
+        lines.append(f"{indent}        raise JuteError('vector of %d items overruns the record' % {n})")
+        lines.append(f"{indent}    {lst} = []")
+        lines.append(f"{indent}    for _ in range({n}):")
+        _emit_read(lines, item, ftype[0], indent + "        ", depth + 1, env)
+        lines.append(f"{indent}        {lst}.append({item})")
+        lines.append(f"{indent}    {target} = {lst}")
+    elif isinstance(ftype, type) and issubclass(ftype, Record):
+        name = f"_R_{ftype.__name__}"
+        env[name] = ftype
+        lines.append(f"{indent}{target}, off = {name}.read(buf, off)")
+    else:
+        raise TypeError(f"unknown jute type {ftype!r}")
+
+
+def _compile(cls: type[Record]) -> None:
+    env = dict(_ENV)
+    env["_cls"] = cls
+    w = ["def write(self, out):"]
+    for name, ftype in cls.FIELDS:
+        _emit_write(w, f"self.{name}", ftype, "    ", 0)
+    if len(w) == 1:
+        w.append("    pass")
+    names = [name for name, _ in cls.FIELDS]
+    r = ["def read(cls, buf, off=0):", "    try:"]
+    for name, ftype in cls.FIELDS:
+        _emit_read(r, name, ftype, "        ", 0, env)
+    r.append("    except (struct_error, IndexError):")
+    r.append(f"        raise JuteError('truncated {cls.__name__}') from None")
+    args = ", ".join(names)
+    r.append(f"    return _new(cls, ({args}{',' if len(names) == 1 else ''})), off")
+    env["struct_error"] = struct.error
+    env["_new"] = _new_record
+    exec("\n".join(w), env)  # noqa: S102 - generated from the class's own field list
+    exec("\n".join(r), env)  # noqa: S102
+    cls.write = env["write"]  # type: ignore[method-assign]
+    cls.read = classmethod(env["read"])  # type: ignore[method-assign,assignment]
+
+
+def _new_record(cls: type[Record], values: tuple[Any, ...]) -> Record:
+    obj = object.__new__(cls)
+    for slot, value in zip(cls.__slots__, values):
+        object.__setattr__(obj, slot, value)
+    return obj
+
+
+class Record:
+    """Base of every jute record: declare ``FIELDS`` and get the codec for free."""
+
+    FIELDS: ClassVar[tuple[tuple[str, Any], ...]] = ()
+    __slots__: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__slots__" not in cls.__dict__:
+            raise TypeError(f"{cls.__name__} must declare __slots__ matching FIELDS")
+        if tuple(cls.__slots__) != tuple(name for name, _ in cls.FIELDS):
+            raise TypeError(f"{cls.__name__}.__slots__ must equal its FIELDS names")
+        _compile(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        names = self.__slots__
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__} takes {len(names)} fields")
+        for name, value in zip(names, args):
+            object.__setattr__(self, name, value)
+        for name in names[len(args):]:
+            if name in kwargs:
+                object.__setattr__(self, name, kwargs.pop(name))
+            else:
+                raise TypeError(f"{type(self).__name__} missing field {name!r}")
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} has no field(s) {sorted(kwargs)}")
+
+    # Replaced per subclass by _compile.
+    def write(self, out: bytearray) -> None:  # pragma: no cover - replaced
+        raise NotImplementedError
+
+    @classmethod
+    def read(cls, buf: bytes | memoryview, off: int = 0) -> tuple[Any, int]:  # pragma: no cover
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        out = bytearray()
+        self.write(out)
+        return bytes(out)
+
+    @classmethod
+    def from_bytes(cls, buf: bytes | memoryview) -> Any:
+        """Decode exactly one record; trailing bytes are an error."""
+        rec, off = cls.read(buf, 0)
+        if off != len(buf):
+            raise JuteError(f"{len(buf) - off} trailing bytes after {cls.__name__}")
+        return rec
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    def __hash__(self) -> int:
+        return hash(tuple(_hashable(getattr(self, n)) for n in self.__slots__))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({inner})"
+
+    def replace(self, **changes: Any) -> Any:
+        values = {n: getattr(self, n) for n in self.__slots__}
+        values.update(changes)
+        return type(self)(**values)
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value

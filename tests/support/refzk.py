@@ -1,0 +1,122 @@
+"""Start the real Apache ZooKeeper 3.8 (Debian's ``zookeeper`` package) for side-by-side tests.
+
+``scripts/install-test-deps`` installs the package; Debian's zookeeper.jar manifest omits a
+few jars the server needs, so the classpath names them explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+JAVA_DIR = Path("/usr/share/java")
+EXTRA_JARS = ("netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar",
+              "servlet-api.jar", "slf4j-api.jar", "slf4j-simple.jar")
+ZKCLI = Path("/usr/share/zookeeper/bin/zkCli.sh")
+CLI_MT = Path("/usr/lib/zookeeper/bin/cli_mt")
+
+
+def available() -> bool:
+    """True when the Debian package and a JVM are installed."""
+    return (JAVA_DIR / "zookeeper.jar").exists() and shutil.which("java") is not None
+
+
+def classpath(conf_dir: Path | None = None) -> str:
+    jars = [JAVA_DIR / "zookeeper.jar", *(JAVA_DIR / j for j in EXTRA_JARS)]
+    parts = [str(conf_dir)] if conf_dir else []
+    parts += [str(j) for j in jars if j.exists()]
+    return ":".join(parts)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ruok(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1) as s:
+                s.sendall(b"ruok")
+                if s.recv(4) == b"imok":
+                    return
+        except OSError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"no server answered ruok on {host}:{port}: {last}")
+
+
+@dataclass
+class RefZooKeeper:
+    """One standalone Apache ZooKeeper process on loopback."""
+
+    port: int = field(default_factory=free_port)
+    extra_cfg: dict[str, str] = field(default_factory=dict)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="refzk-")))
+    proc: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> RefZooKeeper:
+        data = self.workdir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        cfg = {
+            "tickTime": "2000", "dataDir": str(data), "clientPort": str(self.port),
+            "clientPortAddress": "127.0.0.1", "4lw.commands.whitelist": "*",
+            "admin.enableServer": "false", "extendedTypesEnabled": "true",
+            "maxClientCnxns": "0",
+        }
+        cfg.update(self.extra_cfg)
+        cfg_path = self.workdir / "zoo.cfg"
+        cfg_path.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
+        log = open(self.workdir / "server.log", "wb")
+        cmd = ["java", "-Xmx512m", "-Dzookeeper.admin.enableServer=false",
+               "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+               "-cp", classpath(), "org.apache.zookeeper.server.ZooKeeperServerMain", str(cfg_path)]
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        log.close()
+        try:
+            wait_ruok(self.port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError("Apache ZooKeeper did not start:\n" + (self.workdir / "server.log").read_text())
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> RefZooKeeper:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def zkcli_env() -> dict[str, str]:
+    """Environment for Debian's zkCli.sh with the missing jars on CLASSPATH."""
+    env = dict(os.environ)
+    env["CLASSPATH"] = classpath()
+    env.setdefault("ZOO_LOG_DIR", tempfile.gettempdir())
+    return env
