@@ -1,0 +1,156 @@
+"""ACL schemes and checks: world, auth, digest, ip, super (and x509/sasl ids when present).
+
+Mirrors ZooKeeper's rules: a session carries a list of authenticated Ids; a node's ACL
+grants permissions to Ids; ``super`` passes every check; "auth" ACL entries are
+replaced at create/setACL time by the session's authenticated Ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+
+from .codes import Err, Perm, ZkError
+from .records import ACL, Id
+
+WORLD_ANYONE = Id("world", "anyone")
+OPEN_ACL_UNSAFE = (ACL(Perm.ALL, WORLD_ANYONE),)
+READ_ACL_UNSAFE = (ACL(Perm.READ, WORLD_ANYONE),)
+SUPER_ID = Id("super", "")
+
+# schemes whose ids count as "authenticated" for the auth scheme and for whoAmI
+AUTHENTICATED_SCHEMES = frozenset({"digest", "sasl", "x509", "super"})
+
+
+def digest(user_password: str) -> str:
+    """user:password -> user:base64(sha1(user:password)), as DigestAuthenticationProvider."""
+    user = user_password.split(":", 1)[0]
+    sha = hashlib.sha1(user_password.encode("utf-8")).digest()
+    return f"{user}:{base64.b64encode(sha).decode('ascii')}"
+
+
+def _ip_matches(client: str, spec: str) -> bool:
+    try:
+        if "/" in spec:
+            net = ipaddress.ip_network(spec, strict=False)
+        else:
+            net = ipaddress.ip_network(spec)
+        return ipaddress.ip_address(client) in net
+    except ValueError:
+        return False
+
+
+def _valid_id(ident: Id) -> bool:
+    scheme, value = ident.scheme, ident.id
+    if value is None:
+        return False
+    if scheme == "world":
+        return value == "anyone"
+    if scheme == "digest":
+        return len(value.split(":")) == 2
+    if scheme == "ip":
+        try:
+            ipaddress.ip_network(value, strict=False)
+            return True
+        except ValueError:
+            return False
+    if scheme in ("sasl", "x509", "super"):
+        return bool(value) or scheme == "super"
+    return False
+
+
+class AclCheck:
+    """Permission checks against one session's auth ids."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def allowed(perm: int, acl: tuple[ACL, ...] | list[ACL] | None, auth: list[Id]) -> bool:
+        if not acl:
+            return True
+        for a in auth:
+            if a.scheme == "super":
+                return True
+        for entry in acl:
+            if not entry.perms & perm:
+                continue
+            eid = entry.id
+            scheme = eid.scheme
+            if scheme == "world" and eid.id == "anyone":
+                return True
+            for a in auth:
+                if a.scheme != scheme:
+                    continue
+                if scheme == "ip":
+                    if _ip_matches(a.id, eid.id):
+                        return True
+                elif a.id == eid.id:
+                    return True
+        return False
+
+    @staticmethod
+    def check(perm: int, acl: tuple[ACL, ...] | list[ACL] | None, auth: list[Id], path: str | None = None) -> None:
+        if not AclCheck.allowed(perm, acl, auth):
+            raise ZkError(Err.NOAUTH, path)
+
+
+def fixup_acl(acl: list[ACL] | None, auth: list[Id], path: str | None = None) -> tuple[ACL, ...]:
+    """Validate a client's ACL and expand ``auth`` entries (PrepRequestProcessor.fixupACL)."""
+    if not acl:
+        raise ZkError(Err.INVALIDACL, path)
+    out: list[ACL] = []
+    for entry in acl:
+        if entry is None or entry.id is None or entry.id.scheme is None:
+            raise ZkError(Err.INVALIDACL, path)
+        if entry.id.scheme == "auth":
+            authed = [a for a in auth if a.scheme in AUTHENTICATED_SCHEMES and a.scheme != "super"]
+            if not authed:
+                raise ZkError(Err.INVALIDACL, path)
+            for a in authed:
+                item = ACL(entry.perms, Id(a.scheme, a.id))
+                if item not in out:
+                    out.append(item)
+        else:
+            if not _valid_id(entry.id):
+                raise ZkError(Err.INVALIDACL, path)
+            item = ACL(entry.perms, Id(entry.id.scheme, entry.id.id))
+            if item not in out:
+                out.append(item)
+    return tuple(out)
+
+
+def authenticate(scheme: str, auth: bytes | None, super_digest: str | None) -> list[Id]:
+    """Ids granted by an addauth packet; raises ZkError(AUTHFAILED) for an unknown scheme."""
+    if scheme == "digest":
+        value = (auth or b"").decode("utf-8", "replace")
+        ident = digest(value)
+        ids = [Id("digest", ident)]
+        if super_digest and ident == super_digest:
+            ids.append(SUPER_ID)
+        return ids
+    raise ZkError(Err.AUTHFAILED)
+
+
+def user_name(ident: Id) -> str:
+    """What whoAmI reports for an id (the user part of a digest id)."""
+    if ident.scheme == "digest":
+        return ident.id.split(":", 1)[0]
+    return ident.id
+
+
+class AclCache:
+    """Interns ACL lists so 100k nodes with the same ACL share one tuple."""
+
+    __slots__ = ("_by_value",)
+
+    def __init__(self) -> None:
+        self._by_value: dict[tuple[tuple[int, str, str], ...], tuple[ACL, ...]] = {}
+
+    def intern(self, acl: tuple[ACL, ...] | list[ACL]) -> tuple[ACL, ...]:
+        key = tuple((a.perms, a.id.scheme, a.id.id) for a in acl)
+        found = self._by_value.get(key)
+        if found is None:
+            found = tuple(acl)
+            self._by_value[key] = found
+        return found

@@ -1,0 +1,249 @@
+"""The request semantics of one ZooKeeper server, without any I/O.
+
+``ServerCore`` owns the data tree, watches, sessions and the preparer. The network
+shell hands it decoded requests; reads are answered at once, writes become
+transactions the shell must make durable (standalone: fsync; ensemble: ZAB) and then
+pass back to ``commit``. Watch notifications come back as lists for the shell to send.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from . import paths
+from .acl import AclCheck, user_name
+from .codes import Err, EventType, Op, Perm, WatcherType, ZkError
+from .datatree import ApplyResult, DataTree
+from .paths import InvalidPath, validate_path
+from .prep import Preparer
+from .records import (
+    ACL,
+    ClientInfo,
+    CountResponse,
+    Create2Response,
+    CreateResponse,
+    ErrorResponse,
+    GetACLResponse,
+    GetChildren2Response,
+    GetChildrenResponse,
+    GetDataResponse,
+    Id,
+    PathOnly,
+    StatResponse,
+    TxnHeader,
+    WhoAmIResponse,
+)
+from .sessions import SessionTracker
+from .watches import WatchManager
+
+log = logging.getLogger(__name__)
+
+READ_OPS = frozenset({Op.exists, Op.getData, Op.getChildren, Op.getChildren2, Op.getACL,
+                      Op.getAllChildrenNumber, Op.getEphemerals, Op.sync, Op.multiRead,
+                      Op.checkWatches, Op.removeWatches, Op.addWatch, Op.whoAmI, Op.ping})
+
+Notification = tuple[Any, int, str]  # (watcher, event type, path)
+
+
+@dataclass
+class Limits:
+    tick_time: int = 2000
+    min_session_timeout: int = 4000
+    max_session_timeout: int = 40000
+    extended_types: bool = False
+    super_digest: str | None = None
+    server_id: int = 1
+
+    def negotiate(self, requested: int) -> int:
+        return max(self.min_session_timeout, min(self.max_session_timeout, requested))
+
+
+class ServerCore:
+    """Tree + watches + sessions + preparer, and the rules that join them."""
+
+    def __init__(self, limits: Limits, tree: DataTree | None = None, now_ms: int = 0) -> None:
+        self.limits = limits
+        self.tree = tree or DataTree()
+        self.watches = WatchManager()
+        self.sessions = SessionTracker(limits.tick_time, limits.server_id, now_ms)
+        self.prep = Preparer(self.tree, extended_types=limits.extended_types,
+                             super_digest=limits.super_digest)
+
+    @property
+    def last_zxid(self) -> int:
+        return self.tree.last_zxid
+
+    # ------------------------------------------------------------------ writes
+    def commit(self, hdr: TxnHeader, body: Any) -> tuple[ApplyResult, list[Notification]]:
+        """Apply a durable txn; returns its result and the watch notifications it fired."""
+        result = self.tree.apply(hdr, body)
+        self.prep.committed(hdr.zxid)
+        op = hdr.type
+        if op == Op.createSession and result.err == 0:
+            self.sessions.add(hdr.clientId, body.timeOut, hdr.time)
+        elif op == Op.closeSession:
+            self.sessions.remove(hdr.clientId)
+        notes: list[Notification] = []
+        if result.events:
+            trigger = self.watches.trigger
+            for etype, path in result.events:
+                notes.extend(trigger(etype, path))
+        return result, notes
+
+    # ------------------------------------------------------------------ reads
+    def read(self, op: int, req: Any, watcher: Any, auth: list[Id], session_id: int) -> Any:
+        """Answer one read-side request; raises ZkError with the reply's error code."""
+        tree = self.tree
+        if op == Op.getData:
+            path = _valid(req.path)
+            node = tree.nodes.get(path)
+            if node is None:
+                raise ZkError(Err.NONODE, path)
+            AclCheck.check(Perm.READ, node.acl, auth, path)
+            if req.watch:
+                self.watches.add_data(path, watcher)
+            return GetDataResponse(node.data, node.stat())
+        if op == Op.exists:
+            path = _valid(req.path)
+            node = tree.nodes.get(path)
+            if req.watch:
+                self.watches.add_data(path, watcher)
+            if node is None:
+                raise ZkError(Err.NONODE, path)
+            return StatResponse(node.stat())
+        if op == Op.getChildren or op == Op.getChildren2:
+            path = _valid(req.path)
+            node = tree.nodes.get(path)
+            if node is None:
+                raise ZkError(Err.NONODE, path)
+            AclCheck.check(Perm.READ, node.acl, auth, path)
+            if req.watch:
+                self.watches.add_child(path, watcher)
+            children = list(node.children) if node.children else []
+            if op == Op.getChildren:
+                return GetChildrenResponse(children)
+            return GetChildren2Response(children, node.stat())
+        if op == Op.getACL:
+            path = _valid(req.path)
+            node = tree.nodes.get(path)
+            if node is None:
+                raise ZkError(Err.NONODE, path)
+            AclCheck.check(Perm.READ | Perm.ADMIN, node.acl, auth, path)
+            acl = list(node.acl)
+            if not AclCheck.allowed(Perm.ADMIN, node.acl, auth):
+                acl = [_redact(a) for a in acl]
+            return GetACLResponse(acl, node.stat())
+        if op == Op.getAllChildrenNumber:
+            path = _valid(req.path)
+            node = tree.nodes.get(path)
+            if node is None:
+                raise ZkError(Err.NONODE, path)
+            AclCheck.check(Perm.READ, node.acl, auth, path)
+            return CountResponse(tree.count_descendants(path))
+        if op == Op.getEphemerals:
+            prefix = req.path or "/"
+            eph = tree.ephemerals_of(session_id)
+            found = sorted(p for p in eph if prefix == "/" or p.startswith(prefix))
+            return GetChildrenResponse(found)
+        if op == Op.sync:
+            return PathOnly(req.path)
+        if op == Op.addWatch:
+            path = _valid(req.path)
+            if req.mode not in (0, 1):
+                raise ZkError(Err.BADARGUMENTS, path)
+            self.watches.add_persistent(path, watcher, recursive=req.mode == 1)
+            return None
+        if op == Op.checkWatches or op == Op.removeWatches:
+            path = _valid(req.path)
+            if req.type not in (WatcherType.CHILDREN, WatcherType.DATA, WatcherType.ANY, 4, 5):
+                raise ZkError(Err.BADARGUMENTS, path)
+            if op == Op.checkWatches:
+                found = self.watches.contains(path, watcher, req.type)
+            else:
+                found = self.watches.remove(path, watcher, req.type)
+            if not found:
+                raise ZkError(Err.NOWATCHER, path)
+            return None
+        if op == Op.whoAmI:
+            return WhoAmIResponse([ClientInfo(a.scheme, user_name(a)) for a in auth])
+        raise ZkError(Err.UNIMPLEMENTED)
+
+    def multi_read(self, ops: list[tuple[int, Any]], watcher: Any, auth: list[Id],
+                   session_id: int) -> list[tuple[int, int, Any]]:
+        """multiRead: each op answered on its own; a failing op yields an error result only."""
+        results: list[tuple[int, int, Any]] = []
+        for op, req in ops:
+            if op not in (Op.getChildren, Op.getData):
+                results.append((Op.error, int(Err.BADARGUMENTS), ErrorResponse(int(Err.BADARGUMENTS))))
+                continue
+            try:
+                results.append((op, 0, self.read(op, req, watcher, auth, session_id)))
+            except ZkError as exc:
+                results.append((Op.error, int(exc.code), ErrorResponse(int(exc.code))))
+        return results
+
+    def set_watches(self, rel_zxid: int, data: list[str], exist: list[str], child: list[str],
+                    persistent: list[str], recursive: list[str], watcher: Any,
+                    auth: list[Id]) -> list[Notification]:
+        """Re-register a reconnecting client's watches; return events it missed while away."""
+        tree = self.tree
+        out: list[Notification] = []
+        for p in data or ():
+            node = tree.nodes.get(p)
+            if node is None:
+                out.append((watcher, EventType.NodeDeleted, p))
+            elif node.mzxid > rel_zxid:
+                out.append((watcher, EventType.NodeDataChanged, p))
+            else:
+                self.watches.add_data(p, watcher)
+        for p in exist or ():
+            node = tree.nodes.get(p)
+            if node is not None:
+                out.append((watcher, EventType.NodeCreated, p))
+            else:
+                self.watches.add_data(p, watcher)
+        for p in child or ():
+            node = tree.nodes.get(p)
+            if node is None:
+                out.append((watcher, EventType.NodeDeleted, p))
+            elif node.pzxid > rel_zxid:
+                out.append((watcher, EventType.NodeChildrenChanged, p))
+            else:
+                self.watches.add_child(p, watcher)
+        for p in persistent or ():
+            self.watches.add_persistent(p, watcher, recursive=False)
+        for p in recursive or ():
+            self.watches.add_persistent(p, watcher, recursive=True)
+        return out
+
+    # ------------------------------------------------------------------ replies for writes
+    @staticmethod
+    def write_reply(op: int, result: ApplyResult) -> Any:
+        """The response record of a committed write (None for empty bodies)."""
+        if op == Op.create:
+            return CreateResponse(result.value[0])
+        if op in (Op.create2, Op.createContainer, Op.createTTL):
+            return Create2Response(result.value[0], result.value[1])
+        if op == Op.setData or op == Op.setACL:
+            return StatResponse(result.value)
+        return None
+
+
+def _valid(path: str | None) -> str:
+    try:
+        validate_path(path)
+    except InvalidPath:
+        raise ZkError(Err.BADARGUMENTS, path)
+    assert path is not None
+    return path
+
+
+def _redact(a: ACL) -> ACL:
+    if a.id.scheme == "digest":
+        return ACL(a.perms, Id("digest", a.id.id.split(":", 1)[0] + ":x"))
+    return a
+
+
+__all__ = ["Limits", "ServerCore", "READ_OPS", "paths"]

@@ -1,0 +1,377 @@
+"""The znode tree and how committed transactions change it (ZooKeeper's DataTree).
+
+Pure: ``apply`` takes a decoded transaction and returns what the client reply needs
+plus the watch triggers it fired; it never touches sockets, clocks or files. Replaying
+the txn log through ``apply`` rebuilds the same tree the live server had.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from . import paths
+from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, AclCache
+from .codes import CONTAINER_OWNER, TTL_OWNER_MASK, Err, EventType, Op, ZkError
+from .records import (
+    ACL,
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateContainerTxn,
+    CreateSessionTxn,
+    CreateTTLTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiTxn,
+    SetACLTxn,
+    SetDataTxn,
+    Stat,
+    StatPersisted,
+    TxnHeader,
+)
+
+ZOOKEEPER = "/zookeeper"
+QUOTA = "/zookeeper/quota"
+CONFIG = "/zookeeper/config"
+
+Event = tuple[int, str]  # (EventType, path)
+
+
+class Node:
+    """One znode: data, interned ACL, the persisted stat fields and child names."""
+
+    __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "cversion",
+                 "aversion", "owner", "pzxid", "children")
+
+    def __init__(self, data: bytes, acl: tuple[ACL, ...], zxid: int, time: int, owner: int) -> None:
+        self.data = data
+        self.acl = acl
+        self.czxid = zxid
+        self.mzxid = zxid
+        self.ctime = time
+        self.mtime = time
+        self.version = 0
+        self.cversion = 0
+        self.aversion = 0
+        self.owner = owner
+        self.pzxid = zxid
+        self.children: set[str] | None = None
+
+    def stat(self) -> Stat:
+        ch = self.children
+        return Stat(self.czxid, self.mzxid, self.ctime, self.mtime, self.version, self.cversion,
+                    self.aversion, self.owner, len(self.data) if self.data is not None else 0,
+                    len(ch) if ch else 0, self.pzxid)
+
+    def persisted(self) -> StatPersisted:
+        return StatPersisted(self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
+                             self.cversion, self.aversion, self.owner, self.pzxid)
+
+    @property
+    def num_children(self) -> int:
+        return len(self.children) if self.children else 0
+
+
+def is_ttl_owner(owner: int) -> bool:
+    return owner != CONTAINER_OWNER and (owner & TTL_OWNER_MASK) == TTL_OWNER_MASK and owner < 0
+
+
+def ttl_of(owner: int) -> int:
+    return owner & ((1 << 40) - 1)
+
+
+def session_owner(owner: int) -> bool:
+    """True when ``owner`` names a real session (an ephemeral), not 0/container/TTL."""
+    return owner != 0 and owner != CONTAINER_OWNER and not is_ttl_owner(owner)
+
+
+class ApplyResult:
+    """What applying one txn produced: error code, reply value, watch triggers."""
+
+    __slots__ = ("err", "value", "events", "multi")
+
+    def __init__(self, err: int = 0, value: Any = None, events: list[Event] | None = None,
+                 multi: list[tuple[int, int, Any]] | None = None) -> None:
+        self.err = err
+        self.value = value
+        self.events = events if events is not None else []
+        self.multi = multi  # per-op (type, err, value) for multi
+
+
+class DataTree:
+    """All znodes by path, plus indexes for ephemerals, containers and TTL nodes."""
+
+    def __init__(self) -> None:
+        self.acls = AclCache()
+        self.nodes: dict[str, Node] = {}
+        self.ephemerals: dict[int, set[str]] = {}
+        self.containers: set[str] = set()
+        self.ttls: set[str] = set()
+        self.last_zxid = 0
+        self._install_system_nodes()
+
+    # ---------------------------------------------------------------- setup
+    def _install_system_nodes(self) -> None:
+        root = Node(b"", self.acls.intern(OPEN_ACL_UNSAFE), 0, 0, 0)
+        root.cversion = -1  # as ZooKeeper: /zookeeper is added without a cversion bump
+        zk = Node(b"", root.acl, 0, 0, 0)
+        zk.cversion = -2
+        quota = Node(b"", root.acl, 0, 0, 0)
+        config = Node(b"", self.acls.intern(READ_ACL_UNSAFE), 0, 0, 0)
+        config.aversion = -1
+        self.nodes = {"/": root, ZOOKEEPER: zk, QUOTA: quota, CONFIG: config}
+        root.children = {"zookeeper"}
+        zk.children = {"quota", "config"}
+
+    def set_config_data(self, data: bytes) -> None:
+        """Replace /zookeeper/config's data (the ensemble's membership) without a txn."""
+        self.nodes[CONFIG].data = data
+
+    # ---------------------------------------------------------------- reads
+    def get(self, path: str) -> Node | None:
+        return self.nodes.get(path)
+
+    def node_count(self) -> int:
+        return len(self.nodes)
+
+    def children_sorted(self, node: Node) -> list[str]:
+        return sorted(node.children) if node.children else []
+
+    def count_descendants(self, path: str) -> int:
+        node = self.nodes.get(path)
+        if node is None:
+            raise ZkError(Err.NONODE, path)
+        total = 0
+        stack = [(path, node)]
+        while stack:
+            p, n = stack.pop()
+            if n.children:
+                for name in n.children:
+                    cp = paths.join(p, name)
+                    child = self.nodes.get(cp)
+                    if child is not None:
+                        total += 1
+                        stack.append((cp, child))
+        return total
+
+    def ephemerals_of(self, session_id: int) -> set[str]:
+        return self.ephemerals.get(session_id, set())
+
+    def data_size(self) -> int:
+        return sum(len(p) + (len(n.data) if n.data else 0) for p, n in self.nodes.items())
+
+    def walk(self) -> Iterator[tuple[str, Node]]:
+        """Pre-order walk (parents before children), as snapshots store nodes."""
+        stack = ["/"]
+        while stack:
+            p = stack.pop()
+            node = self.nodes.get(p)
+            if node is None:
+                continue
+            yield p, node
+            if node.children:
+                for name in sorted(node.children, reverse=True):
+                    stack.append(paths.join(p, name))
+
+    # ---------------------------------------------------------------- mutation
+    def _add(self, path: str, node: Node, parent_cversion: int, zxid: int) -> None:
+        parent_path = paths.parent_of(path)
+        parent = self.nodes.get(parent_path)
+        if parent is None:
+            raise ZkError(Err.NONODE, parent_path)
+        name = paths.basename(path)
+        if parent.children is None:
+            parent.children = set()
+        elif name in parent.children:
+            raise ZkError(Err.NODEEXISTS, path)
+        # Apache ZooKeeper 3.8 bumps the parent's cversion by one on every create and
+        # delete, whatever parentCVersion the txn carries (that one drives the
+        # sequential suffix, which counts creations only).
+        parent.cversion += 1
+        if zxid > parent.pzxid:
+            parent.pzxid = zxid
+        parent.children.add(name)
+        self.nodes[path] = node
+        owner = node.owner
+        if owner:
+            if owner == CONTAINER_OWNER:
+                self.containers.add(path)
+            elif is_ttl_owner(owner):
+                self.ttls.add(path)
+            else:
+                self.ephemerals.setdefault(owner, set()).add(path)
+
+    def create(self, path: str, data: bytes | None, acl: list[ACL] | tuple[ACL, ...], owner: int,
+               parent_cversion: int, zxid: int, time: int) -> Node:
+        node = Node(data if data is not None else b"", self.acls.intern(acl), zxid, time, owner)
+        self._add(path, node, parent_cversion, zxid)
+        return node
+
+    def delete(self, path: str, zxid: int) -> None:
+        node = self.nodes.get(path)
+        if node is None:
+            raise ZkError(Err.NONODE, path)
+        parent_path = paths.parent_of(path)
+        parent = self.nodes.get(parent_path)
+        if parent is None:
+            raise ZkError(Err.NONODE, parent_path)
+        del self.nodes[path]
+        if parent.children:
+            parent.children.discard(paths.basename(path))
+        parent.cversion += 1
+        if zxid > parent.pzxid:
+            parent.pzxid = zxid
+        owner = node.owner
+        if owner:
+            if owner == CONTAINER_OWNER:
+                self.containers.discard(path)
+            elif is_ttl_owner(owner):
+                self.ttls.discard(path)
+            else:
+                eph = self.ephemerals.get(owner)
+                if eph is not None:
+                    eph.discard(path)
+                    if not eph:
+                        del self.ephemerals[owner]
+
+    def set_data(self, path: str, data: bytes | None, version: int, zxid: int, time: int) -> Node:
+        node = self.nodes.get(path)
+        if node is None:
+            raise ZkError(Err.NONODE, path)
+        node.data = data if data is not None else b""
+        node.mzxid = zxid
+        node.mtime = time
+        node.version = version
+        return node
+
+    def set_acl(self, path: str, acl: list[ACL] | tuple[ACL, ...], version: int) -> Node:
+        node = self.nodes.get(path)
+        if node is None:
+            raise ZkError(Err.NONODE, path)
+        node.acl = self.acls.intern(acl)
+        node.aversion = version
+        return node
+
+    # ---------------------------------------------------------------- txns
+    def apply(self, hdr: TxnHeader, txn: Any) -> ApplyResult:
+        """Apply one committed txn; errors in the txn (replays, races) become the result's err."""
+        zxid = hdr.zxid
+        if zxid > self.last_zxid:
+            self.last_zxid = zxid
+        try:
+            return self._apply(hdr.type, txn, zxid, hdr.time, hdr.clientId)
+        except ZkError as exc:
+            return ApplyResult(err=int(exc.code))
+
+    def _apply(self, op: int, txn: Any, zxid: int, time: int, client: int) -> ApplyResult:
+        if op == Op.setData:
+            t: Any = txn
+            node = self.set_data(t.path, t.data, t.version, zxid, time)
+            return ApplyResult(value=node.stat(), events=[(EventType.NodeDataChanged, t.path)])
+        if op in (Op.create, Op.create2, Op.createContainer, Op.createTTL):
+            if isinstance(txn, CreateTxn):
+                owner = client if txn.ephemeral else 0
+            elif isinstance(txn, CreateContainerTxn):
+                owner = CONTAINER_OWNER
+            elif isinstance(txn, CreateTTLTxn):
+                owner = TTL_OWNER_MASK | txn.ttl
+            else:
+                raise ZkError(Err.MARSHALLINGERROR)
+            node = self.create(txn.path, txn.data, txn.acl, owner, txn.parentCVersion, zxid, time)
+            return ApplyResult(value=(txn.path, node.stat()),
+                               events=[(EventType.NodeCreated, txn.path),
+                                       (EventType.NodeChildrenChanged, paths.parent_of(txn.path))])
+        if op in (Op.delete, Op.deleteContainer):
+            self.delete(txn.path, zxid)
+            return ApplyResult(events=[(EventType.NodeDeleted, txn.path),
+                                       (EventType.NodeChildrenChanged, paths.parent_of(txn.path))])
+        if op == Op.setACL:
+            node = self.set_acl(txn.path, txn.acl, txn.version)
+            return ApplyResult(value=node.stat())
+        if op == Op.check:
+            return ApplyResult()
+        if op == Op.createSession:
+            return ApplyResult()
+        if op == Op.closeSession:
+            return self._close_session(client, txn, zxid)
+        if op == Op.error:
+            return ApplyResult(err=txn.err if txn is not None else 0)
+        if op == Op.multi:
+            return self._apply_multi(txn, zxid, time, client)
+        raise ZkError(Err.UNIMPLEMENTED)
+
+    def _close_session(self, session_id: int, txn: CloseSessionTxn | None, zxid: int) -> ApplyResult:
+        doomed = set(self.ephemerals.get(session_id, ()))
+        if txn is not None and txn.paths2Delete:
+            doomed.update(p for p in txn.paths2Delete if (n := self.nodes.get(p)) and n.owner == session_id)
+        events: list[Event] = []
+        # deepest first, so a parent never goes before its (impossible but replayed) children
+        for p in sorted(doomed, key=lambda s: (-s.count("/"), s)):
+            if p in self.nodes:
+                self.delete(p, zxid)
+                events.append((EventType.NodeDeleted, p))
+                events.append((EventType.NodeChildrenChanged, paths.parent_of(p)))
+        self.ephemerals.pop(session_id, None)
+        return ApplyResult(events=events)
+
+    def _apply_multi(self, txn: MultiTxn, zxid: int, time: int, client: int) -> ApplyResult:
+        from .txncodec import decode_body  # local: avoids an import cycle at module load
+
+        subs = [(t.type, decode_body(t.type, t.data)) for t in txn.txns]
+        failed = any(op == Op.error for op, _ in subs)
+        results: list[tuple[int, int, Any]] = []
+        events: list[Event] = []
+        if failed:
+            for op, body in subs:
+                results.append((Op.error, body.err if isinstance(body, ErrorTxn) else 0, None))
+            return ApplyResult(multi=results)
+        for op, body in subs:
+            try:
+                r = self._apply(op, body, zxid, time, client)
+            except ZkError as exc:  # only on replays; live multis were validated by prep
+                results.append((Op.error, int(exc.code), None))
+                continue
+            events.extend(r.events)
+            results.append((op, r.err, r.value))
+        return ApplyResult(events=events, multi=results)
+
+
+def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: list[ACL],
+                         stat: StatPersisted) -> None:
+    """Insert one node read from a snapshot, as ZooKeeper's deserialize does."""
+    node = Node(data if data is not None else b"", tree.acls.intern(acl), stat.czxid, stat.ctime, stat.ephemeralOwner)
+    node.mzxid = stat.mzxid
+    node.mtime = stat.mtime
+    node.version = stat.version
+    node.cversion = stat.cversion
+    node.aversion = stat.aversion
+    node.pzxid = stat.pzxid
+    if path in ("", "/"):
+        old = tree.nodes["/"]
+        node.children = old.children
+        tree.nodes["/"] = node
+        return
+    existing = tree.nodes.get(path)
+    if existing is not None:
+        node.children = existing.children
+        tree.nodes[path] = node
+        return
+    parent = tree.nodes.get(paths.parent_of(path))
+    if parent is None:
+        raise ValueError(f"snapshot names {path} before its parent")
+    if parent.children is None:
+        parent.children = set()
+    parent.children.add(paths.basename(path))
+    tree.nodes[path] = node
+    owner = node.owner
+    if owner == CONTAINER_OWNER:
+        tree.containers.add(path)
+    elif is_ttl_owner(owner):
+        tree.ttls.add(path)
+    elif owner:
+        tree.ephemerals.setdefault(owner, set()).add(path)
+
+
+__all__ = ["ApplyResult", "DataTree", "Node", "decode_snapshot_node", "CreateSessionTxn",
+           "DeleteTxn", "SetACLTxn", "SetDataTxn", "CheckVersionTxn"]

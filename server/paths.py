@@ -1,0 +1,67 @@
+"""ZooKeeper's path rules (PathUtils.validatePath), so bad paths fail as they do there."""
+
+from __future__ import annotations
+
+
+class InvalidPath(ValueError):
+    """The path breaks a ZooKeeper path rule; the message says which."""
+
+
+def _bad_char(c: str) -> bool:
+    o = ord(c)
+    return (
+        o == 0
+        or 0x01 <= o <= 0x1F
+        or 0x7F <= o <= 0x9F
+        or 0xD800 <= o <= 0xF8FF
+        or 0xFFF0 <= o <= 0xFFFF
+    )
+
+
+def validate_path(path: str | None, sequential: bool = False) -> None:
+    """Raise InvalidPath unless ``path`` is a valid absolute znode path.
+
+    A sequential create may end in '/' because the server appends the counter.
+    """
+    if path is None:
+        raise InvalidPath("Path cannot be null")
+    if sequential:
+        path = path + "1"
+    if not path:
+        raise InvalidPath("Path length must be > 0")
+    if path[0] != "/":
+        raise InvalidPath("Path must start with / character")
+    if len(path) == 1:
+        return
+    if path[-1] == "/":
+        raise InvalidPath("Path must not end with / character")
+    for name in path[1:].split("/"):
+        if not name:
+            raise InvalidPath(f"empty node name specified @{path.find('//') + 1}")
+        if name in (".", ".."):
+            raise InvalidPath(f"relative paths not allowed @{path.find('/' + name) + 1}")
+    for i, c in enumerate(path):
+        if _bad_char(c):
+            raise InvalidPath(f"invalid character @{i}")
+
+
+def parent_of(path: str) -> str:
+    i = path.rfind("/")
+    return "/" if i <= 0 else path[:i]
+
+
+def basename(path: str) -> str:
+    return path[path.rfind("/") + 1:]
+
+
+def join(parent: str, name: str) -> str:
+    return "/" + name if parent == "/" else parent + "/" + name
+
+
+def ancestors(path: str) -> list[str]:
+    """Every proper ancestor of ``path``, nearest first, ending with '/'."""
+    out = []
+    while path != "/":
+        path = parent_of(path)
+        out.append(path)
+    return out

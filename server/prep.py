@@ -1,0 +1,356 @@
+"""Turn client write requests into transactions (ZooKeeper's PrepRequestProcessor).
+
+Validation runs against the tree *plus* every transaction already prepared but not yet
+committed (the outstanding changes), so pipelined writes see each other: a create of
+/a/b right behind a create of /a succeeds before /a is on disk. A failed check becomes
+an error transaction, exactly as ZooKeeper logs it (failed writes also take a zxid).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from . import paths
+from .acl import AclCheck, fixup_acl
+from .codes import (
+    CONTAINER_OWNER,
+    MAX_TTL,
+    TTL_OWNER_MASK,
+    CreateFlag,
+    Err,
+    Op,
+    Perm,
+    ZkError,
+)
+from .datatree import DataTree, is_ttl_owner
+from .paths import InvalidPath, validate_path
+from .records import (
+    ACL,
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateContainerTxn,
+    CreateRequest,
+    CreateSessionTxn,
+    CreateTTLRequest,
+    CreateTTLTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    Id,
+    MultiTxn,
+    SetACLTxn,
+    SetDataTxn,
+    Txn,
+    TxnHeader,
+)
+
+WRITE_OPS = frozenset({Op.create, Op.create2, Op.createContainer, Op.createTTL, Op.delete,
+                       Op.setData, Op.setACL, Op.check, Op.multi, Op.createSession,
+                       Op.closeSession, Op.deleteContainer, Op.reconfig})
+
+
+class Change:
+    """A node as it will be once every outstanding txn commits (ZooKeeper's ChangeRecord)."""
+
+    __slots__ = ("zxid", "path", "exists", "version", "cversion", "aversion", "acl", "owner",
+                 "num_children", "children")
+
+    def __init__(self, zxid: int, path: str, exists: bool, version: int = 0, cversion: int = 0,
+                 aversion: int = 0, acl: tuple[ACL, ...] = (), owner: int = 0, num_children: int = 0,
+                 children: frozenset[str] | None = None) -> None:
+        self.zxid = zxid
+        self.path = path
+        self.exists = exists
+        self.version = version
+        self.cversion = cversion
+        self.aversion = aversion
+        self.acl = acl
+        self.owner = owner
+        self.num_children = num_children
+        self.children = children
+
+    def copy(self, zxid: int) -> Change:
+        return Change(zxid, self.path, self.exists, self.version, self.cversion, self.aversion,
+                      self.acl, self.owner, self.num_children, self.children)
+
+
+class Preparer:
+    """Validates writes against the tree and outstanding changes; assigns zxids."""
+
+    def __init__(self, tree: DataTree, *, extended_types: bool = False, super_digest: str | None = None) -> None:
+        self.tree = tree
+        self.extended_types = extended_types
+        self.super_digest = super_digest
+        self.outstanding: deque[Change] = deque()
+        self.by_path: dict[str, Change] = {}
+        self.next_zxid = tree.last_zxid + 1
+        # per-parent count of child creations: the sequential suffix (deletes do not count)
+        self.seq: dict[str, int] = {}
+        self._seq_undo: list[tuple[str, int | None]] | None = None
+
+    # ------------------------------------------------------------ outstanding changes
+    def record(self, path: str) -> Change | None:
+        ch = self.by_path.get(path)
+        if ch is not None:
+            return ch if ch.exists else None
+        node = self.tree.nodes.get(path)
+        if node is None:
+            return None
+        return Change(node.mzxid, path, True, node.version, node.cversion, node.aversion,
+                      node.acl, node.owner, node.num_children)
+
+    def _push(self, ch: Change) -> None:
+        self.outstanding.append(ch)
+        self.by_path[ch.path] = ch
+
+    def _set_seq(self, path: str, value: int | None) -> None:
+        if self._seq_undo is not None:
+            self._seq_undo.append((path, self.seq.get(path)))
+        if value is None:
+            self.seq.pop(path, None)
+        else:
+            self.seq[path] = value
+
+    def committed(self, zxid: int) -> None:
+        """Forget outstanding changes up to ``zxid``: the tree now shows them."""
+        out = self.outstanding
+        while out and out[0].zxid <= zxid:
+            ch = out.popleft()
+            if self.by_path.get(ch.path) is ch:
+                del self.by_path[ch.path]
+
+    def reset(self, last_zxid: int) -> None:
+        self.outstanding.clear()
+        self.by_path.clear()
+        self.next_zxid = last_zxid + 1
+
+    def take_zxid(self) -> int:
+        z = self.next_zxid
+        self.next_zxid += 1
+        return z
+
+    # ------------------------------------------------------------ entry point
+    def prepare(self, session_id: int, cxid: int, op: int, req: Any, auth: list[Id], now_ms: int,
+                zxid: int | None = None) -> tuple[TxnHeader, Any]:
+        """Build the txn for one write; never raises for a client error (it becomes an error txn)."""
+        if zxid is None:
+            zxid = self.take_zxid()
+        hdr = TxnHeader(session_id, cxid, zxid, now_ms, op)
+        try:
+            if op == Op.multi:
+                return self._multi(hdr, req, auth)
+            body = self._one(hdr, op, req, auth)
+            return hdr, body
+        except ZkError as exc:
+            hdr.type = Op.error
+            return hdr, ErrorTxn(int(exc.code))
+
+    def _one(self, hdr: TxnHeader, op: int, req: Any, auth: list[Id]) -> Any:
+        if op in (Op.create, Op.create2, Op.createContainer, Op.createTTL):
+            return self._create(hdr, op, req, auth)
+        if op == Op.delete or op == Op.deleteContainer:
+            return self._delete(hdr, op, req, auth)
+        if op == Op.setData:
+            return self._set_data(hdr, req, auth)
+        if op == Op.setACL:
+            return self._set_acl(hdr, req, auth)
+        if op == Op.check:
+            return self._check(hdr, req, auth)
+        if op == Op.createSession:
+            return CreateSessionTxn(req)
+        if op == Op.closeSession:
+            return self._close_session(hdr)
+        raise ZkError(Err.UNIMPLEMENTED)
+
+    # ------------------------------------------------------------ ops
+    def _path(self, path: str | None, sequential: bool = False) -> str:
+        try:
+            validate_path(path, sequential)
+        except InvalidPath:
+            raise ZkError(Err.BADARGUMENTS, path)
+        assert path is not None
+        return path
+
+    def _create(self, hdr: TxnHeader, op: int, req: CreateRequest | CreateTTLRequest, auth: list[Id]) -> Any:
+        flags = req.flags
+        if flags not in CreateFlag.ALL:
+            raise ZkError(Err.BADARGUMENTS, req.path)
+        sequential = flags in CreateFlag.SEQUENTIAL
+        path = self._path(req.path, sequential)
+        ttl = getattr(req, "ttl", -1) if op == Op.createTTL else -1
+        is_ttl = flags in CreateFlag.TTL
+        if op == Op.createTTL:
+            if not self.extended_types or not is_ttl:
+                raise ZkError(Err.UNIMPLEMENTED if not self.extended_types else Err.BADARGUMENTS, path)
+            if ttl <= 0 or ttl > MAX_TTL:
+                raise ZkError(Err.BADARGUMENTS, path)
+        elif is_ttl:
+            raise ZkError(Err.BADARGUMENTS, path)
+        if op == Op.createContainer and flags != CreateFlag.CONTAINER:
+            raise ZkError(Err.BADARGUMENTS, path)
+        if flags == CreateFlag.CONTAINER and op != Op.createContainer:
+            raise ZkError(Err.BADARGUMENTS, path)
+        parent_path = paths.parent_of(path if not sequential or not path.endswith("/") else path + "x")
+        parent = self.record(parent_path)
+        if parent is None:
+            raise ZkError(Err.NONODE, path)
+        AclCheck.check(Perm.CREATE, parent.acl, auth, path)
+        acl = fixup_acl(req.acl, auth, path)
+        counter = self.seq.get(parent_path)
+        if counter is None:
+            counter = parent.cversion
+        if sequential:
+            path = f"{path}{counter:010d}"
+            validate_path(path)
+        if path == "/" or self.record(path) is not None:
+            raise ZkError(Err.NODEEXISTS, path)
+        if parent.owner and not (parent.owner == CONTAINER_OWNER or is_ttl_owner(parent.owner)):
+            raise ZkError(Err.NOCHILDRENFOREPHEMERALS, path)
+        if req.data is not None and len(req.data) > 0x7FFFFFFF:
+            raise ZkError(Err.BADARGUMENTS, path)
+        new_cversion = counter + 1
+        ephemeral = flags in CreateFlag.EPHEMERALS
+        if ephemeral:
+            owner = hdr.clientId
+        elif flags == CreateFlag.CONTAINER:
+            owner = CONTAINER_OWNER
+        elif is_ttl:
+            owner = TTL_OWNER_MASK | ttl
+        else:
+            owner = 0
+        zxid = hdr.zxid
+        p = parent.copy(zxid)
+        p.cversion += 1
+        p.num_children += 1
+        self._set_seq(parent_path, new_cversion)
+        self._push(p)
+        self._push(Change(zxid, path, True, 0, 0, 0, acl, owner, 0))
+        acl_list = list(acl)
+        if op == Op.createContainer:
+            return CreateContainerTxn(path, req.data, acl_list, new_cversion)
+        if op == Op.createTTL:
+            return CreateTTLTxn(path, req.data, acl_list, new_cversion, ttl)
+        return CreateTxn(path, req.data, acl_list, ephemeral, new_cversion)
+
+    def _delete(self, hdr: TxnHeader, op: int, req: Any, auth: list[Id]) -> DeleteTxn:
+        path = self._path(req.path)
+        if path == "/" or path == "/zookeeper" or path.startswith("/zookeeper/"):
+            # ZooKeeper refuses to delete the root and the system subtree
+            raise ZkError(Err.BADARGUMENTS, path)
+        parent_path = paths.parent_of(path)
+        parent = self.record(parent_path)
+        node = self.record(path)
+        if parent is None or node is None:
+            raise ZkError(Err.NONODE, path)
+        if op == Op.delete:
+            AclCheck.check(Perm.DELETE, parent.acl, auth, path)
+            version = req.version
+            if version != -1 and version != node.version:
+                raise ZkError(Err.BADVERSION, path)
+        if node.num_children > 0:
+            raise ZkError(Err.NOTEMPTY, path)
+        zxid = hdr.zxid
+        p = parent.copy(zxid)
+        p.num_children -= 1
+        p.cversion += 1
+        self._push(p)
+        self._push(Change(zxid, path, False))
+        if path in self.seq:
+            self._set_seq(path, None)
+        return DeleteTxn(path)
+
+    def _set_data(self, hdr: TxnHeader, req: Any, auth: list[Id]) -> SetDataTxn:
+        path = self._path(req.path)
+        node = self.record(path)
+        if node is None:
+            raise ZkError(Err.NONODE, path)
+        AclCheck.check(Perm.WRITE, node.acl, auth, path)
+        version = req.version
+        if version != -1 and version != node.version:
+            raise ZkError(Err.BADVERSION, path)
+        new_version = node.version + 1
+        ch = node.copy(hdr.zxid)
+        ch.version = new_version
+        self._push(ch)
+        return SetDataTxn(path, req.data, new_version)
+
+    def _set_acl(self, hdr: TxnHeader, req: Any, auth: list[Id]) -> SetACLTxn:
+        path = self._path(req.path)
+        node = self.record(path)
+        if node is None:
+            raise ZkError(Err.NONODE, path)
+        AclCheck.check(Perm.ADMIN, node.acl, auth, path)
+        acl = fixup_acl(req.acl, auth, path)
+        version = req.version
+        if version != -1 and version != node.aversion:
+            raise ZkError(Err.BADVERSION, path)
+        new_version = node.aversion + 1
+        ch = node.copy(hdr.zxid)
+        ch.aversion = new_version
+        ch.acl = acl
+        self._push(ch)
+        return SetACLTxn(path, list(acl), new_version)
+
+    def _check(self, hdr: TxnHeader, req: Any, auth: list[Id]) -> CheckVersionTxn:
+        path = self._path(req.path)
+        node = self.record(path)
+        if node is None:
+            raise ZkError(Err.NONODE, path)
+        AclCheck.check(Perm.READ, node.acl, auth, path)
+        if req.version != -1 and req.version != node.version:
+            raise ZkError(Err.BADVERSION, path)
+        return CheckVersionTxn(path, req.version)
+
+    def _close_session(self, hdr: TxnHeader) -> CloseSessionTxn:
+        doomed = set(self.tree.ephemerals_of(hdr.clientId))
+        for ch in self.outstanding:
+            if ch.owner == hdr.clientId:
+                if ch.exists:
+                    doomed.add(ch.path)
+        doomed = {p for p in doomed if (r := self.record(p)) is not None and r.owner == hdr.clientId}
+        zxid = hdr.zxid
+        for p in sorted(doomed):
+            parent = self.record(paths.parent_of(p))
+            if parent is not None:
+                pc = parent.copy(zxid)
+                pc.num_children -= 1
+                pc.cversion += 1
+                self._push(pc)
+            self._push(Change(zxid, p, False))
+        return CloseSessionTxn(sorted(doomed))
+
+    def _multi(self, hdr: TxnHeader, ops: list[tuple[int, Any]], auth: list[Id]) -> tuple[TxnHeader, Any]:
+        saved_len = len(self.outstanding)
+        saved = dict(self.by_path)
+        self._seq_undo = []
+        txns: list[Txn] = []
+        failed_at = -1
+        err = Err.OK
+        for i, (op, req) in enumerate(ops):
+            if failed_at >= 0:
+                txns.append(Txn(Op.error, ErrorTxn(int(Err.RUNTIMEINCONSISTENCY)).to_bytes()))
+                continue
+            try:
+                if op not in (Op.create, Op.create2, Op.createContainer, Op.createTTL, Op.delete,
+                              Op.setData, Op.check):
+                    raise ZkError(Err.BADARGUMENTS)
+                body = self._one(hdr, op, req, auth)
+                txns.append(Txn(op, body.to_bytes()))
+            except ZkError as exc:
+                failed_at = i
+                err = exc.code
+                txns.append(Txn(Op.error, ErrorTxn(int(err)).to_bytes()))
+        undo, self._seq_undo = self._seq_undo, None
+        if failed_at >= 0:
+            for path, old in reversed(undo):
+                if old is None:
+                    self.seq.pop(path, None)
+                else:
+                    self.seq[path] = old
+            while len(self.outstanding) > saved_len:
+                self.outstanding.pop()
+            self.by_path = saved
+            for i in range(failed_at):
+                txns[i] = Txn(Op.error, ErrorTxn(int(Err.OK)).to_bytes())
+        return hdr, MultiTxn(txns)

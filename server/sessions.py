@@ -1,0 +1,128 @@
+"""Session tracking with ZooKeeper's tick-bucket expiry (ExpiryQueue), as a pure object.
+
+Time comes in as milliseconds from the caller. A session's expiry time is rounded up
+to the next multiple of the tick, so all sessions due in one tick expire together and
+the tracker only looks at one bucket per tick.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import time as _time
+from dataclasses import dataclass, field
+
+# ZooKeeper derives passwords from the session id and a fixed secret, so any server of
+# the ensemble (and a restarted one) can check them; we do the same with our own secret.
+_SECRET = b"zkops-session-secret-v1"
+
+
+def session_password(session_id: int) -> bytes:
+    return hashlib.sha256(_SECRET + struct.pack(">q", session_id)).digest()[:16]
+
+
+def initial_session_id(server_id: int, now_ms: int | None = None) -> int:
+    """First session id of a server: its id in the top byte, the clock below (as ZooKeeper)."""
+    if now_ms is None:
+        now_ms = int(_time.time() * 1000)
+    base = ((now_ms << 24) & 0xFFFFFFFFFFFFFFFF) >> 8
+    sid = base | ((server_id & 0xFF) << 56)
+    if sid >= 1 << 63:
+        sid -= 1 << 64
+    return sid
+
+
+@dataclass
+class Session:
+    session_id: int
+    timeout: int
+    expires_at: int = 0
+    closing: bool = False
+    local: bool = False
+    owner: object | None = None  # which server/connection currently holds it
+    auth: list = field(default_factory=list)
+
+
+class SessionTracker:
+    """Which sessions live, and which are due to expire at a given time."""
+
+    def __init__(self, tick_ms: int, server_id: int = 1, now_ms: int = 0) -> None:
+        self.tick = tick_ms
+        self.sessions: dict[int, Session] = {}
+        self.buckets: dict[int, set[int]] = {}
+        self.next_expiry = self._round(now_ms)
+        self._next_id = initial_session_id(server_id)
+
+    def _round(self, t: int) -> int:
+        return (t // self.tick + 1) * self.tick
+
+    def new_session_id(self) -> int:
+        sid = self._next_id
+        self._next_id += 1
+        while sid in self.sessions or sid == 0:
+            sid = self._next_id
+            self._next_id += 1
+        return sid
+
+    def add(self, session_id: int, timeout: int, now_ms: int) -> Session:
+        s = self.sessions.get(session_id)
+        if s is None:
+            s = Session(session_id, timeout)
+            self.sessions[session_id] = s
+        else:
+            s.timeout = timeout
+        self.touch(session_id, now_ms)
+        return s
+
+    def touch(self, session_id: int, now_ms: int, timeout: int | None = None) -> bool:
+        """Push the session's expiry out; False when it is unknown or closing."""
+        s = self.sessions.get(session_id)
+        if s is None or s.closing:
+            return False
+        new = self._round(now_ms + (timeout if timeout is not None else s.timeout))
+        if new == s.expires_at:
+            return True
+        old = self.buckets.get(s.expires_at)
+        if old is not None:
+            old.discard(session_id)
+            if not old:
+                del self.buckets[s.expires_at]
+        s.expires_at = new
+        self.buckets.setdefault(new, set()).add(session_id)
+        return True
+
+    def set_closing(self, session_id: int) -> None:
+        s = self.sessions.get(session_id)
+        if s is not None:
+            s.closing = True
+
+    def remove(self, session_id: int) -> Session | None:
+        s = self.sessions.pop(session_id, None)
+        if s is not None:
+            bucket = self.buckets.get(s.expires_at)
+            if bucket is not None:
+                bucket.discard(session_id)
+                if not bucket:
+                    del self.buckets[s.expires_at]
+        return s
+
+    def expired(self, now_ms: int) -> list[Session]:
+        """Sessions whose bucket time has passed; they are marked closing, not removed."""
+        out: list[Session] = []
+        while self.next_expiry <= now_ms:
+            for sid in sorted(self.buckets.pop(self.next_expiry, ())):
+                s = self.sessions.get(sid)
+                if s is not None and not s.closing:
+                    s.closing = True
+                    out.append(s)
+            self.next_expiry += self.tick
+        return out
+
+    def ms_to_next_check(self, now_ms: int) -> int:
+        return max(0, self.next_expiry - now_ms)
+
+    def __contains__(self, session_id: int) -> bool:
+        return session_id in self.sessions
+
+    def __len__(self) -> int:
+        return len(self.sessions)

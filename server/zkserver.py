@@ -1,0 +1,515 @@
+"""The standalone server shell: client port, request pipeline, group commit, timers.
+
+Requests flow as in ZooKeeper (prep -> sync -> final): a write is prepared into a
+transaction, handed to the committer (standalone: txn log with group-commit fsync),
+and applied to the tree only once durable; then its reply and watch events go out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import acl as aclmod
+from .codes import Err, Op, Xid, ZkError
+from .connection import ClientConnection, Request
+from .core import Limits, ServerCore
+from .datatree import ApplyResult, DataTree
+from .records import ConnectRequest, ConnectResponse, Create2Response, CreateResponse, StatResponse, TxnHeader
+from .sessions import session_password
+from .txncodec import encode_txn
+from .wire import encode_multi_results
+
+log = logging.getLogger("zkops.server")
+
+EMPTY_PASSWD = b"\0" * 16
+
+
+class Stats:
+    """Server-wide counters for srvr/stat/mntr."""
+
+    def __init__(self) -> None:
+        self.reset()
+        self.started = time.time()
+
+    def reset(self) -> None:
+        self.min_latency = -1
+        self.max_latency = 0
+        self.total_latency = 0
+        self.count = 0
+        self.packets_received = 0
+        self.packets_sent = 0
+
+    def record(self, ms: int) -> None:
+        self.count += 1
+        self.total_latency += ms
+        if self.min_latency < 0 or ms < self.min_latency:
+            self.min_latency = ms
+        if ms > self.max_latency:
+            self.max_latency = ms
+
+    @property
+    def avg_latency(self) -> float:
+        return self.total_latency / self.count if self.count else 0.0
+
+
+@dataclass
+class Pending:
+    """A write waiting to become durable, and who asked for it."""
+
+    hdr: TxnHeader
+    body: Any
+    conn: ClientConnection | None
+    req: Request | None
+    on_commit: Callable[[ApplyResult], None] | None = None
+
+
+class GroupCommitter:
+    """Appends txns to the log and fsyncs them in batches on one worker thread."""
+
+    def __init__(self, server: ZooKeeperServer, txnlog: Any, force_sync: bool) -> None:
+        self.server = server
+        self.txnlog = txnlog
+        self.force_sync = force_sync
+        self.batch: list[tuple[int, bytes]] = []
+        self.in_flight = False
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="SyncThread")
+        self.roll_pending = False
+        self.kick_scheduled = False
+        self.fsync_ms_last = 0.0
+        self.fsync_count = 0
+
+    def submit(self, zxid: int, data: bytes) -> None:
+        self.batch.append((zxid, data))
+        if not self.kick_scheduled:
+            self.kick_scheduled = True
+            self.server.loop.call_soon(self._kick)
+
+    def _kick(self) -> None:
+        self.kick_scheduled = False
+        if self.in_flight or not self.batch:
+            return
+        batch, self.batch = self.batch, []
+        roll, self.roll_pending = self.roll_pending, False
+        self.in_flight = True
+        fut = self.server.loop.run_in_executor(self.pool, self._write, batch, roll)
+        fut.add_done_callback(lambda f, last=batch[-1][0]: self._done(f, last))
+
+    def _write(self, batch: list[tuple[int, bytes]], roll: bool) -> float:
+        if roll:
+            self.txnlog.roll()
+        for zxid, data in batch:
+            self.txnlog.append(zxid, data)
+        t0 = time.perf_counter()
+        self.txnlog.sync()
+        return (time.perf_counter() - t0) * 1000
+
+    def _done(self, fut: asyncio.Future, last_zxid: int) -> None:
+        self.in_flight = False
+        exc = fut.exception()
+        if exc is not None:
+            log.critical("txn log write failed, stopping: %s", exc)
+            self.server.fatal(exc)
+            return
+        self.fsync_ms_last = fut.result()
+        self.fsync_count += 1
+        self.server.durable(last_zxid)
+        if self.batch:
+            self._kick()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+class ZooKeeperServer:
+    """Everything one standalone server runs on its event loop."""
+
+    def __init__(self, cfg: Any, tree: DataTree | None = None, sessions: dict[int, int] | None = None,
+                 txnlog: Any = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.cfg = cfg
+        self.loop = loop or asyncio.get_event_loop()
+        limits = Limits(tick_time=cfg.tick_time, min_session_timeout=cfg.min_session_timeout,
+                        max_session_timeout=cfg.max_session_timeout,
+                        extended_types=cfg.extended_types_enabled, super_digest=cfg.super_digest,
+                        server_id=1)
+        now = _now_ms()
+        self.core = ServerCore(limits, tree, now)
+        for sid, timeout in (sessions or {}).items():
+            self.core.sessions.add(sid, timeout, now)
+        self.jute_maxbuffer = cfg.jute_maxbuffer
+        self.txnlog = txnlog
+        self.committer = GroupCommitter(self, txnlog, cfg.force_sync) if txnlog is not None else None
+        self.pending: deque[Pending] = deque()
+        self.connections: set[ClientConnection] = set()
+        self.by_session: dict[int, ClientConnection] = {}
+        self.stats = Stats()
+        self.state = "standalone"
+        self.running = True
+        self.servers: list[asyncio.base_events.Server] = []
+        self.txns_since_snapshot = 0
+        self.snap_threshold = self._next_snap_threshold()
+        self.snapshot_in_progress = False
+        self.on_fatal: Callable[[BaseException], None] | None = None
+        self._timers: list[asyncio.TimerHandle] = []
+        self.snapshot_writer: Callable[[int, dict[int, int], list], Any] | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        cfg = self.cfg
+        if cfg.client_port:
+            srv = await self.loop.create_server(lambda: ClientConnection(self), cfg.client_port_address,
+                                                cfg.client_port, reuse_address=True, backlog=1024)
+            self.servers.append(srv)
+            log.info("binding to port %s:%d", cfg.client_port_address, cfg.client_port)
+        self._schedule_tick()
+        self._schedule_containers()
+
+    async def stop(self) -> None:
+        self.running = False
+        for t in self._timers:
+            t.cancel()
+        for srv in self.servers:
+            srv.close()
+        for conn in list(self.connections):
+            conn.close()
+        # let queued writes finish so nothing acknowledged is left behind
+        for _ in range(200):
+            if not self.pending:
+                break
+            await asyncio.sleep(0.01)
+        if self.committer is not None:
+            self.committer.close()
+
+    def fatal(self, exc: BaseException) -> None:
+        self.running = False
+        if self.on_fatal is not None:
+            self.on_fatal(exc)
+
+    def _schedule_tick(self) -> None:
+        if not self.running:
+            return
+        delay = max(0.001, self.core.sessions.ms_to_next_check(_now_ms()) / 1000)
+        self._timers = [t for t in self._timers if not t.cancelled()]
+        self._timers.append(self.loop.call_later(delay, self._tick))
+
+    def _tick(self) -> None:
+        now = _now_ms()
+        for s in self.core.sessions.expired(now):
+            log.info("Expiring session 0x%x, timeout of %dms exceeded", s.session_id, s.timeout)
+            self.submit_internal(s.session_id, Op.closeSession, None)
+        self._schedule_tick()
+
+    def _schedule_containers(self) -> None:
+        if not self.running:
+            return
+        interval = getattr(self.cfg, "container_check_interval_ms", 60000) / 1000
+        self._timers.append(self.loop.call_later(interval, self._check_containers))
+
+    def _check_containers(self) -> None:
+        self.check_containers(_now_ms())
+        self._schedule_containers()
+
+    def check_containers(self, now: int) -> int:
+        """Delete empty containers that once had children and expired empty TTL nodes."""
+        tree = self.core.tree
+        doomed = []
+        for p in list(tree.containers):
+            n = tree.nodes.get(p)
+            if n is not None and n.cversion > 0 and not n.children:
+                doomed.append(p)
+        from .datatree import ttl_of
+
+        for p in list(tree.ttls):
+            n = tree.nodes.get(p)
+            if n is not None and not n.children and now - n.mtime > ttl_of(n.owner):
+                doomed.append(p)
+        for p in doomed:
+            if self.core.prep.record(p) is not None:
+                self.submit_internal(0, Op.deleteContainer, _PathReq(p))
+        return len(doomed)
+
+    # ------------------------------------------------------------ reporting
+    server_id = 0
+    trace_mask = 0
+
+    def mode(self) -> str:
+        return self.state
+
+    def serving(self) -> bool:
+        return self.running
+
+    def extra_mntr(self) -> list[tuple[str, object]]:
+        return []
+
+    def extra_conf(self) -> list[str]:
+        return []
+
+    def four_letter(self, conn: ClientConnection, word: str) -> None:
+        from .fourletter import answer
+
+        whitelist = getattr(self.cfg, "four_letter_words", frozenset({"srvr"}))
+        text = answer(self, word, whitelist)
+        conn.out += text.encode()
+        conn.close()
+
+    # ------------------------------------------------------------ connections
+    def accept_connection(self, conn: ClientConnection) -> bool:
+        limit = self.cfg.max_client_cnxns
+        if limit:
+            same = sum(1 for c in self.connections if c.peer[0] == conn.peer[0])
+            if same >= limit:
+                log.warning("Too many connections from %s - max is %d", conn.peer[0], limit)
+                return False
+        self.connections.add(conn)
+        return True
+
+    def connection_closed(self, conn: ClientConnection) -> None:
+        self.connections.discard(conn)
+        self.core.watches.remove_connection(conn)
+        if conn.session_id and self.by_session.get(conn.session_id) is conn:
+            del self.by_session[conn.session_id]
+
+    def touch(self, conn: ClientConnection) -> None:
+        if conn.session_id:
+            self.core.sessions.touch(conn.session_id, _now_ms())
+
+    def connect(self, conn: ClientConnection, req: ConnectRequest) -> None:
+        core = self.core
+        conn.connected = True
+        if req.lastZxidSeen > core.last_zxid:
+            log.warning("Refusing session request for client %s as it has seen zxid 0x%x our last zxid is 0x%x;"
+                        " client must try another server", conn.peer[0], req.lastZxidSeen, core.last_zxid)
+            conn.close()
+            return
+        timeout = core.limits.negotiate(req.timeOut)
+        if req.sessionId == 0:
+            sid = core.sessions.new_session_id()
+            conn.session_id = sid
+            conn.timeout = timeout
+            conn.outstanding_writes += 1
+
+            def created(result: ApplyResult, conn: ClientConnection = conn, sid: int = sid) -> None:
+                conn.outstanding_writes -= 1
+                if conn.closing:
+                    return
+                self.by_session[sid] = conn
+                log.info("Established session 0x%x with negotiated timeout %d for client %s",
+                         sid, timeout, conn.peer[0])
+                conn.send_connect_response(ConnectResponse(0, timeout, sid, session_password(sid)), False)
+                conn.drain()
+
+            self.submit_internal(sid, Op.createSession, timeout, on_commit=created)
+            return
+        sid = req.sessionId
+        s = core.sessions.sessions.get(sid)
+        if s is None or s.closing or req.passwd != session_password(sid):
+            log.info("Invalid session 0x%x for client %s, probably expired", sid, conn.peer[0])
+            conn.send_connect_response(ConnectResponse(0, 0, 0, EMPTY_PASSWD), False)
+            conn.close()
+            return
+        old = self.by_session.get(sid)
+        if old is not None and old is not conn:
+            old.session_id = 0  # the session moved; the old socket must not close it
+            old.close()
+        conn.session_id = sid
+        conn.timeout = timeout
+        s.timeout = timeout
+        core.sessions.touch(sid, _now_ms())
+        self.by_session[sid] = conn
+        conn.send_connect_response(ConnectResponse(0, timeout, sid, session_password(sid)), False)
+
+    # ------------------------------------------------------------ requests
+    def handle(self, conn: ClientConnection, req: Request) -> None:
+        op = req.op
+        core = self.core
+        xid = req.xid
+        if op == Op.ping:
+            conn.send_reply(Xid.PING, core.last_zxid, 0)
+            return
+        if req.write:
+            if op == Op.closeSession:
+                self.submit(conn, req, Op.closeSession, None)
+                return
+            if op == Op.reconfig:
+                self._finish(conn, req, core.last_zxid, Err.RECONFIGDISABLED)
+                return
+            self.submit(conn, req, op, req.record)
+            return
+        try:
+            if op == Op.auth:
+                self._auth(conn, req)
+                return
+            if op == Op.setWatches or op == Op.setWatches2:
+                r = req.record
+                pers = getattr(r, "persistentWatches", None)
+                rec = getattr(r, "persistentRecursiveWatches", None)
+                notes = core.set_watches(r.relativeZxid, r.dataWatches, r.existWatches, r.childWatches,
+                                         pers, rec, conn, conn.auth)
+                for w, etype, path in notes:
+                    conn.send_event(etype, path)
+                conn.send_reply(xid, core.last_zxid, 0)
+                return
+            if op == Op.multiRead:
+                results = core.multi_read(req.record, conn, conn.auth, conn.session_id)
+                payload = bytearray()
+                encode_multi_results(payload, results)
+                conn.send_raw_reply(xid, core.last_zxid, 0, payload)
+                conn.record_latency(req, core.last_zxid)
+                return
+            if op == Op.sasl:
+                raise ZkError(Err.UNIMPLEMENTED)
+            body = core.read(op, req.record, conn, conn.auth, conn.session_id)
+        except ZkError as exc:
+            self._finish(conn, req, core.last_zxid, exc.code)
+            return
+        conn.send_reply(xid, core.last_zxid, 0, body)
+        conn.record_latency(req, core.last_zxid)
+
+    def _finish(self, conn: ClientConnection, req: Request, zxid: int, err: int, body: Any = None) -> None:
+        conn.send_reply(req.xid, zxid, int(err), body)
+        conn.record_latency(req, zxid)
+
+    def _auth(self, conn: ClientConnection, req: Request) -> None:
+        pkt = req.record
+        try:
+            ids = aclmod.authenticate(pkt.scheme or "", pkt.auth, self.cfg.super_digest)
+        except ZkError:
+            log.warning("Authentication failed for scheme: %s", pkt.scheme)
+            conn.send_reply(Xid.AUTH, 0, int(Err.AUTHFAILED))
+            conn.close()
+            return
+        for i in ids:
+            if i not in conn.auth:
+                conn.auth.append(i)
+        conn.send_reply(Xid.AUTH, 0, 0)
+
+    # ------------------------------------------------------------ writes
+    def submit(self, conn: ClientConnection, req: Request, op: int, record: Any) -> None:
+        core = self.core
+        hdr, body = core.prep.prepare(conn.session_id, req.xid, op, record, conn.auth, _now_ms())
+        if op == Op.closeSession:
+            core.sessions.set_closing(conn.session_id)
+        self._enqueue(Pending(hdr, body, conn, req))
+
+    def submit_internal(self, session_id: int, op: int, record: Any,
+                        on_commit: Callable[[ApplyResult], None] | None = None) -> None:
+        hdr, body = self.core.prep.prepare(session_id, 0, op, record, [aclmod.SUPER_ID], _now_ms())
+        self._enqueue(Pending(hdr, body, None, None, on_commit))
+
+    def _enqueue(self, p: Pending) -> None:
+        self.pending.append(p)
+        data = encode_txn(p.hdr, p.body)
+        if self.committer is None:
+            self.loop.call_soon(self.durable, p.hdr.zxid)
+        else:
+            self.committer.submit(p.hdr.zxid, data)
+
+    def durable(self, zxid: int) -> None:
+        """Every txn up to ``zxid`` is on disk: apply them, reply, notify watchers."""
+        pending = self.pending
+        core = self.core
+        while pending and pending[0].hdr.zxid <= zxid:
+            p = pending.popleft()
+            result, notes = core.commit(p.hdr, p.body)
+            for w, etype, path in notes:
+                if not w.closing:
+                    w.send_event(etype, path)
+            self.txns_since_snapshot += 1
+            op = p.hdr.type
+            if op == Op.closeSession:
+                sid = p.hdr.clientId
+                holder = self.by_session.pop(sid, None)
+                if holder is not None and holder is not p.conn:
+                    holder.close()
+            if p.on_commit is not None:
+                p.on_commit(result)
+            conn = p.conn
+            if conn is None or p.req is None:
+                continue
+            self._reply_write(conn, p.req, p.hdr, result)
+            if op == Op.closeSession:
+                conn.close()
+            else:
+                conn.write_done()
+        if self.txns_since_snapshot >= self.snap_threshold:
+            self._take_snapshot()
+
+    def _reply_write(self, conn: ClientConnection, req: Request, hdr: TxnHeader, result: ApplyResult) -> None:
+        if conn.closing:
+            return
+        zxid = hdr.zxid
+        op = req.op
+        if op == Op.multi:
+            if result.multi is None:
+                conn.send_reply(req.xid, zxid, result.err or int(Err.MARSHALLINGERROR))
+            else:
+                payload = bytearray()
+                encode_multi_results(payload, [(t, e, _multi_value(t, v)) for t, e, v in result.multi])
+                conn.send_raw_reply(req.xid, zxid, 0, payload)
+        elif result.err:
+            conn.send_reply(req.xid, zxid, result.err)
+        else:
+            conn.send_reply(req.xid, zxid, 0, ServerCore.write_reply(op, result))
+        conn.record_latency(req, zxid)
+
+    # ------------------------------------------------------------ snapshots
+    def _next_snap_threshold(self) -> int:
+        n = max(2, int(getattr(self.cfg, "snap_count", 100000)))
+        return n // 2 + random.randint(0, n // 2)
+
+    def _take_snapshot(self) -> None:
+        if self.snapshot_in_progress or self.snapshot_writer is None or self.committer is None:
+            return
+        self.txns_since_snapshot = 0
+        self.snap_threshold = self._next_snap_threshold()
+        self.committer.roll_pending = True
+        tree = self.core.tree
+        zxid = tree.last_zxid
+        items = list(tree.nodes.items())
+        sessions = {sid: s.timeout for sid, s in self.core.sessions.sessions.items()}
+        self.snapshot_in_progress = True
+        fut = self.loop.run_in_executor(None, self.snapshot_writer, zxid, sessions, items)
+
+        def done(f: asyncio.Future) -> None:
+            self.snapshot_in_progress = False
+            if f.exception() is not None:
+                log.error("snapshot at 0x%x failed: %s", zxid, f.exception())
+
+        fut.add_done_callback(done)
+
+
+class _PathReq:
+    """A minimal request record for internal deletes (deleteContainer)."""
+
+    __slots__ = ("path", "version")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.version = -1
+
+
+def _multi_value(op: int, value: Any) -> Any:
+    if value is None:
+        return None
+    if op == Op.create:
+        return CreateResponse(value[0])
+    if op in (Op.create2, Op.createContainer, Op.createTTL):
+        return Create2Response(value[0], value[1])
+    if op == Op.setData:
+        return StatResponse(value)
+    return None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+__all__ = ["ZooKeeperServer", "GroupCommitter", "Stats", "Path"]
