@@ -323,7 +323,7 @@ class DataTree:
         results: list[tuple[int, int, Any]] = []
         events: list[Event] = []
         if failed:
-            for op, body in subs:
+            for _op, body in subs:
                 results.append((Op.error, body.err if isinstance(body, ErrorTxn) else 0, None))
             return ApplyResult(multi=results)
         for op, body in subs:

@@ -171,7 +171,7 @@ def _compile(cls: type[Record]) -> None:
 
 def _new_record(cls: type[Record], values: tuple[Any, ...]) -> Record:
     obj = object.__new__(cls)
-    for slot, value in zip(cls.__slots__, values):
+    for slot, value in zip(cls.__slots__, values, strict=False):
         object.__setattr__(obj, slot, value)
     return obj
 
@@ -194,7 +194,7 @@ class Record:
         names = self.__slots__
         if len(args) > len(names):
             raise TypeError(f"{type(self).__name__} takes {len(names)} fields")
-        for name, value in zip(names, args):
+        for name, value in zip(names, args, strict=False):
             object.__setattr__(self, name, value)
         for name in names[len(args):]:
             if name in kwargs:

@@ -305,9 +305,8 @@ class Preparer:
     def _close_session(self, hdr: TxnHeader) -> CloseSessionTxn:
         doomed = set(self.tree.ephemerals_of(hdr.clientId))
         for ch in self.outstanding:
-            if ch.owner == hdr.clientId:
-                if ch.exists:
-                    doomed.add(ch.path)
+            if ch.owner == hdr.clientId and ch.exists:
+                doomed.add(ch.path)
         doomed = {p for p in doomed if (r := self.record(p)) is not None and r.owner == hdr.clientId}
         zxid = hdr.zxid
         for p in sorted(doomed):

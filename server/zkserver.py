@@ -353,7 +353,7 @@ class ZooKeeperServer:
                 rec = getattr(r, "persistentRecursiveWatches", None)
                 notes = core.set_watches(r.relativeZxid, r.dataWatches, r.existWatches, r.childWatches,
                                          pers, rec, conn, conn.auth)
-                for w, etype, path in notes:
+                for _w, etype, path in notes:
                     conn.send_event(etype, path)
                 conn.send_reply(xid, core.last_zxid, 0)
                 return
