@@ -42,6 +42,16 @@ WRITE_OPS = frozenset({Op.create, Op.create2, Op.createContainer, Op.createTTL, 
                        Op.deleteContainer})
 
 
+MALFORMED = object()  # the record of a request whose body did not decode
+
+
+def _op_name(op: int) -> str:
+    try:
+        return Op(op).name
+    except ValueError:
+        return f"op {op}"
+
+
 class Request:
     __slots__ = ("xid", "op", "record", "received", "write")
 
@@ -160,14 +170,19 @@ class ClientConnection(asyncio.Protocol):
             return
         xid, op = _HDR.unpack_from(frame, 0)
         self.server.touch(self)
-        if op == Op.multi or op == Op.multiRead:
-            record: Any = decode_multi(frame, 8)
-        else:
-            cls = REQUEST_TYPES.get(op, False)
-            if cls is False:
-                self.queue_request(Request(xid, op, None, time.monotonic(), False))
-                return
-            record = cls.read(frame, 8)[0] if cls is not None else None
+        try:
+            if op == Op.multi or op == Op.multiRead:
+                record: Any = decode_multi(frame, 8)
+            else:
+                cls = REQUEST_TYPES.get(op, False)
+                if cls is False:
+                    self.queue_request(Request(xid, op, None, time.monotonic(), False))
+                    return
+                record = cls.read(frame, 8)[0] if cls is not None else None
+        except (JuteError, struct.error, IndexError, UnicodeDecodeError) as exc:
+            # as Apache ZooKeeper: the request fails with MarshallingError, the connection lives
+            log.info("malformed %s request from session 0x%x: %s", _op_name(op), self.session_id, exc)
+            record = MALFORMED
         self.queue_request(Request(xid, op, record, time.monotonic(), op in WRITE_OPS))
 
     def _handshake(self, frame: memoryview) -> None:

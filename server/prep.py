@@ -161,6 +161,8 @@ class Preparer:
             return CreateSessionTxn(req)
         if op == Op.closeSession:
             return self._close_session(hdr)
+        if op == Op.error:  # a write whose request did not decode
+            raise ZkError(Err.MARSHALLINGERROR)
         raise ZkError(Err.UNIMPLEMENTED)
 
     # ------------------------------------------------------------ ops

@@ -20,7 +20,7 @@ from typing import Any
 
 from . import acl as aclmod
 from .codes import Err, Op, Xid, ZkError
-from .connection import ClientConnection, Request
+from .connection import MALFORMED, ClientConnection, Request
 from .core import Limits, ServerCore
 from .datatree import ApplyResult, DataTree
 from .records import ConnectRequest, ConnectResponse, Create2Response, CreateResponse, StatResponse, TxnHeader
@@ -333,6 +333,12 @@ class ZooKeeperServer:
         xid = req.xid
         if op == Op.ping:
             conn.send_reply(Xid.PING, core.last_zxid, 0)
+            return
+        if req.record is MALFORMED:
+            if req.write and op != Op.closeSession:
+                self.submit(conn, req, Op.error, None)
+            else:
+                self._finish(conn, req, core.last_zxid, Err.MARSHALLINGERROR)
             return
         if req.write:
             if op == Op.closeSession:

@@ -45,9 +45,13 @@ def wait_ruok(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
+            # ruok answers before the server serves; srvr says "Mode:" only once it does
             with socket.create_connection((host, port), timeout=1) as s:
-                s.sendall(b"ruok")
-                if s.recv(4) == b"imok":
+                s.sendall(b"srvr")
+                reply = b""
+                while chunk := s.recv(4096):
+                    reply += chunk
+                if b"Mode:" in reply:
                     return
         except OSError as exc:
             last = exc

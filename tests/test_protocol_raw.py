@@ -1,0 +1,265 @@
+"""Raw client-port behaviour, run against both Apache ZooKeeper 3.8 and zkops.
+
+These cover requests kazoo 2.11 does not send (addWatch, getEphemerals,
+getAllChildrenNumber, whoAmI, checkWatches) and bad input: whatever a client sends,
+only its own connection is closed and everyone else is served on.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import uuid
+
+import pytest
+
+from tests.support.ourzk import InProcessServer
+from tests.support.rawclient import RawClient, four_letter
+from zkops.server.codes import CreateFlag, Err, EventType, Op, WatcherType
+from zkops.server.records import (
+    ACL,
+    AddWatchRequest,
+    CountResponse,
+    CreateRequest,
+    GetChildrenResponse,
+    Id,
+    PathOnly,
+    PathRequest,
+    SetDataRequest,
+    WatchesRequest,
+    WhoAmIResponse,
+)
+
+OPEN = [ACL(31, Id("world", "anyone"))]
+
+
+@pytest.fixture(scope="module")
+def zkops_server():
+    with InProcessServer() as s:
+        yield s
+
+
+@pytest.fixture(params=["apache", "zkops"])
+def address(request):
+    if request.param == "apache":
+        request.applymarker(pytest.mark.reference)
+        return request.getfixturevalue("reference_zk").address
+    return request.getfixturevalue("zkops_server").address
+
+
+def _create(c: RawClient, path: str, flags: int = 0) -> int:
+    hdr, _ = c.request(Op.create, CreateRequest(path, b"", OPEN, flags))
+    return hdr.err
+
+
+def test_persistent_recursive_watch_sees_descendants_but_no_child_events(address):
+    c = RawClient(address)
+    base = "/pw-" + uuid.uuid4().hex[:6]
+    assert _create(c, base) == 0
+    hdr, _ = c.request(Op.addWatch, AddWatchRequest(base, 1))
+    assert hdr.err == 0
+    assert _create(c, base + "/a") == 0
+    assert _create(c, base + "/a/b") == 0
+    c.request(Op.setData, SetDataRequest(base + "/a/b", b"x", -1))
+    events = [(e.type, e.path) for e in c.events]
+    assert events == [(EventType.NodeCreated, base + "/a"), (EventType.NodeCreated, base + "/a/b"),
+                      (EventType.NodeDataChanged, base + "/a/b")]
+    c.close()
+
+
+def test_persistent_watch_fires_repeatedly_with_child_events(address):
+    c = RawClient(address)
+    base = "/pp-" + uuid.uuid4().hex[:6]
+    assert _create(c, base) == 0
+    c.request(Op.addWatch, AddWatchRequest(base, 0))
+    c.request(Op.setData, SetDataRequest(base, b"1", -1))
+    c.request(Op.setData, SetDataRequest(base, b"2", -1))
+    assert _create(c, base + "/k") == 0
+    assert _create(c, base + "/k/deeper") == 0
+    events = [(e.type, e.path) for e in c.events]
+    assert events == [(EventType.NodeDataChanged, base), (EventType.NodeDataChanged, base),
+                      (EventType.NodeChildrenChanged, base)]
+    hdr, _ = c.request(Op.checkWatches, WatchesRequest(base, WatcherType.ANY))
+    assert hdr.err == 0
+    hdr, _ = c.request(Op.removeWatches, WatchesRequest(base, WatcherType.ANY))
+    assert hdr.err == 0
+    hdr, _ = c.request(Op.checkWatches, WatchesRequest(base, WatcherType.ANY))
+    assert hdr.err == Err.NOWATCHER
+    c.close()
+
+
+def test_remove_watches_without_watch_is_nowatcher(address):
+    c = RawClient(address)
+    hdr, _ = c.request(Op.removeWatches, WatchesRequest("/zookeeper", WatcherType.DATA))
+    assert hdr.err == Err.NOWATCHER
+    hdr, _ = c.request(Op.getData, PathRequest("/zookeeper", True))
+    assert hdr.err == 0
+    hdr, _ = c.request(Op.checkWatches, WatchesRequest("/zookeeper", WatcherType.CHILDREN))
+    assert hdr.err == Err.NOWATCHER
+    hdr, _ = c.request(Op.removeWatches, WatchesRequest("/zookeeper", WatcherType.DATA))
+    assert hdr.err == 0
+    c.close()
+
+
+def test_get_ephemerals_lists_only_this_sessions_nodes(address):
+    c = RawClient(address)
+    other = RawClient(address)
+    base = "/eph-" + uuid.uuid4().hex[:6]
+    assert _create(c, base) == 0
+    assert _create(c, base + "/mine", CreateFlag.EPHEMERAL) == 0
+    assert _create(c, base + "/seq-", CreateFlag.EPHEMERAL_SEQUENTIAL) == 0
+    assert _create(other, base + "/theirs", CreateFlag.EPHEMERAL) == 0
+    hdr, body = c.request(Op.getEphemerals, PathOnly(base))
+    assert hdr.err == 0
+    assert sorted(GetChildrenResponse.from_bytes(body).children) == [base + "/mine", base + "/seq-0000000001"]
+    hdr, body = c.request(Op.getEphemerals, PathOnly(base + "/nothing"))
+    assert GetChildrenResponse.from_bytes(body).children == []
+    c.close()
+    other.close()
+
+
+def test_get_all_children_number_counts_descendants(address):
+    c = RawClient(address)
+    base = "/cnt-" + uuid.uuid4().hex[:6]
+    for p in (base, base + "/a", base + "/a/b", base + "/c"):
+        assert _create(c, p) == 0
+    hdr, body = c.request(Op.getAllChildrenNumber, PathOnly(base))
+    assert hdr.err == 0 and CountResponse.from_bytes(body).totalNumber == 3
+    hdr, _ = c.request(Op.getAllChildrenNumber, PathOnly(base + "/missing"))
+    assert hdr.err == Err.NONODE
+    c.close()
+
+
+def test_who_am_i_reports_ip_then_digest_user(address):
+    from zkops.server.records import AuthPacket
+
+    c = RawClient(address)
+    hdr, body = c.request(Op.whoAmI)
+    assert hdr.err == 0
+    assert [(i.authScheme, i.user) for i in WhoAmIResponse.from_bytes(body).clientInfo] == [("ip", "127.0.0.1")]
+    c.xid += 1
+    c.send_frame(struct.pack(">ii", -4, Op.auth) + AuthPacket(0, "digest", b"bob:pw").to_bytes())
+    hdr, _ = c.reply(-4)
+    assert hdr.err == 0
+    hdr, body = c.request(Op.whoAmI)
+    infos = {(i.authScheme, i.user) for i in WhoAmIResponse.from_bytes(body).clientInfo}
+    assert infos == {("ip", "127.0.0.1"), ("digest", "bob")}
+    c.close()
+
+
+def test_unknown_opcode_gets_an_error_and_the_connection_lives(address, request):
+    c = RawClient(address)
+    c.xid += 1
+    c.send_frame(struct.pack(">ii", c.xid, 999))
+    try:
+        hdr, _ = c.reply(c.xid)
+        got = hdr.err
+    except (ConnectionError, OSError):
+        got = "closed"
+    if "zkops" in request.node.callspec.id:
+        assert got == Err.UNIMPLEMENTED
+        hdr, _ = c.request(Op.exists, PathRequest("/", False))
+        assert hdr.err == 0
+    c.close()
+
+
+def _closed(sock: socket.socket) -> bool:
+    sock.settimeout(5)
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.parametrize("garbage", [
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    struct.pack(">i", -5) + b"abcd",
+    struct.pack(">i", 0x7FFFFFF0) + b"abcd",
+    struct.pack(">i", 0x100000 + 1) + b"\0" * 64,
+    struct.pack(">i", 12) + b"\xff" * 12,
+])
+def test_bad_input_closes_only_that_connection(address, garbage):
+    bystander = RawClient(address)
+    host, port = address.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)))
+    s.sendall(garbage)
+    assert _closed(s)
+    s.close()
+    hdr, _ = bystander.request(Op.exists, PathRequest("/", False))
+    assert hdr.err == 0
+    bystander.close()
+
+
+def test_malformed_request_body_fails_with_marshalling_error(address):
+    c = RawClient(address)
+    # a create and a getData whose path length runs past the frame
+    c.xid = 1
+    c.send_frame(struct.pack(">ii", 1, Op.create) + struct.pack(">i", 1000) + b"/x")
+    hdr, _ = c.reply(1)
+    assert hdr.err == Err.MARSHALLINGERROR
+    c.xid = 2
+    c.send_frame(struct.pack(">ii", 2, Op.getData) + struct.pack(">i", 1000) + b"/x")
+    hdr, _ = c.reply(2)
+    assert hdr.err == Err.MARSHALLINGERROR
+    hdr, _ = c.request(Op.exists, PathRequest("/", False))
+    assert hdr.err == 0
+    c.close()
+
+
+def test_four_letter_words(address):
+    assert four_letter(address, "ruok") == "imok"
+    srvr = four_letter(address, "srvr")
+    assert srvr.startswith("Zookeeper version: 3.8.0-")
+    assert "Mode: standalone" in srvr and "Node count: " in srvr
+    mntr = dict(line.split("\t", 1) for line in four_letter(address, "mntr").splitlines())
+    assert mntr["zk_server_state"] == "standalone"
+    assert int(mntr["zk_znode_count"]) >= 4
+    assert four_letter(address, "isro") == "rw"
+    assert four_letter(address, "envi").startswith("Environment:\nzookeeper.version=3.8.0-")
+    assert "Total watches:" in four_letter(address, "wchs")
+    assert four_letter(address, "dirs").startswith("datadir_size: ")
+
+
+def test_four_letter_whitelist_refuses_other_words():
+    with InProcessServer(four_letter_words=frozenset({"srvr"})) as s:
+        assert four_letter(s.address, "ruok") == "ruok is not executed because it is not in the whitelist.\n"
+        assert "Mode: standalone" in four_letter(s.address, "srvr")
+
+
+def test_session_reattach_keeps_ephemerals_and_bad_password_is_refused(address):
+    c = RawClient(address, timeout_ms=10000)
+    base = "/re-" + uuid.uuid4().hex[:6]
+    assert _create(c, base, CreateFlag.EPHEMERAL) == 0
+    sid, pw = c.session_id, c.connect_response.passwd
+    c.sock.close()
+    again = RawClient(address, session_id=sid, passwd=pw)
+    assert again.session_id == sid and again.connect_response.timeOut > 0
+    hdr, _ = again.request(Op.exists, PathRequest(base, False))
+    assert hdr.err == 0
+    bad = RawClient(address, session_id=sid, passwd=b"\x01" * 16)
+    assert bad.connect_response.timeOut == 0 and bad.session_id == 0
+    assert _closed(bad.sock)
+    again.close()
+
+
+def test_negotiated_timeout_is_clamped_to_the_tick_limits(address):
+    low = RawClient(address, timeout_ms=100)
+    high = RawClient(address, timeout_ms=10_000_000)
+    assert low.connect_response.timeOut == 4000
+    assert high.connect_response.timeOut == 40000
+    low.close()
+    high.close()
+
+
+def test_close_session_deletes_its_ephemerals(address):
+    c = RawClient(address)
+    watcher = RawClient(address)
+    base = "/cl-" + uuid.uuid4().hex[:6]
+    assert _create(c, base, CreateFlag.EPHEMERAL) == 0
+    hdr, _ = watcher.request(Op.exists, PathRequest(base, True))
+    assert hdr.err == 0
+    hdr, _ = c.request(Op.closeSession)
+    assert hdr.err == 0
+    ev = watcher.wait_event()
+    assert (ev.type, ev.path) == (EventType.NodeDeleted, base)
+    watcher.close()
