@@ -59,9 +59,13 @@ class Node:
         self.children: set[str] | None = None
 
     def stat(self) -> Stat:
+        """The Stat clients see: containers and TTL nodes show ephemeralOwner 0, as in ZooKeeper."""
         ch = self.children
+        owner = self.owner
+        if owner < 0:
+            owner = 0
         return Stat(self.czxid, self.mzxid, self.ctime, self.mtime, self.version, self.cversion,
-                    self.aversion, self.owner, len(self.data) if self.data is not None else 0,
+                    self.aversion, owner, len(self.data) if self.data is not None else 0,
                     len(ch) if ch else 0, self.pzxid)
 
     def persisted(self) -> StatPersisted:

@@ -141,6 +141,7 @@ class Preparer:
             if op == Op.multi:
                 return self._multi(hdr, req, auth)
             body = self._one(hdr, op, req, auth)
+            hdr.type = _txn_type(op, body)
             return hdr, body
         except ZkError as exc:
             hdr.type = Op.error
@@ -189,10 +190,9 @@ class Preparer:
                 raise ZkError(Err.BADARGUMENTS, path)
         elif is_ttl:
             raise ZkError(Err.BADARGUMENTS, path)
-        if op == Op.createContainer and flags != CreateFlag.CONTAINER:
-            raise ZkError(Err.BADARGUMENTS, path)
-        if flags == CreateFlag.CONTAINER and op != Op.createContainer:
-            raise ZkError(Err.BADARGUMENTS, path)
+        # As Apache ZooKeeper: the createContainer op makes a container whatever its flags
+        # say, and a create/create2 with the CONTAINER flag makes one too.
+        container = op == Op.createContainer or flags == CreateFlag.CONTAINER
         parent_path = paths.parent_of(path if not sequential or not path.endswith("/") else path + "x")
         parent = self.record(parent_path)
         if parent is None:
@@ -212,11 +212,11 @@ class Preparer:
         if req.data is not None and len(req.data) > 0x7FFFFFFF:
             raise ZkError(Err.BADARGUMENTS, path)
         new_cversion = counter + 1
-        ephemeral = flags in CreateFlag.EPHEMERALS
-        if ephemeral:
-            owner = hdr.clientId
-        elif flags == CreateFlag.CONTAINER:
+        ephemeral = flags in CreateFlag.EPHEMERALS and not container
+        if container:
             owner = CONTAINER_OWNER
+        elif ephemeral:
+            owner = hdr.clientId
         elif is_ttl:
             owner = TTL_OWNER_MASK | ttl
         else:
@@ -229,7 +229,7 @@ class Preparer:
         self._push(p)
         self._push(Change(zxid, path, True, 0, 0, 0, acl, owner, 0))
         acl_list = list(acl)
-        if op == Op.createContainer:
+        if container:
             return CreateContainerTxn(path, req.data, acl_list, new_cversion)
         if op == Op.createTTL:
             return CreateTTLTxn(path, req.data, acl_list, new_cversion, ttl)
@@ -337,7 +337,7 @@ class Preparer:
                               Op.setData, Op.check):
                     raise ZkError(Err.BADARGUMENTS)
                 body = self._one(hdr, op, req, auth)
-                txns.append(Txn(op, body.to_bytes()))
+                txns.append(Txn(_txn_type(op, body), body.to_bytes()))
             except ZkError as exc:
                 failed_at = i
                 err = exc.code
@@ -355,3 +355,10 @@ class Preparer:
             for i in range(failed_at):
                 txns[i] = Txn(Op.error, ErrorTxn(int(Err.OK)).to_bytes())
         return hdr, MultiTxn(txns)
+
+
+def _txn_type(op: int, body: Any) -> int:
+    """The logged type of a txn: a create that made a container is a createContainer."""
+    if isinstance(body, CreateContainerTxn):
+        return Op.createContainer
+    return op

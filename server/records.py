@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .jute import Record
 
+
 # ---------------------------------------------------------------- data
 class Id(Record):
     FIELDS = (("scheme", "ustring"), ("id", "ustring"))

@@ -132,11 +132,8 @@ def scenario_ephemeral(r: Recorder) -> None:
     r.do("eph", lambda: c.create(b + "/e", b"1", ephemeral=True))
     r.do("eph-stat", lambda: c.exists(b + "/e"))
     r.do("eph-child", lambda: c.create(b + "/e/child"))
-    r.do("container", lambda: c.create(b + "/ctr", container=True))
-    r.do("container-stat", lambda: c.exists(b + "/ctr"))
-    r.do("ttl", lambda: c.create(b + "/ttl", ttl=60000))
-    r.do("ttl-stat", lambda: c.exists(b + "/ttl"))
-    r.do("ttl-zero", lambda: c.create(b + "/ttl0", ttl=0))
+    r.do("eph-seq", lambda: c.create(b + "/es-", ephemeral=True, sequence=True))
+    r.do("delete-eph", lambda: c.delete(b + "/e"))
 
 
 def scenario_multi(r: Recorder) -> None:

@@ -263,3 +263,42 @@ def test_close_session_deletes_its_ephemerals(address):
     ev = watcher.wait_event()
     assert (ev.type, ev.path) == (EventType.NodeDeleted, base)
     watcher.close()
+
+
+def _extended_types_observations(address: str) -> list:
+    from zkops.server.records import Create2Response, CreateTTLRequest, StatResponse
+
+    c = RawClient(address)
+    base = "/ext-" + uuid.uuid4().hex[:6]
+    assert _create(c, base) == 0
+    out = []
+
+    def create2(op: int, req) -> tuple:
+        hdr, body = c.request(op, req)
+        if hdr.err:
+            return ("err", hdr.err)
+        r = Create2Response.from_bytes(body)
+        return (r.path[len(base):], bool(r.stat.ephemeralOwner), r.stat.version, r.stat.numChildren)
+
+    out.append(create2(Op.createContainer, CreateRequest(base + "/ctr", b"", OPEN, CreateFlag.CONTAINER)))
+    out.append(create2(Op.createContainer, CreateRequest(base + "/ctr2", b"", OPEN, 0)))
+    out.append(create2(Op.create2, CreateRequest(base + "/ctr3", b"", OPEN, CreateFlag.CONTAINER)))
+    out.append(create2(Op.createTTL, CreateTTLRequest(base + "/ttl", b"", OPEN, CreateFlag.PERSISTENT_WITH_TTL, 60000)))
+    out.append(create2(Op.createTTL, CreateTTLRequest(base + "/ttls-", b"", OPEN,
+                                                      CreateFlag.PERSISTENT_SEQUENTIAL_WITH_TTL, 5)))
+    out.append(create2(Op.createTTL, CreateTTLRequest(base + "/ttl0", b"", OPEN, CreateFlag.PERSISTENT_WITH_TTL, 0)))
+    out.append(create2(Op.createTTL, CreateTTLRequest(base + "/ttlp", b"", OPEN, 0, 100)))
+    out.append(create2(Op.createTTL, CreateTTLRequest(base + "/ttlhuge", b"", OPEN,
+                                                      CreateFlag.PERSISTENT_WITH_TTL, 1 << 41)))
+    out.append(create2(Op.create2, CreateRequest(base + "/ttl-as-create", b"", OPEN, CreateFlag.PERSISTENT_WITH_TTL)))
+    out.append(create2(Op.create2, CreateRequest(base + "/badflags", b"", OPEN, 42)))
+    out.append(create2(Op.create2, CreateRequest(base + "/ctr/kid", b"", OPEN, CreateFlag.EPHEMERAL)))
+    hdr, body = c.request(Op.exists, PathRequest(base + "/ctr", False))
+    out.append(StatResponse.from_bytes(body).stat.numChildren)
+    c.close()
+    return out
+
+
+@pytest.mark.reference
+def test_containers_and_ttl_nodes_match_apache(reference_zk, zkops_server):
+    assert _extended_types_observations(zkops_server.address) == _extended_types_observations(reference_zk.address)
