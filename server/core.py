@@ -121,7 +121,7 @@ class ServerCore:
             AclCheck.check(Perm.READ, node.acl, auth, path)
             if req.watch:
                 self.watches.add_child(path, watcher)
-            children = list(node.children) if node.children else []
+            children = tree.children_listed(node)
             if op == Op.getChildren:
                 return GetChildrenResponse(children)
             return GetChildren2Response(children, node.stat())

@@ -13,6 +13,7 @@ from typing import Any
 from . import paths
 from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, AclCache
 from .codes import CONTAINER_OWNER, TTL_OWNER_MASK, Err, EventType, Op, ZkError
+from .javaorder import INITIAL_CAPACITY, grown_capacity, hashset_order
 from .records import (
     ACL,
     CheckVersionTxn,
@@ -42,7 +43,7 @@ class Node:
     """One znode: data, interned ACL, the persisted stat fields and child names."""
 
     __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "cversion",
-                 "aversion", "owner", "pzxid", "children")
+                 "aversion", "owner", "pzxid", "children", "capacity")
 
     def __init__(self, data: bytes, acl: tuple[ACL, ...], zxid: int, time: int, owner: int) -> None:
         self.data = data
@@ -56,7 +57,10 @@ class Node:
         self.aversion = 0
         self.owner = owner
         self.pzxid = zxid
-        self.children: set[str] | None = None
+        # child names in insertion order (a dict), plus the Java HashSet table size that
+        # decides the order Apache ZooKeeper lists them in (see javaorder)
+        self.children: dict[str, None] | None = None
+        self.capacity = INITIAL_CAPACITY
 
     def stat(self) -> Stat:
         """The Stat clients see: containers and TTL nodes show ephemeralOwner 0, as in ZooKeeper."""
@@ -125,8 +129,8 @@ class DataTree:
         config = Node(b"", self.acls.intern(READ_ACL_UNSAFE), 0, 0, 0)
         config.aversion = -1
         self.nodes = {"/": root, ZOOKEEPER: zk, QUOTA: quota, CONFIG: config}
-        root.children = {"zookeeper"}
-        zk.children = {"quota", "config"}
+        root.children = {"zookeeper": None}
+        zk.children = {"quota": None, "config": None}
 
     def set_config_data(self, data: bytes) -> None:
         """Replace /zookeeper/config's data (the ensemble's membership) without a txn."""
@@ -141,6 +145,13 @@ class DataTree:
 
     def children_sorted(self, node: Node) -> list[str]:
         return sorted(node.children) if node.children else []
+
+    @staticmethod
+    def children_listed(node: Node) -> list[str]:
+        """Children in the order Apache ZooKeeper's getChildren returns them."""
+        if not node.children:
+            return []
+        return hashset_order(node.children, node.capacity)
 
     def count_descendants(self, path: str) -> int:
         node = self.nodes.get(path)
@@ -186,7 +197,7 @@ class DataTree:
             raise ZkError(Err.NONODE, parent_path)
         name = paths.basename(path)
         if parent.children is None:
-            parent.children = set()
+            parent.children = {}
         elif name in parent.children:
             raise ZkError(Err.NODEEXISTS, path)
         # Apache ZooKeeper 3.8 bumps the parent's cversion by one on every create and
@@ -195,7 +206,9 @@ class DataTree:
         parent.cversion += 1
         if zxid > parent.pzxid:
             parent.pzxid = zxid
-        parent.children.add(name)
+        parent.children[name] = None
+        if len(parent.children) > parent.capacity * 3 // 4:
+            parent.capacity = grown_capacity(parent.capacity, len(parent.children))
         self.nodes[path] = node
         owner = node.owner
         if owner:
@@ -222,7 +235,7 @@ class DataTree:
             raise ZkError(Err.NONODE, parent_path)
         del self.nodes[path]
         if parent.children:
-            parent.children.discard(paths.basename(path))
+            parent.children.pop(paths.basename(path), None)
         parent.cversion += 1
         if zxid > parent.pzxid:
             parent.pzxid = zxid
@@ -365,8 +378,9 @@ def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: lis
     if parent is None:
         raise ValueError(f"snapshot names {path} before its parent")
     if parent.children is None:
-        parent.children = set()
-    parent.children.add(paths.basename(path))
+        parent.children = {}
+    parent.children[paths.basename(path)] = None
+    parent.capacity = grown_capacity(parent.capacity, len(parent.children))
     tree.nodes[path] = node
     owner = node.owner
     if owner == CONTAINER_OWNER:

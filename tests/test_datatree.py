@@ -64,7 +64,7 @@ def _request(op: tuple) -> tuple[int, Any]:
 
 
 def _snapshot(tree: DataTree) -> dict[str, tuple]:
-    return {p: (n.data, n.stat(), tuple(sorted(n.children or ())), n.acl) for p, n in tree.nodes.items()}
+    return {p: (n.data, n.stat(), tuple(n.children or ()), n.acl) for p, n in tree.nodes.items()}
 
 
 def _run(script: list[tuple], batch: int) -> tuple[ServerCore, list[Any], list[bytes]]:

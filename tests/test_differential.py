@@ -228,7 +228,24 @@ def scenario_paths(r: Recorder) -> None:
     r.do("unicode-get", lambda: c.get(b + "/ünï©ødé")[0])
 
 
-SCENARIOS = [scenario_crud, scenario_sequential, scenario_ephemeral, scenario_multi, scenario_watches,
+def scenario_child_order(r: Recorder) -> None:
+    """getChildren lists in Apache's HashSet order, through table growth and deletes."""
+    c, b = r.client, r.base
+    c.create(b + "/o")
+    names = [f"n{i}" for i in range(40)] + ["zeta", "alpha", "Ω", "ü-1", "x" * 30]
+    for i, n in enumerate(names):
+        c.create(f"{b}/o/{n}")
+        if i in (3, 5, 7, 12, 20, 44):
+            r.do(f"order@{i}", lambda: c.get_children(b + "/o"))
+    for n in names[::3]:
+        c.delete(f"{b}/o/{n}")
+    r.do("after-deletes", lambda: c.get_children(b + "/o"))
+    for n in ["n0", "again", "n3"]:
+        c.create(f"{b}/o/{n}")
+    r.do("after-recreate", lambda: c.get_children(b + "/o"))
+
+
+SCENARIOS = [scenario_child_order, scenario_crud, scenario_sequential, scenario_ephemeral, scenario_multi, scenario_watches,
              scenario_acl, scenario_paths]
 
 
