@@ -302,3 +302,90 @@ def _extended_types_observations(address: str) -> list:
 @pytest.mark.reference
 def test_containers_and_ttl_nodes_match_apache(reference_zk, zkops_server):
     assert _extended_types_observations(zkops_server.address) == _extended_types_observations(reference_zk.address)
+
+
+def test_set_watches_replays_what_happened_while_away(address):
+    from zkops.server.records import SetWatches
+
+    c = RawClient(address)
+    writer = RawClient(address)
+    base = "/sw-" + uuid.uuid4().hex[:6]
+    for p in (base, base + "/changed", base + "/deleted", base + "/same"):
+        assert _create(c, p) == 0
+    hdr, _ = c.request(Op.exists, PathRequest(base, False))
+    seen = hdr.zxid
+    writer.request(Op.setData, SetDataRequest(base + "/changed", b"new", -1))
+    from zkops.server.records import DeleteRequest
+
+    writer.request(Op.delete, DeleteRequest(base + "/deleted", -1))
+    assert _create(writer, base + "/born") == 0
+    c.xid += 1
+    c.send_frame(struct.pack(">ii", -8, Op.setWatches) + SetWatches(
+        seen, [base + "/changed", base + "/deleted", base + "/same"], [base + "/born", base + "/unborn"],
+        [base]).to_bytes())
+    hdr, _ = c.reply(-8)
+    assert hdr.err == 0
+    got = sorted((e.type, e.path) for e in c.events)
+    assert got == sorted([(EventType.NodeDataChanged, base + "/changed"), (EventType.NodeDeleted, base + "/deleted"),
+                          (EventType.NodeCreated, base + "/born"), (EventType.NodeChildrenChanged, base)])
+    c.events.clear()
+    # the watches that had nothing to report are registered now
+    writer.request(Op.setData, SetDataRequest(base + "/same", b"x", -1))
+    ev = c.wait_event()
+    assert (ev.type, ev.path) == (EventType.NodeDataChanged, base + "/same")
+    c.close()
+    writer.close()
+
+
+def test_auth_with_unknown_scheme_fails_and_closes(address):
+    from zkops.server.records import AuthPacket
+
+    c = RawClient(address)
+    c.send_frame(struct.pack(">ii", -4, Op.auth) + AuthPacket(0, "nosuchscheme", b"x").to_bytes())
+    hdr, _ = c.reply(-4)
+    assert hdr.err == Err.AUTHFAILED
+    assert _closed(c.sock)
+
+
+def test_super_digest_passes_every_acl():
+    from zkops.server.acl import digest
+    from zkops.server.records import AuthPacket
+
+    with InProcessServer(super_digest=digest("super:adminpw")) as s:
+        owner = RawClient(s.address)
+        hdr, _ = owner.request(Op.create, CreateRequest("/locked", b"s", [ACL(31, Id("digest", digest("a:b")))], 0))
+        assert hdr.err == 0
+        admin = RawClient(s.address)
+        hdr, _ = admin.request(Op.getData, PathRequest("/locked", False))
+        assert hdr.err == Err.NOAUTH
+        admin.send_frame(struct.pack(">ii", -4, Op.auth) + AuthPacket(0, "digest", b"super:adminpw").to_bytes())
+        assert admin.reply(-4)[0].err == 0
+        hdr, _ = admin.request(Op.getData, PathRequest("/locked", False))
+        assert hdr.err == 0
+
+
+def test_max_client_connections_per_address():
+    with InProcessServer(max_client_cnxns=2) as s:
+        a, b = RawClient(s.address), RawClient(s.address)
+        host, port = s.address.rsplit(":", 1)
+        third = socket.create_connection((host, int(port)))
+        assert _closed(third)
+        a.close()
+        import time
+
+        time.sleep(0.2)
+        c = RawClient(s.address)
+        assert c.session_id
+        b.close()
+        c.close()
+
+
+def test_client_that_saw_a_newer_zxid_is_refused():
+    from zkops.server.records import ConnectRequest
+
+    with InProcessServer() as s:
+        host, port = s.address.rsplit(":", 1)
+        sock = socket.create_connection((host, int(port)))
+        req = ConnectRequest(0, 1 << 40, 10000, 0, b"\0" * 16).to_bytes() + b"\0"
+        sock.sendall(struct.pack(">i", len(req)) + req)
+        assert _closed(sock)
