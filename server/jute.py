@@ -163,7 +163,11 @@ def _compile(cls: type[Record]) -> None:
     r.append(f"    return _new(cls, ({args}{',' if len(names) == 1 else ''})), off")
     env["struct_error"] = struct.error
     env["_new"] = _new_record
-    exec("\n".join(w), env)  # noqa: S102 - generated from the class's own field list
+    init = [f"def __init__(self, {', '.join(names)}):" if names else "def __init__(self):"]
+    init += [f"    self.{n} = {n}" for n in names] or ["    pass"]
+    exec("\n".join(init), env)  # noqa: S102 - generated from the class's own field list
+    cls.__init__ = env["__init__"]  # type: ignore[misc]
+    exec("\n".join(w), env)  # noqa: S102
     exec("\n".join(r), env)  # noqa: S102
     cls.write = env["write"]  # type: ignore[method-assign]
     cls.read = classmethod(env["read"])  # type: ignore[method-assign,assignment]

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 
 class InvalidPath(ValueError):
     """The path breaks a ZooKeeper path rule; the message says which."""
 
 
-def _bad_char(c: str) -> bool:
-    o = ord(c)
-    return (
-        o == 0
-        or 0x01 <= o <= 0x1F
-        or 0x7F <= o <= 0x9F
-        or 0xD800 <= o <= 0xF8FF
-        or 0xFFF0 <= o <= 0xFFFF
-    )
+_BAD_CHAR = re.compile("[\u0000-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\uffff]")
+_valid_cache: dict[str, bool] = {}
 
 
 def validate_path(path: str | None, sequential: bool = False) -> None:
@@ -27,6 +22,8 @@ def validate_path(path: str | None, sequential: bool = False) -> None:
         raise InvalidPath("Path cannot be null")
     if sequential:
         path = path + "1"
+    elif path in _valid_cache:
+        return
     if not path:
         raise InvalidPath("Path length must be > 0")
     if path[0] != "/":
@@ -40,9 +37,12 @@ def validate_path(path: str | None, sequential: bool = False) -> None:
             raise InvalidPath(f"empty node name specified @{path.find('//') + 1}")
         if name in (".", ".."):
             raise InvalidPath(f"relative paths not allowed @{path.find('/' + name) + 1}")
-    for i, c in enumerate(path):
-        if _bad_char(c):
-            raise InvalidPath(f"invalid character @{i}")
+    bad = _BAD_CHAR.search(path)
+    if bad is not None:
+        raise InvalidPath(f"invalid character @{bad.start()}")
+    if len(_valid_cache) > 100_000:
+        _valid_cache.clear()
+    _valid_cache[path] = True
 
 
 def parent_of(path: str) -> str:
