@@ -140,7 +140,7 @@ class TxnLog:
                         os.fsync(f.fileno())
                 if recs or end > len(HEADER):
                     self.current = path
-                    self.file = open(path, "r+b")  # noqa: SIM115 - kept open for appends
+                    self.file = open(path, "r+b", buffering=0)  # noqa: SIM115 - kept open for appends
                     self.file_pos = end
                     self.file_size = os.fstat(self.file.fileno()).st_size
                 elif not recs:
@@ -160,8 +160,10 @@ class TxnLog:
 
     def _open_new(self, zxid: int) -> None:
         path = self.dir / log_name(zxid)
-        self.file = open(path, "w+b")  # noqa: SIM115
-        self.file.write(HEADER)
+        self.file = open(path, "w+b", buffering=0)  # noqa: SIM115
+        # unbuffered and synced: records go in with pwrite, and a header left in a
+        # userspace buffer would be lost on kill -9 while the records survive
+        os.pwrite(self.file.fileno(), HEADER, 0)
         self.current = path
         self.file_pos = len(HEADER)
         self.file_size = len(HEADER)

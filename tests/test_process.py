@@ -1,0 +1,122 @@
+"""The real server process: zkserver start/status/stop, and nothing acknowledged lost on kill -9."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException
+
+from tests.support.ourzk import ZkopsProcess
+from zkops.server.snapshot import find_snapshots
+
+pytestmark = pytest.mark.integration
+
+
+def _client(address: str) -> KazooClient:
+    c = KazooClient(hosts=address, timeout=10, connection_retry={"max_tries": -1, "delay": 0.05})
+    c.start(timeout=20)
+    return c
+
+
+def test_acknowledged_writes_survive_kill_9():
+    with ZkopsProcess() as server:
+        acked: list[str] = []
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def writer(n: int) -> None:
+            c = _client(server.address)
+            i = 0
+            while not stop.is_set():
+                path = f"/w{n}-{i}"
+                try:
+                    c.create(path, b"v" * 50)
+                except KazooException:
+                    break
+                with lock:
+                    acked.append(path)
+                i += 1
+            c.stop()
+            c.close()
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(2.0)
+        server.kill()
+        stop.set()
+        for t in threads:
+            t.join(30)
+        assert len(acked) > 50
+        server.start()
+        c = _client(server.address)
+        missing = [p for p in acked if c.exists(p) is None]
+        c.stop()
+        assert not missing, f"{len(missing)} acknowledged creates lost, e.g. {missing[:5]}"
+
+
+def test_snapshots_roll_and_recovery_reads_them():
+    with ZkopsProcess(extra_cfg={"snapCount": "20"}) as server:
+        c = _client(server.address)
+        for i in range(100):
+            c.create(f"/s{i}", str(i).encode())
+        c.set("/s7", b"changed")
+        c.stop()
+        time.sleep(0.5)
+        assert len(find_snapshots(server.data_dir)) >= 2
+        server.kill()
+        server.start()
+        c = _client(server.address)
+        assert c.get("/s7")[0] == b"changed"
+        assert len([n for n in c.get_children("/") if n.startswith("s")]) == 100
+        c.stop()
+
+
+def _zkserver(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "zkops.server", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_zkserver_start_status_stop(tmp_path):
+    server = ZkopsProcess(workdir=tmp_path)
+    cfg = server.write_config()
+    down = _zkserver("status", str(cfg))
+    assert down.returncode == 1 and "not running" in down.stdout
+    up = _zkserver("start", str(cfg))
+    assert up.returncode == 0 and "STARTED" in up.stdout
+    try:
+        again = _zkserver("start", str(cfg))
+        assert again.returncode == 1 and "already running" in again.stdout
+        status = _zkserver("status", str(cfg))
+        assert status.returncode == 0 and "Mode: standalone" in status.stdout
+        assert (server.data_dir / "zookeeper_server.pid").exists()
+    finally:
+        stop = _zkserver("stop", str(cfg))
+    assert stop.returncode == 0 and "STOPPED" in stop.stdout
+    assert not (server.data_dir / "zookeeper_server.pid").exists()
+    assert _zkserver("status", str(cfg)).returncode == 1
+
+
+def test_bad_config_is_one_clear_line(tmp_path):
+    cfg = tmp_path / "zoo.cfg"
+    cfg.write_text(f"dataDir={tmp_path}\nclientPort=99999\n")
+    out = _zkserver("start-foreground", str(cfg))
+    assert out.returncode == 2
+    assert "clientPort" in out.stderr and "zoo.cfg:2" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sigterm_then_restart_on_the_same_port(tmp_path):
+    server = ZkopsProcess(workdir=tmp_path).start()
+    c = _client(server.address)
+    c.create("/keep", b"1")
+    c.stop()
+    server.stop()
+    server.start()
+    c = _client(server.address)
+    assert c.get("/keep")[0] == b"1"
+    c.stop()
+    server.cleanup()
