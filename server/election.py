@@ -1,0 +1,239 @@
+"""Fast leader election, as a pure state machine (ZooKeeper's FastLeaderElection).
+
+Input: notifications from peers and ticks. Output: notifications to send, events for
+the labs' election timeline, and at the end a decision (LEADING, FOLLOWING or
+OBSERVING a leader). Votes are (epoch, zxid, sid) and compare in that order.
+
+Rules kept from ZooKeeper:
+- a LOOKING server proposes itself, adopts any better vote it hears in its round, and
+  moves to a newer round (election epoch) when it hears one;
+- a vote is decided when a quorum of voters' latest votes in this round agree and no
+  better vote arrives during the finalize wait;
+- servers already FOLLOWING/LEADING answer a LOOKING server with their vote and
+  state; a newcomer follows the leader a quorum reports (and that reports LEADING
+  itself) without forcing a new election;
+- observers never vote: they only learn the leader the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class ServerState(str, Enum):
+    LOOKING = "LOOKING"
+    FOLLOWING = "FOLLOWING"
+    LEADING = "LEADING"
+    OBSERVING = "OBSERVING"
+
+
+@dataclass(frozen=True, order=True)
+class Vote:
+    """A candidate and the history it claims; compares (epoch, zxid, leader)."""
+
+    epoch: int
+    zxid: int
+    leader: int
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What servers exchange on the election port."""
+
+    sender: int
+    state: str
+    vote: Vote
+    round: int
+    observer: bool = False
+
+
+@dataclass(frozen=True)
+class ElectionEvent:
+    """One observable step, for the JSON-lines timeline and the `elections` 4lw."""
+
+    kind: str  # vote_sent | vote_received | vote_changed | state_changed | leader_elected
+    round: int
+    vote: Vote | None = None
+    peer: int | None = None
+    state: str | None = None
+    ticks: int | None = None
+
+
+@dataclass
+class ElectionOutput:
+    messages: list[tuple[int, Notification]] = field(default_factory=list)
+    events: list[ElectionEvent] = field(default_factory=list)
+    decided: tuple[ServerState, int] | None = None  # (new state, leader sid)
+
+
+class Election:
+    """The election of one server; feed it notifications and ticks."""
+
+    def __init__(self, my_id: int, voters: set[int], observers: set[int] | None = None,
+                 finalize_ticks: int = 2, resend_ticks: int = 5) -> None:
+        self.my_id = my_id
+        self.voters = set(voters)
+        self.observers = set(observers or ())
+        self.is_observer = my_id in self.observers
+        self.finalize_ticks = finalize_ticks
+        self.resend_ticks = resend_ticks
+        self.round = 0
+        self.state = ServerState.LOOKING
+        self.vote = Vote(0, 0, my_id)
+        self.initial = self.vote
+        self.recv: dict[int, Vote] = {}
+        self.outside: dict[int, tuple[str, Vote, int]] = {}  # sid -> (state, vote, round)
+        self.finalize_at: int | None = None
+        self.now = 0
+        self.started_at = 0
+        self.last_send = 0
+
+    @property
+    def quorum(self) -> int:
+        return len(self.voters) // 2 + 1
+
+    def _peers(self) -> list[int]:
+        return sorted((self.voters | self.observers) - {self.my_id})
+
+    # ------------------------------------------------------------ inputs
+    def start(self, epoch: int, zxid: int) -> ElectionOutput:
+        """Begin looking: a new round, voting for ourselves (observers vote for nobody)."""
+        out = ElectionOutput()
+        self.round += 1
+        self.state = ServerState.LOOKING
+        self.initial = Vote(epoch, zxid, self.my_id)
+        self.vote = self.initial if not self.is_observer else Vote(-1, -1, -1)
+        self.recv = {}
+        self.outside = {}
+        self.finalize_at = None
+        self.started_at = self.now
+        out.events.append(ElectionEvent("state_changed", self.round, state=ServerState.LOOKING.value))
+        if not self.is_observer:
+            self.recv[self.my_id] = self.vote
+        self._broadcast(out)
+        return out
+
+    def settled(self, state: ServerState, leader: int, epoch: int, zxid: int) -> None:
+        """Record the outcome the owner acted on, so we answer LOOKING peers correctly."""
+        self.state = state
+        self.vote = Vote(epoch, zxid, leader)
+
+    def tick(self) -> ElectionOutput:
+        self.now += 1
+        out = ElectionOutput()
+        if self.state != ServerState.LOOKING:
+            return out
+        if self.finalize_at is not None and self.now >= self.finalize_at:
+            self._decide(out)
+            return out
+        if self.now - self.last_send >= self.resend_ticks:
+            self._broadcast(out)
+        return out
+
+    def receive(self, n: Notification) -> ElectionOutput:
+        out = ElectionOutput()
+        if n.sender == self.my_id:
+            return out
+        out.events.append(ElectionEvent("vote_received", n.round, n.vote, n.sender, n.state))
+        if self.state != ServerState.LOOKING:
+            if n.state == ServerState.LOOKING.value:
+                # tell the newcomer who leads
+                self._send(out, n.sender)
+            return out
+        if n.observer or n.sender not in self.voters:
+            # an observer looking too: answer only if we know something
+            return out
+        if n.state == ServerState.LOOKING.value:
+            if n.round > self.round:
+                self.round = n.round
+                self.recv = {}
+                self.finalize_at = None
+                best = max(self.initial, n.vote) if not self.is_observer else n.vote
+                self._change(out, best)
+                if not self.is_observer:
+                    self.recv[self.my_id] = self.vote
+                self._broadcast(out)
+            elif n.round < self.round:
+                self._send(out, n.sender)
+                return out
+            elif not self.is_observer and n.vote > self.vote:
+                self._change(out, n.vote)
+                self.recv[self.my_id] = self.vote
+                self._broadcast(out)
+            self.recv[n.sender] = n.vote
+            self._check_quorum(out)
+        else:
+            # a server that already follows or leads
+            self.outside[n.sender] = (n.state, n.vote, n.round)
+            self._check_established(out, n)
+        return out
+
+    # ------------------------------------------------------------ rules
+    def _check_quorum(self, out: ElectionOutput) -> None:
+        if self.is_observer:
+            return
+        agree = sum(1 for sid, v in self.recv.items() if v == self.vote and sid in self.voters)
+        if agree >= self.quorum:
+            if self.finalize_at is None:
+                self.finalize_at = self.now + self.finalize_ticks
+                if self.finalize_ticks == 0:
+                    self._decide(out)
+        else:
+            self.finalize_at = None
+
+    def _check_established(self, out: ElectionOutput, n: Notification) -> None:
+        leader = n.vote.leader
+        if leader == self.my_id:
+            # never lead on the word of followers from an earlier round: they may not yet
+            # have noticed that we gave up leading (as ZooKeeper's checkLeader)
+            backers = [sid for sid, (state, v, rnd) in self.outside.items()
+                       if v.leader == leader and sid in self.voters and rnd == self.round]
+        else:
+            backers = [sid for sid, (state, v, _) in self.outside.items()
+                       if v.leader == leader and sid in self.voters]
+        if self.vote.leader == leader and not self.is_observer:
+            backers.append(self.my_id)
+        leader_says = self.outside.get(leader)
+        leader_leads = leader == self.my_id or (leader_says is not None and
+                                                leader_says[0] == ServerState.LEADING.value)
+        if len(set(backers)) >= self.quorum and leader_leads:
+            self.round = max(self.round, n.round)
+            self._change(out, n.vote)
+            self._decide(out)
+
+    def _decide(self, out: ElectionOutput) -> None:
+        leader = self.vote.leader
+        if self.is_observer:
+            state = ServerState.OBSERVING
+        elif leader == self.my_id:
+            state = ServerState.LEADING
+        else:
+            state = ServerState.FOLLOWING
+        self.state = state
+        self.finalize_at = None
+        out.decided = (state, leader)
+        out.events.append(ElectionEvent("leader_elected", self.round, self.vote, leader, state.value,
+                                        ticks=self.now - self.started_at))
+        out.events.append(ElectionEvent("state_changed", self.round, state=state.value))
+        # let everyone still looking learn the outcome
+        self._broadcast(out)
+
+    def _change(self, out: ElectionOutput, vote: Vote) -> None:
+        if vote != self.vote:
+            self.vote = vote
+            out.events.append(ElectionEvent("vote_changed", self.round, vote))
+
+    def _notification(self) -> Notification:
+        return Notification(self.my_id, self.state.value, self.vote, self.round, self.is_observer)
+
+    def _send(self, out: ElectionOutput, to: int) -> None:
+        out.messages.append((to, self._notification()))
+
+    def _broadcast(self, out: ElectionOutput) -> None:
+        self.last_send = self.now
+        n = self._notification()
+        targets = sorted(self.voters - {self.my_id}) if self.state == ServerState.LOOKING else self._peers()
+        for sid in targets:
+            out.messages.append((sid, n))
+        out.events.append(ElectionEvent("vote_sent", self.round, self.vote))

@@ -1,0 +1,629 @@
+"""ZAB, the replication protocol, as a pure state machine for one server.
+
+Roles: leader, follower, observer. Inputs: peer messages, ticks, "persisted up to
+zxid" from the log, and ``propose(payload)`` on the leader. Outputs (``ZabOutput``):
+messages to peers, and effects the shell performs *in order*:
+
+- ``SaveEpochs(accepted, current)``: write both epoch files durably before anything else;
+- ``Truncate(zxid)``: drop the log after zxid (an uncommitted tail) and reload;
+- ``InstallSnapshot(zxid, data)``: replace the state with the leader's snapshot;
+- ``Append(zxid, payload)``: add to the log; call ``persisted(zxid)`` once it is synced;
+- ``Commit(zxid, payload)``: apply to the tree (always in zxid order);
+- ``Established(role)``: serve clients; ``Abandon(reason)``: stop and go back to election.
+
+Phases (as in the ZAB paper): discovery (FOLLOWERINFO -> LEADERINFO(new epoch) ->
+ACKEPOCH), synchronisation (DIFF / TRUNC / SNAP, the missing proposals, NEWLEADER ->
+ACK, UPTODATE) and broadcast (PROPOSAL -> ACK from a quorum -> COMMIT; INFORM to
+observers). A leader commits nothing that a quorum of voters has not persisted.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+EPOCH_SHIFT = 32
+
+
+def epoch_of(zxid: int) -> int:
+    return zxid >> EPOCH_SHIFT
+
+
+def make_zxid(epoch: int, counter: int) -> int:
+    return (epoch << EPOCH_SHIFT) | counter
+
+
+# ---------------------------------------------------------------- messages
+@dataclass(frozen=True)
+class FollowerInfo:
+    accepted_epoch: int
+    last_zxid: int
+    observer: bool
+
+
+@dataclass(frozen=True)
+class LeaderInfo:
+    epoch: int
+
+
+@dataclass(frozen=True)
+class AckEpoch:
+    current_epoch: int
+    last_zxid: int
+
+
+@dataclass(frozen=True)
+class SyncStart:
+    mode: str  # DIFF | TRUNC | SNAP
+    zxid: int  # TRUNC target or the snapshot's zxid
+    snapshot: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Proposal:
+    zxid: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Commit:
+    zxid: int
+
+
+@dataclass(frozen=True)
+class Inform:
+    zxid: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class NewLeader:
+    epoch: int
+    zxid: int  # the last zxid sent in the sync
+
+
+@dataclass(frozen=True)
+class Ack:
+    zxid: int
+
+
+@dataclass(frozen=True)
+class UpToDate:
+    committed: int
+
+
+@dataclass(frozen=True)
+class Ping:
+    committed: int
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Every ZAB message travels in one: ``session`` names the learner's current attempt
+    to follow, so messages from an earlier attempt (still in flight on a link that
+    did not break in both directions) are recognised and dropped."""
+
+    session: int
+    msg: Any
+
+
+MESSAGES = (Envelope, FollowerInfo, LeaderInfo, AckEpoch, SyncStart, Proposal, Commit, Inform, NewLeader, Ack,
+            UpToDate, Ping)
+
+
+# ---------------------------------------------------------------- effects
+@dataclass(frozen=True)
+class SaveEpochs:
+    accepted: int
+    current: int
+
+
+@dataclass(frozen=True)
+class Truncate:
+    zxid: int
+
+
+@dataclass(frozen=True)
+class InstallSnapshot:
+    zxid: int
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Append:
+    zxid: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class CommitTxn:
+    zxid: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Established:
+    role: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class Abandon:
+    reason: str
+
+
+@dataclass
+class ZabOutput:
+    messages: list[tuple[int, Any]] = field(default_factory=list)
+    effects: list[Any] = field(default_factory=list)
+
+    def extend(self, other: ZabOutput) -> None:
+        self.messages.extend(other.messages)
+        self.effects.extend(other.effects)
+
+
+@dataclass
+class _Learner:
+    sid: int
+    observer: bool
+    accepted_epoch: int = -1
+    phase: str = "info"  # info -> epoch -> acked -> sync -> synced
+    last_heard: int = 0
+    newleader_zxid: int = 0
+    their_last: int = 0
+    session: int = 0
+
+
+def _first_after(entries: list[tuple[int, bytes]], zxid: int) -> int:
+    """Index of the first entry whose zxid is greater than ``zxid``."""
+    lo, hi = 0, len(entries)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if entries[mid][0] <= zxid:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+class History:
+    """The recent log: (zxid, payload) in order, plus the zxid just before it."""
+
+    def __init__(self, entries: list[tuple[int, bytes]] | None = None, start: int = 0, limit: int = 100_000) -> None:
+        self.entries: list[tuple[int, bytes]] = list(entries or [])
+        self.index: dict[int, int] = {z: i for i, (z, _) in enumerate(self.entries)}
+        self.start = start
+        self.limit = limit
+
+    @property
+    def last(self) -> int:
+        return self.entries[-1][0] if self.entries else self.start
+
+    def append(self, zxid: int, payload: bytes) -> None:
+        self.index[zxid] = len(self.entries)
+        self.entries.append((zxid, payload))
+        if len(self.entries) > self.limit * 2:
+            drop = len(self.entries) - self.limit
+            self.start = self.entries[drop - 1][0]
+            self.entries = self.entries[drop:]
+            self.index = {z: i for i, (z, _) in enumerate(self.entries)}
+
+    def after(self, zxid: int) -> list[tuple[int, bytes]]:
+        if zxid == self.start:
+            return list(self.entries)
+        i = self.index.get(zxid)
+        return [] if i is None else self.entries[i + 1:]
+
+    def between(self, after: int, upto: int) -> list[tuple[int, bytes]]:
+        """Entries with after < zxid <= upto."""
+        lo = _first_after(self.entries, after)
+        out = []
+        for z, p in self.entries[lo:]:
+            if z > upto:
+                break
+            out.append((z, p))
+        return out
+
+    def contains(self, zxid: int) -> bool:
+        return zxid == self.start or zxid in self.index
+
+    def truncate(self, zxid: int) -> None:
+        keep = [(z, p) for z, p in self.entries if z <= zxid]
+        self.entries = keep
+        self.index = {z: i for i, (z, _) in enumerate(keep)}
+
+    def reset(self, start: int) -> None:
+        self.entries = []
+        self.index = {}
+        self.start = start
+
+
+class ZabPeer:
+    """ZAB for one server. The shell owns I/O; this object owns the decisions."""
+
+    def __init__(self, my_id: int, voters: set[int], observers: set[int], *, accepted_epoch: int,
+                 current_epoch: int, history: History, committed: int,
+                 snapshot: Callable[[], tuple[int, bytes]], sync_limit: int = 5, init_limit: int = 10) -> None:
+        self.my_id = my_id
+        self.voters = set(voters)
+        self.observers = set(observers)
+        self.accepted_epoch = accepted_epoch
+        self.current_epoch = current_epoch
+        self.history = history
+        self.committed = committed  # applied to the tree
+        self.snapshot = snapshot
+        self.sync_limit = sync_limit
+        self.init_limit = init_limit
+        self.role: str | None = None
+        self.leader: int | None = None
+        self.established = False
+        self.now = 0
+        self.started = 0
+        self.persisted_zxid = history.last
+        # leader state
+        self.epoch = 0
+        self.learners: dict[int, _Learner] = {}
+        self.epoch_decided = False
+        self.epoch_acks: set[int] = set()
+        self.newleader_acks: set[int] = set()
+        self.outstanding: OrderedDict[int, tuple[bytes, set[int]]] = OrderedDict()
+        self.counter = 0
+        # learner state
+        self.last_from_leader = 0
+        self.sync_mode: str | None = None
+        self.pending_sync: list[tuple[int, bytes]] = []
+        self.uptodate = False
+        self.pending_commit = 0
+        self.awaiting_ack_newleader: int | None = None
+        self.session = 0  # our current attempt to follow (learner side)
+
+    @property
+    def quorum(self) -> int:
+        return len(self.voters) // 2 + 1
+
+    # ---------------------------------------------------------------- role changes
+    def lead(self) -> ZabOutput:
+        self._reset("leader", self.my_id)
+        self.learners = {}
+        self.epoch_acks = {self.my_id}
+        self.newleader_acks = set()
+        self.outstanding = OrderedDict()
+        self.epoch_decided = False
+        out = ZabOutput()
+        self._maybe_decide_epoch(out)
+        return out
+
+    def follow(self, leader: int, observer: bool = False) -> ZabOutput:
+        self._reset("observer" if observer else "follower", leader)
+        self.session += 1
+        out = ZabOutput()
+        out.messages.append((leader, FollowerInfo(self.accepted_epoch, self.history.last, observer)))
+        return self._seal(out)
+
+    def stop(self) -> None:
+        self.role = None
+        self.established = False
+
+    def _reset(self, role: str, leader: int) -> None:
+        self.role = role
+        self.leader = leader
+        self.established = False
+        self.started = self.now
+        self.last_from_leader = self.now
+        self.sync_mode = None
+        self.pending_sync = []
+        self.uptodate = False
+        self.pending_commit = 0
+        self.awaiting_ack_newleader = None
+
+    def _abandon(self, out: ZabOutput, reason: str) -> None:
+        self.role = None
+        self.established = False
+        out.effects.append(Abandon(reason))
+
+    # ---------------------------------------------------------------- inputs
+    def tick(self) -> ZabOutput:
+        self.now += 1
+        out = ZabOutput()
+        if self.role == "leader":
+            limit = self.sync_limit if self.established else self.init_limit
+            alive = {self.my_id} | {s for s, lr in self.learners.items()
+                                    if s in self.voters and self.now - lr.last_heard <= limit}
+            if self.now - self.started > limit and len(alive) < self.quorum:
+                self._abandon(out, f"lost the quorum: hearing only {sorted(alive)}")
+                return out
+            for sid, lr in self.learners.items():
+                if lr.phase == "synced":
+                    out.messages.append((sid, Ping(self.committed)))
+        elif self.role in ("follower", "observer"):
+            limit = self.sync_limit if self.uptodate else self.init_limit
+            if self.now - self.last_from_leader > limit:
+                self._abandon(out, f"leader {self.leader} silent for {limit} ticks")
+                return out
+            if self.uptodate:
+                out.messages.append((self.leader, Ping(self.committed)))
+        return self._seal(out)
+
+    def link_down(self, sid: int) -> ZabOutput:
+        out = ZabOutput()
+        if self.role in ("follower", "observer") and sid == self.leader:
+            self._abandon(out, f"lost the connection to leader {sid}")
+        elif self.role == "leader" and sid in self.learners:
+            del self.learners[sid]
+        return out
+
+    def receive(self, sid: int, env: Any) -> ZabOutput:
+        if not isinstance(env, Envelope):
+            return ZabOutput()
+        msg = env.msg
+        if self.role == "leader":
+            lr = self.learners.get(sid)
+            if isinstance(msg, FollowerInfo):
+                if lr is not None and env.session <= lr.session:
+                    return ZabOutput()
+            elif lr is None or env.session != lr.session:
+                return ZabOutput()  # from an earlier attempt of that learner
+            out = self._leader_receive(sid, msg)
+            if isinstance(msg, FollowerInfo) and sid in self.learners:
+                self.learners[sid].session = env.session
+            return self._seal(out)
+        if self.role in ("follower", "observer") and sid == self.leader and env.session == self.session:
+            self.last_from_leader = self.now
+            return self._seal(self._learner_receive(msg))
+        return ZabOutput()
+
+    def _seal(self, out: ZabOutput) -> ZabOutput:
+        """Put every outgoing message in an envelope for the session it belongs to."""
+        sealed = []
+        for sid, msg in out.messages:
+            if isinstance(msg, Envelope):
+                sealed.append((sid, msg))
+            elif self.role == "leader":
+                lr = self.learners.get(sid)
+                if lr is not None:
+                    sealed.append((sid, Envelope(lr.session, msg)))
+            else:
+                sealed.append((sid, Envelope(self.session, msg)))
+        out.messages = sealed
+        return out
+
+    def persisted(self, zxid: int) -> ZabOutput:
+        """The shell synced the log up to ``zxid``."""
+        out = ZabOutput()
+        if zxid <= self.persisted_zxid:
+            return out
+        self.persisted_zxid = zxid
+        if self.role == "leader":
+            for z, (_, ackers) in self.outstanding.items():
+                if z <= zxid:
+                    ackers.add(self.my_id)
+            self._try_commit(out)
+        elif self.role == "follower":
+            if self.awaiting_ack_newleader is not None and zxid >= self.awaiting_ack_newleader:
+                newleader_zxid = self.awaiting_ack_newleader
+                out.messages.append((self.leader, Ack(newleader_zxid)))
+                self.awaiting_ack_newleader = None
+                if zxid > newleader_zxid:
+                    out.messages.append((self.leader, Ack(zxid)))
+            elif self.uptodate or self.sync_mode == "done":
+                out.messages.append((self.leader, Ack(zxid)))
+        return self._seal(out)
+
+    def propose(self, payload: bytes) -> tuple[int, ZabOutput]:
+        """Leader: give ``payload`` the next zxid and send it to the learners."""
+        if self.role != "leader" or not self.established:
+            raise RuntimeError("not an established leader")
+        self.counter += 1
+        zxid = make_zxid(self.epoch, self.counter)
+        out = ZabOutput()
+        self.history.append(zxid, payload)
+        self.outstanding[zxid] = (payload, set())
+        out.effects.append(Append(zxid, payload))
+        for sid, lr in self.learners.items():
+            if lr.phase in ("sync", "synced") and not lr.observer:
+                out.messages.append((sid, Proposal(zxid, payload)))
+        return zxid, self._seal(out)
+
+    # ---------------------------------------------------------------- leader
+    def _maybe_decide_epoch(self, out: ZabOutput) -> None:
+        if self.epoch_decided:
+            return
+        voters_in = {s for s, lr in self.learners.items() if s in self.voters} | {self.my_id}
+        if len(voters_in) < self.quorum:
+            return
+        epochs = [lr.accepted_epoch for lr in self.learners.values()] + [self.accepted_epoch]
+        self.epoch = max(epochs) + 1
+        self.accepted_epoch = self.epoch
+        self.epoch_decided = True
+        out.effects.append(SaveEpochs(self.accepted_epoch, self.current_epoch))
+        for sid, lr in self.learners.items():
+            out.messages.append((sid, LeaderInfo(self.epoch)))
+            lr.phase = "epoch"
+
+    def _leader_receive(self, sid: int, msg: Any) -> ZabOutput:
+        out = ZabOutput()
+        lr = self.learners.get(sid)
+        if lr is not None:
+            lr.last_heard = self.now
+        if isinstance(msg, FollowerInfo):
+            if msg.observer != (sid in self.observers):
+                return out
+            lr = _Learner(sid, msg.observer, msg.accepted_epoch, last_heard=self.now)
+            self.learners[sid] = lr
+            if self.epoch_decided:
+                lr.phase = "epoch"
+                out.messages.append((sid, LeaderInfo(self.epoch)))
+            else:
+                self._maybe_decide_epoch(out)
+            return out
+        if lr is None:
+            return out
+        if isinstance(msg, AckEpoch) and lr.phase == "epoch":
+            mine = (self.current_epoch, self.history.last)
+            if (msg.current_epoch, msg.last_zxid) > mine and not self.established:
+                self._abandon(out, f"server {sid} has a newer history {msg} than ours {mine}")
+                return out
+            self.epoch_acks.add(sid)
+            lr.phase = "acked"
+            lr.their_last = msg.last_zxid
+            if self.current_epoch != self.epoch and \
+                    len([s for s in self.epoch_acks if s in self.voters]) >= self.quorum:
+                # a quorum has accepted the new epoch: only now do we sync anyone into it
+                self.current_epoch = self.epoch
+                out.effects.append(SaveEpochs(self.accepted_epoch, self.current_epoch))
+            if self.current_epoch == self.epoch:
+                for other in list(self.learners.values()):
+                    if other.phase == "acked":
+                        self._sync_learner(out, other, other.their_last)
+            return out
+        if isinstance(msg, Ack):
+            if lr.phase == "sync" and msg.zxid == lr.newleader_zxid:
+                lr.phase = "synced"
+                if not lr.observer:
+                    self.newleader_acks.add(sid)
+                    for z, (_, ackers) in self.outstanding.items():
+                        if z <= msg.zxid:
+                            ackers.add(sid)
+                if self.established:
+                    out.messages.append((sid, UpToDate(self.committed)))
+                    self._try_commit(out)
+                else:
+                    self._maybe_establish(out)
+                return out
+            if lr.phase == "synced" and not lr.observer:
+                # one ACK covers every proposal up to it (followers ack a synced batch)
+                for z, (_, ackers) in self.outstanding.items():
+                    if z > msg.zxid:
+                        break
+                    ackers.add(sid)
+                self._try_commit(out)
+            return out
+        return out
+
+    def _sync_learner(self, out: ZabOutput, lr: _Learner, their_last: int) -> None:
+        h = self.history
+        sid = lr.sid
+        if their_last == h.last or h.contains(their_last) and their_last <= h.last:
+            out.messages.append((sid, SyncStart("DIFF", their_last)))
+            send = h.after(their_last)
+        elif their_last > h.start and not h.contains(their_last):
+            target = max((z for z, _ in h.entries if z < their_last), default=h.start)
+            out.messages.append((sid, SyncStart("TRUNC", target)))
+            send = h.after(target)
+        else:
+            zxid, data = self.snapshot()
+            out.messages.append((sid, SyncStart("SNAP", zxid, data)))
+            send = [(z, p) for z, p in h.entries if z > zxid]
+        for z, p in send:
+            out.messages.append((sid, Proposal(z, p)))
+            if z <= self.committed:
+                out.messages.append((sid, Commit(z)))
+        lr.newleader_zxid = h.last
+        lr.phase = "sync"
+        out.messages.append((sid, NewLeader(self.epoch, h.last)))
+
+    def _maybe_establish(self, out: ZabOutput) -> None:
+        acks = {s for s in self.newleader_acks if s in self.voters}
+        if self.persisted_zxid >= self.history.last:
+            acks.add(self.my_id)
+        if len(acks) < self.quorum or self.current_epoch != self.epoch:
+            return
+        self.established = True
+        # everything in our history is now held by a quorum: it is committed
+        for z, p in self.history.entries:
+            if z > self.committed:
+                out.effects.append(CommitTxn(z, p))
+                self.committed = z
+        self.outstanding.clear()
+        self.counter = 0
+        out.effects.append(Established("leader", self.epoch))
+        for sid, lr in self.learners.items():
+            if lr.phase == "synced":
+                out.messages.append((sid, UpToDate(self.committed)))
+
+    def _try_commit(self, out: ZabOutput) -> None:
+        while self.outstanding:
+            zxid, (payload, ackers) = next(iter(self.outstanding.items()))
+            if len({a for a in ackers if a in self.voters}) < self.quorum:
+                break
+            self.outstanding.popitem(last=False)
+            self.committed = zxid
+            out.effects.append(CommitTxn(zxid, payload))
+            for sid, lr in self.learners.items():
+                if lr.phase not in ("sync", "synced"):
+                    continue
+                if lr.observer:
+                    out.messages.append((sid, Inform(zxid, payload)))
+                else:
+                    out.messages.append((sid, Commit(zxid)))
+
+    # ---------------------------------------------------------------- learner
+    def _learner_receive(self, msg: Any) -> ZabOutput:
+        out = ZabOutput()
+        if isinstance(msg, LeaderInfo):
+            if msg.epoch < self.accepted_epoch:
+                self._abandon(out, f"leader proposed epoch {msg.epoch} below our accepted {self.accepted_epoch}")
+                return out
+            if msg.epoch > self.accepted_epoch:
+                self.accepted_epoch = msg.epoch
+                out.effects.append(SaveEpochs(self.accepted_epoch, self.current_epoch))
+            out.messages.append((self.leader, AckEpoch(self.current_epoch, self.history.last)))
+            return out
+        if isinstance(msg, SyncStart):
+            self.sync_mode = msg.mode
+            self.pending_sync = []
+            if msg.mode == "TRUNC":
+                out.effects.append(Truncate(msg.zxid))
+                self.history.truncate(msg.zxid)
+                self.persisted_zxid = min(self.persisted_zxid, msg.zxid)
+                self.committed = min(self.committed, msg.zxid)
+            elif msg.mode == "SNAP":
+                out.effects.append(InstallSnapshot(msg.zxid, msg.snapshot or b""))
+                self.history.reset(msg.zxid)
+                self.persisted_zxid = msg.zxid
+                self.committed = msg.zxid
+            return out
+        if isinstance(msg, Proposal):
+            if msg.zxid <= self.history.last:
+                return out  # already have it (a DIFF overlapping what we logged)
+            self.history.append(msg.zxid, msg.payload)
+            out.effects.append(Append(msg.zxid, msg.payload))
+            return out
+        if isinstance(msg, Commit):
+            self._commit_through(out, msg.zxid)
+            return out
+        if isinstance(msg, Inform):
+            if msg.zxid > self.history.last:
+                self.history.append(msg.zxid, msg.payload)
+                out.effects.append(Append(msg.zxid, msg.payload))
+            self._commit_through(out, msg.zxid)
+            return out
+        if isinstance(msg, NewLeader):
+            if self.current_epoch != msg.epoch:
+                self.current_epoch = msg.epoch
+                out.effects.append(SaveEpochs(self.accepted_epoch, self.current_epoch))
+            self.sync_mode = "done"
+            if self.persisted_zxid >= msg.zxid or self.role == "observer":
+                out.messages.append((self.leader, Ack(msg.zxid)))
+            else:
+                self.awaiting_ack_newleader = msg.zxid
+            return out
+        if isinstance(msg, UpToDate):
+            self.uptodate = True
+            self._commit_through(out, msg.committed)
+            out.effects.append(Established(self.role or "follower", self.current_epoch))
+            return out
+        return out
+
+    def _commit_through(self, out: ZabOutput, zxid: int) -> None:
+        if not self.uptodate and self.sync_mode != "done":
+            # before NEWLEADER, remember the point and apply once synced
+            self.pending_commit = max(self.pending_commit, zxid)
+        target = max(zxid, self.pending_commit) if (self.uptodate or self.sync_mode == "done") else None
+        if target is None:
+            return
+        for z, p in self.history.between(self.committed, target):
+            out.effects.append(CommitTxn(z, p))
+            self.committed = z
