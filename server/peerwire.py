@@ -53,11 +53,12 @@ class Registry:
             out.append(T_TRUE)
         elif v is False:
             out.append(T_FALSE)
-        elif isinstance(v, enum.Enum):
+        elif isinstance(v, enum.Enum) and self.enums.get(type(v).__name__) is type(v):
             out.append(T_ENUM)
             self._name(out, type(v).__name__)
             self._enc(out, v.value)
-        elif isinstance(v, int):
+        elif isinstance(v, int):  # plain ints, and IntEnums nobody registered
+            v = int(v)
             if -(1 << 63) <= v < (1 << 63):
                 out.append(T_INT)
                 out += _Q.pack(v)

@@ -160,6 +160,10 @@ class ZooKeeperServer:
         self.on_fatal: Callable[[BaseException], None] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self.snapshot_writer: Callable[[int, dict[int, int], list], Any] | None = None
+        # set by the quorum shell: writes then go through ZAB instead of the local log alone
+        self.ensemble: Any = None
+        self.expire_sessions = True  # only the leader (or a standalone server) expires sessions
+        self.serving_clients = True  # False while an ensemble member has no role
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -202,7 +206,13 @@ class ZooKeeperServer:
 
     def _tick(self) -> None:
         now = _now_ms()
-        for s in self.core.sessions.expired(now):
+        expired = self.core.sessions.expired(now)
+        if not self.expire_sessions:
+            for s in expired:
+                s.closing = False
+                self.core.sessions.touch(s.session_id, now)
+            expired = []
+        for s in expired:
             log.info("Expiring session 0x%x, timeout of %dms exceeded", s.session_id, s.timeout)
             self.submit_internal(s.session_id, Op.closeSession, None)
         self._schedule_tick()
@@ -214,7 +224,8 @@ class ZooKeeperServer:
         self._timers.append(self.loop.call_later(interval, self._check_containers))
 
     def _check_containers(self) -> None:
-        self.check_containers(_now_ms())
+        if self.expire_sessions:
+            self.check_containers(_now_ms())
         self._schedule_containers()
 
     def check_containers(self, now: int) -> int:
@@ -244,7 +255,7 @@ class ZooKeeperServer:
         return self.state
 
     def serving(self) -> bool:
-        return self.running
+        return self.running and self.serving_clients
 
     def extra_mntr(self) -> list[tuple[str, object]]:
         return []
@@ -284,6 +295,10 @@ class ZooKeeperServer:
     def connect(self, conn: ClientConnection, req: ConnectRequest) -> None:
         core = self.core
         conn.connected = True
+        if not self.serving_clients:
+            log.info("closing connection from %s: this server is not serving (no quorum role)", conn.peer[0])
+            conn.close()
+            return
         if req.lastZxidSeen > core.last_zxid:
             log.warning("Refusing session request for client %s as it has seen zxid 0x%x our last zxid is 0x%x;"
                         " client must try another server", conn.peer[0], req.lastZxidSeen, core.last_zxid)
@@ -372,6 +387,8 @@ class ZooKeeperServer:
                 return
             if op == Op.sasl:
                 raise ZkError(Err.UNIMPLEMENTED)
+            if op == Op.sync and self.ensemble is not None and self.ensemble.client_sync(conn, req):
+                return
             body = core.read(op, req.record, conn, conn.auth, conn.session_id)
         except ZkError as exc:
             self._finish(conn, req, core.last_zxid, exc.code)
@@ -400,6 +417,11 @@ class ZooKeeperServer:
     # ------------------------------------------------------------ writes
     def submit(self, conn: ClientConnection, req: Request, op: int, record: Any) -> None:
         core = self.core
+        if self.ensemble is not None:
+            if op == Op.closeSession:
+                core.sessions.set_closing(conn.session_id)
+            self.ensemble.client_write(conn, req, op, record)
+            return
         hdr, body = core.prep.prepare(conn.session_id, req.xid, op, record, conn.auth, _now_ms())
         if op == Op.closeSession:
             core.sessions.set_closing(conn.session_id)
@@ -407,10 +429,16 @@ class ZooKeeperServer:
 
     def submit_internal(self, session_id: int, op: int, record: Any,
                         on_commit: Callable[[ApplyResult], None] | None = None) -> None:
+        if self.ensemble is not None:
+            self.ensemble.internal_write(session_id, op, record, on_commit)
+            return
         hdr, body = self.core.prep.prepare(session_id, 0, op, record, [aclmod.SUPER_ID], _now_ms())
         self._enqueue(Pending(hdr, body, None, None, on_commit))
 
     def _enqueue(self, p: Pending) -> None:
+        if self.ensemble is not None:
+            self.ensemble.submit(p)
+            return
         self.pending.append(p)
         data = encode_txn(p.hdr, p.body)
         if self.committer is None:
@@ -420,33 +448,42 @@ class ZooKeeperServer:
 
     def durable(self, zxid: int) -> None:
         """Every txn up to ``zxid`` is on disk: apply them, reply, notify watchers."""
+        if self.ensemble is not None:
+            self.ensemble.persisted(zxid)
+            return
         pending = self.pending
-        core = self.core
         while pending and pending[0].hdr.zxid <= zxid:
             p = pending.popleft()
-            result, notes = core.commit(p.hdr, p.body)
-            for w, etype, path in notes:
-                if not w.closing:
-                    w.send_event(etype, path)
-            self.txns_since_snapshot += 1
-            op = p.hdr.type
-            if op == Op.closeSession:
-                sid = p.hdr.clientId
-                holder = self.by_session.pop(sid, None)
-                if holder is not None and holder is not p.conn:
-                    holder.close()
-            if p.on_commit is not None:
-                p.on_commit(result)
-            conn = p.conn
-            if conn is None or p.req is None:
-                continue
-            self._reply_write(conn, p.req, p.hdr, result)
-            if op == Op.closeSession:
-                conn.close()
-            else:
-                conn.write_done()
+            self.apply_txn(p.hdr, p.body, p)
         if self.txns_since_snapshot >= self.snap_threshold:
             self._take_snapshot()
+
+    def apply_txn(self, hdr: TxnHeader, body: Any, origin: Pending | None) -> ApplyResult:
+        """Apply one committed txn; notify watchers; answer the client that asked for it."""
+        result, notes = self.core.commit(hdr, body)
+        for w, etype, path in notes:
+            if not w.closing:
+                w.send_event(etype, path)
+        self.txns_since_snapshot += 1
+        op = hdr.type
+        if op == Op.closeSession:
+            sid = hdr.clientId
+            holder = self.by_session.pop(sid, None)
+            if holder is not None and (origin is None or holder is not origin.conn):
+                holder.close()
+        if origin is None:
+            return result
+        if origin.on_commit is not None:
+            origin.on_commit(result)
+        conn = origin.conn
+        if conn is None or origin.req is None:
+            return result
+        self._reply_write(conn, origin.req, hdr, result)
+        if op == Op.closeSession:
+            conn.close()
+        else:
+            conn.write_done()
+        return result
 
     def _reply_write(self, conn: ClientConnection, req: Request, hdr: TxnHeader, result: ApplyResult) -> None:
         if conn.closing:

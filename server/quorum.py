@@ -1,0 +1,590 @@
+"""The ensemble shell: election and quorum ports, and ZAB wired to the client-port server.
+
+This module only moves bytes and time. Decisions come from ``QuorumPeer`` (election +
+ZAB); this shell carries out its effects on the real txn log, epoch files and data
+tree, forwards client writes from followers to the leader, and opens or closes the
+client port as the server gains or loses a role.
+
+Writes on the leader: prep (with the zxid ZAB will give) -> propose -> log + fsync ->
+ACK quorum -> COMMIT -> apply and reply. On a follower: forward to the leader, then
+apply when the COMMIT comes back, and answer the client whose (session, cxid) it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import acl as aclmod
+from . import snapshot as snapmod
+from .codes import Err, Op, ZkError
+from .config import ServerConfig
+from .connection import ClientConnection, Request
+from .database import Database
+from .election import ElectionEvent, Notification, ServerState, Vote
+from .peernet import PeerNetwork
+from .peerwire import Registry
+from .quorumpeer import PeerOutput, QuorumPeer
+from .records import Id, PathOnly
+from .txncodec import decode_txn, encode_txn
+from .wire import REQUEST_TYPES, decode_multi
+from .zab import (
+    MESSAGES,
+    Abandon,
+    Append,
+    CommitTxn,
+    Established,
+    History,
+    InstallSnapshot,
+    SaveEpochs,
+    Truncate,
+    epoch_of,
+)
+from .zkserver import Pending, ZooKeeperServer
+
+log = logging.getLogger("zkops.server.quorum")
+
+ELECTION_TICK = 0.1  # seconds: the election runs on its own fast tick (finalize wait, resends)
+HISTORY_WINDOW = 50_000
+
+
+# ---------------------------------------------------------------- shell-to-shell messages
+@dataclass(frozen=True)
+class ForwardedWrite:
+    """A client write a learner hands to the leader to prepare and propose."""
+
+    session: int
+    cxid: int
+    op: int
+    request: bytes
+    auth: tuple
+    time: int
+
+
+@dataclass(frozen=True)
+class Touch:
+    """Sessions a learner's clients kept alive this tick (the leader owns expiry)."""
+
+    sessions: tuple
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    token: int
+
+
+@dataclass(frozen=True)
+class SyncDone:
+    token: int
+
+
+def _registry_election() -> Registry:
+    r = Registry()
+    r.register(Notification, Vote)
+    return r
+
+
+def _registry_quorum() -> Registry:
+    r = Registry()
+    r.register(*MESSAGES, ForwardedWrite, Touch, SyncRequest, SyncDone)
+    return r
+
+
+def _encode_request(op: int, record: Any) -> bytes:
+    if record is None:
+        return b""
+    if op == Op.createSession:
+        return int(record).to_bytes(4, "big", signed=True)
+    if op == Op.multi:
+        from .records import MultiHeader
+
+        out = bytearray()
+        for sub_op, sub in record:
+            MultiHeader(sub_op, False, -1).write(out)
+            sub.write(out)
+        MultiHeader(-1, True, -1).write(out)
+        return bytes(out)
+    return record.to_bytes()
+
+
+def _decode_request(op: int, data: bytes) -> Any:
+    if op == Op.createSession:
+        return int.from_bytes(data, "big", signed=True)
+    if op == Op.multi:
+        return decode_multi(data, 0)
+    if not data:
+        return None
+    cls = REQUEST_TYPES.get(op)
+    if cls is None:
+        if op == Op.deleteContainer:
+            return PathOnly.from_bytes(data)
+        return None
+    return cls.from_bytes(data)
+
+
+class EpochFiles:
+    """acceptedEpoch and currentEpoch in dataDir, as ZooKeeper names them."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = data_dir
+
+    def read(self, name: str, default: int) -> int:
+        try:
+            return int((self.dir / name).read_text().strip())
+        except (OSError, ValueError):
+            return default
+
+    def write(self, name: str, value: int) -> None:
+        tmp = self.dir / f".{name}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{value}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.dir / name)
+
+
+class Ensemble:
+    """Glue between one ``ZooKeeperServer`` and its ``QuorumPeer``."""
+
+    def __init__(self, cfg: ServerConfig, server: ZooKeeperServer, db: Database,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        assert cfg.my_id is not None
+        self.cfg = cfg
+        self.sid = cfg.my_id
+        self.server = server
+        self.db = db
+        self.loop = loop
+        self.epochs = EpochFiles(cfg.data_dir)
+        voters = {s for s, p in cfg.servers.items() if p.role == "participant"}
+        observers = {s for s, p in cfg.servers.items() if p.role == "observer"}
+        last = db.tree.last_zxid
+        accepted = self.epochs.read("acceptedEpoch", epoch_of(last))
+        current = self.epochs.read("currentEpoch", epoch_of(last))
+        self.peer = QuorumPeer(self.sid, voters, observers, accepted_epoch=accepted, current_epoch=current,
+                               history=self._load_history(), committed=last, snapshot=self._snapshot,
+                               sync_limit=cfg.sync_limit, init_limit=cfg.init_limit, finalize_ticks=2)
+        me = cfg.servers[self.sid]
+        self.election_net = PeerNetwork(
+            self.sid, (_bind(me.host), me.election_port),
+            {s: (p.host, p.election_port) for s, p in cfg.servers.items()},
+            _registry_election(), self._on_election, tag=b"E")
+        self.quorum_net = PeerNetwork(
+            self.sid, (_bind(me.host), me.quorum_port),
+            {s: (p.host, p.quorum_port) for s, p in cfg.servers.items()},
+            _registry_quorum(), self._on_quorum, on_link=self._on_link, tag=b"Q")
+        self.waiting: dict[tuple[int, int], Pending] = {}
+        self.sync_waiters: dict[int, tuple[ClientConnection, Request]] = {}
+        self.sync_pending: list[tuple[int, int, int]] = []  # leader: (zxid, learner, token)
+        self.next_token = 0
+        self.look_started = time.monotonic()
+        self.events_path = Path(cfg.data_log_dir) / "election-events.jsonl"
+        self.events: list[dict] = []
+        self.election_ms: list[float] = []
+        self._timers: list[asyncio.TimerHandle] = []
+        self.stopped = False
+
+    # ------------------------------------------------------------ setup
+    def _load_history(self) -> History:
+        entries = list(self.db.txnlog.read_from(0))
+        last = self.db.tree.last_zxid
+        entries = [(z, d) for z, d in entries if z <= last]
+        if len(entries) > HISTORY_WINDOW:
+            start = entries[-HISTORY_WINDOW - 1][0]
+            entries = entries[-HISTORY_WINDOW:]
+        else:
+            start = entries[0][0] - 1 if entries else last
+            # the log may not reach back to 0: anything older only comes by SNAP
+            snap = snapmod.find_snapshots(self.db.data_dir)
+            if entries and snap:
+                start = min(start, snapmod.snapshot_zxid(snap[0]))
+            if not entries:
+                start = last
+        return History(entries, start=start, limit=HISTORY_WINDOW)
+
+    def _snapshot(self) -> tuple[int, bytes]:
+        tree = self.server.core.tree
+        items = sorted(tree.nodes.items())
+        nodes = [("" if p == "/" else p, n.data, list(n.acl), n.persisted()) for p, n in items]
+        sessions = {sid: s.timeout for sid, s in self.server.core.sessions.sessions.items()}
+        return tree.last_zxid, snapmod.serialize(tree.last_zxid, sessions, nodes)
+
+    async def start(self) -> None:
+        self.server.ensemble = self
+        self.server.state = "looking"
+        self.server.expire_sessions = False
+        self.server.serving_clients = False
+        await self.election_net.start()
+        await self.quorum_net.start()
+        self._apply(self.peer.start())
+        self._timers.append(self.loop.call_later(ELECTION_TICK, self._election_tick))
+        self._timers.append(self.loop.call_later(self.cfg.tick_time / 1000, self._zab_tick))
+
+    async def stop(self) -> None:
+        self.stopped = True
+        for t in self._timers:
+            t.cancel()
+        await self.election_net.stop()
+        await self.quorum_net.stop()
+
+    # ------------------------------------------------------------ timers
+    def _election_tick(self) -> None:
+        if self.stopped:
+            return
+        out = PeerOutput()
+        e = self.peer.election.tick()
+        self.peer._election(out, e)
+        self._apply(out)
+        if self.peer.state == ServerState.LOOKING:
+            self.election_net.kick() if self.peer.election.now % 20 == 0 else None
+        self._timers = [t for t in self._timers if not t.cancelled()]
+        self._timers.append(self.loop.call_later(ELECTION_TICK, self._election_tick))
+
+    def _zab_tick(self) -> None:
+        if self.stopped:
+            return
+        if self.peer.state != ServerState.LOOKING:
+            out = PeerOutput()
+            self.peer._zab(out, self.peer.zab.tick())
+            self._apply(out)
+            role = self.peer.zab.role
+            if role in ("follower", "observer") and self.peer.established and self.peer.leader is not None:
+                sessions = tuple(c.session_id for c in self.server.connections if c.session_id)
+                if sessions:
+                    self.quorum_net.send(self.peer.leader, Touch(sessions))
+        self._timers.append(self.loop.call_later(self.cfg.tick_time / 1000, self._zab_tick))
+
+    # ------------------------------------------------------------ network inputs
+    def _on_election(self, sid: int, msg: Any) -> None:
+        if isinstance(msg, Notification):
+            self._apply(self.peer.receive_election(msg))
+
+    def _on_link(self, sid: int, up: bool) -> None:
+        if not up:
+            self._apply(self.peer.zab_link_down(sid))
+
+    def _on_quorum(self, sid: int, msg: Any) -> None:
+        if isinstance(msg, ForwardedWrite):
+            self._leader_write(msg)
+        elif isinstance(msg, Touch):
+            now = int(time.time() * 1000)
+            for s in msg.sessions:
+                self.server.core.sessions.touch(s, now)
+        elif isinstance(msg, SyncRequest):
+            self._leader_sync(sid, msg.token)
+        elif isinstance(msg, SyncDone):
+            waiter = self.sync_waiters.pop(msg.token, None)
+            if waiter is not None:
+                conn, req = waiter
+                conn.send_reply(req.xid, self.server.core.last_zxid, 0, PathOnly(req.record.path))
+                conn.record_latency(req, self.server.core.last_zxid)
+        else:
+            self._apply(self.peer.receive_zab(sid, msg))
+
+    # ------------------------------------------------------------ outputs
+    def _apply(self, out: PeerOutput) -> None:
+        for to, n in out.election:
+            self.election_net.send(to, n)
+        for to, m in out.zab:
+            self.quorum_net.send(to, m)
+        for ev in out.events:
+            self._event(ev)
+        for eff in out.effects:
+            self._effect(eff)
+
+    def _event(self, ev: ElectionEvent) -> None:
+        record = {"ts": time.time(), "server": self.sid, "kind": ev.kind, "round": ev.round}
+        if ev.vote is not None:
+            record["vote"] = {"epoch": ev.vote.epoch, "zxid": hex(ev.vote.zxid), "leader": ev.vote.leader}
+        if ev.peer is not None:
+            record["peer"] = ev.peer
+        if ev.state is not None:
+            record["state"] = ev.state
+        if ev.kind == "state_changed" and ev.state == ServerState.LOOKING.value:
+            self.look_started = time.monotonic()
+        if ev.kind == "leader_elected":
+            ms = (time.monotonic() - self.look_started) * 1000
+            record["election_ms"] = round(ms, 1)
+            self.election_ms.append(ms)
+            log.info("LEADER ELECTION TOOK - %d MS (leader %s, I am %s)", ms, ev.peer, ev.state)
+        self.events.append(record)
+        del self.events[:-1000]
+        try:
+            with open(self.events_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError:
+            pass
+
+    def _effect(self, eff: Any) -> None:
+        server = self.server
+        if isinstance(eff, SaveEpochs):
+            self.epochs.write("acceptedEpoch", eff.accepted)
+            self.epochs.write("currentEpoch", eff.current)
+        elif isinstance(eff, Append):
+            assert server.committer is not None
+            server.committer.submit(eff.zxid, eff.payload)
+        elif isinstance(eff, CommitTxn):
+            self._commit(eff.zxid, eff.payload)
+        elif isinstance(eff, Truncate):
+            log.warning("truncating our log to 0x%x (an uncommitted tail)", eff.zxid)
+            self._reload(truncate=eff.zxid)
+        elif isinstance(eff, InstallSnapshot):
+            log.info("installing the leader's snapshot at 0x%x", eff.zxid)
+            self._reload(snapshot=(eff.zxid, eff.data))
+        elif isinstance(eff, Established):
+            self._serve(eff.role, eff.epoch)
+        elif isinstance(eff, Abandon):
+            log.warning("leaving %s: %s", server.state, eff.reason)
+            self._unserve()
+
+    def _wait_committer(self) -> None:
+        c = self.server.committer
+        if c is None:
+            return
+        c.pool.submit(lambda: None).result()
+        if c.batch:
+            batch, c.batch = c.batch, []
+            c.pool.submit(c._write, batch, False).result()
+
+    def _reload(self, truncate: int | None = None, snapshot: tuple[int, bytes] | None = None) -> None:
+        """Rebuild the tree from disk after TRUNC or SNAP (followers only, not serving)."""
+        self._wait_committer()
+        txnlog = self.db.txnlog
+        version2 = Path(self.db.data_dir) / "version-2"
+        if truncate is not None:
+            txnlog.truncate(truncate)
+            for p in snapmod.find_snapshots(self.db.data_dir):
+                if snapmod.snapshot_zxid(p) > truncate:
+                    p.unlink()
+        if snapshot is not None:
+            zxid, data = snapshot
+            txnlog.close()
+            for p in list(Path(self.db.log_dir, "version-2").glob("log.*")):
+                p.unlink()
+            version2.mkdir(parents=True, exist_ok=True)
+            tmp = version2 / ".snapshot.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, version2 / snapmod.snapshot_name(zxid))
+        txnlog.close()
+        db = Database.open(self.db.data_dir, self.db.log_dir, force_sync=self.cfg.force_sync,
+                           prealloc_kb=self.cfg.pre_alloc_size_kb)
+        self.db = db
+        server = self.server
+        server.txnlog = db.txnlog
+        assert server.committer is not None
+        server.committer.txnlog = db.txnlog
+        server.core.tree = db.tree
+        server.core.prep.tree = db.tree
+        server.core.prep.reset(db.tree.last_zxid)
+        server.core.prep.seq.clear()
+        now = int(time.time() * 1000)
+        for sid, timeout in db.sessions.items():
+            server.core.sessions.add(sid, timeout, now)
+        self.peer.zab.committed = db.tree.last_zxid
+
+    # ------------------------------------------------------------ roles
+    def _serve(self, role: str, epoch: int) -> None:
+        server = self.server
+        server.state = {"leader": "leader", "follower": "follower", "observer": "observer"}[role]
+        server.serving_clients = True
+        server.expire_sessions = role == "leader"
+        if role == "leader":
+            server.core.prep.reset(server.core.tree.last_zxid)
+            server.core.prep.seq.clear()
+            now = int(time.time() * 1000)
+            for s in list(server.core.sessions.sessions.values()):
+                s.closing = False
+                server.core.sessions.touch(s.session_id, now)
+        log.info("serving as %s in epoch %d (zxid 0x%x)", role, epoch, server.core.last_zxid)
+
+    def _unserve(self) -> None:
+        server = self.server
+        server.state = "looking"
+        server.serving_clients = False
+        server.expire_sessions = False
+        for conn in list(server.connections):
+            conn.close()
+        self.waiting.clear()
+        self.sync_waiters.clear()
+        self.sync_pending.clear()
+
+    # ------------------------------------------------------------ writes
+    def client_write(self, conn: ClientConnection, req: Request, op: int, record: Any) -> None:
+        origin = Pending(None, None, conn, req)  # type: ignore[arg-type]
+        self._write(conn.session_id, req.xid, op, record, conn.auth, origin)
+
+    def internal_write(self, session_id: int, op: int, record: Any, on_commit: Any) -> None:
+        origin = Pending(None, None, None, None, on_commit)  # type: ignore[arg-type]
+        self._write(session_id, 0, op, record, [aclmod.SUPER_ID], origin)
+
+    def submit(self, p: Pending) -> None:  # pragma: no cover - writes come in through _write
+        raise RuntimeError("ensemble writes go through client_write/internal_write")
+
+    def _write(self, session: int, cxid: int, op: int, record: Any, auth: list[Id], origin: Pending) -> None:
+        if not self.peer.established:
+            self._fail(origin, Err.CONNECTIONLOSS)
+            return
+        self.waiting[(session, cxid)] = origin
+        if self.peer.can_propose:
+            self._propose(session, cxid, op, record, auth, int(time.time() * 1000))
+            return
+        if self.peer.zab.role == "observer" or self.peer.zab.role == "follower":
+            msg = ForwardedWrite(session, cxid, op, _encode_request(op, record),
+                                 tuple((a.scheme, a.id) for a in auth), int(time.time() * 1000))
+            if self.peer.leader is None or not self.quorum_net.send(self.peer.leader, msg):
+                self.waiting.pop((session, cxid), None)
+                self._fail(origin, Err.CONNECTIONLOSS)
+
+    def _fail(self, origin: Pending, err: Err) -> None:
+        if origin.conn is not None and origin.req is not None:
+            origin.conn.send_reply(origin.req.xid, self.server.core.last_zxid, int(err))
+            origin.conn.write_done()
+
+    def _leader_write(self, msg: ForwardedWrite) -> None:
+        if not self.peer.can_propose:
+            return  # the learner will time out and its client reconnect
+        try:
+            record = _decode_request(msg.op, msg.request)
+        except Exception as exc:  # a peer sent junk: refuse this write only
+            log.warning("undecodable forwarded write op %s: %s", msg.op, exc)
+            return
+        auth = [Id(s, i) for s, i in msg.auth]
+        self._propose(msg.session, msg.cxid, msg.op, record, auth, msg.time)
+
+    def _propose(self, session: int, cxid: int, op: int, record: Any, auth: list[Id], now: int) -> None:
+        core = self.server.core
+        zab = self.peer.zab
+        zxid = (zab.epoch << 32) | (zab.counter + 1)
+        if op == Op.createSession and session in core.sessions.sessions and cxid == 0:
+            pass
+        hdr, body = core.prep.prepare(session, cxid, op, record, auth, now, zxid=zxid)
+        got, out = self.peer.propose(encode_txn(hdr, body))
+        assert got == zxid, (hex(got), hex(zxid))
+        self._apply(out)
+
+    def _commit(self, zxid: int, payload: bytes) -> None:
+        hdr, body = decode_txn(payload)
+        origin = self.waiting.pop((hdr.clientId, hdr.cxid), None)
+        self.server.apply_txn(hdr, body, origin)
+        if self.sync_pending:
+            ready = [w for w in self.sync_pending if w[0] <= zxid]
+            if ready:
+                self.sync_pending = [w for w in self.sync_pending if w[0] > zxid]
+                for _, learner, token in ready:
+                    self._sync_reply(learner, token)
+        if self.server.txns_since_snapshot >= self.server.snap_threshold:
+            self.server._take_snapshot()
+
+    def persisted(self, zxid: int) -> None:
+        self._apply(self.peer.persisted(zxid))
+
+    # ------------------------------------------------------------ sync
+    def client_sync(self, conn: ClientConnection, req: Request) -> bool:
+        """Follower: ask the leader to flush the pipe; True when the reply is deferred."""
+        if self.peer.can_propose or self.peer.leader is None:
+            outstanding = self.peer.zab.outstanding
+            if not outstanding:
+                return False
+            self.next_token += 1
+            self.sync_waiters[self.next_token] = (conn, req)
+            self.sync_pending.append((next(reversed(outstanding)), self.sid, self.next_token))
+            return True
+        self.next_token += 1
+        self.sync_waiters[self.next_token] = (conn, req)
+        self.quorum_net.send(self.peer.leader, SyncRequest(self.next_token))
+        return True
+
+    def _leader_sync(self, learner: int, token: int) -> None:
+        outstanding = self.peer.zab.outstanding
+        if not outstanding:
+            self._sync_reply(learner, token)
+        else:
+            self.sync_pending.append((next(reversed(outstanding)), learner, token))
+
+    def _sync_reply(self, learner: int, token: int) -> None:
+        if learner == self.sid:
+            self._on_quorum(self.sid, SyncDone(token))
+        else:
+            self.quorum_net.send(learner, SyncDone(token))
+
+    # ------------------------------------------------------------ reporting
+    def mntr(self) -> list[tuple[str, object]]:
+        zab = self.peer.zab
+        rows: list[tuple[str, object]] = [("zk_peer_state", f"{self.server.state} - broadcast"
+                                           if self.peer.established else "looking")]
+        if self.peer.can_propose:
+            learners = zab.learners.values()
+            rows += [
+                ("zk_learners", len(learners)),
+                ("zk_followers", sum(1 for lr in learners if not lr.observer)),
+                ("zk_synced_followers", sum(1 for lr in learners if not lr.observer and lr.phase == "synced")),
+                ("zk_synced_non_voting_followers", sum(1 for lr in learners if lr.observer and lr.phase == "synced")),
+                ("zk_synced_observers", sum(1 for lr in learners if lr.observer and lr.phase == "synced")),
+                ("zk_pending_syncs", len(self.sync_pending)),
+                ("zk_last_proposal_size", 0),
+            ]
+        rows += [("zk_quorum_size", len(self.peer.election.voters)), ("zk_epoch", zab.current_epoch),
+                 ("zk_election_count", len(self.election_ms)),
+                 ("zk_last_election_time_ms", round(self.election_ms[-1], 1) if self.election_ms else 0)]
+        return rows
+
+
+def _bind(host: str) -> str:
+    return host
+
+
+async def serve_quorum(cfg: ServerConfig, stop: asyncio.Event | None = None,
+                       started: asyncio.Event | None = None) -> int:
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    db = Database.open(Path(cfg.data_dir), Path(cfg.data_log_dir), force_sync=cfg.force_sync,
+                       prealloc_kb=cfg.pre_alloc_size_kb)
+    server = ZooKeeperServer(cfg, db.tree, db.sessions, db.txnlog, loop)
+    server.server_id = cfg.my_id or 0
+    server.core.sessions._next_id = _session_base(cfg.my_id or 1)
+    server.snapshot_writer = db.snapshot_writer(cfg.autopurge_snap_retain_count)
+    ensemble = Ensemble(cfg, server, db, loop)
+    server.extra_mntr = ensemble.mntr  # type: ignore[method-assign]
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    exit_code = 0
+
+    def on_fatal(exc: BaseException) -> None:
+        nonlocal exit_code
+        exit_code = 1
+        stop.set()
+
+    server.on_fatal = on_fatal
+    try:
+        await server.start()
+        await ensemble.start()
+        if started is not None:
+            started.set()
+        await stop.wait()
+    finally:
+        await ensemble.stop()
+        await server.stop()
+        ensemble.db.close()
+    return exit_code
+
+
+def _session_base(server_id: int) -> int:
+    from .sessions import initial_session_id
+
+    return initial_session_id(server_id)
+
+
+def run_quorum_peer(cfg: ServerConfig) -> int:
+    return asyncio.run(serve_quorum(cfg))
+
+
+__all__ = ["Ensemble", "run_quorum_peer", "serve_quorum", "ZkError"]
