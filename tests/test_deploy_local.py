@@ -1,0 +1,82 @@
+"""zkops deploy with connection: local — inventory checks, rendering, idempotence, health."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.refzk import free_port
+from zkops.provision.deploy import deploy, down, render
+from zkops.provision.inventory import InventoryError, default_local, parse
+
+pytestmark = pytest.mark.integration
+
+
+def _local_inventory(tmp_path, nodes=3, extra_vars=None):
+    hosts = {}
+    for i in range(1, nodes + 1):
+        hosts[f"zk{i}"] = {"connection": "local", "address": "127.0.0.1", "client_address": "127.0.0.1",
+                           "client_port": free_port(), "quorum_port": free_port(), "election_port": free_port(),
+                           "base_dir": str(tmp_path / f"zk{i}")}
+    v = {"tickTime": 200, "4lw.commands.whitelist": "*"}
+    v.update(extra_vars or {})
+    return parse({"all": {"vars": v, "hosts": hosts}}, "test.yaml")
+
+
+@pytest.mark.parametrize("yaml_text, words", [
+    ("all: {hosts: {a: {myid: 1, connection: local}, b: {myid: 1, connection: local, client_port: 2}}}",
+     ["all.hosts.b.myid", "also a's"]),
+    ("all: {hosts: {a: {colour: red}}}", ["all.hosts.a.colour", "unknown key"]),
+    ("all: {hosts: {a: {client_port: 70000}}}", ["all.hosts.a.client_port", "65535"]),
+    ("hosts: {}", ["all:"]),
+    ("all: {hosts: {a: {connection: telnet}}}", ["connection", "local or ssh"]),
+    ("all: {hosts: {a: {address: h, client_port: 1}, b: {address: h, client_port: 1}}}", ["already used"]),
+])
+def test_broken_inventories_are_refused_before_touching_hosts(yaml_text, words):
+    import yaml
+
+    with pytest.raises(InventoryError) as exc:
+        parse(yaml.safe_load(yaml_text), "inv.yaml")
+    for w in words:
+        assert w in str(exc.value)
+
+
+def test_even_number_of_voters_warns_and_myids_are_stable():
+    inv = parse({"all": {"hosts": {"a": {}, "b": {"myid": 1}, "c": {}, "d": {}}}})
+    assert [h.myid for h in inv.hosts] == [2, 1, 3, 4]
+    assert any("even number" in w for w in inv.warnings)
+
+
+def test_default_inventory_renders_a_three_server_zoo_cfg(tmp_path):
+    inv = default_local(tmp_path)
+    files = render(inv, inv.hosts[1])
+    assert files["myid"] == "2\n"
+    cfg = files["zoo.cfg"]
+    assert "clientPort=2182" in cfg and f"dataDir={tmp_path}/zk2/data" in cfg
+    assert cfg.count("server.") == 3 and "server.3=127.0.0.1:2890:3890:participant;127.0.0.1:2183" in cfg
+    from zkops.server.config import parse_config
+
+    (tmp_path / "zk2" / "data").mkdir(parents=True)
+    (tmp_path / "zk2" / "data" / "myid").write_text("2")
+    parsed = parse_config(cfg)
+    assert parsed.my_id == 2 and len(parsed.servers) == 3 and parsed.client_port == 2182
+
+
+def test_deploy_is_idempotent_and_leaves_a_healthy_ensemble(tmp_path):
+    inv = _local_inventory(tmp_path)
+    try:
+        first = deploy(inv)
+        assert not first.failed, [(r.host, r.task, r.message) for r in first.results if r.status == "failed"]
+        assert first.status.healthy and first.status.write_read_ok
+        assert sorted(n.mode for n in first.status.nodes) == ["follower", "follower", "leader"]
+        second = deploy(inv)
+        assert {r.status for r in second.results} == {"ok"}, "a second deploy changed something"
+        # one setting changes: every node's zoo.cfg changes, each is restarted, health comes back
+        changed = _local_inventory(tmp_path)
+        for new, old in zip(changed.hosts, inv.hosts, strict=True):
+            new.client_port, new.quorum_port, new.election_port = old.client_port, old.quorum_port, old.election_port
+        changed.vars["maxClientCnxns"] = 100
+        third = deploy(changed)
+        assert not third.failed and third.status.healthy
+        assert sum(1 for r in third.results if r.task == "restart (files changed)") == 3
+    finally:
+        down(inv)
