@@ -95,10 +95,33 @@ class AclCheck:
             raise ZkError(Err.NOAUTH, path)
 
 
+_fixed: dict[tuple, tuple[ACL, ...]] = {}
+
+
 def fixup_acl(acl: list[ACL] | None, auth: list[Id], path: str | None = None) -> tuple[ACL, ...]:
-    """Validate a client's ACL and expand ``auth`` entries (PrepRequestProcessor.fixupACL)."""
+    """Validate a client's ACL and expand ``auth`` entries (PrepRequestProcessor.fixupACL).
+
+    ACLs without the ``auth`` scheme do not depend on the session, so their checked
+    form is cached: most creates carry the same one or two ACL lists.
+    """
     if not acl:
         raise ZkError(Err.INVALIDACL, path)
+    try:
+        key = tuple((a.perms, a.id.scheme, a.id.id) for a in acl)
+    except AttributeError:
+        raise ZkError(Err.INVALIDACL, path)
+    cached = _fixed.get(key)
+    if cached is not None:
+        return cached
+    result = _fixup(acl, auth, path)
+    if not any(a.id.scheme == "auth" for a in acl):
+        if len(_fixed) > 10_000:
+            _fixed.clear()
+        _fixed[key] = result
+    return result
+
+
+def _fixup(acl: list[ACL], auth: list[Id], path: str | None) -> tuple[ACL, ...]:
     out: list[ACL] = []
     for entry in acl:
         if entry is None or entry.id is None or entry.id.scheme is None:

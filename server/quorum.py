@@ -51,7 +51,7 @@ from .zkserver import Pending, ZooKeeperServer
 
 log = logging.getLogger("zkops.server.quorum")
 
-ELECTION_TICK = 0.1  # seconds: the election runs on its own fast tick (finalize wait, resends)
+ELECTION_TICK = 0.05  # seconds: the election runs on its own fast tick (finalize wait, resends)
 HISTORY_WINDOW = 50_000
 
 

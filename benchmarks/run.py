@@ -1,0 +1,382 @@
+"""Side-by-side benchmark: zkops and Apache ZooKeeper 3.8 in one run, reported as ratios.
+
+python3 -m benchmarks.run [--quick] [--json out.json] [--skip-ensemble]
+
+Measures, for a standalone server of each: get / set / create throughput at 1, 16 and
+128 sessions with pipelined requests, start-up time (process start until `srvr`
+answers with a mode), RSS idle and after 100,000 znodes of 100 bytes; for a
+three-node ensemble of each: set and get throughput and failover time (kill -9 of the
+leader until the first write through a survivor succeeds). The client is a raw
+asyncio jute client in separate processes; on this 2-core machine client and server
+share the cores, for both servers alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.support import refzk
+from tests.support.ensemble import Ensemble, mode
+from tests.support.ourzk import ZkopsProcess
+from zkops.server.records import (
+    ACL,
+    ConnectRequest,
+    CreateRequest,
+    Id,
+    PathRequest,
+    RequestHeader,
+    SetDataRequest,
+)
+
+OPEN = [ACL(31, Id("world", "anyone"))]
+_LEN = struct.Struct(">i")
+
+
+# ---------------------------------------------------------------- load generator
+async def _session(host: str, port: int, op: str, depth: int, until: float, tag: str, counts: list[int]) -> None:
+    r, w = await asyncio.open_connection(host, port)
+    req = ConnectRequest(0, 0, 30000, 0, b"\0" * 16).to_bytes() + b"\0"
+    w.write(_LEN.pack(len(req)) + req)
+    n = _LEN.unpack(await r.readexactly(4))[0]
+    await r.readexactly(n)
+    xid = 0
+    value = b"v" * 100
+
+    def frame() -> bytes:
+        nonlocal xid
+        xid += 1
+        if op == "get":
+            body = RequestHeader(xid, 4).to_bytes() + PathRequest("/bench", False).to_bytes()
+        elif op == "set":
+            body = RequestHeader(xid, 5).to_bytes() + SetDataRequest("/bench", value, -1).to_bytes()
+        else:
+            body = RequestHeader(xid, 1).to_bytes() + CreateRequest(f"/bench/{tag}-{xid}", value, OPEN, 0).to_bytes()
+        return _LEN.pack(len(body)) + body
+
+    inflight = 0
+    w.write(b"".join(frame() for _ in range(depth)))
+    inflight = depth
+    done = 0
+    while inflight:
+        n = _LEN.unpack(await r.readexactly(4))[0]
+        data = await r.readexactly(n)
+        rxid, _, err = struct.unpack_from(">iqi", data)
+        if rxid == -1:
+            continue
+        if err != 0:
+            raise RuntimeError(f"{op} failed with error {err}")
+        inflight -= 1
+        done += 1
+        if time.monotonic() < until:
+            w.write(frame())
+            inflight += 1
+    counts.append(done)
+    w.close()
+
+
+def _worker(addresses: list[str], op: str, sessions: int, depth: int, duration: float, start_at: float,
+            wid: str, q: mp.Queue) -> None:
+    async def main() -> int:
+        while time.time() < start_at:
+            await asyncio.sleep(0.005)
+        counts: list[int] = []
+        until = time.monotonic() + duration
+        tasks = []
+        for s in range(sessions):
+            host, port = addresses[s % len(addresses)].rsplit(":", 1)
+            tasks.append(_session(host, int(port), op, depth, until, f"w{wid}s{s}", counts))
+        await asyncio.gather(*tasks)
+        return sum(counts)
+
+    try:
+        q.put(asyncio.run(main()))
+    except Exception as exc:  # report, do not hang the parent
+        q.put(f"error: {exc}")
+
+
+def throughput(addresses: list[str], op: str, sessions: int, duration: float, depth: int = 16,
+               procs: int = 2) -> float:
+    procs = min(procs, sessions)
+    q: mp.Queue = mp.Queue()
+    start_at = time.time() + 0.5
+    run_tag = os.urandom(3).hex()
+    ps = []
+    for i in range(procs):
+        n = sessions // procs + (1 if i < sessions % procs else 0)
+        p = mp.Process(target=_worker, args=(addresses, op, n, depth, duration, start_at, f"{run_tag}{i}", q))
+        p.start()
+        ps.append(p)
+    results = [q.get(timeout=duration + 120) for _ in ps]
+    for p in ps:
+        p.join(30)
+    errors = [r for r in results if isinstance(r, str)]
+    if errors:
+        raise RuntimeError(errors[0])
+    return sum(results) / duration
+
+
+def _prepare(address: str) -> None:
+    from kazoo.client import KazooClient
+
+    c = KazooClient(address, timeout=15)
+    c.start(timeout=30)
+    c.ensure_path("/bench")
+    c.set("/bench", b"v" * 100)
+    c.stop()
+    c.close()
+
+
+def _clear(address: str) -> None:
+    from kazoo.client import KazooClient
+
+    c = KazooClient(address, timeout=30)
+    c.start(timeout=30)
+    c.delete("/bench", recursive=True)
+    c.create("/bench", b"v" * 100)
+    c.stop()
+    c.close()
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def fill(address: str, count: int) -> None:
+    """Create ``count`` znodes of 100 bytes, pipelined."""
+    host, port = address.rsplit(":", 1)
+
+    async def main() -> None:
+        r, w = await asyncio.open_connection(host, int(port))
+        req = ConnectRequest(0, 0, 30000, 0, b"\0" * 16).to_bytes() + b"\0"
+        w.write(_LEN.pack(len(req)) + req)
+        await r.readexactly(_LEN.unpack(await r.readexactly(4))[0])
+        sent = got = 0
+        while got < count:
+            batch = []
+            while sent < count and sent - got < 256:
+                sent += 1
+                body = RequestHeader(sent, 1).to_bytes() + CreateRequest(f"/fill-{sent}", b"x" * 100, OPEN, 0).to_bytes()
+                batch.append(_LEN.pack(len(body)) + body)
+            w.write(b"".join(batch))
+            n = _LEN.unpack(await r.readexactly(4))[0]
+            await r.readexactly(n)
+            got += 1
+        w.close()
+
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------- servers
+class Standalone:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.proc_obj: object | None = None
+
+    def start(self) -> float:
+        t0 = time.monotonic()
+        if self.kind == "apache":
+            z = refzk.RefZooKeeper(extra_cfg={"maxClientCnxns": "0", "autopurge.purgeInterval": "0"})
+            z.start()
+            self.proc_obj = z
+        else:
+            z = ZkopsProcess(extra_cfg={"maxClientCnxns": "0"})
+            z.start()
+            self.proc_obj = z
+        return time.monotonic() - t0
+
+    @property
+    def address(self) -> str:
+        return self.proc_obj.address  # type: ignore[union-attr]
+
+    @property
+    def pid(self) -> int:
+        return self.proc_obj.proc.pid  # type: ignore[union-attr]
+
+    def cleanup(self) -> None:
+        self.proc_obj.cleanup()  # type: ignore[union-attr]
+
+
+class ApacheEnsemble:
+    """Three Apache ZooKeeper processes (QuorumPeerMain) on loopback."""
+
+    def __init__(self, n: int = 3, tick_ms: int = 200) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="refens-"))
+        self.ids = list(range(1, n + 1))
+        self.ports = {i: (refzk.free_port(), refzk.free_port(), refzk.free_port()) for i in self.ids}
+        self.procs: dict[int, subprocess.Popen] = {}
+        lines = [f"server.{i}=127.0.0.1:{q}:{e}" for i, (_, q, e) in self.ports.items()]
+        for i in self.ids:
+            d = self.workdir / f"n{i}"
+            (d / "data").mkdir(parents=True)
+            (d / "data" / "myid").write_text(f"{i}\n")
+            (d / "zoo.cfg").write_text(
+                f"tickTime={tick_ms}\ninitLimit=10\nsyncLimit=5\ndataDir={d / 'data'}\n"
+                f"clientPort={self.ports[i][0]}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n"
+                "admin.enableServer=false\nmaxClientCnxns=0\n" + "\n".join(lines) + "\n")
+
+    def address(self, i: int) -> str:
+        return f"127.0.0.1:{self.ports[i][0]}"
+
+    def start(self, *ids: int) -> None:
+        for i in ids or self.ids:
+            d = self.workdir / f"n{i}"
+            log = open(d / "server.log", "ab")
+            self.procs[i] = subprocess.Popen(
+                ["java", "-Xmx512m", "-Dzookeeper.admin.enableServer=false", "-cp", refzk.classpath(),
+                 "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(d / "zoo.cfg")],
+                stdout=log, stderr=subprocess.STDOUT, cwd=d)
+            log.close()
+
+    def kill(self, i: int) -> None:
+        p = self.procs.pop(i)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+
+    def leader(self) -> int | None:
+        ls = [i for i in self.procs if mode(self.ports[i][0]) == "leader"]
+        return ls[0] if len(ls) == 1 else None
+
+    def wait_ready(self, timeout: float = 60) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            modes = {i: mode(self.ports[i][0]) for i in self.procs}
+            if list(modes.values()).count("leader") == 1 and all(m in ("leader", "follower") for m in modes.values()):
+                return next(i for i, m in modes.items() if m == "leader")
+            time.sleep(0.1)
+        raise TimeoutError("Apache ensemble not ready")
+
+    def cleanup(self) -> None:
+        for i in list(self.procs):
+            self.kill(i)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def failover_seconds(addresses: dict[int, str], kill, leader: int) -> float:
+    """kill -9 the leader, then retry a create through the survivors until one succeeds."""
+    from kazoo.client import KazooClient
+
+    survivors = ",".join(a for i, a in addresses.items() if i != leader)
+    c = KazooClient(survivors, timeout=10, connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.2})
+    c.start(timeout=30)
+    t0 = time.monotonic()
+    kill(leader)
+    i = 0
+    while True:
+        i += 1
+        try:
+            c.create(f"/failover-{i}")
+            break
+        except Exception:
+            time.sleep(0.02)
+        if time.monotonic() - t0 > 120:
+            raise TimeoutError("no write succeeded within 120 s of the failover")
+    took = time.monotonic() - t0
+    c.stop()
+    c.close()
+    return took
+
+
+# ---------------------------------------------------------------- the run
+def run(quick: bool, skip_ensemble: bool, servers: list[str]) -> dict:
+    duration = 2.0 if quick else 5.0
+    fill_count = 20_000 if quick else 100_000
+    results: dict = {"machine": {"cores": os.cpu_count()}, "duration_s": duration, "standalone": {}, "ensemble": {}}
+    for kind in servers:
+        s = Standalone(kind)
+        r: dict = {}
+        try:
+            r["startup_s"] = s.start()
+            _prepare(s.address)
+            time.sleep(1.0)
+            r["rss_idle_kb"] = rss_kb(s.pid)
+            for op in ("get", "set", "create"):
+                for sessions in (1, 16, 128):
+                    r[f"{op}_{sessions}"] = throughput([s.address], op, sessions, duration)
+                    print(f"{kind:7s} {op:6s} sessions={sessions:3d}: {r[f'{op}_{sessions}']:9.0f} ops/s", flush=True)
+                if op == "create":
+                    _clear(s.address)
+        finally:
+            s.cleanup()
+        # memory on a fresh server: the throughput runs above leave allocator high-water marks
+        s = Standalone(kind)
+        try:
+            s.start()
+            fill(s.address, fill_count)
+            time.sleep(1.0)
+            r[f"rss_{fill_count}_znodes_kb"] = rss_kb(s.pid)
+        finally:
+            s.cleanup()
+        results["standalone"][kind] = r
+    if not skip_ensemble:
+        for kind in servers:
+            r = {}
+            if kind == "apache":
+                ens = ApacheEnsemble()
+                addr = {i: ens.address(i) for i in ens.ids}
+            else:
+                ens = Ensemble(3)
+                addr = {i: ens.address(i) for i in ens.ids}
+            try:
+                ens.start()
+                leader = ens.wait_ready()
+                time.sleep(1.0)
+                _prepare(addr[leader])
+                for op in ("set", "get"):
+                    r[f"{op}_16"] = throughput(list(addr.values()), op, 16, duration)
+                    print(f"{kind:7s} 3-node {op} sessions=16: {r[f'{op}_16']:9.0f} ops/s", flush=True)
+                r["failover_s"] = failover_seconds(addr, ens.kill, leader)
+                print(f"{kind:7s} 3-node failover: {r['failover_s']:.2f} s", flush=True)
+            finally:
+                ens.cleanup()
+            results["ensemble"][kind] = r
+    return results
+
+
+def report(results: dict) -> str:
+    lines = ["| metric | zkops | Apache | zkops / Apache |", "|---|---|---|---|"]
+    for section in ("standalone", "ensemble"):
+        ours, theirs = results[section].get("zkops", {}), results[section].get("apache", {})
+        for key in ours:
+            if key not in theirs:
+                continue
+            a, b = ours[key], theirs[key]
+            ratio = a / b if b else float("nan")
+            better = "lower is better" if key.endswith(("_s", "_kb")) else "higher is better"
+            fmt = "{:.2f}" if isinstance(a, float) and a < 100 else "{:.0f}"
+            lines.append(f"| {section} {key} ({better}) | {fmt.format(a)} | {fmt.format(b)} | {ratio:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--skip-ensemble", action="store_true")
+    ap.add_argument("--servers", default="zkops,apache")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    if not refzk.available() and "apache" in args.servers:
+        sys.exit("Apache ZooKeeper is not installed: run scripts/install-test-deps")
+    results = run(args.quick, args.skip_ensemble, args.servers.split(","))
+    table = report(results)
+    print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
