@@ -138,17 +138,6 @@ def _prepare(address: str) -> None:
     c.close()
 
 
-def _clear(address: str) -> None:
-    from kazoo.client import KazooClient
-
-    c = KazooClient(address, timeout=30)
-    c.start(timeout=30)
-    c.delete("/bench", recursive=True)
-    c.create("/bench", b"v" * 100)
-    c.stop()
-    c.close()
-
-
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -308,8 +297,6 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str]) -> dict:
                 for sessions in (1, 16, 128):
                     r[f"{op}_{sessions}"] = throughput([s.address], op, sessions, duration)
                     print(f"{kind:7s} {op:6s} sessions={sessions:3d}: {r[f'{op}_{sessions}']:9.0f} ops/s", flush=True)
-                if op == "create":
-                    _clear(s.address)
         finally:
             s.cleanup()
         # memory on a fresh server: the throughput runs above leave allocator high-water marks
