@@ -1,122 +1,234 @@
-"""Snapshots of the tree, in Apache ZooKeeper's snapshot layout.
+"""Fuzzy snapshots of the data tree, in Apache ZooKeeper 3.8's snapshot format.
 
-``<dataDir>/version-2/snapshot.<zxid hex>``: FileHeader ('ZKSN', version 2, dbid -1),
-the sessions (count, then id + timeout), the ACL cache (count, then id + vector<ACL>),
-every node as (path, DataNode{data, acl id, StatPersisted}) parents first, the root
-named "", a "/" path to end the nodes, then the Adler32 of everything before and a
-final "/". A snapshot is fuzzy: the txns after its zxid are replayed over it.
+Layout of ``<dataDir>/version-2/snapshot.<zxid, lowercase hex>`` (FileSnap,
+SerializeUtils.serializeSnapshot, DataTree.serialize, ReferenceCountedACLCache)::
+
+    FileHeader    int magic 'ZKSN', int version 2, long dbid -1
+    sessions      int count, then per session: long id, int timeout
+    ACL cache     int count, then per entry: long id, vector<ACL>
+    nodes         per node: ustring path, DataNode {buffer data, long acl id,
+                  StatPersisted}; the root is named "" and comes first, every parent
+                  before its children; the path "/" ends the list
+    seal          long Adler32 of every byte before it, ustring "/"
+    [digest]      3.8 may add ZxidDigest {long zxid, int version, long digest}
+                  and a second seal; its reader treats both as optional
+
+A node's acl id -1 means the open ACL without a cache entry (ZooKeeper's root and
+/zookeeper use it). We write no digest: ZooKeeper would compare it with its own tree
+digest, and without one it loads the file as a snapshot from an older version.
+
+A snapshot is fuzzy: taken while txns keep committing, it may already hold some txns
+after its zxid, and replaying those over it gives the same tree.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import logging
 import os
 import struct
 import tempfile
 import zlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
-from .jute import JuteError, Record, _read_buffer, _read_string, _write_buffer, _write_string
-from .records import ACL, FileHeader, StatPersisted
+from .codes import Perm
+from .jute import JuteError, Record, _read_string, _write_string
+from .records import ACL, FileHeader, Id, StatPersisted
 
 log = logging.getLogger("zkops.server.snapshot")
 
 SNAP_MAGIC = 0x5A4B534E  # "ZKSN"
 VERSION = 2
+DBID = -1
+OPEN_ACL_ID = -1  # ReferenceCountedACLCache's id for OPEN_ACL_UNSAFE
+OPEN_ACL_UNSAFE = [ACL(Perm.ALL, Id("world", "anyone"))]
 _Q = struct.Struct(">q")
 _I = struct.Struct(">i")
+_SEAL_TRAILER = b"\x00\x00\x00\x01/"  # ustring "/" after the checksum; ZooKeeper's cheap validity test
+_CHUNK = 1 << 20
 
 Node = tuple[str, bytes, list[ACL], StatPersisted]
 
 
 class SnapshotError(ValueError):
-    """A snapshot file is truncated or its checksum does not match."""
+    """A snapshot is truncated, fails its checksum, or does not describe a tree."""
 
 
 class DataNode(Record):
+    """A node as a snapshot stores it: data, ACL cache id, persisted stat."""
+
     FIELDS = (("data", "buffer"), ("acl", "long"), ("stat", StatPersisted))
     __slots__ = ("data", "acl", "stat")
 
 
+@dataclass(frozen=True)
+class ZxidDigest:
+    """The optional tree digest 3.8 writes after the first seal."""
+
+    zxid: int
+    version: int
+    digest: int
+
+
 @dataclass
 class SnapshotData:
+    """What a snapshot holds; ``nodes`` are (path, data, acl, stat), root "" first."""
+
     zxid: int
     sessions: dict[int, int]
     nodes: list[Node]
-    path: Path
+    path: Path | None = None
+    digest: ZxidDigest | None = field(default=None)
 
 
+# ---------------------------------------------------------------- names
 def snapshot_name(zxid: int) -> str:
+    """ZooKeeper's file name for a snapshot taken at ``zxid``."""
     return f"snapshot.{zxid:x}"
 
 
+def snapshot_zxid(path: Path) -> int:
+    """The zxid in a snapshot's name (``snapshot.<hex>``, maybe with .gz/.snappy)."""
+    parts = Path(path).name.split(".")
+    if len(parts) < 2 or parts[0] != "snapshot":
+        raise ValueError(f"{path} is not named like a snapshot")
+    return int(parts[1], 16)
+
+
 def find_snapshots(data_dir: Path) -> list[Path]:
-    """Snapshot files, newest (highest zxid) first."""
+    """Every snapshot file of ``data_dir``, newest (highest zxid) first."""
     d = Path(data_dir) / "version-2"
     found = []
     if d.is_dir():
         for p in d.iterdir():
-            if p.name.startswith("snapshot."):
-                try:
-                    found.append((int(p.name[9:], 16), p))
-                except ValueError:
-                    continue
-    return [p for _, p in sorted(found, reverse=True)]
+            parts = p.name.split(".")
+            if parts[0] != "snapshot" or len(parts) not in (2, 3) or not p.is_file():
+                continue
+            if len(parts) == 3 and parts[2] not in ("gz", "snappy"):
+                continue
+            try:
+                found.append((int(parts[1], 16), p))
+            except ValueError:
+                continue
+    return [p for _, p in sorted(found, key=lambda t: t[0], reverse=True)]
 
 
-def snapshot_zxid(path: Path) -> int:
-    return int(path.name[9:], 16)
+def looks_sealed(path: Path) -> bool:
+    """ZooKeeper's cheap validity test (SnapStream.isValidSnapshot): is the file sealed?
+
+    Purge counts only such snapshots, as ZooKeeper does; a full check reads the file.
+    """
+    p = Path(path)
+    try:
+        if p.name.endswith(".gz"):
+            with open(p, "rb") as f:
+                return f.read(2) == b"\x1f\x8b"
+        if p.name.endswith(".snappy"):
+            return p.stat().st_size > 0
+        size = p.stat().st_size
+        if size < 10:
+            return False
+        with open(p, "rb") as f:
+            f.seek(size - len(_SEAL_TRAILER))
+            return f.read() == _SEAL_TRAILER
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- writing
+class _Sink:
+    """Buffers output and keeps the running Adler32 that a seal writes."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.buf = bytearray()
+        self.adler = zlib.adler32(b"")
+
+    def write(self, data: bytes | bytearray) -> None:
+        self.buf += data
+        if len(self.buf) >= _CHUNK:
+            self.drain()
+
+    def drain(self) -> None:
+        if self.buf:
+            self.adler = zlib.adler32(self.buf, self.adler)
+            self.out.write(self.buf)
+            self.buf.clear()
+
+    def seal(self) -> None:
+        self.drain()
+        self.write(_Q.pack(self.adler & 0xFFFFFFFF) + _SEAL_TRAILER)
+        self.drain()
+
+
+def _acl_key(acl: list[ACL]) -> tuple[ACL, ...]:
+    return tuple(acl)
+
+
+def _write(out: BinaryIO, sessions: dict[int, int], nodes: Iterable[Node]) -> None:
+    items = list(nodes)
+    ids: dict[tuple[ACL, ...], int] = {}
+    refs: list[int] = []
+    seen: set[str] = set()
+    for i, (path, _, acl, _) in enumerate(items):
+        if path == "/":
+            path = ""
+        if i == 0 and path != "":
+            raise ValueError(f"the root (named \"\") must come first, not {path!r}")
+        if i > 0:
+            if path in seen or not path.startswith("/") or path.endswith("/"):
+                raise ValueError(f"bad or repeated node path {path!r}")
+            if path[: path.rfind("/")] not in seen:
+                raise ValueError(f"node {path} comes before its parent")
+        seen.add(path)
+        key = _acl_key(acl)
+        ref = ids.get(key)
+        if ref is None:
+            ref = ids[key] = len(ids) + 1  # ZooKeeper counts cache ids from 1
+        refs.append(ref)
+    sink = _Sink(out)
+    sink.write(FileHeader(SNAP_MAGIC, VERSION, DBID).to_bytes())
+    sink.write(_I.pack(len(sessions)))
+    for sid in sorted(sessions):
+        sink.write(_Q.pack(sid) + _I.pack(sessions[sid]))
+    buf = bytearray(_I.pack(len(ids)))
+    for key, ref in ids.items():
+        buf += _Q.pack(ref)
+        buf += _I.pack(len(key))
+        for a in key:
+            a.write(buf)
+    sink.write(buf)
+    for (path, data, _, stat), ref in zip(items, refs, strict=True):
+        buf = bytearray()
+        _write_string(buf, "" if path == "/" else path)
+        DataNode(data, ref, stat).write(buf)
+        sink.write(buf)
+    end = bytearray()
+    _write_string(end, "/")
+    sink.write(end)
+    sink.seal()
 
 
 def serialize(zxid: int, sessions: dict[int, int], nodes: Iterable[Node]) -> bytes:
-    out = bytearray()
-    FileHeader(SNAP_MAGIC, VERSION, -1).write(out)
-    out += _I.pack(len(sessions))
-    for sid in sorted(sessions):
-        out += _Q.pack(sid)
-        out += _I.pack(sessions[sid])
-    acl_ids: dict[tuple, int] = {}
-    body = bytearray()
-    for path, data, acl, stat in nodes:
-        key = tuple((a.perms, a.id.scheme, a.id.id) for a in acl)
-        ref = acl_ids.get(key)
-        if ref is None:
-            ref = acl_ids[key] = len(acl_ids) + 1
-        _write_string(body, path)
-        DataNode(data, ref, stat).write(body)
-    _write_string(body, "/")
-    out += _I.pack(len(acl_ids))
-    for key, ref in acl_ids.items():
-        out += _Q.pack(ref)
-        out += _I.pack(len(key))
-        for perms, scheme, ident in key:
-            ACL(perms, _id(scheme, ident)).write(out)
-    out += body
-    out += _Q.pack(zlib.adler32(out) & 0xFFFFFFFF)
-    _write_string(out, "/")
-    return bytes(out)
+    """A whole snapshot as bytes (what a ZAB leader sends a follower as SNAP)."""
+    out = io.BytesIO()
+    _write(out, sessions, nodes)
+    return out.getvalue()
 
 
-def _id(scheme: str, ident: str):  # noqa: ANN202 - small helper
-    from .records import Id
-
-    return Id(scheme, ident)
-
-
-def write_snapshot(data_dir: Path, zxid: int, sessions: dict[int, int], nodes: Iterable[Node]) -> Path:
-    """Write atomically: temp file, fsync, rename, fsync the directory."""
-    d = Path(data_dir) / "version-2"
-    d.mkdir(parents=True, exist_ok=True)
-    data = serialize(zxid, sessions, nodes)
-    fd, tmp = tempfile.mkstemp(prefix=".snapshot-", dir=d)
+def _publish(directory: Path, name: str, fill: Callable[[BinaryIO], object]) -> Path:
+    """Write a file atomically: temp file, fsync, rename, fsync the directory."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
-        final = d / snapshot_name(zxid)
+        final = directory / name
         os.replace(tmp, final)
     except BaseException:
         try:
@@ -124,7 +236,7 @@ def write_snapshot(data_dir: Path, zxid: int, sessions: dict[int, int], nodes: I
         except OSError:
             pass
         raise
-    dfd = os.open(d, os.O_RDONLY)
+    dfd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dfd)
     finally:
@@ -132,57 +244,138 @@ def write_snapshot(data_dir: Path, zxid: int, sessions: dict[int, int], nodes: I
     return final
 
 
+def write_snapshot(data_dir: Path, zxid: int, sessions: dict[int, int], nodes: Iterable[Node]) -> Path:
+    """Write ``snapshot.<zxid>`` so it is either absent or whole after a crash.
+
+    ``nodes`` yields the root as "" first, then every node after its parent (a
+    pre-order walk does that); each node's ACL list is interned in the ACL cache.
+    """
+    d = Path(data_dir) / "version-2"
+    d.mkdir(parents=True, exist_ok=True)
+    return _publish(d, snapshot_name(zxid), lambda f: _write(f, sessions, nodes))
+
+
+def install_snapshot_bytes(data_dir: Path, zxid: int, data: bytes) -> Path:
+    """Store a snapshot received as bytes (ZAB SNAP), after checking that it reads back."""
+    parse(data, f"snapshot from the leader at 0x{zxid:x}")
+    d = Path(data_dir) / "version-2"
+    d.mkdir(parents=True, exist_ok=True)
+    return _publish(d, snapshot_name(zxid), lambda f: f.write(data))
+
+
+# ---------------------------------------------------------------- reading
+def _check_seal(mv: memoryview, off: int, name: str) -> int:
+    (crc,) = _Q.unpack_from(mv, off)
+    trailer, end = _read_string(mv, off + 8)
+    if trailer != "/":
+        raise SnapshotError(f"{name}: no '/' after the checksum at byte offset {off}")
+    if crc != zlib.adler32(mv[:off]) & 0xFFFFFFFF:
+        raise SnapshotError(f"{name}: checksum mismatch at byte offset {off}")
+    return end
+
+
 def parse(data: bytes, name: str = "snapshot") -> tuple[dict[int, int], list[Node]]:
-    try:
-        hdr, off = FileHeader.read(data, 0)
-        if hdr.magic != SNAP_MAGIC:
-            raise SnapshotError(f"{name}: not a snapshot (magic 0x{hdr.magic:x})")
-        (count,), off = _I.unpack_from(data, off), off + 4
-        sessions = {}
-        for _ in range(count):
-            sid = _Q.unpack_from(data, off)[0]
-            timeout = _I.unpack_from(data, off + 8)[0]
-            sessions[sid] = timeout
-            off += 12
-        (nacl,), off = _I.unpack_from(data, off), off + 4
-        acls: dict[int, list[ACL]] = {}
-        for _ in range(nacl):
-            ref = _Q.unpack_from(data, off)[0]
-            (n,) = _I.unpack_from(data, off + 8)
-            off += 12
-            lst = []
-            for _ in range(max(n, 0)):
-                a, off = ACL.read(data, off)
-                lst.append(a)
-            acls[ref] = lst
-        nodes: list[Node] = []
-        while True:
-            path, off = _read_string(data, off)
-            if path == "/":
-                break
-            node, off = DataNode.read(data, off)
-            acl = acls.get(node.acl)
-            if acl is None:
-                # Apache writes -1 for the open ACL without a cache entry
-                acl = [ACL(31, _id("world", "anyone"))] if node.acl == -1 else []
-            nodes.append((path or "", node.data or b"", acl, node.stat))
-        end_of_body = off
-        (crc,) = _Q.unpack_from(data, off)
-        trailer, _ = _read_string(data, off + 8)
-    except (struct.error, JuteError, IndexError) as exc:
-        raise SnapshotError(f"{name}: truncated or unreadable: {exc}") from None
-    if trailer != "/" or (zlib.adler32(data[:end_of_body]) & 0xFFFFFFFF) != (crc & 0xFFFFFFFF):
-        raise SnapshotError(f"{name}: checksum mismatch")
+    """Sessions and nodes of a snapshot's bytes; :class:`SnapshotError` if damaged."""
+    sessions, nodes, _ = _parse(data, name)
     return sessions, nodes
 
 
+def _parse(data: bytes, name: str) -> tuple[dict[int, int], list[Node], ZxidDigest | None]:
+    mv = memoryview(data)
+    try:
+        hdr, off = FileHeader.read(mv, 0)
+        if hdr.magic != SNAP_MAGIC:
+            raise SnapshotError(f"{name}: not a snapshot (magic 0x{hdr.magic & 0xFFFFFFFF:08x})")
+        if hdr.version != VERSION:
+            raise SnapshotError(f"{name}: unsupported snapshot version {hdr.version}")
+        (count,) = _I.unpack_from(mv, off)
+        off += 4
+        if count < 0 or count * 12 > len(mv) - off:
+            raise SnapshotError(f"{name}: bad session count {count}")
+        sessions: dict[int, int] = {}
+        for _ in range(count):
+            sid, timeout = _Q.unpack_from(mv, off)[0], _I.unpack_from(mv, off + 8)[0]
+            sessions[sid] = timeout
+            off += 12
+        (nacl,) = _I.unpack_from(mv, off)
+        off += 4
+        if nacl < 0 or nacl * 12 > len(mv) - off:
+            raise SnapshotError(f"{name}: bad ACL cache size {nacl}")
+        acls: dict[int, list[ACL]] = {}
+        for _ in range(nacl):
+            (ref,) = _Q.unpack_from(mv, off)
+            (n,) = _I.unpack_from(mv, off + 8)
+            off += 12
+            if n < 0 or n > len(mv) - off:
+                raise SnapshotError(f"{name}: bad ACL list for cache id {ref}")
+            lst = []
+            for _ in range(n):
+                a, off = ACL.read(mv, off)
+                lst.append(a)
+            acls[ref] = lst
+        nodes: list[Node] = []
+        seen: set[str] = set()
+        while True:
+            path, off = _read_string(mv, off)
+            if path == "/":
+                break
+            if path is None:
+                raise SnapshotError(f"{name}: null node path at byte offset {off - 4}")
+            node, off = DataNode.read(mv, off)
+            if node.acl == OPEN_ACL_ID:
+                acl = list(OPEN_ACL_UNSAFE)
+            elif node.acl in acls:
+                acl = list(acls[node.acl])
+            else:
+                raise SnapshotError(f"{name}: node {path or '/'} names ACL id {node.acl}, not in the cache")
+            if path and path[: path.rfind("/")] not in seen:
+                raise SnapshotError(f"{name}: node {path} comes before its parent")
+            seen.add(path)
+            nodes.append((path, node.data if node.data is not None else b"", acl, node.stat))
+        off = _check_seal(mv, off, name)
+        digest = None
+        if off < len(mv):
+            z, version = _Q.unpack_from(mv, off)[0], _I.unpack_from(mv, off + 8)[0]
+            off += 12
+            if version < 2:
+                text, off = _read_string(mv, off)
+                value = int(text, 16) if text else 0
+            else:
+                value = _Q.unpack_from(mv, off)[0]
+                off += 8
+            digest = ZxidDigest(z, version, value)
+            off = _check_seal(mv, off, name)
+        if off != len(mv):
+            raise SnapshotError(f"{name}: {len(mv) - off} unexpected bytes after the seal")
+    except (struct.error, JuteError, IndexError, ValueError) as exc:
+        if isinstance(exc, SnapshotError):
+            raise
+        raise SnapshotError(f"{name}: truncated or unreadable: {exc}") from None
+    if not nodes or nodes[0][0] != "":
+        raise SnapshotError(f"{name}: the tree has no root")
+    return sessions, nodes, digest
+
+
+def _load_bytes(path: Path) -> bytes:
+    if path.name.endswith(".gz"):
+        try:
+            return gzip.decompress(path.read_bytes())
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SnapshotError(f"{path}: bad gzip stream: {exc}") from None
+    if path.name.endswith(".snappy"):
+        raise SnapshotError(f"{path}: snappy-compressed snapshots are not supported")
+    return path.read_bytes()
+
+
 def read_snapshot(path: Path) -> SnapshotData:
-    sessions, nodes = parse(Path(path).read_bytes(), str(path))
-    return SnapshotData(snapshot_zxid(Path(path)), sessions, nodes, Path(path))
+    """Read and verify one snapshot file (plain or .gz)."""
+    p = Path(path)
+    sessions, nodes, digest = _parse(_load_bytes(p), str(p))
+    return SnapshotData(snapshot_zxid(p), sessions, nodes, p, digest)
 
 
 def load_newest_valid(data_dir: Path) -> SnapshotData | None:
-    """The newest snapshot that reads back whole; damaged ones are skipped with a warning."""
+    """The newest snapshot that reads back whole; damaged ones are skipped, saying why."""
     for path in find_snapshots(data_dir):
         try:
             return read_snapshot(path)
@@ -191,5 +384,8 @@ def load_newest_valid(data_dir: Path) -> SnapshotData | None:
     return None
 
 
-__all__ = ["SnapshotData", "SnapshotError", "find_snapshots", "load_newest_valid", "read_snapshot",
-           "write_snapshot", "serialize", "parse", "_read_buffer", "_write_buffer"]
+__all__ = [
+    "DataNode", "Node", "OPEN_ACL_UNSAFE", "SNAP_MAGIC", "SnapshotData", "SnapshotError", "ZxidDigest",
+    "find_snapshots", "install_snapshot_bytes", "load_newest_valid", "looks_sealed", "parse", "read_snapshot",
+    "serialize", "snapshot_name", "snapshot_zxid", "write_snapshot",
+]

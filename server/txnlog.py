@@ -1,51 +1,221 @@
-"""The transaction log, in Apache ZooKeeper's file format (so its tools read ours).
+"""The transaction log, in Apache ZooKeeper 3.8's file format, so its tools read ours.
 
-``<dataLogDir>/version-2/log.<first zxid in hex>``: a FileHeader ('ZKLG', version 2,
-dbid 0), then per txn: Adler32 of the txn bytes (long), their length (int), the bytes
-(TxnHeader + body), and the end-of-record byte 'B'. Files are preallocated with zeros
-in blocks, so a reader stops at a zero length.
+Layout of ``<dataLogDir>/version-2/log.<first zxid, lowercase hex>``::
 
-Group commit: ``append`` only buffers; ``sync`` writes everything buffered and fsyncs
-once. Recovery on open: a torn last record (a write cut short by a crash, which was
-never acknowledged) is dropped and the file truncated there; a damaged record that is
-followed by good ones is corruption, and opening fails naming the file and offset.
+    FileHeader   int magic 'ZKLG', int version 2, long dbid 0
+    per txn      long Adler32(txn bytes), int length, txn bytes, byte 0x42 ('B')
+    then zeros   the file is preallocated in blocks; a zero length ends the log
+
+The txn bytes are a TxnHeader followed by the body record its type names. ZooKeeper
+3.8 may append a TxnDigest (``int version, long treeDigest``) after the body; its
+reader treats the digest as optional (an EOF there means "no digest"), so we write
+none and accept one when reading files ZooKeeper wrote.
+
+Group commit: :meth:`TxnLog.append` only buffers (cheap, callable from the event
+loop); :meth:`TxnLog.sync` writes everything buffered and fsyncs once, on whatever
+thread calls it. Two locks keep that safe: one guards the buffer, one serializes file
+I/O, so appends go on while a sync waits for the disk.
+
+Recovery: the log ends at the first record that does not verify (checksum, length,
+end byte). If nothing verifiable follows it, it is a write cut short by a crash (never
+acknowledged), so it is dropped and the file truncated there when the log is opened.
+If a valid record follows it, history would be lost silently, so reading stops with
+:class:`CorruptLogError` naming the file and the byte offset.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from .records import FileHeader
+from .codes import Op
+from .jute import JuteError, Record
+from .records import (
+    ACL,
+    CheckVersionTxn,
+    CloseSessionTxn,
+    CreateContainerTxn,
+    CreateSessionTxn,
+    CreateTTLTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    FileHeader,
+    MultiTxn,
+    SetACLTxn,
+    SetDataTxn,
+    TxnHeader,
+)
 
 log = logging.getLogger("zkops.server.txnlog")
 
 LOG_MAGIC = 0x5A4B4C47  # "ZKLG"
 VERSION = 2
-HEADER = FileHeader(LOG_MAGIC, VERSION, 0).to_bytes()
-_REC = struct.Struct(">qi")  # checksum, length
-_ZXID_AT = 12  # TxnHeader: clientId (8) + cxid (4), then zxid
-EOR = 0x42
+DBID = 0
+HEADER = FileHeader(LOG_MAGIC, VERSION, DBID).to_bytes()
+HEADER_SIZE = len(HEADER)  # 16
+EOR = 0x42  # 'B', ZooKeeper's end-of-record marker
+DEFAULT_PREALLOC = 64 * 1024 * 1024  # ZooKeeper's zookeeper.preAllocSize default
+TXN_HEADER_SIZE = 28  # clientId 8, cxid 4, zxid 8, time 8, type 4
+_PREFIX = struct.Struct(">qi")  # checksum, length
+PREFIX_SIZE = _PREFIX.size
+_ZXID = struct.Struct(">q")
+_ZXID_AT = 12  # offset of the zxid inside a TxnHeader
+_SLACK = 4096  # like ZooKeeper: grow the file before a write comes this close to its end
 
 
 class CorruptLogError(RuntimeError):
-    """The log is damaged before its end; start-up must stop rather than lose history."""
+    """The log is damaged before its end: starting would silently lose history."""
+
+    def __init__(self, path: str | os.PathLike[str], offset: int, reason: str) -> None:
+        super().__init__(f"{path}: corrupt txn log at byte offset {offset}: {reason}")
+        self.path = str(path)
+        self.offset = offset
+        self.reason = reason
 
 
+# ---------------------------------------------------------------- txn bytes
+class TxnDigest(Record):
+    """What 3.8 may append after a txn body: the data tree's digest after applying it."""
+
+    FIELDS = (("version", "int"), ("treeDigest", "long"))
+    __slots__ = ("version", "treeDigest")
+
+
+class CreateTxnV0(Record):
+    """A create from before parentCVersion existed; ZooKeeper still reads these."""
+
+    FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("ephemeral", "bool"))
+    __slots__ = ("path", "data", "acl", "ephemeral")
+
+
+# The body record of each txn type, as 3.8's SerializeUtils.deserializeTxn picks it
+# (plus check, which only occurs inside a multi but decodes the same way).
+BODY_TYPES: dict[int, type[Record]] = {
+    Op.create: CreateTxn,
+    Op.create2: CreateTxn,
+    Op.createContainer: CreateContainerTxn,
+    Op.createTTL: CreateTTLTxn,
+    Op.delete: DeleteTxn,
+    Op.deleteContainer: DeleteTxn,
+    Op.setData: SetDataTxn,
+    Op.reconfig: SetDataTxn,
+    Op.setACL: SetACLTxn,
+    Op.check: CheckVersionTxn,
+    Op.createSession: CreateSessionTxn,
+    Op.closeSession: CloseSessionTxn,
+    Op.error: ErrorTxn,
+    Op.multi: MultiTxn,
+}
+
+_DIGEST_SIZE = 12
+
+
+@dataclass(frozen=True)
+class TxnEntry:
+    """One decoded txn: header, body (None for a bare closeSession) and optional digest."""
+
+    header: TxnHeader
+    body: Record | None
+    digest: TxnDigest | None = None
+
+
+def encode_txn(header: TxnHeader, body: Record | None, digest: TxnDigest | None = None) -> bytes:
+    """Serialize a txn as ZooKeeper logs it: header, body if any, digest if any."""
+    out = bytearray()
+    header.write(out)
+    if body is not None:
+        body.write(out)
+    if digest is not None:
+        digest.write(out)
+    return bytes(out)
+
+
+def read_body(op: int, data: bytes | memoryview, off: int = 0) -> tuple[Record | None, int]:
+    """Decode the body of a txn of type ``op`` at ``off``: (record or None, new offset).
+
+    As ZooKeeper 3.8: an empty closeSession body is None (written before
+    CloseSessionTxn existed, or with closeSessionTxn disabled), and a create too
+    short for parentCVersion is an old CreateTxnV0 read with parentCVersion -1.
+    """
+    cls = BODY_TYPES.get(op)
+    if cls is None:
+        raise JuteError(f"unsupported txn type {op}")
+    rest = len(data) - off
+    if op == Op.closeSession:
+        if rest == 0:
+            return None, off
+        try:
+            return cls.read(data, off)
+        except JuteError:
+            if rest == _DIGEST_SIZE:  # no body, only the digest
+                return None, off
+            raise
+    try:
+        return cls.read(data, off)
+    except JuteError:
+        if op != Op.create:
+            raise
+        old, end = CreateTxnV0.read(data, off)
+        return CreateTxn(old.path, old.data, old.acl, old.ephemeral, -1), end
+
+
+def decode_txn_entry(data: bytes | memoryview) -> TxnEntry:
+    """Split logged txn bytes into header, body and (when ZooKeeper wrote one) digest."""
+    header, off = TxnHeader.read(data, 0)
+    body, off = read_body(header.type, data, off)
+    rest = len(data) - off
+    if rest == 0:
+        return TxnEntry(header, body)
+    if rest == _DIGEST_SIZE:
+        return TxnEntry(header, body, TxnDigest.from_bytes(data[off:]))
+    raise JuteError(f"{rest} unexpected bytes after a txn of type {header.type}")
+
+
+def decode_txn(data: bytes | memoryview) -> tuple[TxnHeader, Record | None]:
+    """(TxnHeader, body record or None) of logged txn bytes; a digest is ignored."""
+    entry = decode_txn_entry(data)
+    return entry.header, entry.body
+
+
+def decode_multi(txn: MultiTxn) -> list[tuple[int, Record | None]]:
+    """The (type, body) of every op inside a MultiTxn; each op's data is its own txn body."""
+    out: list[tuple[int, Record | None]] = []
+    for sub in txn.txns or ():
+        data = sub.data or b""
+        body, end = read_body(sub.type, data, 0)
+        if end != len(data):
+            raise JuteError(f"{len(data) - end} trailing bytes in a multi op of type {sub.type}")
+        out.append((sub.type, body))
+    return out
+
+
+def txn_zxid(txn: bytes | memoryview) -> int:
+    """The zxid in a serialized TxnHeader (without decoding the rest)."""
+    if len(txn) < TXN_HEADER_SIZE:
+        raise JuteError(f"{len(txn)} bytes cannot hold a TxnHeader")
+    return _ZXID.unpack_from(txn, _ZXID_AT)[0]
+
+
+# ---------------------------------------------------------------- file format
 def log_name(zxid: int) -> str:
+    """ZooKeeper's name for a log file whose first txn is ``zxid``."""
     return f"log.{zxid:x}"
 
 
 def log_files(directory: Path) -> list[tuple[int, Path]]:
-    """(start zxid, path) of every log file, oldest first."""
+    """(first zxid, path) of every ``log.<hex>`` file in ``directory``, oldest first."""
     out = []
     if directory.is_dir():
         for p in directory.iterdir():
-            if p.name.startswith("log."):
+            if p.name.startswith("log.") and p.is_file():
                 try:
                     out.append((int(p.name[4:], 16), p))
                 except ValueError:
@@ -54,207 +224,370 @@ def log_files(directory: Path) -> list[tuple[int, Path]]:
 
 
 def _adler(data: bytes | memoryview) -> int:
-    v = zlib.adler32(data) & 0xFFFFFFFF
-    return v
+    return zlib.adler32(data) & 0xFFFFFFFF
+
+
+def frame(txn: bytes) -> bytes:
+    """One txn as it sits in the file: checksum, length, bytes, 'B'."""
+    return _PREFIX.pack(_adler(txn), len(txn)) + txn + b"B"
+
+
+def _record_at(mv: memoryview, off: int, limit: int) -> tuple[int, int] | None:
+    """(zxid, index of the 'B') of a record that verifies at ``off``, else None.
+
+    ``limit`` bounds the non-zero part of the file: a record's 'B' lies before it.
+    """
+    if off + PREFIX_SIZE + TXN_HEADER_SIZE >= limit:
+        return None
+    crc, length = _PREFIX.unpack_from(mv, off)
+    if length < TXN_HEADER_SIZE:
+        return None
+    body = off + PREFIX_SIZE
+    end = body + length
+    if end >= limit or mv[end] != EOR or _adler(mv[body:end]) != crc:
+        return None
+    return _ZXID.unpack_from(mv, body + _ZXID_AT)[0], end
+
+
+def _verifiable_after(mv: memoryview, bad: int, limit: int, after_zxid: int) -> int | None:
+    """Offset of the first record past ``bad`` that verifies and continues the zxids."""
+    for off in range(bad + 1, limit - PREFIX_SIZE - TXN_HEADER_SIZE):
+        found = _record_at(mv, off, limit)
+        if found is not None and found[0] > after_zxid:
+            return off
+    return None
+
+
+def _claimed_zxid(mv: memoryview, off: int, limit: int) -> str:
+    """The zxid a damaged record's header claims, for the error message, if it has one."""
+    at = off + PREFIX_SIZE + _ZXID_AT
+    return f" (its header says zxid 0x{_ZXID.unpack_from(mv, at)[0]:x})" if at + 8 <= limit else ""
 
 
 def scan(data: bytes, name: str = "log") -> tuple[list[tuple[int, int, int]], int, str | None]:
-    """Parse a log file's bytes: ([(zxid, start, end)], end of the last good record, problem).
+    """Parse one log file: ([(zxid, txn start, index of its 'B')], end of the good part, problem).
 
-    ``problem`` is None for a clean end (zeros or end of file), "torn" for a damaged
-    tail, or a message for damage followed by good records.
+    ``problem`` is None when the log ends cleanly (zeros or end of file) and "torn"
+    when unverifiable bytes follow the good part; damage followed by a valid record
+    raises :class:`CorruptLogError`. A file cut inside its header is "torn" at 0.
     """
-    if len(data) < len(HEADER):
-        return [], 0, "torn" if data else None
-    hdr = FileHeader.from_bytes(data[:len(HEADER)])
-    if hdr.magic != LOG_MAGIC:
-        raise CorruptLogError(f"{name}: not a transaction log (bad magic 0x{hdr.magic:x} at offset 0)")
-    off = len(HEADER)
+    limit = len(data.rstrip(b"\0"))
+    if limit == 0:
+        return [], 0, None
+    # trailing zeros may have been trimmed (see read_used), and the header ends in zeros
+    hdr = FileHeader.from_bytes(bytes(data[:HEADER_SIZE]).ljust(HEADER_SIZE, b"\0"))
+    if hdr.magic != LOG_MAGIC or hdr.version != VERSION:
+        if data[:4] == b"\0\0\0\0" or (limit < HEADER_SIZE and HEADER.startswith(bytes(data[:limit]))):
+            # a header cut short, or never on disk though later pages were
+            return [], 0, "torn"
+        if hdr.magic != LOG_MAGIC:
+            raise CorruptLogError(name, 0, f"not a txn log (magic 0x{hdr.magic & 0xFFFFFFFF:08x})")
+        raise CorruptLogError(name, 4, f"unsupported txn log version {hdr.version}")
+    mv = memoryview(data)
     recs: list[tuple[int, int, int]] = []
-    n = len(data)
-    while off + _REC.size <= n:
-        crc, length = _REC.unpack_from(data, off)
-        if length == 0 and crc == 0:
-            return recs, off, None
-        body_start = off + _REC.size
-        end = body_start + length
-        if length <= 0 or end + 1 > n or data[end] != EOR or (_adler(data[body_start:end]) != (crc & 0xFFFFFFFF)):
-            if _good_record_after(data, off):
-                raise CorruptLogError(f"{name}: damaged record at offset {off} with valid records after it")
+    off = HEADER_SIZE
+    last = -1
+    while off < limit:
+        found = _record_at(mv, off, limit)
+        if found is None or found[0] <= last:
+            later = _verifiable_after(mv, off, limit, last)
+            if later is not None:
+                raise CorruptLogError(name, off, f"a record that does not verify{_claimed_zxid(mv, off, limit)}, "
+                                                 f"with valid records after it (the next at offset {later})")
             return recs, off, "torn"
-        zxid = struct.unpack_from(">q", data, body_start + _ZXID_AT)[0] if length >= _ZXID_AT + 8 else 0
-        recs.append((zxid, body_start, end))
+        zxid, end = found
+        recs.append((zxid, off + PREFIX_SIZE, end))
+        last = zxid
         off = end + 1
-    return recs, off, ("torn" if any(data[off:]) else None)
+    return recs, off, None
 
 
-def _good_record_after(data: bytes, bad_off: int) -> bool:
-    """Is there an intact record after a damaged one? (a bit flip, not a torn write)"""
-    crc, length = _REC.unpack_from(data, bad_off)
-    candidates = []
-    if 0 < length < len(data):
-        candidates.append(bad_off + _REC.size + length + 1)
-    for off in candidates:
-        if off + _REC.size > len(data):
-            continue
-        c2, l2 = _REC.unpack_from(data, off)
-        s, e = off + _REC.size, off + _REC.size + l2
-        if l2 > 0 and e < len(data) and data[e] == EOR and _adler(data[s:e]) == (c2 & 0xFFFFFFFF):
-            return True
-    return False
+def read_used(path: Path) -> bytes:
+    """A log file's bytes up to its last non-zero byte.
+
+    Preallocated space is a hole in a sparse file (ZooKeeper's too), so the data
+    extents (SEEK_DATA/SEEK_HOLE) tell where the writes ended without reading megabytes
+    of zeros; where the file system cannot say, the whole file is read.
+    """
+    with open(path, "rb", buffering=0) as f:
+        fd = f.fileno()
+        size = os.fstat(fd).st_size
+        extents: list[tuple[int, int]] = []
+        try:
+            pos = 0
+            while pos < size:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+                pos = os.lseek(fd, start, os.SEEK_HOLE)
+                extents.append((start, pos))
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no data after pos
+                extents = [(0, size)]
+        except AttributeError:  # pragma: no cover - no SEEK_DATA on this platform
+            extents = [(0, size)]
+        for start, end in reversed(extents):
+            chunk = os.pread(fd, end - start, start)
+            used = len(chunk.rstrip(b"\0"))
+            if used:
+                if start == 0:
+                    return chunk[:used]
+                return os.pread(fd, start + used, 0)
+        return b""
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _datasync(fd: int) -> None:
+    # ZooKeeper forces the channel without metadata; preallocation keeps the size stable
+    if hasattr(os, "fdatasync"):
+        os.fdatasync(fd)
+    else:  # pragma: no cover - macOS and Windows
+        os.fsync(fd)
+
+
+@dataclass
+class _Segment:
+    """Buffered records bound for one file; ``new_file`` starts log.<first_zxid>."""
+
+    first_zxid: int
+    new_file: bool
+    buf: bytearray
 
 
 class TxnLog:
-    """Appends to and reads from the log files of one directory."""
+    """Appends to and reads the ``log.*`` files of one ``dataLogDir``.
 
-    def __init__(self, log_dir: Path, *, force_sync: bool = True, prealloc_bytes: int = 64 * 1024 * 1024) -> None:
+    Not for two processes at once (ZooKeeper has the same rule); within a process,
+    ``append`` and ``sync`` may run on different threads.
+    """
+
+    def __init__(self, log_dir: Path, *, force_sync: bool = True, prealloc_bytes: int = DEFAULT_PREALLOC) -> None:
         self.dir = Path(log_dir) / "version-2"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.force_sync = force_sync
-        self.prealloc = max(4096, prealloc_bytes)
-        self.buffer = bytearray()
-        self.buffer_first_zxid: int | None = None
-        self.file = None  # type: ignore[var-annotated]
-        self.file_pos = 0
-        self.file_size = 0
-        self.current: Path | None = None
+        self.prealloc = prealloc_bytes if prealloc_bytes > 0 else 0
+        self._lock = threading.Lock()  # the buffer, _last_zxid, _roll_next
+        self._io = threading.RLock()  # the open file, its offsets; all writes
+        self._segments: list[_Segment] = []
+        self._roll_next = False
         self._last_zxid = 0
-        self._recover()
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._pos = 0
+        self._size = 0
+        self._failed: BaseException | None = None
+        self._closed = False
+        with self._io:
+            self._recover()
+
+    def __enter__(self) -> TxnLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def current(self) -> Path | None:
+        """The file appends go to now (None before the first append or right after a roll)."""
+        return self._path
 
     # ------------------------------------------------------------ recovery
     def _recover(self) -> None:
+        """Find the last txn, drop a torn tail, and reopen the newest file for appends."""
+        self._last_zxid = 0
         files = log_files(self.dir)
-        for i, (_, path) in enumerate(files):
-            data = path.read_bytes()
+        while files:
+            _, path = files.pop()
+            data = read_used(path)
             recs, end, problem = scan(data, str(path))
-            last = i == len(files) - 1
-            if problem == "torn" and not last:
-                raise CorruptLogError(f"{path}: damaged record at offset {end} and later log files exist")
-            if recs:
-                self._last_zxid = recs[-1][0]
-            if last:
-                if problem == "torn":
-                    log.warning("%s: dropping a torn record at offset %d (a write cut short)", path, end)
-                    with open(path, "r+b") as f:
-                        f.truncate(end)
-                        os.fsync(f.fileno())
-                if recs or end > len(HEADER):
-                    self.current = path
-                    self.file = open(path, "r+b", buffering=0)  # noqa: SIM115 - kept open for appends
-                    self.file_pos = end
-                    self.file_size = os.fstat(self.file.fileno()).st_size
-                elif not recs:
-                    # an empty file: start the next append afresh
-                    path.unlink()
+            if not recs:
+                # no txn ever became durable in it (cut in or right after its header)
+                log.warning("%s: removing a txn log with no complete record", path)
+                path.unlink()
+                _fsync_dir(self.dir)
+                continue
+            fd = os.open(path, os.O_RDWR)
+            if problem == "torn":
+                log.warning("%s: dropping a torn record at byte offset %d (a write cut short)", path, end)
+                os.ftruncate(fd, end)
+                os.fsync(fd)
+            self._fd, self._path, self._pos = fd, path, end
+            self._size = os.fstat(fd).st_size
+            self._last_zxid = recs[-1][0]
+            return
 
     # ------------------------------------------------------------ writing
-    def append(self, zxid: int, txn: bytes) -> None:
-        if zxid <= self._last_zxid:
-            raise ValueError(f"zxid 0x{zxid:x} does not follow 0x{self._last_zxid:x}")
-        if self.file is None and self.buffer_first_zxid is None:
-            self.buffer_first_zxid = zxid
-        self.buffer += _REC.pack(_adler(txn), len(txn))
-        self.buffer += txn
-        self.buffer.append(EOR)
-        self._last_zxid = zxid
+    def append(self, zxid: int, txn_bytes: bytes) -> None:
+        """Buffer one txn (header + body, serialized); ``sync`` makes it durable."""
+        if txn_zxid(txn_bytes) != zxid:
+            raise ValueError(f"txn bytes carry zxid 0x{txn_zxid(txn_bytes):x}, not 0x{zxid:x}")
+        record = frame(bytes(txn_bytes))
+        with self._lock:
+            if self._closed:
+                raise ValueError("txn log is closed")
+            if zxid <= self._last_zxid:
+                raise ValueError(f"zxid 0x{zxid:x} does not follow 0x{self._last_zxid:x}")
+            if self._roll_next or not self._segments:
+                self._segments.append(_Segment(zxid, self._roll_next, bytearray(record)))
+                self._roll_next = False
+            else:
+                self._segments[-1].buf += record
+            self._last_zxid = zxid
+
+    def roll(self) -> None:
+        """Make the next append start a new file (the server rolls after each snapshot)."""
+        with self._lock:
+            self._roll_next = True
+
+    def sync(self) -> None:
+        """Write every buffered txn, then fsync once: one disk flush for the whole batch."""
+        with self._io:
+            if self._failed is not None:
+                raise RuntimeError(f"txn log failed earlier: {self._failed}") from self._failed
+            with self._lock:
+                segments, self._segments = self._segments, []
+            if not segments:
+                return
+            try:
+                new_entry = False
+                dirty = False
+                for seg in segments:
+                    if seg.new_file or self._fd is None:
+                        if dirty:
+                            self._flush()
+                        self._close_fd()
+                        self._open_new(seg.first_zxid)
+                        new_entry = True
+                    self._write(seg.buf)
+                    dirty = True
+                self._flush()
+                if new_entry and self.force_sync:
+                    _fsync_dir(self.dir)
+            except BaseException as exc:
+                # what reached the file is unknown now; refuse to write past it
+                self._failed = exc
+                raise
+
+    def _flush(self) -> None:
+        if self.force_sync and self._fd is not None:
+            _datasync(self._fd)
 
     def _open_new(self, zxid: int) -> None:
         path = self.dir / log_name(zxid)
-        self.file = open(path, "w+b", buffering=0)  # noqa: SIM115
-        # unbuffered and synced: records go in with pwrite, and a header left in a
-        # userspace buffer would be lost on kill -9 while the records survive
-        os.pwrite(self.file.fileno(), HEADER, 0)
-        self.current = path
-        self.file_pos = len(HEADER)
-        self.file_size = len(HEADER)
-        self._fsync_dir()
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        # the header goes straight to the kernel: a header kept in a userspace buffer
+        # would be lost on kill -9 while later records survive
+        os.pwrite(fd, HEADER, 0)
+        self._fd, self._path, self._pos, self._size = fd, path, HEADER_SIZE, HEADER_SIZE
 
-    def sync(self) -> None:
-        """Write every buffered record and make it durable with one fsync."""
-        if not self.buffer:
-            return
-        if self.file is None:
-            assert self.buffer_first_zxid is not None
-            self._open_new(self.buffer_first_zxid)
-            self.buffer_first_zxid = None
-        f = self.file
-        end = self.file_pos + len(self.buffer)
-        if end + 16 > self.file_size:
-            # preallocate so the common fsync does not also update the file size
-            new_size = ((end + 16) // self.prealloc + 1) * self.prealloc
-            os.ftruncate(f.fileno(), new_size)
-            self.file_size = new_size
-        os.pwrite(f.fileno(), self.buffer, self.file_pos)
-        self.file_pos = end
-        self.buffer.clear()
-        if self.force_sync:
-            os.fdatasync(f.fileno()) if hasattr(os, "fdatasync") else os.fsync(f.fileno())
+    def _write(self, buf: bytearray) -> None:
+        assert self._fd is not None
+        end = self._pos + len(buf)
+        if self.prealloc and end + _SLACK >= self._size:
+            # zero-filled blocks ahead of the writes, as ZooKeeper's FilePadding does, so
+            # a reader meets a zero length at the end and most fsyncs leave the size alone
+            self._size = ((end + _SLACK) // self.prealloc + 1) * self.prealloc
+            os.ftruncate(self._fd, self._size)
+        view = memoryview(buf)
+        written = 0
+        while written < len(buf):
+            written += os.pwrite(self._fd, view[written:], self._pos + written)
+        self._pos = end
+        self._size = max(self._size, end)
 
-    def roll(self) -> None:
-        """Start a new file at the next append (after a snapshot)."""
-        self.sync()
-        if self.file is not None:
-            self.file.close()
-        self.file = None
-        self.current = None
-
-    def _fsync_dir(self) -> None:
-        try:
-            fd = os.open(self.dir, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = None
+        self._path = None
 
     # ------------------------------------------------------------ reading
     def last_zxid(self) -> int:
-        return self._last_zxid
+        """The zxid of the last txn appended (buffered or written), 0 for an empty log."""
+        with self._lock:
+            return self._last_zxid
 
     def read_from(self, zxid: int) -> Iterator[tuple[int, bytes]]:
-        """Every logged txn with zxid >= ``zxid``, in order, as (zxid, txn bytes)."""
-        files = log_files(self.dir)
+        """Yield (zxid, txn bytes) of every written txn with zxid >= ``zxid``, in order.
+
+        Buffered txns are not seen until ``sync`` writes them. Damage before the end
+        of the newest file raises :class:`CorruptLogError`; a torn tail of an older
+        file (ZooKeeper leaves those after a crash, and starts a new file) is skipped.
+        """
+        with self._io:
+            files = log_files(self.dir)
+            current, current_end = self._path, self._pos
         start = 0
         for i, (first, _) in enumerate(files):
             if first <= zxid:
                 start = i
-        for _, path in files[start:]:
-            data = path.read_bytes()
-            recs, _, _ = scan(data, str(path))
+        chosen = files[start:]
+        for i, (_, path) in enumerate(chosen):
+            data = read_used(path)
+            if path == current:
+                data = data[:current_end]
+            recs, end, problem = scan(data, str(path))
+            if problem == "torn" and i < len(chosen) - 1:
+                if not recs:
+                    raise CorruptLogError(path, end, "no readable txn, and later log files exist")
+                log.warning("%s: ignoring a torn record at byte offset %d before the next log file", path, end)
             for z, s, e in recs:
                 if z >= zxid:
                     yield z, data[s:e]
 
     def truncate(self, zxid: int) -> None:
-        """Drop every txn after ``zxid`` (ZAB's TRUNC of an uncommitted tail)."""
+        """Drop every txn after ``zxid`` (ZAB's TRUNC of a follower's uncommitted tail)."""
         self.sync()
-        if self.file is not None:
-            self.file.close()
-            self.file = None
-        for first, path in log_files(self.dir):
-            if first > zxid:
-                path.unlink()
-                continue
-            data = path.read_bytes()
-            recs, end, _ = scan(data, str(path))
-            keep = len(HEADER)
-            for z, _, e in recs:
-                if z <= zxid:
-                    keep = e + 1
-            if keep < end:
-                with open(path, "r+b") as f:
-                    f.truncate(keep)
-                    os.fsync(f.fileno())
-        self._last_zxid = 0
-        self.current = None
-        self._recover()
-        self._last_zxid = min(self._last_zxid, zxid) if self._last_zxid else 0
+        with self._io, self._lock:
+            self._close_fd()
+            self._segments = []
+            self._roll_next = False
+            for first, path in log_files(self.dir):
+                if first > zxid:
+                    path.unlink()
+            files = log_files(self.dir)
+            if files:
+                path = files[-1][1]
+                data = read_used(path)
+                recs, end, _ = scan(data, str(path))
+                keep = HEADER_SIZE
+                for z, _, e in recs:
+                    if z <= zxid:
+                        keep = e + 1
+                if keep < path.stat().st_size:
+                    with open(path, "r+b") as f:
+                        f.truncate(keep)
+                        os.fsync(f.fileno())
+            _fsync_dir(self.dir)
+            self._recover()
 
     def close(self) -> None:
-        try:
-            self.sync()
-        finally:
-            if self.file is not None:
-                self.file.close()
-                self.file = None
+        """Write what is buffered and close the file; closing twice is harmless."""
+        with self._io:
+            try:
+                if self._failed is None and not self._closed:
+                    self.sync()
+            finally:
+                with self._lock:
+                    self._closed = True
+                self._close_fd()
+
+
+def read_log_file(path: Path) -> Iterator[TxnEntry]:
+    """Decode every txn of one log file (a reader for tools and tests)."""
+    data = read_used(Path(path))
+    recs, _, _ = scan(data, str(path))
+    for _, s, e in recs:
+        yield decode_txn_entry(data[s:e])
+
+
+__all__ = [
+    "BODY_TYPES", "CorruptLogError", "CreateTxnV0", "DEFAULT_PREALLOC", "HEADER", "LOG_MAGIC", "TxnDigest",
+    "TxnEntry", "TxnLog", "decode_multi", "decode_txn", "decode_txn_entry", "encode_txn",
+    "frame", "log_files", "log_name", "read_body", "read_log_file", "read_used", "scan", "txn_zxid",
+]
