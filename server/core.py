@@ -225,7 +225,7 @@ class ServerCore:
         if op == Op.create:
             return CreateResponse(result.value[0])
         if op in (Op.create2, Op.createContainer, Op.createTTL):
-            return Create2Response(result.value[0], result.value[1])
+            return Create2Response(result.value[0], result.value[1].stat())
         if op == Op.setData or op == Op.setACL:
             return StatResponse(result.value)
         return None

@@ -296,7 +296,8 @@ class DataTree:
             else:
                 raise ZkError(Err.MARSHALLINGERROR)
             node = self.create(txn.path, txn.data, txn.acl, owner, txn.parentCVersion, zxid, time)
-            return ApplyResult(value=(txn.path, node.stat()),
+            # the Stat is built only if the reply needs it (create2 and friends)
+            return ApplyResult(value=(txn.path, node),
                                events=[(EventType.NodeCreated, txn.path),
                                        (EventType.NodeChildrenChanged, paths.parent_of(txn.path))])
         if op in (Op.delete, Op.deleteContainer):
@@ -350,8 +351,23 @@ class DataTree:
                 results.append((Op.error, int(exc.code), None))
                 continue
             events.extend(r.events)
-            results.append((op, r.err, r.value))
+            value = r.value
+            if isinstance(value, tuple) and isinstance(value[1], Node):
+                value = (value[0], _Frozen(value[1].stat()))  # the Stat as of this op
+            results.append((op, r.err, value))
         return ApplyResult(events=events, multi=results)
+
+
+class _Frozen:
+    """A Stat taken at one point of a multi, answering .stat() like a Node."""
+
+    __slots__ = ("_stat",)
+
+    def __init__(self, stat: Stat) -> None:
+        self._stat = stat
+
+    def stat(self) -> Stat:
+        return self._stat
 
 
 def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: list[ACL],

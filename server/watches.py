@@ -133,6 +133,8 @@ class WatchManager:
     # ------------------------------------------------------------ triggers
     def trigger(self, event_type: int, path: str) -> list[tuple[Watcher, int, str]]:
         """Watchers to notify for one tree event, as (watcher, event type, path)."""
+        if not self.recursive_count and path not in self.data.by_path and path not in self.child.by_path:
+            return []  # the common case: nobody watches this path
         out: list[tuple[Watcher, int, str]] = []
         seen: set[Watcher] = set()
         if event_type == EventType.NodeChildrenChanged:

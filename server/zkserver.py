@@ -545,7 +545,7 @@ def _multi_value(op: int, value: Any) -> Any:
     if op == Op.create:
         return CreateResponse(value[0])
     if op in (Op.create2, Op.createContainer, Op.createTTL):
-        return Create2Response(value[0], value[1])
+        return Create2Response(value[0], value[1].stat())
     if op == Op.setData:
         return StatResponse(value)
     return None
