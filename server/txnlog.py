@@ -63,7 +63,7 @@ HEADER = FileHeader(LOG_MAGIC, VERSION, DBID).to_bytes()
 HEADER_SIZE = len(HEADER)  # 16
 EOR = 0x42  # 'B', ZooKeeper's end-of-record marker
 DEFAULT_PREALLOC = 64 * 1024 * 1024  # ZooKeeper's zookeeper.preAllocSize default
-TXN_HEADER_SIZE = 28  # clientId 8, cxid 4, zxid 8, time 8, type 4
+TXN_HEADER_SIZE = 32  # clientId 8, cxid 4, zxid 8, time 8, type 4
 _PREFIX = struct.Struct(">qi")  # checksum, length
 PREFIX_SIZE = _PREFIX.size
 _ZXID = struct.Struct(">q")
@@ -488,10 +488,11 @@ class TxnLog:
     def _write(self, buf: bytearray) -> None:
         assert self._fd is not None
         end = self._pos + len(buf)
-        if self.prealloc and end + _SLACK >= self._size:
+        slack = min(_SLACK, self.prealloc // 4)
+        if self.prealloc and end + slack > self._size:
             # zero-filled blocks ahead of the writes, as ZooKeeper's FilePadding does, so
             # a reader meets a zero length at the end and most fsyncs leave the size alone
-            self._size = ((end + _SLACK) // self.prealloc + 1) * self.prealloc
+            self._size = ((end + slack) // self.prealloc + 1) * self.prealloc
             os.ftruncate(self._fd, self._size)
         view = memoryview(buf)
         written = 0
