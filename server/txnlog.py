@@ -249,13 +249,22 @@ def _record_at(mv: memoryview, off: int, limit: int) -> tuple[int, int] | None:
     return _ZXID.unpack_from(mv, body + _ZXID_AT)[0], end
 
 
-def _verifiable_after(mv: memoryview, bad: int, limit: int, after_zxid: int) -> int | None:
-    """Offset of the first record past ``bad`` that verifies and continues the zxids."""
-    for off in range(bad + 1, limit - PREFIX_SIZE - TXN_HEADER_SIZE):
+def _verifiable_after(data: bytes, mv: memoryview, bad: int, limit: int, after_zxid: int) -> int | None:
+    """Offset of the first record past ``bad`` that verifies and continues the zxids.
+
+    A record starts with its checksum as a long, and an Adler32 fits in 32 bits, so
+    only offsets holding four zero bytes need a closer look.
+    """
+    off = bad + 1
+    stop = limit - PREFIX_SIZE - TXN_HEADER_SIZE
+    while True:
+        off = data.find(b"\0\0\0\0", off, stop + 4)
+        if off < 0 or off >= stop:
+            return None
         found = _record_at(mv, off, limit)
         if found is not None and found[0] > after_zxid:
             return off
-    return None
+        off += 1
 
 
 def _claimed_zxid(mv: memoryview, off: int, limit: int) -> str:
@@ -264,7 +273,7 @@ def _claimed_zxid(mv: memoryview, off: int, limit: int) -> str:
     return f" (its header says zxid 0x{_ZXID.unpack_from(mv, at)[0]:x})" if at + 8 <= limit else ""
 
 
-def scan(data: bytes, name: str = "log") -> tuple[list[tuple[int, int, int]], int, str | None]:
+def scan(data: bytes | bytearray, name: str = "log") -> tuple[list[tuple[int, int, int]], int, str | None]:
     """Parse one log file: ([(zxid, txn start, index of its 'B')], end of the good part, problem).
 
     ``problem`` is None when the log ends cleanly (zeros or end of file) and "torn"
@@ -290,7 +299,7 @@ def scan(data: bytes, name: str = "log") -> tuple[list[tuple[int, int, int]], in
     while off < limit:
         found = _record_at(mv, off, limit)
         if found is None or found[0] <= last:
-            later = _verifiable_after(mv, off, limit, last)
+            later = _verifiable_after(data, mv, off, limit, last)
             if later is not None:
                 raise CorruptLogError(name, off, f"a record that does not verify{_claimed_zxid(mv, off, limit)}, "
                                                  f"with valid records after it (the next at offset {later})")
