@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ALL_4LW = frozenset({"ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "dirs",
-                     "wchs", "wchc", "wchp", "dump", "isro", "gtmk", "stmk"})
+                     "wchs", "wchc", "wchp", "dump", "isro", "gtmk", "stmk", "elec"})
 # Apache's default is only srvr; a health-check set is more useful and still harmless.
-DEFAULT_4LW = frozenset({"ruok", "srvr", "stat", "mntr", "conf", "isro", "envi", "dirs", "cons", "wchs"})
+DEFAULT_4LW = frozenset({"ruok", "srvr", "stat", "mntr", "conf", "isro", "envi", "dirs", "cons", "wchs",
+                         "elec"})
 
 
 class ConfigError(ValueError):

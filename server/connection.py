@@ -35,7 +35,7 @@ _HDR = struct.Struct(">ii")
 _REPLY = struct.Struct(">iiqi")  # frame length, xid, zxid, err
 _FOUR_LETTER = frozenset(w.encode() for w in (
     "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "dirs",
-    "wchs", "wchc", "wchp", "dump", "isro", "gtmk", "stmk"))
+    "wchs", "wchc", "wchp", "dump", "isro", "gtmk", "stmk", "elec"))
 
 WRITE_OPS = frozenset({Op.create, Op.create2, Op.createContainer, Op.createTTL, Op.delete,
                        Op.setData, Op.setACL, Op.check, Op.multi, Op.reconfig, Op.closeSession,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 VERSION_STRING = f"3.8.0-zkops-{ZKOPS_VERSION}, built on 2026-11-24 00:00 UTC"
 
 ALL_WORDS = ("ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "dirs",
-             "wchs", "wchc", "wchp", "dump", "isro", "gtmk", "stmk")
+             "wchs", "wchc", "wchp", "dump", "isro", "gtmk", "stmk", "elec")
 
 
 def _dir_size(path: Path) -> int:
@@ -227,10 +227,15 @@ def stmk(s: ZooKeeperServer) -> str:
     return f"{s.trace_mask}\n"
 
 
+def elec(s: ZooKeeperServer) -> str:
+    """zkops' own word: this server's recent election events, one JSON object a line."""
+    return s.election_events()
+
+
 WORDS: dict[str, Callable[[ZooKeeperServer], str]] = {
     "ruok": ruok, "srvr": srvr, "stat": stat, "mntr": mntr, "conf": conf, "cons": cons,
     "crst": crst, "srst": srst, "envi": envi, "dirs": dirs, "wchs": wchs, "wchc": wchc,
-    "wchp": wchp, "dump": dump, "isro": isro, "gtmk": gtmk, "stmk": stmk,
+    "wchp": wchp, "dump": dump, "isro": isro, "gtmk": gtmk, "stmk": stmk, "elec": elec,
 }
 
 
@@ -238,7 +243,7 @@ def answer(s: ZooKeeperServer, word: str, whitelist: frozenset[str]) -> str:
     """The text a 4lw gets back (the caller closes the connection after it)."""
     if word not in whitelist and "*" not in whitelist:
         return f"{word} is not executed because it is not in the whitelist.\n"
-    if not s.serving() and word not in ("ruok", "isro", "envi", "conf", "srvr", "stat", "mntr"):
+    if not s.serving() and word not in ("ruok", "isro", "envi", "conf", "srvr", "stat", "mntr", "elec"):
         return "This ZooKeeper instance is not currently serving requests\n"
     if word in ("srvr", "stat") and not s.serving():
         return "This ZooKeeper instance is not currently serving requests\n"

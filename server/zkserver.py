@@ -263,6 +263,13 @@ class ZooKeeperServer:
     def extra_conf(self) -> list[str]:
         return []
 
+    def election_events(self) -> str:
+        if self.ensemble is None:
+            return ""
+        import json
+
+        return "".join(json.dumps(e) + "\n" for e in self.ensemble.events[-200:])
+
     def four_letter(self, conn: ClientConnection, word: str) -> None:
         from .fourletter import answer
 

@@ -52,6 +52,8 @@ def test_three_nodes_elect_one_leader_and_replicate():
                   .read_text().splitlines()]
         assert any(e["kind"] == "leader_elected" and e["peer"] == leader for e in events)
         assert "LEADER ELECTION TOOK - " in (ens.workdir / f"n{leader}" / "zkops-server.log").read_text()
+        elec = [json.loads(x) for x in four_letter(ens.client_port(leader), "elec").splitlines()]
+        assert any(e["kind"] == "leader_elected" for e in elec) and any(e["kind"] == "vote_sent" for e in elec)
         for c in clients.values():
             c.stop()
 
@@ -172,3 +174,22 @@ def test_session_moves_between_servers_and_keeps_its_ephemeral():
         while watcher.exists("/mine") is not None and time.monotonic() < deadline:
             time.sleep(0.2)
         watcher.stop()
+
+
+def test_five_nodes_and_an_observer_survive_two_failures():
+    with Ensemble(5, observers=1) as ens:
+        leader = ens.wait_ready(60)
+        assert list(ens.modes().values()).count("follower") == 4 and ens.modes()[6] == "observer"
+        c = _client(ens.connect_string)
+        _retry_create(c, "/five", b"5")
+        down = [leader, next(i for i in (1, 2, 3, 4, 5) if i != leader)]
+        for i in down:
+            ens.kill(i)
+        _retry_create(c, "/after-two-down", b"ok")
+        alive = [i for i in ens.ids if i not in down]
+        ens.wait_ready(60, ids=alive)
+        obs = _client(ens.address(6))
+        obs.sync("/")
+        assert obs.get("/after-two-down")[0] == b"ok" and obs.get("/five")[0] == b"5"
+        obs.stop()
+        c.stop()
