@@ -52,7 +52,8 @@ from .zkserver import Pending, ZooKeeperServer
 log = logging.getLogger("zkops.server.quorum")
 
 ELECTION_TICK = 0.05  # seconds: the election runs on its own fast tick (finalize wait, resends)
-HISTORY_WINDOW = 50_000
+# proposals kept in memory for DIFF; a learner further behind gets a SNAP
+HISTORY_WINDOW = int(os.environ.get("ZKOPS_HISTORY_WINDOW", "50000"))
 
 
 # ---------------------------------------------------------------- shell-to-shell messages
@@ -356,7 +357,6 @@ class Ensemble:
         """Rebuild the tree from disk after TRUNC or SNAP (followers only, not serving)."""
         self._wait_committer()
         txnlog = self.db.txnlog
-        version2 = Path(self.db.data_dir) / "version-2"
         if truncate is not None:
             txnlog.truncate(truncate)
             for p in snapmod.find_snapshots(self.db.data_dir):
@@ -367,10 +367,9 @@ class Ensemble:
             txnlog.close()
             for p in list(Path(self.db.log_dir, "version-2").glob("log.*")):
                 p.unlink()
-            version2.mkdir(parents=True, exist_ok=True)
-            tmp = version2 / ".snapshot.tmp"
-            tmp.write_bytes(data)
-            os.replace(tmp, version2 / snapmod.snapshot_name(zxid))
+            for p in snapmod.find_snapshots(self.db.data_dir):
+                p.unlink()  # older states must not win over the leader's at start-up
+            snapmod.install_snapshot_bytes(self.db.data_dir, zxid, data)
         txnlog.close()
         db = Database.open(self.db.data_dir, self.db.log_dir, force_sync=self.cfg.force_sync,
                            prealloc_kb=self.cfg.pre_alloc_size_kb)

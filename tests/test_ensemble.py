@@ -193,3 +193,29 @@ def test_five_nodes_and_an_observer_survive_two_failures():
         assert obs.get("/after-two-down")[0] == b"ok" and obs.get("/five")[0] == b"5"
         obs.stop()
         c.stop()
+
+
+def test_follower_far_behind_is_brought_up_by_snapshot():
+    with Ensemble(3, env={"ZKOPS_HISTORY_WINDOW": "20"}) as ens:
+        leader = ens.wait_ready()
+        lagging = next(i for i in ens.ids if i != leader)
+        ens.kill(lagging)
+        c = _client(",".join(ens.address(i) for i in ens.ids if i != lagging))
+        for i in range(120):
+            _retry_create(c, f"/snap-{i}", str(i).encode())
+        c.stop()
+        ens.start(lagging)
+        ens.wait_ready(60)
+        log = (ens.workdir / f"n{lagging}" / "zkops-server.log").read_text()
+        assert "installing the leader's snapshot" in log
+        back = _client(ens.address(lagging))
+        back.sync("/")
+        assert all(back.get(f"/snap-{i}")[0] == str(i).encode() for i in range(120))
+        back.stop()
+        # and it survives its own restart from what it stored
+        ens.kill(lagging)
+        ens.start(lagging)
+        ens.wait_ready(60)
+        again = _client(ens.address(lagging))
+        assert again.get("/snap-119")[0] == b"119"
+        again.stop()

@@ -38,7 +38,8 @@ class Ensemble:
     """N voters (+ observers) as separate `python -m zkops.server` processes."""
 
     def __init__(self, voters: int = 3, observers: int = 0, tick_ms: int = 200, workdir: Path | None = None,
-                 extra: dict[str, str] | None = None) -> None:
+                 extra: dict[str, str] | None = None, env: dict[str, str] | None = None) -> None:
+        self.env = env or {}
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="zkops-ens-"))
         self.ids = list(range(1, voters + observers + 1))
         self.observers = set(range(voters + 1, voters + observers + 1))
@@ -77,7 +78,7 @@ class Ensemble:
         for i in ids or self.ids:
             d = self.workdir / f"n{i}"
             out = open(d / "stdout.log", "ab")
-            env = dict(os.environ, ZOO_LOG_DIR=str(d))
+            env = dict(os.environ, ZOO_LOG_DIR=str(d), **self.env)
             self.procs[i] = subprocess.Popen([sys.executable, "-m", "zkops.server", "start-foreground",
                                               str(d / "zoo.cfg")], stdout=out, stderr=subprocess.STDOUT,
                                              env=env, cwd=d)

@@ -55,7 +55,7 @@ def wait_ruok(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None
                     return
         except OSError as exc:
             last = exc
-        time.sleep(0.1)
+        time.sleep(0.01)
     raise TimeoutError(f"no server answered ruok on {host}:{port}: {last}")
 
 
