@@ -93,6 +93,7 @@ class ClientConnection(asyncio.Protocol):
         self.total_latency = 0
         self.latency_count = 0
         self.paused = False
+        self.touched = False
 
     # ------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -155,6 +156,10 @@ class ClientConnection(asyncio.Protocol):
             return
         if off:
             del buf[:off]
+        if self.touched:
+            # one session touch per chunk of requests, not per request
+            self.touched = False
+            self.server.touch(self)
         self.flush()
 
     def _bad_input(self, why: str, sample: bytes | bytearray) -> None:
@@ -169,7 +174,7 @@ class ClientConnection(asyncio.Protocol):
             self._handshake(frame)
             return
         xid, op = _HDR.unpack_from(frame, 0)
-        self.server.touch(self)
+        self.touched = True
         try:
             if op == Op.multi or op == Op.multiRead:
                 record: Any = decode_multi(frame, 8)
