@@ -15,3 +15,10 @@ def reference_zk():
     server = refzk.RefZooKeeper().start()
     yield server
     server.cleanup()
+
+
+# CI machines are slower and busier than a developer's: no per-example deadlines.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("zkops", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("zkops")
