@@ -153,6 +153,9 @@ def test_session_moves_between_servers_and_keeps_its_ephemeral():
         c = KazooClient(hosts=ens.address(1), timeout=6)
         c.start(timeout=20)
         c.create("/mine", ephemeral=True)
+        c.create("/watched", b"0")
+        fired = threading.Event()
+        c.get("/watched", watch=lambda e: fired.set())
         sid = c.client_id
         c.stop_called = False
         c.set_hosts(ens.address(2))
@@ -168,6 +171,11 @@ def test_session_moves_between_servers_and_keeps_its_ephemeral():
             time.sleep(0.2)
         assert c.client_id == sid
         assert c.exists("/mine") is not None
+        # the watch set on server 1 came along (setWatches on reconnect)
+        other = _client(ens.address(3))
+        other.set("/watched", b"1")
+        assert fired.wait(10), "the watch did not follow the session to the other server"
+        other.stop()
         c.stop()
         watcher = _client(ens.address(3))
         deadline = time.monotonic() + 30
