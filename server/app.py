@@ -32,6 +32,7 @@ async def serve(cfg: Any, started: asyncio.Event | None = None, stop: asyncio.Ev
                        prealloc_kb=getattr(cfg, "pre_alloc_size_kb", 65536))
     log.info("loaded database in %.1f ms: zxid 0x%x, %d znodes, %d sessions",
              (time.perf_counter() - t0) * 1000, db.tree.last_zxid, db.tree.node_count(), len(db.sessions))
+    _tune_gc()
     server = ZooKeeperServer(cfg, db.tree, db.sessions, db.txnlog, loop)
     server.snapshot_writer = db.snapshot_writer(getattr(cfg, "autopurge_snap_retain_count", 3))
     exit_code = 0
@@ -72,3 +73,13 @@ async def _autopurge(cfg: Any, db: Database, stop: asyncio.Event) -> None:
             await asyncio.get_running_loop().run_in_executor(None, db.purge, retain)
         except Exception as exc:  # a failed purge must never stop the server
             log.warning("autopurge failed: %s", exc)
+
+
+def _tune_gc() -> None:
+    """Znodes form no reference cycles, yet the cyclic collector would walk all of them
+    again and again as the tree grows: freeze what recovery loaded and collect rarely."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)

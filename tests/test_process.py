@@ -120,3 +120,25 @@ def test_sigterm_then_restart_on_the_same_port(tmp_path):
     assert c.get("/keep")[0] == b"1"
     c.stop()
     server.cleanup()
+
+
+def test_snapshot_is_written_by_a_child_and_is_exact():
+    """The forked child sees the tree exactly at the snapshot's zxid (not fuzzy)."""
+    from zkops.server import snapshot as snap
+
+    with ZkopsProcess(extra_cfg={"snapCount": "40"}) as server:
+        c = _client(server.address)
+        for i in range(200):
+            c.create(f"/exact{i}", str(i).encode())
+        c.stop()
+        deadline = time.time() + 10
+        while len(find_snapshots(server.data_dir)) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        newest = snap.read_snapshot(find_snapshots(server.data_dir)[0])
+        created = {p for p, *_ in newest.nodes if p.startswith("/exact")}
+        # every node in the snapshot was created at or before its zxid, and all of those are there
+        assert all(stat.czxid <= newest.zxid for _, _, _, stat in newest.nodes)
+        # zxid 1 is the session, /exact{i} is zxid i + 2: an exact snapshot holds exactly those <= its zxid
+        assert len(created) == min(200, newest.zxid - 1)
+        log = (server.workdir / "zkops-server.log").read_text()
+        assert "written by child" in log
