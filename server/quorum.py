@@ -544,6 +544,9 @@ async def serve_quorum(cfg: ServerConfig, stop: asyncio.Event | None = None,
     stop = stop or asyncio.Event()
     db = Database.open(Path(cfg.data_dir), Path(cfg.data_log_dir), force_sync=cfg.force_sync,
                        prealloc_kb=cfg.pre_alloc_size_kb)
+    from .app import _tune_gc
+
+    _tune_gc()
     server = ZooKeeperServer(cfg, db.tree, db.sessions, db.txnlog, loop)
     server.server_id = cfg.my_id or 0
     server.core.sessions._next_id = _session_base(cfg.my_id or 1)
