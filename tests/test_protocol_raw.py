@@ -389,3 +389,20 @@ def test_client_that_saw_a_newer_zxid_is_refused():
         req = ConnectRequest(0, 1 << 40, 10000, 0, b"\0" * 16).to_bytes() + b"\0"
         sock.sendall(struct.pack(">i", len(req)) + req)
         assert _closed(sock)
+
+
+def test_watch_event_comes_before_the_reply_that_caused_it(address):
+    c = RawClient(address)
+    base = "/ord-" + uuid.uuid4().hex[:6]
+    assert _create(c, base) == 0
+    hdr, _ = c.request(Op.getData, PathRequest(base, True))
+    assert hdr.err == 0
+    # send the write and read raw frames: the notification must precede the write's reply
+    c.xid += 1
+    from zkops.server.records import ReplyHeader, RequestHeader
+
+    c.send_frame(RequestHeader(c.xid, Op.setData).to_bytes() + SetDataRequest(base, b"x", -1).to_bytes())
+    first = ReplyHeader.read(c.read_frame(), 0)[0]
+    second = ReplyHeader.read(c.read_frame(), 0)[0]
+    assert (first.xid, second.xid) == (-1, c.xid)
+    c.close()
