@@ -100,6 +100,13 @@ class Preparer:
         return Change(node.mzxid, path, True, node.version, node.cversion, node.aversion,
                       node.acl, node.owner, node.num_children)
 
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` will exist once the outstanding txns commit (no allocation)."""
+        ch = self.by_path.get(path)
+        if ch is not None:
+            return ch.exists
+        return path in self.tree.nodes
+
     def _push(self, ch: Change) -> None:
         self.outstanding.append(ch)
         self.by_path[ch.path] = ch
@@ -205,7 +212,7 @@ class Preparer:
         if sequential:
             path = f"{path}{counter:010d}"
             validate_path(path)
-        if path == "/" or self.record(path) is not None:
+        if path == "/" or self.exists(path):
             raise ZkError(Err.NODEEXISTS, path)
         if parent.owner and not (parent.owner == CONTAINER_OWNER or is_ttl_owner(parent.owner)):
             raise ZkError(Err.NOCHILDRENFOREPHEMERALS, path)
@@ -222,9 +229,8 @@ class Preparer:
         else:
             owner = 0
         zxid = hdr.zxid
-        p = parent.copy(zxid)
-        p.cversion += 1
-        p.num_children += 1
+        p = Change(zxid, parent_path, True, parent.version, parent.cversion + 1, parent.aversion, parent.acl,
+                   parent.owner, parent.num_children + 1)
         self._set_seq(parent_path, new_cversion)
         self._push(p)
         self._push(Change(zxid, path, True, 0, 0, 0, acl, owner, 0))
