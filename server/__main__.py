@@ -1,5 +1,6 @@
-"""python -m zkops.server: the same as the zkserver command."""
+"""``python -m zkops.server``: the same as the ``zkserver`` command (``start`` re-runs this)."""
 
 from .cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,214 +1,423 @@
 """zkserver: start, stop and check a server with zkServer.sh's habits.
 
-``zkserver start|start-foreground|stop|restart|status|version [zoo.cfg]``. The config is
-the argument, else $ZOOCFGDIR/zoo.cfg, else ./conf/zoo.cfg, else
-/etc/zookeeper/conf/zoo.cfg. The pidfile is dataDir/zookeeper_server.pid (or
-$ZOOPIDFILE); ``status`` asks the client port with ``srvr`` and exits 1 when down.
+``zkserver [--config DIR] start|start-foreground|stop|restart|status|version|print-cmd [zoo.cfg]``.
+
+Why zkServer.sh's habits: operators, init scripts and monitoring already know them. The
+config is the argument (a bare file name is looked up in the config directory), else
+$ZOOCFGDIR/zoo.cfg (or --config DIR), else ./conf/zoo.cfg, else /etc/zookeeper/conf/zoo.cfg.
+The pidfile is dataDir/zookeeper_server.pid (or $ZOOPIDFILE). ``start`` runs
+``start-foreground`` detached, with its output in zookeeper.out in the log directory, and
+says STARTED or FAILED TO START; ``status`` asks the client port ``srvr`` and exits 1 when
+nothing answers; a bad zoo.cfg is one line on stderr and exit code 2.
+
+Two environment variables are for tests and embedding: ZKOPS_SERVER_APP=module:function
+runs that function instead of the server, and ZKOPS_DAEMON=1 (set by ``start``) keeps the
+log off stderr, since stderr is zookeeper.out then.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .config import ConfigError, ServerConfig, load_config
+from .config import PIDFILE_NAME, ConfigError, ServerConfig, load_config
 
-PIDFILE = "zookeeper_server.pid"
+APP_ENV = "ZKOPS_SERVER_APP"
+DAEMON_ENV = "ZKOPS_DAEMON"
+OUT_NAME = "zookeeper.out"
+START_WAIT = 30.0  # seconds `start` waits for a standalone server to answer on its client port
+ENSEMBLE_GRACE = 3.0  # an ensemble member answers only once it has a quorum: just check it stays up
+STOP_WAIT = 30.0  # seconds `stop` waits after SIGTERM before SIGKILL
+COMMANDS = ("start", "start-foreground", "stop", "restart", "status", "version", "print-cmd")
+
+log = logging.getLogger("zkops.server")
 
 
-def find_config(arg: str | None) -> Path:
+# ------------------------------------------------------------------ finding things
+def find_config(arg: str | None, conf_dir: str | None = None) -> Path:
+    """The zoo.cfg to use, in zkServer.sh's order; raises ConfigError when there is none."""
+    conf_dir = conf_dir or os.environ.get("ZOOCFGDIR") or None
     if arg:
-        return Path(arg)
-    candidates = []
-    if os.environ.get("ZOOCFGDIR"):
-        candidates.append(Path(os.environ["ZOOCFGDIR"]) / "zoo.cfg")
-    candidates += [Path("conf/zoo.cfg"), Path("/etc/zookeeper/conf/zoo.cfg")]
+        p = Path(arg)
+        if conf_dir and len(p.parts) == 1 and (Path(conf_dir) / p).exists():
+            return Path(conf_dir) / p
+        return p
+    if conf_dir:
+        return Path(conf_dir) / "zoo.cfg"
+    candidates = [Path("conf/zoo.cfg"), Path("/etc/zookeeper/conf/zoo.cfg")]
     for c in candidates:
         if c.exists():
             return c
-    return candidates[0]
+    raise ConfigError(f"no zoo.cfg found (looked for $ZOOCFGDIR/zoo.cfg, {candidates[0]}, {candidates[1]}); "
+                      "pass the path: zkserver start /path/to/zoo.cfg")
 
 
-def pidfile_for(cfg: ServerConfig) -> Path:
-    return Path(os.environ["ZOOPIDFILE"]) if os.environ.get("ZOOPIDFILE") else cfg.data_dir / PIDFILE
+def pidfile_path(cfg: ServerConfig) -> Path:
+    """$ZOOPIDFILE, else dataDir/zookeeper_server.pid (zkServer.sh's choice)."""
+    env = os.environ.get("ZOOPIDFILE")
+    return Path(env).absolute() if env else cfg.data_dir.absolute() / PIDFILE_NAME
 
 
-def read_pid(path: Path) -> int | None:
+def read_pidfile(path: Path) -> int | None:
+    """The pid written in ``path``, or None when it is missing or holds no number."""
     try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
+        text = path.read_text().strip()
+    except OSError:
         return None
+    return int(text) if text.isdigit() else None
+
+
+def process_alive(pid: int) -> bool:
+    """True when ``pid`` exists and is not a zombie (a zombie has already stopped serving)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return None
+        return False
     except PermissionError:
-        return pid
-    return pid
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
+def is_server_process(pid: int) -> bool:
+    """True when ``pid`` is alive and, where /proc tells, runs zkops: after a reboot a stale
+    pidfile often names some unrelated process, which must neither block a start nor be killed."""
+    if pid <= 0 or not process_alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"zkops" in cmdline or b"zkserver" in cmdline
+
+
+def running_pid(path: Path) -> int | None:
+    """The pid of the live server the pidfile names, else None."""
+    pid = read_pidfile(path)
+    return pid if pid is not None and is_server_process(pid) else None
+
+
+def write_pidfile(path: Path, pid: int) -> None:
+    """Write ``pid`` (no newline, as zkServer.sh) atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(str(pid))
+    os.replace(tmp, path)
+
+
+def claim_pidfile(path: Path) -> int | None:
+    """Write our pid unless a live server already owns the pidfile; returns that server's pid."""
+    me = os.getpid()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(5):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            pid = read_pidfile(path)
+            if pid == me:  # `start` wrote our pid for us
+                return None
+            if pid is not None and is_server_process(pid):
+                return pid
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # stale
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(me))
+        return None
+    write_pidfile(path, me)
+    return None
+
+
+def release_pidfile(path: Path, pid: int | None = None) -> None:
+    """Remove the pidfile if it still names ``pid`` (default: this process)."""
+    if read_pidfile(path) == (os.getpid() if pid is None else pid):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def client_address(cfg: ServerConfig) -> tuple[str, str, int, bool]:
+    """(address as zkServer.sh prints it, address to connect to, port, TLS) for ``status``."""
+    if cfg.client_port is not None:
+        port, secure = cfg.client_port, False
+        explicit = "clientPortAddress" in cfg.raw or cfg.client_port_address != "0.0.0.0"
+        shown = cfg.client_port_address if explicit else "localhost"
+    elif cfg.secure_client_port is not None:
+        port, secure = cfg.secure_client_port, True
+        shown = cfg.raw.get("secureClientPortAddress") or "localhost"
+    else:
+        raise ConfigError(f"{cfg.source}: neither clientPort nor secureClientPort is set")
+    connect = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "localhost"}.get(shown, shown)
+    return shown, connect, port, secure
+
+
+def four_letter(host: str, port: int, word: str, timeout: float = 3.0, use_ssl: bool = False) -> str:
+    """Send a four-letter word and return the whole reply (the server closes after it)."""
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        sock: socket.socket = raw
+        if use_ssl:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            sock = ctx.wrap_socket(raw, server_hostname=host)
+        sock.sendall(word.encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+# ------------------------------------------------------------------ commands
 def _load(path: Path) -> ServerConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(f"zkserver: invalid config: {exc}", file=sys.stderr)
+        print(f"zkserver: config error: {exc}", file=sys.stderr)
         raise SystemExit(2)
 
 
-def four_letter(host: str, port: int, word: str, timeout: float = 3.0) -> str:
-    with socket.create_connection((host, port), timeout=timeout) as s:
-        s.sendall(word.encode())
-        out = b""
-        while chunk := s.recv(65536):
-            out += chunk
-    return out.decode(errors="replace")
+def _server_entry(cfg: ServerConfig) -> Callable[[ServerConfig], int | None]:
+    """What runs the server: $ZKOPS_SERVER_APP, the quorum peer for ensembles, else app.run."""
+    hook = os.environ.get(APP_ENV)
+    if hook:
+        module, _, func = hook.partition(":")
+        return getattr(importlib.import_module(module), func or "run")
+    if cfg.is_ensemble:
+        from .quorum import run_quorum_peer
+
+        return run_quorum_peer
+    from .app import run
+
+    return run
 
 
-def _client_address(cfg: ServerConfig) -> tuple[str, int]:
-    host = cfg.client_port_address
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return host, cfg.client_port or 2181
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """Until the server installs its own handlers, SIGTERM ends the process through ``finally``
+    blocks (so the pidfile goes) instead of killing it outright."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError, TypeError):
+            signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_start_foreground(path: Path) -> int:
+    """Validate, set up logging, own the pidfile, run the server until it stops."""
     from . import logsetup
 
     cfg = _load(path)
-    logfile = logsetup.setup(logsetup.log_dir(cfg.data_log_dir), foreground=True)
-    log = logging.getLogger("zkops.server")
+    daemon = os.environ.get(DAEMON_ENV) == "1"
+    logfile = logsetup.setup(logsetup.log_dir(cfg.data_log_dir), foreground=not daemon, myid=cfg.my_id)
+    pidfile = pidfile_path(cfg)
+    other = claim_pidfile(pidfile)
+    if other is not None:
+        msg = f"already running as process {other} (pidfile {pidfile})"
+        log.error("%s", msg)
+        print(f"zkserver: {msg}", file=sys.stderr)
+        return 1
+    log.info("starting pid %d with %s (log file %s, pidfile %s)", os.getpid(), path, logfile, pidfile)
     for w in cfg.warnings:
         log.warning("%s", w)
-    pidfile = pidfile_for(cfg)
-    other = read_pid(pidfile)
-    if other is not None and other != os.getpid():
-        print(f"zkserver: already running as process {other} (pidfile {pidfile})", file=sys.stderr)
-        return 1
-    cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    pidfile.write_text(f"{os.getpid()}\n")
-    log.info("starting with %s, logging to %s", path, logfile)
     try:
-        if cfg.is_ensemble:
-            from .quorum import run_quorum_peer
-
-            return run_quorum_peer(cfg)
-        from .app import run
-
-        return run(cfg)
-    finally:
-        try:
-            if read_pid(pidfile) in (None, os.getpid()):
-                pidfile.unlink()
-        except OSError:
-            pass
-
-
-def cmd_start(path: Path, wait: float = 30.0) -> int:
-    cfg = _load(path)
-    pidfile = pidfile_for(cfg)
-    other = read_pid(pidfile)
-    if other is not None:
-        print(f"zkserver: already running as process {other}.")
+        with _sigterm_exits():
+            code = _server_entry(cfg)(cfg)
+        log.info("stopped (exit code %s)", code or 0)
+        return int(code or 0)
+    except KeyboardInterrupt:  # ^C before the server took over SIGINT
+        log.info("interrupted")
+        return 0
+    except Exception:
+        log.exception("the server failed")
         return 1
+    finally:
+        release_pidfile(pidfile)
+
+
+def _serving(cfg: ServerConfig) -> bool:
+    _, host, port, secure = client_address(cfg)
+    try:
+        if "ruok" in cfg.four_letter_words:
+            return four_letter(host, port, "ruok", 1.0, secure) == "imok"
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _child_command(path: Path) -> list[str]:
+    return [sys.executable, "-m", "zkops.server", "start-foreground", str(path.absolute())]
+
+
+def cmd_start(path: Path, wait: float = START_WAIT) -> int:
+    """Run start-foreground detached; STARTED once it serves (or, in an ensemble, stays up)."""
     from . import logsetup
 
-    logs = logsetup.log_dir(cfg.data_log_dir)
-    logs.mkdir(parents=True, exist_ok=True)
-    out = open(logs / "zookeeper.out", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "zkops.server", "start-foreground", str(path)],
-                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    out.close()
+    cfg = _load(path)
+    for w in cfg.warnings:
+        print(f"zkserver: warning: {w}", file=sys.stderr)
     print("Starting zookeeper ... ", end="", flush=True)
-    host, port = _client_address(cfg)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            print("FAILED TO START")
-            tail = (logs / "zookeeper.out").read_text(errors="replace")[-2000:]
-            print(tail, file=sys.stderr)
-            return 1
-        try:
-            if four_letter(host, port, "ruok", 1.0) == "imok":
-                print("STARTED")
-                return 0
-        except OSError:
-            pass
+    pidfile = pidfile_path(cfg)
+    other = running_pid(pidfile)
+    if other is not None:
+        print(f"already running as process {other}.")
+        return 1
+    logs = logsetup.log_dir(cfg.data_log_dir).absolute()
+    logs.mkdir(parents=True, exist_ok=True)
+    out_path = logs / OUT_NAME
+    env = dict(os.environ, **{DAEMON_ENV: "1", "ZOO_LOG_DIR": str(logs)})
+    if env.get("ZOOPIDFILE"):
+        env["ZOOPIDFILE"] = str(pidfile)
+    with open(out_path, "ab") as out:
+        proc = subprocess.Popen(_child_command(path), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    write_pidfile(pidfile, proc.pid)  # at once, as zkServer.sh: a second start sees it
+    grace = min(wait, ENSEMBLE_GRACE) if cfg.is_ensemble else wait
+    deadline = time.monotonic() + grace
+    serving = False
+    while proc.poll() is None and time.monotonic() < deadline:
+        if _serving(cfg) and proc.poll() is None:
+            serving = True
+            break
         time.sleep(0.1)
-    print("STARTED (not answering yet)")
+    if proc.poll() is not None:
+        release_pidfile(pidfile, proc.pid)
+        print("FAILED TO START")
+        print(f"zkserver: the server exited with code {proc.returncode}; end of {out_path}:\n"
+              f"{_tail(out_path, 30)}\nend of {logs / logsetup.LOG_NAME}:\n{_tail(logs / logsetup.LOG_NAME, 30)}",
+              file=sys.stderr)
+        return 1
+    proc.returncode = 0  # detached on purpose: no "still running" warning when this process exits
+    print("STARTED")
+    if not serving:
+        why = "waiting for a quorum" if cfg.is_ensemble else f"not answering after {wait:.0f}s"
+        print(f"zkserver: process {proc.pid} is up but {why}; check with: zkserver status {path}",
+              file=sys.stderr)
     return 0
 
 
-def cmd_stop(path: Path, wait: float = 30.0) -> int:
+def _wait_exit(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process_alive(pid):
+            return True
+        time.sleep(0.05)
+    return not process_alive(pid)
+
+
+def cmd_stop(path: Path, wait: float = STOP_WAIT) -> int:
+    """SIGTERM the pidfile's server and wait for it to exit (SIGKILL after ``wait`` seconds)."""
     cfg = _load(path)
-    pidfile = pidfile_for(cfg)
-    pid = read_pid(pidfile)
+    pidfile = pidfile_path(cfg)
     print("Stopping zookeeper ... ", end="", flush=True)
+    pid = read_pidfile(pidfile)
     if pid is None:
-        print(f"no zookeeper to stop (could not find file {pidfile} or its process)")
-        return 1
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline and read_pid(pidfile) == pid:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        if read_pid(pidfile) == pid:
-            os.kill(pid, signal.SIGKILL)
+        print(f"no zookeeper to stop (could not find file {pidfile})")
+        return 0
+    if not is_server_process(pid):
+        release_pidfile(pidfile, pid)
+        print(f"no zookeeper to stop (process {pid} from {pidfile} is not running; removed the stale pidfile)")
+        return 0
     try:
-        pidfile.unlink()
-    except OSError:
+        os.kill(pid, signal.SIGTERM)
+    except PermissionError:
+        print(f"cannot signal process {pid}: permission denied")
+        return 1
+    except ProcessLookupError:
         pass
+    if not _wait_exit(pid, wait):
+        print(f"zkserver: process {pid} did not exit {wait:.0f}s after SIGTERM; sending SIGKILL", file=sys.stderr)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait_exit(pid, 10.0)
+    release_pidfile(pidfile, pid)
     print("STOPPED")
     return 0
 
 
 def cmd_status(path: Path) -> int:
+    """zkServer.sh status: the client port, then the Mode line from ``srvr``; exit 1 when down."""
     cfg = _load(path)
-    host, port = _client_address(cfg)
-    print(f"Client port found: {port}. Client address: {host}. Client SSL: false.")
+    shown, host, port, secure = client_address(cfg)
+    print(f"Client port found: {port}. Client address: {shown}. Client SSL: {str(secure).lower()}.")
     try:
-        reply = four_letter(host, port, "srvr")
+        reply = four_letter(host, port, "srvr", use_ssl=secure)
     except OSError:
-        print("Error contacting service. It is probably not running.")
-        return 1
+        reply = ""
     for line in reply.splitlines():
-        if line.startswith("Mode: "):
-            print(line)
+        if line.startswith("Mode:"):
+            print(line.strip())
             return 0
     print("Error contacting service. It is probably not running.")
     return 1
 
 
+def cmd_version() -> int:
+    """Print the version as ZooKeeper's VersionInfoMain does."""
+    from .fourletter import VERSION_STRING
+
+    print(f"Apache ZooKeeper, version {VERSION_STRING}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``zkserver`` and ``python -m zkops.server``; returns the exit code."""
     parser = argparse.ArgumentParser(prog="zkserver", description="Run a zkops ZooKeeper server.")
-    parser.add_argument("command", choices=["start", "start-foreground", "stop", "restart", "status", "version"])
-    parser.add_argument("config", nargs="?", help="path to zoo.cfg")
+    parser.add_argument("--config", metavar="DIR", help="directory holding zoo.cfg (like zkServer.sh --config)")
+    parser.add_argument("--wait", type=float, metavar="SECONDS",
+                        help=f"how long start waits to see the server serve (default {START_WAIT:.0f}) and "
+                             f"stop waits before SIGKILL (default {STOP_WAIT:.0f})")
+    parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument("cfg", nargs="?", metavar="zoo.cfg", help="config file (default: see --config)")
     args = parser.parse_args(argv)
     if args.command == "version":
-        from .fourletter import VERSION_STRING
-
-        print(f"Apache ZooKeeper, version {VERSION_STRING}")
-        return 0
-    path = find_config(args.config)
+        return cmd_version()
+    try:
+        path = find_config(args.cfg, args.config)
+    except ConfigError as exc:
+        print(f"zkserver: config error: {exc}", file=sys.stderr)
+        return 2
     print(f"Using config: {path}", file=sys.stderr)
-    if args.command == "start-foreground":
-        return cmd_start_foreground(path)
-    if args.command == "start":
-        return cmd_start(path)
-    if args.command == "stop":
-        return cmd_stop(path)
-    if args.command == "restart":
-        cmd_stop(path)
-        return cmd_start(path)
-    return cmd_status(path)
+    try:
+        if args.command == "start-foreground":
+            return cmd_start_foreground(path)
+        if args.command == "start":
+            return cmd_start(path, START_WAIT if args.wait is None else args.wait)
+        if args.command == "stop":
+            return cmd_stop(path, STOP_WAIT if args.wait is None else args.wait)
+        if args.command == "restart":
+            cmd_stop(path, STOP_WAIT if args.wait is None else args.wait)
+            return cmd_start(path, START_WAIT if args.wait is None else args.wait)
+        if args.command == "print-cmd":
+            _load(path)
+            print(" ".join(_child_command(path)))
+            return 0
+        return cmd_status(path)
+    except SystemExit as exc:  # _load's exit 2
+        return exc.code if isinstance(exc.code, int) else 1

@@ -1,34 +1,90 @@
-"""Logging for the server: a rotating file like zookeeper.log, and stderr in the foreground."""
+"""Server logging: a rotating file like ZooKeeper's zookeeper.log, plus stderr in the foreground.
+
+Why its own module: the CLI sets logging up once per process, before the server exists,
+and every record should say which server (myid), thread and asyncio task wrote it, so
+that the logs of an ensemble's members can be read side by side.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import logging.handlers
 import os
 from pathlib import Path
 
-FORMAT = "%(asctime)s [%(levelname)s] [%(threadName)s] %(name)s: %(message)s"
 LOG_NAME = "zkops-server.log"
+MAX_BYTES = 10 * 1024 * 1024
+BACKUP_COUNT = 10
+FORMAT = ("%(asctime)s [myid:%(myid)s] - %(levelname)-5s "
+          "[%(threadName)s/%(task)s:%(module)s@%(lineno)d] - %(message)s")
+
+_installed: list[logging.Handler] = []
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``myid`` and ``task`` (the running asyncio task's name, else "-") to each record."""
+
+    def __init__(self, myid: int | None = None) -> None:
+        super().__init__()
+        self.myid = "" if myid is None else str(myid)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.myid = self.myid
+        task = None
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running loop in this thread
+            pass
+        record.task = task.get_name() if task is not None else "-"
+        return True
 
 
 def log_dir(default: Path) -> Path:
+    """$ZOO_LOG_DIR when set (as zkServer.sh), else ``default`` (the data log dir)."""
     return Path(os.environ.get("ZOO_LOG_DIR") or default)
 
 
-def setup(directory: Path, foreground: bool, level: str | None = None) -> Path:
-    """Log to ``directory``/zkops-server.log (10 MiB x 10) and, in the foreground, to stderr."""
+def level_from_env() -> int:
+    """$ZOO_LOG_LEVEL, else the level in $ZOO_LOG4J_PROP ("INFO,ROLLINGFILE"), else INFO."""
+    name = os.environ.get("ZOO_LOG_LEVEL") or os.environ.get("ZOO_LOG4J_PROP", "").split(",")[0]
+    name = name.strip().upper()
+    name = {"WARN": "WARNING", "FATAL": "CRITICAL", "TRACE": "DEBUG", "ALL": "DEBUG"}.get(name, name)
+    level = logging.getLevelName(name) if name else logging.INFO
+    return level if isinstance(level, int) else logging.INFO
+
+
+def setup(directory: Path, foreground: bool, level: int | str | None = None, myid: int | None = None) -> Path:
+    """Log to ``directory``/zkops-server.log (10 MiB x 10 files) and, in the foreground, to stderr.
+
+    Calling it again replaces only the handlers it installed before. Returns the log file's path.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOG_NAME
+    teardown()
     root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    root.setLevel(getattr(logging, (level or os.environ.get("ZOO_LOG_LEVEL", "INFO")).upper(), logging.INFO))
+    if level is None:
+        level = level_from_env()
+    root.setLevel(level)
     fmt = logging.Formatter(FORMAT)
-    fh = logging.handlers.RotatingFileHandler(path, maxBytes=10 * 1024 * 1024, backupCount=10)
-    fh.setFormatter(fmt)
-    root.addHandler(fh)
+    context = ContextFilter(myid)
+    handlers: list[logging.Handler] = [
+        logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT,
+                                             encoding="utf-8")]
     if foreground:
-        sh = logging.StreamHandler()
-        sh.setFormatter(fmt)
-        root.addHandler(sh)
+        handlers.append(logging.StreamHandler())
+    for h in handlers:
+        h.setFormatter(fmt)
+        h.addFilter(context)
+        root.addHandler(h)
+        _installed.append(h)
     return path
+
+
+def teardown() -> None:
+    """Remove and close the handlers ``setup`` installed (for embedding and tests)."""
+    root = logging.getLogger()
+    for h in _installed:
+        root.removeHandler(h)
+        h.close()
+    _installed.clear()
