@@ -166,7 +166,8 @@ def read_properties(text: str, source: str = "zoo.cfg") -> list[tuple[int, str, 
     reads it, with keys and values trimmed as ZooKeeper trims them."""
     if text.startswith("\ufeff"):
         text = text[1:]
-    natural = re.split(r"\r\n|\r|\n", text)
+    parts = re.split(r"(\r\n|\r|\n)", text)
+    natural, seps = parts[0::2], parts[1::2]
     out: list[tuple[int, str, str]] = []
     i = 0
     while i < len(natural):
@@ -175,12 +176,21 @@ def read_properties(text: str, source: str = "zoo.cfg") -> list[tuple[int, str, 
         i += 1
         if not line or line[0] in "#!":
             continue
+        at_eof = False
         while _ends_in_continuation(line):
             line = line[:-1]
-            if i >= len(natural):
+            # Java returns the line when the file ends right after the backslash or its \n or \r
+            # (for \r\n it reads on past the \n, finds nothing, and drops an empty line)
+            if i >= len(natural) or (i == len(natural) - 1 and not natural[i] and seps[i - 1] != "\r\n"):
+                at_eof, i = True, len(natural)
                 break
-            line += natural[i].lstrip(_WS)
+            nxt = natural[i].lstrip(_WS)
             i += 1
+            if not line and nxt[:1] in ("#", "!"):
+                break  # Java 9+: after a lone backslash the logical line is still empty, so a comment
+            line += nxt
+        if not line and not at_eof:  # Java keeps an empty entry only when the file ends there
+            continue
         # the key ends at the first unescaped '=', ':' or whitespace
         k = 0
         while k < len(line):
