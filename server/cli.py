@@ -39,6 +39,7 @@ OUT_NAME = "zookeeper.out"
 START_WAIT = 30.0  # seconds `start` waits for a standalone server to answer on its client port
 ENSEMBLE_GRACE = 3.0  # an ensemble member answers only once it has a quorum: just check it stays up
 STOP_WAIT = 30.0  # seconds `stop` waits after SIGTERM before SIGKILL
+DEFAULT_CONFIGS = (Path("conf/zoo.cfg"), Path("/etc/zookeeper/conf/zoo.cfg"))  # after $ZOOCFGDIR
 COMMANDS = ("start", "start-foreground", "stop", "restart", "status", "version", "print-cmd")
 
 log = logging.getLogger("zkops.server")
@@ -55,11 +56,10 @@ def find_config(arg: str | None, conf_dir: str | None = None) -> Path:
         return p
     if conf_dir:
         return Path(conf_dir) / "zoo.cfg"
-    candidates = [Path("conf/zoo.cfg"), Path("/etc/zookeeper/conf/zoo.cfg")]
-    for c in candidates:
+    for c in DEFAULT_CONFIGS:
         if c.exists():
             return c
-    raise ConfigError(f"no zoo.cfg found (looked for $ZOOCFGDIR/zoo.cfg, {candidates[0]}, {candidates[1]}); "
+    raise ConfigError(f"no zoo.cfg found (ZOOCFGDIR is not set; looked for {', '.join(map(str, DEFAULT_CONFIGS))}); "
                       "pass the path: zkserver start /path/to/zoo.cfg")
 
 
