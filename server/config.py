@@ -346,6 +346,11 @@ class _Setting:
     conv: Callable[[_Value], object]
     props: tuple[str, ...] = ()  # JVM -D system properties ZooKeeper reads for the same thing
 
+    @property
+    def spellings(self) -> tuple[str, ...]:
+        """Keys accepted in zoo.cfg: ours, and the JVM property names (so they are not lost)."""
+        return self.keys + tuple(p for p in self.props if p not in self.keys)
+
 
 _SETTINGS: tuple[_Setting, ...] = (
     _Setting("tick_time", ("tickTime",), _integer(1)),
@@ -393,7 +398,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("election_alg", ("electionAlg",), _election_alg),
     _Setting("max_cnxns", ("maxCnxns", "zookeeper.maxCnxns"), _integer(0), ("zookeeper.maxCnxns",)),
 )
-_SETTING_KEYS = {k for s in _SETTINGS for k in s.keys}
+_SETTING_KEYS = {k for s in _SETTINGS for k in s.spellings}
 _EXAMPLES: dict[str, object] = {
     k: f.default for s in _SETTINGS for f in fields(ServerConfig) if f.name == s.attr
     for k in (*s.keys, *s.props) if isinstance(f.default, int) and not isinstance(f.default, bool)
@@ -556,7 +561,7 @@ def parse_config(text: str, source: str = "zoo.cfg", base_dir: Path | None = Non
     where_of: dict[str, _Value] = {}
     for s in _SETTINGS:
         chosen = None
-        for k in s.keys:  # among spellings, the later line wins
+        for k in s.spellings:  # among spellings, the later line wins
             v = entries.get(k)
             if v is not None and (chosen is None or v.line > chosen.line):
                 chosen = v
@@ -586,7 +591,8 @@ def parse_config(text: str, source: str = "zoo.cfg", base_dir: Path | None = Non
         elif key.startswith(_JVM_ONLY_PREFIXES):
             log.debug("%s: %s only matters to the JVM server; ignored", v.where, key)
         else:
-            hint = difflib.get_close_matches(key, sorted(_SETTING_KEYS | {"dynamicConfigFile"}), n=1)
+            known = {s.keys[0] for s in _SETTINGS} | {"dynamicConfigFile"}
+            hint = difflib.get_close_matches(key, sorted(known), n=1)
             warnings.append(f"{v.where}: unknown key {key!r} ignored"
                             + (f" (did you mean {hint[0]}?)" if hint else " (keys are case-sensitive)"))
 
