@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import json
 import multiprocessing as mp
 import os
@@ -358,6 +359,11 @@ def main() -> None:
     args = ap.parse_args()
     if not refzk.available() and "apache" in args.servers:
         sys.exit("Apache ZooKeeper is not installed: run scripts/install-test-deps")
+    # An installed wheel ships byte-compiled modules (pip compiles at install time); an
+    # editable checkout run with PYTHONDONTWRITEBYTECODE=1 would compile every module on
+    # every start instead, which is not what users run.
+    import zkops.server
+    compileall.compile_dir(Path(zkops.server.__file__).parent, quiet=1)
     results = run(args.quick, args.skip_ensemble, args.servers.split(","))
     table = report(results)
     print(table)

@@ -173,6 +173,32 @@ def _compile(cls: type[Record]) -> None:
     cls.read = classmethod(env["read"])  # type: ignore[method-assign,assignment]
 
 
+def _install_lazy_codec(cls: type[Record]) -> None:
+    """Compile a record's codec on first use: the server imports ~70 records and uses a
+    handful at start-up, so compiling them all at import time would slow every start."""
+
+    def compiled() -> None:
+        if cls.__dict__.get("_compiled") is not True:
+            _compile(cls)
+            cls._compiled = True  # type: ignore[attr-defined]
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        compiled()
+        cls.__init__(self, *args, **kwargs)  # type: ignore[misc]
+
+    def write(self: Any, out: bytearray) -> None:
+        compiled()
+        cls.write(self, out)
+
+    def read(klass: type, buf: bytes | memoryview, off: int = 0) -> tuple[Any, int]:
+        compiled()
+        return cls.read(buf, off)
+
+    cls.__init__ = __init__  # type: ignore[misc]
+    cls.write = write  # type: ignore[method-assign]
+    cls.read = classmethod(read)  # type: ignore[method-assign,assignment]
+
+
 def _new_record(cls: type[Record], values: tuple[Any, ...]) -> Record:
     obj = object.__new__(cls)
     for slot, value in zip(cls.__slots__, values, strict=False):
@@ -192,7 +218,7 @@ class Record:
             raise TypeError(f"{cls.__name__} must declare __slots__ matching FIELDS")
         if tuple(cls.__slots__) != tuple(name for name, _ in cls.FIELDS):
             raise TypeError(f"{cls.__name__}.__slots__ must equal its FIELDS names")
-        _compile(cls)
+        _install_lazy_codec(cls)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         names = self.__slots__
