@@ -24,8 +24,6 @@ import logging
 import os
 import signal
 import socket
-import ssl
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -169,6 +167,8 @@ def four_letter(host: str, port: int, word: str, timeout: float = 3.0, use_ssl: 
     with socket.create_connection((host, port), timeout=timeout) as raw:
         sock: socket.socket = raw
         if use_ssl:
+            import ssl  # only the status of a TLS port needs it; start-up stays lean
+
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
@@ -295,6 +295,8 @@ def cmd_start(path: Path, wait: float = START_WAIT) -> int:
     if env.get("ZOOPIDFILE"):
         env["ZOOPIDFILE"] = str(pidfile)
     with open(out_path, "ab") as out:
+        import subprocess  # only the detached start needs it
+
         proc = subprocess.Popen(_child_command(path), stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
     write_pidfile(pidfile, proc.pid)  # at once, as zkServer.sh: a second start sees it
