@@ -256,7 +256,8 @@ class Ensemble:
             self._apply(out)
             role = self.peer.zab.role
             if role in ("follower", "observer") and self.peer.established and self.peer.leader is not None:
-                sessions = tuple(c.session_id for c in self.server.connections if c.session_id)
+                sessions = tuple(self.server.touched_sessions)
+                self.server.touched_sessions.clear()
                 if sessions:
                     self.quorum_net.send(self.peer.leader, Touch(sessions))
         self._timers.append(self.loop.call_later(self.cfg.tick_time / 1000, self._zab_tick))

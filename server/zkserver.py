@@ -164,6 +164,9 @@ class ZooKeeperServer:
         self.fork_snapshots = True  # write snapshots from a forked child (see _fork_snapshot)
         # set by the quorum shell: writes then go through ZAB instead of the local log alone
         self.ensemble: Any = None
+        # Sessions heard from since the last report to the leader (ensemble mode only): the
+        # leader owns expiry, so a follower must report activity, never mere connectedness.
+        self.touched_sessions: set[int] = set()
         self.expire_sessions = True  # only the leader (or a standalone server) expires sessions
         self.serving_clients = True  # False while an ensemble member has no role
 
@@ -300,6 +303,8 @@ class ZooKeeperServer:
     def touch(self, conn: ClientConnection) -> None:
         if conn.session_id:
             self.core.sessions.touch(conn.session_id, _now_ms())
+            if self.ensemble is not None:
+                self.touched_sessions.add(conn.session_id)
 
     def connect(self, conn: ClientConnection, req: ConnectRequest) -> None:
         core = self.core
@@ -347,6 +352,8 @@ class ZooKeeperServer:
         conn.timeout = timeout
         s.timeout = timeout
         core.sessions.touch(sid, _now_ms())
+        if self.ensemble is not None:
+            self.touched_sessions.add(sid)
         self.by_session[sid] = conn
         conn.send_connect_response(ConnectResponse(0, timeout, sid, session_password(sid)), False)
 

@@ -227,3 +227,32 @@ def test_follower_far_behind_is_brought_up_by_snapshot():
         again = _client(ens.address(lagging))
         assert again.get("/snap-119")[0] == b"119"
         again.stop()
+
+
+def test_silent_client_on_a_follower_expires_and_its_ephemeral_goes():
+    """A client whose process freezes (socket open, no pings) loses its session on every server kind."""
+    from tests.support.rawclient import RawClient
+    from zkops.server.codes import Op
+    from zkops.server.records import ACL, CreateRequest, Id
+
+    with Ensemble(3) as ens:
+        leader = ens.wait_ready()
+        watcher = _client(ens.connect_string)
+        try:
+            for node in ens.ids:
+                path = f"/frozen-{node}"
+                raw = RawClient(ens.address(node), timeout_ms=800)  # negotiated: 800 ms (4 ticks of 200)
+                hdr, _ = raw.request(Op.create, CreateRequest(path, b"", [ACL(31, Id("world", "anyone"))], 1))  # 1: ephemeral
+                assert hdr.err == 0
+                assert watcher.exists(path), f"ephemeral made through server {node} should exist"
+                t0 = time.monotonic()
+                while watcher.exists(path) and time.monotonic() - t0 < 10:
+                    time.sleep(0.05)  # raw stays connected and silent, as a frozen process would
+                gone_after = time.monotonic() - t0
+                raw.close()
+                role = "leader" if node == leader else "follower"
+                assert watcher.exists(path) is None, f"session held by the {role} never expired"
+                assert gone_after < 5, f"session held by the {role} expired after {gone_after:.1f} s"
+        finally:
+            watcher.stop()
+            watcher.close()
