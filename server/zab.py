@@ -256,6 +256,8 @@ class ZabPeer:
         self.snapshot = snapshot
         self.sync_limit = sync_limit
         self.init_limit = init_limit
+        self.follower_info: FollowerInfo | None = None  # this attempt's hello to the leader
+        self.heard_from_leader = False
         self.role: str | None = None
         self.leader: int | None = None
         self.established = False
@@ -299,7 +301,8 @@ class ZabPeer:
         self._reset("observer" if observer else "follower", leader)
         self.session += 1
         out = ZabOutput()
-        out.messages.append((leader, FollowerInfo(self.accepted_epoch, self.history.last, observer)))
+        self.follower_info = FollowerInfo(self.accepted_epoch, self.history.last, observer)
+        out.messages.append((leader, self.follower_info))
         return self._seal(out)
 
     def stop(self) -> None:
@@ -312,6 +315,7 @@ class ZabPeer:
         self.established = False
         self.started = self.now
         self.last_from_leader = self.now
+        self.heard_from_leader = False
         self.sync_mode = None
         self.pending_sync = []
         self.uptodate = False
@@ -344,6 +348,11 @@ class ZabPeer:
                 return out
             if self.uptodate:
                 out.messages.append((self.leader, Ping(self.committed)))
+            elif not self.heard_from_leader and self.follower_info is not None:
+                # the first FollowerInfo may have reached a server still finishing its election,
+                # or gone nowhere while the link connected: say it again (the leader ignores
+                # repeats of one attempt)
+                out.messages.append((self.leader, self.follower_info))
         return self._seal(out)
 
     def link_down(self, sid: int) -> ZabOutput:
@@ -371,6 +380,7 @@ class ZabPeer:
             return self._seal(out)
         if self.role in ("follower", "observer") and sid == self.leader and env.session == self.session:
             self.last_from_leader = self.now
+            self.heard_from_leader = True
             return self._seal(self._learner_receive(msg))
         return ZabOutput()
 
