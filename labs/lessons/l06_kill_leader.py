@@ -1,0 +1,110 @@
+"""Lab 6: kill the leader, predict the next one, time the outage, see writes resume."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from .engine import Check, Context, Lesson, Step, predicted_leader, wait_for
+
+
+class _Writer:
+    """Creates sequential znodes as fast as the ensemble acknowledges them, noting each ack."""
+
+    def __init__(self, zk: object) -> None:
+        self.zk = zk
+        self.acked: list[tuple[float, str]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                path = self.zk.create("/lab6/w-", b"", sequence=True)  # type: ignore[attr-defined]
+                self.acked.append((time.monotonic(), path))
+            except Exception:  # noqa: BLE001 - connection loss during the election: retry
+                time.sleep(0.02)
+
+
+def _prepare(ctx: Context) -> None:
+    leader = ctx.note("leader_before", ctx.leader())
+    zk = ctx.client()
+    zk.ensure_path("/lab6")
+    for i in range(20):
+        zk.set("/lab6", str(i).encode())
+    zxids = {i: z for i, z in ctx.cluster.zxids().items() if i != leader}
+    ctx.note("survivor_zxids", {str(k): hex(v) if v is not None else None for k, v in zxids.items()})
+    ctx.note("prediction", predicted_leader(zxids))
+
+
+def _kill(ctx: Context) -> None:
+    leader = ctx.journal["leader_before"]
+    zk = ctx.client(timeout=10.0)
+    writer = _Writer(zk)
+    writer.thread.start()
+    wait_for(lambda: len(writer.acked) >= 20, 30, "the writer to get going")
+    t_kill = time.monotonic()
+    ctx.cluster.kill(leader)
+    survivors = [i for i in ctx.cluster.node_ids() if i != leader]
+    new_leader = ctx.leader(among=survivors, timeout=60)
+    ctx.note("leader_after", new_leader)
+    wait_for(lambda: writer.acked and writer.acked[-1][0] > t_kill, 60, "writes to resume")
+    writer.stop.set()
+    writer.thread.join(10)
+    before = [t for t, _ in writer.acked if t <= t_kill]
+    after = [t for t, _ in writer.acked if t > t_kill]
+    ctx.note("outage_s", round(after[0] - (before[-1] if before else t_kill), 3))
+    acked = [p for _, p in writer.acked]
+    reader = ctx.client(ids=survivors)
+    present = set(reader.get_children("/lab6"))
+    ctx.note("acked_writes", len(acked))
+    ctx.note("acked_missing", [p for p in acked if p.rsplit("/", 1)[1] not in present])
+    ctx.cluster.start(leader)
+    wait_for(lambda: ctx.cluster.modes().get(leader) == "follower", 60, "the old leader to rejoin")
+    ctx.note("old_leader_rejoined_as", ctx.cluster.modes().get(leader))
+
+
+LESSON = Lesson(
+    number=6, slug="kill-leader", title="Kill the leader", minutes=25,
+    goal="Kill the leader while a client writes, predict its successor, time the outage and check that "
+         "no acknowledged write was lost.",
+    background=(
+        "When followers lose their leader they go LOOKING and elect a new one among themselves: the\n"
+        "highest (epoch, zxid, myid) wins, so the server with the most history leads. Every write the\n"
+        "old leader acknowledged had been logged by a majority, and any two majorities intersect,\n"
+        "so the new leader (elected by a majority, with the highest zxid in it) has every one of them.\n"
+        "Clients see a connection loss, reconnect to a survivor, and carry on with the same session."),
+    steps=[
+        Step("Predict", "Find the leader and the last zxid of every other server (`srvr`). Who will lead\n"
+             "if the leader dies?", ("zkops lab status",), _prepare),
+        Step("Kill it", "Start a client writing in a loop, kill the leader with SIGKILL, and watch the\n"
+             "election, the client reconnecting and the writes resuming. Then restart the old leader.",
+             ("zkops lab kill <leader>", "zkops lab elections", "zkops lab status", "zkops lab start <leader>"),
+             _kill),
+    ],
+    questions=[
+        ("Who won, and was it your prediction?",
+         "The survivor with the highest zxid, ties broken by the highest myid; usually the highest myid, "
+         "because followers are in sync."),
+        ("How long were writes blocked? What does it depend on?",
+         "Detection (the followers notice at once when the TCP connection breaks, or after syncLimit ticks "
+         "of silence), the election (a few message rounds), and syncing the new followers."),
+        ("Was any acknowledged write lost?", "No: each was on a majority, and the new leader is in every "
+         "majority of the survivors' votes with the most complete history."),
+        ("What does the old leader become when it comes back?", "A follower of the new epoch's leader."),
+    ],
+    checks=[
+        Check("the predicted server became leader", lambda j: None if j["leader_after"] == j["prediction"]
+              else f"predicted {j['prediction']}, {j['leader_after']} won"),
+        Check("writes resumed after an outage of less than 30 s",
+              lambda j: None if j["outage_s"] < 30 else f"outage {j['outage_s']} s"),
+        Check("no acknowledged write lost", lambda j: None if not j["acked_missing"] and j["acked_writes"] > 0
+              else f"missing {j['acked_missing'][:5]}"),
+        Check("the old leader came back as a follower",
+              lambda j: None if j["old_leader_rejoined_as"] == "follower" else j["old_leader_rejoined_as"]),
+    ],
+    mistakes=["Reading a ConnectionLoss as a failed write: the write may or may not have happened; only "
+              "acknowledged writes are guaranteed (and kazoo's retry may apply a create twice unless the "
+              "recipe guards against it)."],
+    timing="25 minutes.",
+)
