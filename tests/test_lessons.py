@@ -96,3 +96,20 @@ def test_check_before_run_says_what_to_do(tmp_path: Path):
     lesson = _lesson(None, lambda j: None)
     [(what, problem)] = check(lesson, tmp_path)
     assert "zkops lab run 99-fake" in problem
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("lesson", all_lessons(), ids=lambda lesson: lesson.name)
+def test_every_lab_plays_and_its_observations_happen_on_the_local_backend(lesson: Lesson, tmp_path: Path):
+    """What CI runs for each lab: `zkops lab run NAME --auto`, then `zkops lab check NAME`."""
+    from zkops.labs.lab import Lab
+
+    def make_cluster(nodes: int, observers: int, start: bool) -> Lab:
+        return Lab.up(tmp_path / "lab", nodes=nodes, observers=observers, start=start, tick_ms=200)
+
+    lines: list[str] = []
+    play(lesson, make_cluster, auto=True, state_dir=tmp_path / "journals",
+         say=lambda text="", style=None: lines.append(text))
+    assert not (tmp_path / "lab").exists(), "the lab's ensemble is torn down after playing"
+    problems = [(what, p) for what, p in check(lesson, tmp_path / "journals") if p is not None]
+    assert not problems, "\n".join(lines[-30:])

@@ -65,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("inventory", nargs="?", help="inventory YAML (default: three local nodes)")
         if name == "deploy":
             p.add_argument("--check", action="store_true", help="show what would change, change nothing")
+    from zkops.labs import cli as lab_cli
+
+    lab_cli.add_parser(sub)
     args = ap.parse_args(argv)
+    if args.command == "lab":
+        return lab_cli.main(args)
     try:
         inv = _inventory(args.inventory)
     except InventoryError as exc:

@@ -1,0 +1,255 @@
+"""``zkops lab ...``: bring up an ensemble, break it, watch it, and play the classroom labs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+
+from .lab import Lab, LabError, NodeStatus, default_lab_dir
+from .timeline import elections, timeline
+
+console = Console(highlight=False)
+
+NODE_COMMANDS = {"kill": "SIGKILL a server (a crash)", "start": "start a stopped server",
+                 "pause": "SIGSTOP a server (a long GC pause)", "resume": "SIGCONT a paused server",
+                 "isolate": "cut a server off from all its peers"}
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``lab`` and its subcommands on the ``zkops`` parser."""
+    lab = sub.add_parser("lab", help="ensembles to break on purpose, and the classroom labs")
+    lab.add_argument("--dir", type=Path, help=f"lab directory (default {default_lab_dir()}, or $ZKOPS_LAB_DIR)")
+    cmds = lab.add_subparsers(dest="lab_command", required=True)
+    up = cmds.add_parser("up", help="bring up an ensemble")
+    up.add_argument("--backend", default="local", choices=["local"])
+    up.add_argument("--nodes", type=int, default=3)
+    up.add_argument("--observers", type=int, default=0)
+    up.add_argument("--tick-ms", type=int, default=500, help="tickTime of the lab's servers (default 500)")
+    up.add_argument("--no-start", action="store_true", help="lay the servers out but start none of them")
+    st = cmds.add_parser("status", help="node, mode, epoch, zxid, connections, sessions")
+    st.add_argument("--follow", "-f", action="store_true", help="refresh every second until Ctrl-C")
+    cmds.add_parser("down", help="stop everything the lab started and remove it")
+    for name, text in NODE_COMMANDS.items():
+        cmds.add_parser(name, help=text).add_argument("node", type=int)
+    p = cmds.add_parser("partition", help="cut the peers into groups, e.g. 1,2/3")
+    p.add_argument("groups")
+    ow = cmds.add_parser("oneway", help="drop what A sends to B (B still reaches A), e.g. '1->2'")
+    ow.add_argument("link", nargs="+")
+    sl = cmds.add_parser("slow", help="delay a link both ways, e.g. slow 1-2 200")
+    sl.add_argument("link")
+    sl.add_argument("ms", type=int)
+    cmds.add_parser("heal", help="remove every network fault")
+    el = cmds.add_parser("elections", help="the vote-by-vote timeline of the elections")
+    el.add_argument("--last", type=int, default=0, help="only the last N elections")
+    el.add_argument("--decisions", action="store_true", help="leave out individual votes")
+    w = cmds.add_parser("watch", help="print watch events and connection states on PATH")
+    w.add_argument("path")
+    w.add_argument("--seconds", type=float, default=0, help="stop after this long (default: until Ctrl-C)")
+    cmds.add_parser("list", help="the classroom labs")
+    r = cmds.add_parser("run", help="play a classroom lab step by step")
+    r.add_argument("name")
+    r.add_argument("--auto", action="store_true", help="do not wait for Enter between steps")
+    r.add_argument("--keep", action="store_true", help="leave the ensemble up afterwards")
+    r.add_argument("--backend", default="local", choices=["local"])
+    c = cmds.add_parser("check", help="grade a played lab: were the observations made?")
+    c.add_argument("name")
+
+
+def _link(text: str) -> tuple[int, int]:
+    for sep in ("->", "-", ">", ","):
+        if sep in text:
+            a, b = text.split(sep, 1)
+            try:
+                return int(a), int(b)
+            except ValueError:
+                break
+    raise LabError(f"cannot read link {text!r}; write it as 1->2 (oneway) or 1-2 (slow)")
+
+
+def status_table(rows: list[NodeStatus]) -> Table:
+    table = Table(title="lab status")
+    for col in ("node", "role", "process", "mode", "epoch", "zxid", "connections", "sessions"):
+        table.add_column(col)
+    colours = {"leader": "bold green", "follower": "green", "observer": "cyan", "looking": "yellow"}
+    for s in rows:
+        mode = s.mode or "-"
+        table.add_row(str(s.id), s.role, s.state, f"[{colours.get(mode, 'red')}]{mode}[/]",
+                      "-" if s.epoch is None else str(s.epoch), "-" if s.zxid is None else hex(s.zxid),
+                      "-" if s.connections is None else str(s.connections),
+                      "-" if s.sessions is None else str(s.sessions))
+    return table
+
+
+def _watch(lab: Lab, path: str, seconds: float) -> int:
+    from kazoo.client import KazooClient
+
+    zk = KazooClient(hosts=lab.connect_string(), connection_retry={"max_tries": -1, "delay": 0.1, "max_delay": 1})
+    zk.add_listener(lambda state: console.print(f"[yellow]connection state: {state}[/]"))
+    zk.start(timeout=30)
+
+    def on_data(data: bytes | None, stat: Any, event: Any = None) -> None:
+        if event is not None:
+            console.print(f"WatchedEvent type:{event.type} path:{event.path}")
+        shown = "(does not exist)" if stat is None else f"data={escape(repr(data))} version={stat.version}"
+        console.print(f"  {path}: {shown}")
+
+    def on_children(children: list[str], event: Any = None) -> None:
+        if event is not None:
+            console.print(f"WatchedEvent type:{event.type} path:{event.path}")
+        console.print(f"  children of {path}: {sorted(children)}")
+
+    zk.DataWatch(path, on_data, send_event=True)
+    if zk.exists(path):
+        zk.ChildrenWatch(path, on_children, send_event=True)
+    deadline = time.monotonic() + seconds if seconds else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        zk.stop()
+        zk.close()
+    return 0
+
+
+def _journal_dir(args: argparse.Namespace) -> Path:
+    lab_dir = args.dir or default_lab_dir()
+    return lab_dir.parent / f"{lab_dir.name}-journals"  # survives `lab down`, which removes lab_dir
+
+
+def _lessons(args: argparse.Namespace) -> int:
+    from .lessons import all_lessons, find
+    from .lessons.engine import check, play
+
+    if args.lab_command == "list":
+        table = Table(title="classroom labs")
+        for col in ("lab", "title", "minutes", "servers"):
+            table.add_column(col)
+        for lesson in all_lessons():
+            table.add_row(lesson.name, lesson.title, str(lesson.minutes),
+                          f"{lesson.nodes}" + (f" + {lesson.observers} observer" if lesson.observers else ""))
+        console.print(table)
+        return 0
+    try:
+        lesson = find(args.name)
+    except KeyError as exc:
+        console.print(f"[red]{escape(str(exc.args[0]))}[/]")
+        return 2
+    if args.lab_command == "check":
+        results = check(lesson, _journal_dir(args))
+        for what, problem in results:
+            mark = "[green]seen[/]    " if problem is None else "[red]not seen[/]"
+            console.print(f"{mark} {escape(what)}" + ("" if problem is None else f": {escape(problem)}"))
+        return 0 if all(p is None for _, p in results) else 1
+    lab_dir = args.dir or default_lab_dir()
+
+    def make_cluster(nodes: int, observers: int, start: bool) -> Lab:
+        return Lab.up(lab_dir, backend=args.backend, nodes=nodes, observers=observers, start=start)
+
+    def say(text: str = "", *, style: str | None = None) -> None:
+        console.print(escape(text), style=style)
+
+    logging.getLogger("kazoo").setLevel(logging.CRITICAL)  # the lab narrates connection losses itself
+    journal = play(lesson, make_cluster, auto=args.auto, state_dir=_journal_dir(args), say=say,
+                   pause=lambda prompt: input(prompt), keep=args.keep)
+    console.print(f"\njournal written; grade it with `zkops lab check {lesson.name}`")
+    return 0 if journal.get("completed") else 1
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        return _main(args)
+    except LabError as exc:
+        console.print(f"[red]lab:[/] {escape(str(exc))}")
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
+    cmd = args.lab_command
+    if cmd in ("list", "run", "check"):
+        return _lessons(args)
+    if cmd == "up":
+        lab = Lab.up(args.dir, backend=args.backend, nodes=args.nodes, observers=args.observers,
+                     start=not args.no_start, tick_ms=args.tick_ms)
+        if not args.no_start:
+            try:
+                leader = lab.wait_leader(timeout=60)
+                console.print(f"leader: node {leader}")
+            except LabError as exc:
+                console.print(f"[yellow]{escape(str(exc))}[/]")
+        console.print(status_table(lab.status()))
+        console.print(f"clients: {lab.connect_string()}")
+        return 0
+    lab = Lab.load(args.dir)
+    if cmd == "status":
+        if not args.follow:
+            console.print(status_table(lab.status()))
+            return 0
+        with Live(status_table(lab.status()), console=console, refresh_per_second=2) as live:
+            try:
+                while True:
+                    time.sleep(1)
+                    live.update(status_table(lab.status()))
+            except KeyboardInterrupt:
+                return 0
+    if cmd == "down":
+        lab.down()
+        console.print("lab down: every process it started is stopped and its directory removed")
+        return 0
+    if cmd in NODE_COMMANDS:
+        getattr(lab, cmd)(args.node)
+        console.print(f"node {args.node}: {cmd} done")
+        return 0
+    if cmd == "partition":
+        groups = lab.partition(args.groups)
+        console.print("partitioned: " + " | ".join(",".join(map(str, g)) for g in groups))
+        return 0
+    if cmd == "oneway":
+        a, b = _link("".join(args.link))
+        lab.oneway(a, b)
+        console.print(f"dropping everything {a} sends to {b}")
+        return 0
+    if cmd == "slow":
+        a, b = _link(args.link)
+        lab.slow(a, b, args.ms)
+        console.print(f"link {a}-{b}: {args.ms} ms each way")
+        return 0
+    if cmd == "heal":
+        lab.heal()
+        console.print("network healed")
+        return 0
+    if cmd == "elections":
+        events = lab.election_events()
+        found = elections(events)
+        since = found[-args.last]["ts"] - 10 if args.last and found else None
+        for line in timeline(events, since=since, votes=not args.decisions):
+            console.print(escape(line))
+        for e in found[-args.last:] if args.last else found:
+            took = e["election_ms"]
+            console.print(f"[bold]leader {e['leader']}[/] elected by servers {sorted(set(e['servers']))}"
+                          + (f" in {took:.0f} ms" if isinstance(took, (int, float)) else ""))
+        return 0
+    if cmd == "watch":
+        return _watch(lab, args.path, args.seconds)
+    raise LabError(f"unknown lab command {cmd}")
+
+
+def standalone(argv: list[str] | None = None) -> int:
+    """``python -m zkops.labs.cli ...`` without the rest of the zkops command."""
+    ap = argparse.ArgumentParser(prog="zkops")
+    add_parser(ap.add_subparsers(dest="command", required=True))
+    return main(ap.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(standalone())

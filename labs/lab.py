@@ -1,0 +1,321 @@
+"""A lab: an ensemble to break on purpose, and what it remembers between commands.
+
+``Lab.up(...)`` brings up N voters (+ observers) on a backend and writes ``lab.json`` in the
+lab directory, so that separate ``zkops lab ...`` invocations (and lab scripts through this
+Python API) find the same servers. Faults are expressed once, as a set of cut directed links
+and per-link delays; each backend turns them into its own mechanism (a relay for local
+processes, iptables/tc in namespaces or containers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .faultproxy import Faults
+
+
+def default_lab_dir() -> Path:
+    """``$ZKOPS_LAB_DIR``, else the user's state directory (one lab at a time per user)."""
+    env = os.environ.get("ZKOPS_LAB_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "zkops" / "lab"
+
+
+class LabError(Exception):
+    """A lab command that cannot be done, with what to do instead."""
+
+
+@dataclass
+class Node:
+    id: int
+    role: str  # participant | observer
+    host: str  # where clients connect
+    client_port: int
+    quorum_port: int
+    election_port: int
+    pid: int | None = None
+    handle: str = ""  # backend-specific: container id, namespace name, ...
+
+
+@dataclass
+class LabState:
+    backend: str
+    nodes: list[Node]
+    tick_ms: int
+    faults: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # backend-specific
+
+    def save(self, lab_dir: Path) -> None:
+        tmp = lab_dir / "lab.json.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(lab_dir / "lab.json")
+
+    @classmethod
+    def load(cls, lab_dir: Path) -> LabState:
+        raw = json.loads((lab_dir / "lab.json").read_text())
+        raw["nodes"] = [Node(**n) for n in raw["nodes"]]
+        return cls(**raw)
+
+
+@dataclass
+class NodeStatus:
+    id: int
+    role: str
+    address: str
+    state: str  # running | paused | stopped
+    mode: str | None
+    zxid: int | None
+    connections: int | None
+    sessions: int | None
+
+    @property
+    def epoch(self) -> int | None:
+        return None if self.zxid is None else self.zxid >> 32
+
+
+def four_letter(host: str, port: int, word: str, timeout: float = 2.0) -> str:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(word.encode())
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def parse_groups(spec: str, known: list[int]) -> list[list[int]]:
+    """``"1,2/3"`` -> [[1, 2], [3]]; nodes left out form one more group."""
+    groups = []
+    for part in spec.split("/"):
+        ids = [int(x) for x in part.replace(" ", "").split(",") if x]
+        if not ids:
+            raise LabError(f"empty side in partition {spec!r}; write it as 1,2/3")
+        groups.append(ids)
+    flat = [i for g in groups for i in g]
+    unknown = sorted(set(flat) - set(known))
+    if unknown:
+        raise LabError(f"no node {unknown[0]} in this lab (nodes: {', '.join(map(str, known))})")
+    if len(flat) != len(set(flat)):
+        raise LabError(f"a node is on both sides of {spec!r}")
+    rest = [i for i in known if i not in flat]
+    if rest:
+        groups.append(rest)
+    if len(groups) < 2:
+        raise LabError(f"{spec!r} leaves everyone on one side; name at least two groups: 1,2/3")
+    return groups
+
+
+class Lab:
+    """The Python API behind ``zkops lab``; also the ``Cluster`` the classroom lessons use."""
+
+    def __init__(self, lab_dir: Path, state: LabState, backend: Any) -> None:
+        self.dir = lab_dir
+        self.state = state
+        self.backend = backend
+
+    # ------------------------------------------------------------ life cycle
+    @classmethod
+    def up(cls, lab_dir: Path | None = None, backend: str = "local", nodes: int = 3, observers: int = 0,
+           start: bool = True, tick_ms: int = 500) -> Lab:
+        lab_dir = lab_dir or default_lab_dir()
+        if (lab_dir / "lab.json").exists():
+            existing = cls.load(lab_dir)
+            if existing.any_running():
+                raise LabError(f"a lab is already up in {lab_dir}; `zkops lab down` first")
+            existing.down()
+        if nodes < 1 or observers < 0:
+            raise LabError("--nodes must be at least 1 and --observers at least 0")
+        lab_dir.mkdir(parents=True, exist_ok=True)
+        impl = _backend_class(backend)
+        state = impl.create(lab_dir, nodes, observers, tick_ms)
+        state.save(lab_dir)
+        lab = cls(lab_dir, state, impl(lab_dir, state))
+        try:
+            lab.backend.prepare()
+            lab._save()
+            if start:
+                for n in lab.state.nodes:
+                    lab.start(n.id)
+        except BaseException:
+            lab.down()
+            raise
+        return lab
+
+    @classmethod
+    def load(cls, lab_dir: Path | None = None) -> Lab:
+        lab_dir = lab_dir or default_lab_dir()
+        if not (lab_dir / "lab.json").exists():
+            raise LabError(f"no lab in {lab_dir}; start one with `zkops lab up`")
+        state = LabState.load(lab_dir)
+        return cls(lab_dir, state, _backend_class(state.backend)(lab_dir, state))
+
+    def down(self) -> None:
+        """Stop everything the lab started and remove its directory."""
+        for n in self.state.nodes:
+            if n.pid is not None or n.handle:
+                try:
+                    self.backend.kill(n)
+                except LabError:
+                    pass
+            n.pid = None
+        self.backend.destroy()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _save(self) -> None:
+        self.state.save(self.dir)
+
+    def node(self, node_id: int) -> Node:
+        for n in self.state.nodes:
+            if n.id == node_id:
+                return n
+        raise LabError(f"no node {node_id} in this lab (nodes: {', '.join(str(n.id) for n in self.state.nodes)})")
+
+    def any_running(self) -> bool:
+        return any(self.backend.running(n) for n in self.state.nodes)
+
+    # ------------------------------------------------------------ node faults
+    def start(self, node_id: int) -> None:
+        n = self.node(node_id)
+        if self.backend.running(n):
+            raise LabError(f"node {node_id} is already running")
+        self.backend.start(n)
+        self._save()
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL, as a crash would: nothing is flushed, nothing said to the peers."""
+        n = self.node(node_id)
+        if not self.backend.running(n):
+            raise LabError(f"node {node_id} is not running")
+        self.backend.kill(n)
+        n.pid = None
+        self._save()
+
+    def pause(self, node_id: int) -> None:
+        """SIGSTOP, as a long GC pause would: sockets stay open, nothing answers."""
+        self.backend.signal(self.node(node_id), signal.SIGSTOP)
+
+    def resume(self, node_id: int) -> None:
+        self.backend.signal(self.node(node_id), signal.SIGCONT)
+
+    # ------------------------------------------------------------ network faults
+    def faults(self) -> Faults:
+        raw = self.state.faults
+        return Faults({(a, b) for a, b in raw.get("cut", [])},
+                      {tuple(int(x) for x in k.split("-")): v for k, v in raw.get("delay_ms", {}).items()})  # type: ignore[misc]
+
+    def _set_faults(self, faults: Faults) -> None:
+        self.state.faults = faults.dump()
+        self.backend.apply_faults(faults)
+        self._save()
+
+    def partition(self, spec: str) -> list[list[int]]:
+        groups = parse_groups(spec, self.node_ids())
+        f = self.faults()
+        for g in groups:
+            for h in groups:
+                if g is not h:
+                    f.cut |= {(a, b) for a in g for b in h}
+        self._set_faults(f)
+        return groups
+
+    def isolate(self, node_id: int) -> None:
+        self.node(node_id)
+        self.partition(str(node_id))
+
+    def oneway(self, src: int, dst: int) -> None:
+        """Drop what ``src`` sends to ``dst``; ``dst`` still reaches ``src``."""
+        self.node(src), self.node(dst)
+        f = self.faults()
+        f.cut.add((src, dst))
+        self._set_faults(f)
+
+    def slow(self, a: int, b: int, ms: int) -> None:
+        self.node(a), self.node(b)
+        if ms < 0:
+            raise LabError("the delay must be at least 0 ms")
+        f = self.faults()
+        f.delay_ms[(a, b)] = ms
+        f.delay_ms[(b, a)] = ms
+        self._set_faults(f)
+
+    def heal(self) -> None:
+        self._set_faults(Faults())
+
+    # ------------------------------------------------------------ observing
+    def node_ids(self) -> list[int]:
+        return [n.id for n in self.state.nodes]
+
+    def observer_ids(self) -> list[int]:
+        return [n.id for n in self.state.nodes if n.role == "observer"]
+
+    def address(self, node: int) -> tuple[str, int]:
+        n = self.node(node)
+        return n.host, n.client_port
+
+    def connect_string(self, ids: list[int] | None = None) -> str:
+        return ",".join(f"{h}:{p}" for h, p in (self.address(i) for i in (ids or self.node_ids())))
+
+    def status(self) -> list[NodeStatus]:
+        out = []
+        for n in self.state.nodes:
+            state = self.backend.process_state(n)
+            srvr = four_letter(n.host, n.client_port, "srvr", timeout=1.0) if state == "running" else ""
+            mntr = four_letter(n.host, n.client_port, "mntr", timeout=1.0) if srvr else ""
+            fields = dict(line.split(": ", 1) for line in srvr.splitlines() if ": " in line)
+            stats = dict(line.split("\t", 1) for line in mntr.splitlines() if "\t" in line)
+            mode = fields.get("Mode")
+            if state == "running" and mode is None:
+                mode = "looking" if "not currently serving" in srvr else None
+            zxid = int(fields["Zxid"], 16) if "Zxid" in fields else None
+            conns = int(stats["zk_num_alive_connections"]) if "zk_num_alive_connections" in stats else None
+            sessions = int(stats["zk_global_sessions"]) if "zk_global_sessions" in stats else None
+            out.append(NodeStatus(n.id, n.role, f"{n.host}:{n.client_port}", state, mode, zxid, conns, sessions))
+        return out
+
+    def modes(self) -> dict[int, str | None]:
+        return {s.id: (s.mode if s.mode != "looking" else None) for s in self.status()}
+
+    def zxids(self) -> dict[int, int | None]:
+        return {s.id: s.zxid for s in self.status()}
+
+    def leader(self) -> int | None:
+        leaders = [i for i, m in self.modes().items() if m == "leader"]
+        return leaders[0] if len(leaders) == 1 else None
+
+    def wait_leader(self, timeout: float = 60.0, among: list[int] | None = None) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            modes = self.modes()
+            ids = among or list(modes)
+            leaders = [i for i in ids if modes.get(i) == "leader"]
+            if len(leaders) == 1:
+                return leaders[0]
+            time.sleep(0.1)
+        raise LabError(f"no single leader after {timeout:.0f} s: {self.modes()}")
+
+    def election_events(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        for n in self.state.nodes:
+            events += self.backend.election_events(n)
+        return sorted(events, key=lambda e: e.get("ts", 0))
+
+
+def _backend_class(name: str) -> Any:
+    if name == "local":
+        from .local import LocalBackend
+
+        return LocalBackend
+    raise LabError(f"unknown backend {name!r}; this build has: local")
