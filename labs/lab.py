@@ -318,4 +318,8 @@ def _backend_class(name: str) -> Any:
         from .local import LocalBackend
 
         return LocalBackend
-    raise LabError(f"unknown backend {name!r}; this build has: local")
+    if name == "docker":
+        from .docker import DockerBackend
+
+        return DockerBackend
+    raise LabError(f"unknown backend {name!r}; this build has: local, docker")

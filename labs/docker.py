@@ -1,0 +1,222 @@
+"""The docker backend: one container per server on a private network, faults through the engine.
+
+The image is built from the project's ``Dockerfile`` (the official zookeeper image's ZOO_*
+variables) with a wheel of this checkout; ``ZKOPS_LAB_DOCKER_BASE`` picks the base image
+(default ``python:3.11-slim-bookworm``). Each node gets a fixed address on the lab's network
+and the name ``zkN``, so faults can name peers even while they are stopped: a cut link
+``a -> b`` is an iptables DROP in a's container for b's address; kill is SIGKILL from the
+engine and pause is the engine's freezer.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .faultproxy import Faults
+from .lab import LabError, LabState, Node
+
+CHAIN = "ZKOPS-LAB"
+IMAGE = "zkops-lab"
+
+
+def _client(docker_host: str | None) -> Any:
+    try:
+        import docker
+    except ImportError:
+        raise LabError("the docker backend needs docker-py: pip install 'zkops[docker]'") from None
+    try:
+        c = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
+        c.ping()
+        return c
+    except Exception as exc:  # noqa: BLE001 - docker.errors.DockerException and socket errors
+        raise LabError(f"cannot reach a Docker engine ({exc}); is dockerd running, is DOCKER_HOST right?") from None
+
+
+def project_root() -> Path:
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "Dockerfile").exists() or not (root / "pyproject.toml").exists():
+        raise LabError("the docker backend builds its image from a zkops source checkout (Dockerfile not found)")
+    return root
+
+
+def build_image(client: Any, tag: str, base: str | None = None) -> str:
+    """Build ``tag`` from the Dockerfile with a wheel of this checkout."""
+    root = project_root()
+    with tempfile.TemporaryDirectory(prefix="zkops-image-") as tmp:
+        ctx = Path(tmp)
+        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(ctx / "dist"),
+                               str(root)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise LabError(f"could not build the zkops wheel: {done.stderr.strip()[-500:]}")
+        wheel = next((ctx / "dist").glob("zkops-*.whl"))
+        shutil.copy(root / "Dockerfile", ctx / "Dockerfile")
+        (ctx / "labs" / "docker").mkdir(parents=True)
+        shutil.copy(root / "labs" / "docker" / "docker-entrypoint.sh", ctx / "labs" / "docker")
+        args = {"WHEEL": f"dist/{wheel.name}"}
+        if base:
+            args["BASE"] = base
+        try:
+            client.images.build(path=str(ctx), tag=tag, buildargs=args, rm=True, forcerm=True)
+        except Exception as exc:  # noqa: BLE001 - BuildError, APIError
+            raise LabError(f"docker build failed: {exc}") from None
+    return tag
+
+
+class DockerBackend:
+    def __init__(self, lab_dir: Path, state: LabState) -> None:
+        self.dir = lab_dir
+        self.state = state
+        self.client = _client(state.extra.get("docker_host"))
+
+    @staticmethod
+    def create(lab_dir: Path, nodes: int, observers: int, tick_ms: int) -> LabState:
+        members = [Node(i, "observer" if i > nodes else "participant", "", 2181, 2888, 3888)
+                   for i in range(1, nodes + observers + 1)]
+        return LabState("docker", members, tick_ms, extra={"docker_host": os.environ.get("DOCKER_HOST")})
+
+    # ------------------------------------------------------------ set-up and tear-down
+    def prepare(self) -> None:
+        from docker.types import IPAMConfig, IPAMPool
+
+        tag = os.environ.get("ZKOPS_LAB_DOCKER_IMAGE") or f"{IMAGE}:latest"
+        try:
+            self.client.images.get(tag)
+        except Exception:  # noqa: BLE001 - ImageNotFound
+            build_image(self.client, tag, os.environ.get("ZKOPS_LAB_DOCKER_BASE"))
+        name = f"zkops-lab-{random.randrange(16**6):06x}"
+        self.state.extra["name"] = name
+        for _ in range(20):
+            third = random.randrange(1, 255)
+            subnet = f"172.30.{third}.0/24"
+            try:
+                net = self.client.networks.create(name, driver="bridge", labels={"zkops.lab": name},
+                                                  ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)]))
+                break
+            except Exception:  # noqa: BLE001 - the subnet overlaps one in use: try another
+                continue
+        else:
+            raise LabError("could not create a private Docker network (no free 172.30.x.0/24)")
+        self.state.extra["network"] = net.id
+        servers = " ".join(f"server.{n.id}=zk{n.id}:2888:3888{':observer' if n.role == 'observer' else ''};2181"
+                           for n in self.state.nodes)
+        api = self.client.api
+        for n in self.state.nodes:
+            n.host = f"172.30.{third}.{10 + n.id}"
+            env = {"ZOO_MY_ID": str(n.id), "ZOO_SERVERS": servers, "ZOO_TICK_TIME": str(self.state.tick_ms),
+                   "ZOO_INIT_LIMIT": "10", "ZOO_SYNC_LIMIT": "5", "ZOO_4LW_COMMANDS_WHITELIST": "*",
+                   "ZOO_MAX_CLIENT_CNXNS": "0", "ZOO_ADMINSERVER_ENABLED": "false",
+                   "ZOO_AUTOPURGE_PURGEINTERVAL": "1",
+                   "ZOO_CFG_EXTRA": "peerType=observer" if n.role == "observer" else ""}
+            host_config = api.create_host_config(cap_add=["NET_ADMIN"])
+            networking = api.create_networking_config(
+                {name: api.create_endpoint_config(ipv4_address=n.host, aliases=[f"zk{n.id}"])})
+            created = api.create_container(tag, name=f"{name}-zk{n.id}", hostname=f"zk{n.id}", environment=env,
+                                           host_config=host_config, networking_config=networking,
+                                           labels={"zkops.lab": name})
+            n.handle = created["Id"]
+
+    def destroy(self) -> None:
+        for n in self.state.nodes:
+            if n.handle:
+                try:
+                    self.client.containers.get(n.handle).remove(force=True)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+        net = self.state.extra.pop("network", None)
+        if net:
+            try:
+                self.client.networks.get(net).remove()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # ------------------------------------------------------------ processes
+    def _container(self, n: Node) -> Any:
+        try:
+            return self.client.containers.get(n.handle)
+        except Exception:  # noqa: BLE001
+            raise LabError(f"node {n.id}'s container {n.handle[:12]} is gone") from None
+
+    def start(self, n: Node) -> None:
+        self._container(n).start()
+        self.apply_faults(self._faults())  # a fresh container has no rules yet
+
+    def running(self, n: Node) -> bool:
+        if not n.handle:
+            return False
+        try:
+            return self._container(n).status in ("running", "paused")
+        except LabError:
+            return False
+
+    def process_state(self, n: Node) -> str:
+        try:
+            status = self._container(n).status
+        except LabError:
+            return "stopped"
+        return {"running": "running", "paused": "paused"}.get(status, "stopped")
+
+    def kill(self, n: Node) -> None:
+        c = self._container(n)
+        if c.status == "paused":
+            c.unpause()
+        if c.status in ("running", "paused"):
+            c.kill()
+            c.wait(timeout=30)
+
+    def signal(self, n: Node, sig: int) -> None:
+        c = self._container(n)
+        if sig == signal.SIGSTOP:
+            c.pause()
+        elif sig == signal.SIGCONT:
+            c.unpause()
+        else:
+            c.kill(signal=sig)
+
+    # ------------------------------------------------------------ faults
+    def _faults(self) -> Faults:
+        raw = self.state.faults
+        return Faults({(a, b) for a, b in raw.get("cut", [])}, {})
+
+    def apply_faults(self, faults: Faults) -> None:
+        if faults.delay_ms:
+            raise LabError("`slow` needs tc netem, which this kernel lacks for containers; use the local backend")
+        by_id = {n.id: n for n in self.state.nodes}
+        for n in self.state.nodes:
+            if self.process_state(n) != "running":
+                continue
+            drops = [f"iptables -A {CHAIN} -d {by_id[b].host} -j DROP" for a, b in sorted(faults.cut) if a == n.id]
+            script = "; ".join([f"iptables -N {CHAIN} 2>/dev/null || true", f"iptables -F {CHAIN}",
+                                f"iptables -C OUTPUT -j {CHAIN} 2>/dev/null || iptables -I OUTPUT -j {CHAIN}",
+                                *drops])
+            code, out = self._container(n).exec_run(["sh", "-c", script])
+            if code != 0:
+                raise LabError(f"iptables failed in node {n.id}: {out.decode(errors='replace').strip()}")
+
+    # ------------------------------------------------------------ observing
+    def election_events(self, n: Node) -> list[dict[str, Any]]:
+        try:
+            stream, _ = self._container(n).get_archive("/datalog/election-events.jsonl")
+        except Exception:  # noqa: BLE001 - not written yet, or no container
+            return []
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            f = tar.extractfile(member) if member is not None else None
+            text = f.read().decode(errors="replace") if f is not None else ""
+        out = []
+        for line in text.splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+        return out
