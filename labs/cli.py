@@ -30,7 +30,7 @@ def add_parser(sub: Any) -> None:
     lab.add_argument("--dir", type=Path, help=f"lab directory (default {default_lab_dir()}, or $ZKOPS_LAB_DIR)")
     cmds = lab.add_subparsers(dest="lab_command", required=True)
     up = cmds.add_parser("up", help="bring up an ensemble")
-    up.add_argument("--backend", default="local", choices=["local", "docker"])
+    up.add_argument("--backend", default="local", choices=["local", "netns", "docker"])
     up.add_argument("--nodes", type=int, default=3)
     up.add_argument("--observers", type=int, default=0)
     up.add_argument("--tick-ms", type=int, default=500, help="tickTime of the lab's servers (default 500)")
@@ -59,7 +59,7 @@ def add_parser(sub: Any) -> None:
     r.add_argument("name")
     r.add_argument("--auto", action="store_true", help="do not wait for Enter between steps")
     r.add_argument("--keep", action="store_true", help="leave the ensemble up afterwards")
-    r.add_argument("--backend", default="local", choices=["local", "docker"])
+    r.add_argument("--backend", default="local", choices=["local", "netns", "docker"])
     c = cmds.add_parser("check", help="grade a played lab: were the observations made?")
     c.add_argument("name")
 

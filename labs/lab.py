@@ -318,8 +318,12 @@ def _backend_class(name: str) -> Any:
         from .local import LocalBackend
 
         return LocalBackend
+    if name == "netns":
+        from .netns import NetnsBackend
+
+        return NetnsBackend
     if name == "docker":
         from .docker import DockerBackend
 
         return DockerBackend
-    raise LabError(f"unknown backend {name!r}; this build has: local, docker")
+    raise LabError(f"unknown backend {name!r}; this build has: local, netns, docker")

@@ -4,13 +4,12 @@ network of a Docker engine the tests start themselves (no registry: a debootstra
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
-from kazoo.client import KazooClient
 
 from tests.support import dockerd
+from tests.support.lab_scenarios import client, kill_isolate_heal
 from zkops.labs.lab import Lab
 from zkops.labs.lessons import find
 from zkops.labs.lessons.engine import check, play
@@ -43,23 +42,6 @@ def _ours(engine: dockerd.Engine) -> tuple[list, list]:
     return containers, networks
 
 
-def _client(hosts: str) -> KazooClient:
-    c = KazooClient(hosts=hosts, timeout=5, connection_retry={"max_tries": -1, "delay": 0.1, "max_delay": 0.5},
-                    command_retry={"max_tries": -1, "delay": 0.1, "max_delay": 0.5})
-    c.start(timeout=30)
-    return c
-
-
-def _until(probe, timeout: float = 30.0):  # noqa: ANN001, ANN202
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    return probe()
-
-
 def test_image_honours_the_official_images_environment(engine: dockerd.Engine):
     """ZOO_* variables become zoo.cfg and myid, as in the official zookeeper image."""
     lab = Lab.up(Path(os.environ.get("TMPDIR", "/tmp")) / f"zk-img-{os.getpid()}", backend="docker", nodes=1,
@@ -70,7 +52,7 @@ def test_image_honours_the_official_images_environment(engine: dockerd.Engine):
         assert "tickTime=300" in cfg and "4lw.commands.whitelist=*" in cfg and "dataDir=/data" in cfg
         assert "server.1=zk1:2888:3888;2181" in cfg
         assert c.exec_run(["cat", "/data/myid"]).output.decode().strip() == "1"
-        zk = _client(lab.connect_string())
+        zk = client(lab.connect_string())
         zk.create("/in-a-container", b"yes")
         assert zk.get("/in-a-container")[0] == b"yes"
         zk.stop()
@@ -88,28 +70,7 @@ def test_image_honours_the_official_images_environment(engine: dockerd.Engine):
 def test_kill_isolate_heal_and_down_leaves_nothing(engine: dockerd.Engine, tmp_path: Path):
     lab = Lab.up(tmp_path / "lab", backend="docker", nodes=3, tick_ms=200)
     try:
-        first = lab.wait_leader()
-        t_kill = time.time()
-        lab.kill(first)
-        survivors = [i for i in lab.node_ids() if i != first]
-        second = lab.wait_leader(among=survivors)
-        elected = [e for e in lab.election_events() if e["ts"] >= t_kill and e["kind"] == "leader_elected"]
-        assert {e["server"] for e in elected} == set(survivors) and {e["peer"] for e in elected} == {second}
-        assert any(e["kind"] == "vote_received" for e in lab.election_events() if e["ts"] >= t_kill)
-        lab.start(first)
-        assert _until(lambda: lab.modes()[first] == "follower")
-        lab.isolate(second)
-        assert _until(lambda: lab.modes()[second] is None), "the cut-off leader stops serving"
-        majority = [i for i in lab.node_ids() if i != second]
-        third = lab.wait_leader(among=majority)
-        zk = _client(lab.connect_string(majority))
-        zk.create("/while-cut", b"")
-        zk.stop()
-        lab.heal()
-        assert _until(lambda: lab.modes()[second] == "follower") and lab.leader() == third
-        lab.pause(third)
-        assert [s.state for s in lab.status() if s.id == third] == ["paused"]
-        lab.resume(third)
+        kill_isolate_heal(lab)
     finally:
         lab.down()
     containers, networks = _ours(engine)
