@@ -59,6 +59,9 @@ def _env() -> jinja2.Environment:
     return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
+PLAY_VARS = {"firewall", "firewall_peers_only"}  # steer the play; not zoo.cfg settings
+
+
 def render(inv: Inventory, host: Host) -> dict[str, str]:
     """The files one host needs, by name: zoo.cfg and myid."""
     env = _env()
@@ -66,7 +69,7 @@ def render(inv: Inventory, host: Host) -> dict[str, str]:
     merged.update(host.vars)
     known = {"tickTime", "initLimit", "syncLimit", "maxClientCnxns", "autopurge.snapRetainCount",
              "autopurge.purgeInterval", "4lw.commands.whitelist"}
-    extra = {k: v for k, v in merged.items() if k not in known}
+    extra = {k: v for k, v in merged.items() if k not in known and k not in PLAY_VARS}
     ctx = {"host": host, "vars": merged, "peers": inv.hosts, "extra": extra}
     return {"zoo.cfg": env.get_template("zoo.cfg.j2").render(**ctx),
             "myid": env.get_template("myid.j2").render(**ctx).strip() + "\n"}

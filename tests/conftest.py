@@ -17,6 +17,31 @@ def reference_zk():
     server.cleanup()
 
 
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A Docker engine of the tests' own (marker: docker), with DOCKER_HOST pointing at it and
+    the debootstrap base image as the labs' image base."""
+    import os
+
+    from tests.support import dockerd
+
+    if not dockerd.available():
+        pytest.fail("the docker tests need root and Debian's docker.io (scripts/install-test-deps)")
+    eng = dockerd.Engine()
+    saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "ZKOPS_LAB_DOCKER_BASE")}
+    try:
+        os.environ["DOCKER_HOST"] = eng.url
+        os.environ["ZKOPS_LAB_DOCKER_BASE"] = eng.base_image()
+        yield eng
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        eng.stop()
+
+
 # CI machines are slower and busier than a developer's: no per-example deadlines.
 from hypothesis import HealthCheck, settings  # noqa: E402
 

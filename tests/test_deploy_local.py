@@ -61,6 +61,26 @@ def test_default_inventory_renders_a_three_server_zoo_cfg(tmp_path):
     assert parsed.my_id == 2 and len(parsed.servers) == 3 and parsed.client_port == 2182
 
 
+def test_play_vars_stay_out_of_zoo_cfg_and_ssh_hosts_get_unit_and_env(tmp_path):
+    from zkops.provision.remote import Node, Options, _ports, remote_files
+
+    inv = parse({"all": {"vars": {"firewall": False, "firewall_peers_only": True, "snapCount": 5000},
+                         "hosts": {"a": {"address": "10.0.0.1"}, "b": {"address": "10.0.0.2"},
+                                   "c": {"address": "10.0.0.3"}}}})
+    cfg = render(inv, inv.hosts[0])["zoo.cfg"]
+    assert "snapCount=5000" in cfg and "firewall" not in cfg
+    node = Node(inv.hosts[0], Options())
+    node.facts = {"systemd": "yes"}
+    files = {path: content for _, path, content, _ in remote_files(inv, node, "0.1.0-abcdef12")}
+    unit = files["/etc/systemd/system/zkops.service"]
+    assert "ExecStart=/opt/zkops/current/bin/zkserver start-foreground /etc/zookeeper/zoo.cfg" in unit
+    assert "User=zookeeper" in unit and "ZKOPS_RELEASE=0.1.0-abcdef12" in files["/etc/default/zkops"]
+    node.facts = {"systemd": "no"}
+    assert not any("systemd" in p for _, p, _, _ in remote_files(inv, node, "x"))
+    assert _ports(inv, inv.hosts[0]) == [(2181, None), (2888, ["10.0.0.2", "10.0.0.3"]),
+                                         (3888, ["10.0.0.2", "10.0.0.3"])]
+
+
 def test_deploy_is_idempotent_and_leaves_a_healthy_ensemble(tmp_path):
     inv = _local_inventory(tmp_path)
     try:

@@ -17,23 +17,9 @@ from zkops.labs.lessons.engine import check, play
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
 
 
-@pytest.fixture(scope="module")
-def engine():
-    if not dockerd.available():
-        pytest.fail("the docker tests need root and Debian's docker.io (scripts/install-test-deps)")
-    eng = dockerd.Engine()
-    saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "ZKOPS_LAB_DOCKER_BASE")}
-    try:
-        os.environ["DOCKER_HOST"] = eng.url
-        os.environ["ZKOPS_LAB_DOCKER_BASE"] = eng.base_image()
-        yield eng
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        eng.stop()
+@pytest.fixture
+def engine(docker_engine: dockerd.Engine) -> dockerd.Engine:
+    return docker_engine
 
 
 def _ours(engine: dockerd.Engine) -> tuple[list, list]:

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
+from rich.prompt import Confirm
 from rich.table import Table
 
 from zkops.provision.deploy import Recap, deploy, down
 from zkops.provision.inventory import Inventory, InventoryError, default_local, load
+from zkops.provision.remote import Options, deploy_remote, service_remote
 from zkops.provision.status import EnsembleStatus, check_ensemble
+from zkops.provision.verify import verify
 
 console = Console()
 STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan"}
@@ -55,16 +59,48 @@ def print_status(status: EnsembleStatus) -> None:
             console.print(f"[red]problem:[/] {p}")
 
 
+REMOTE_COMMANDS = {
+    "deploy": "install and start the ensemble, then check it",
+    "status": "show every node's mode and the ensemble's health",
+    "down": "stop the local nodes of an inventory",
+    "stop": "stop the service on every host",
+    "start": "start the service on every host",
+    "restart": "restart every node, one at a time (--rolling), keeping a quorum",
+    "upgrade": "install a new release, rolling, with rollback to the previous one on failure",
+    "destroy": "remove zkops from the hosts (asks first; keeps data unless --purge-data)",
+    "verify": "check the hosts with a pytest-testinfra suite",
+}
+
+
+def _options(args: argparse.Namespace) -> Options:
+    return Options(check=getattr(args, "check", False), diff=getattr(args, "diff", False),
+                   limit=set(args.limit.split(",")) if getattr(args, "limit", None) else None,
+                   verbose=args.verbose, accept_new_host_keys=args.accept_new_host_keys,
+                   known_hosts=Path(args.known_hosts) if args.known_hosts else None,
+                   wheel=Path(args.wheel) if getattr(args, "wheel", None) else None,
+                   rollback=args.command == "upgrade", log=lambda text: console.print(escape(text)))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="zkops", description="Java-free ZooKeeper: deploy and check ensembles.")
     sub = ap.add_subparsers(dest="command", required=True)
-    for name, text in (("deploy", "install and start the ensemble, then check it"),
-                       ("status", "show every node's mode and the ensemble's health"),
-                       ("down", "stop the local nodes of an inventory")):
+    for name, text in REMOTE_COMMANDS.items():
         p = sub.add_parser(name, help=text)
         p.add_argument("inventory", nargs="?", help="inventory YAML (default: three local nodes)")
-        if name == "deploy":
+        p.add_argument("-v", "--verbose", action="store_true", help="show the commands run on the hosts")
+        p.add_argument("--limit", help="only these hosts (comma-separated names)")
+        p.add_argument("--accept-new-host-keys", action="store_true",
+                       help="trust and remember hosts not yet in known_hosts (ssh's accept-new)")
+        p.add_argument("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)")
+        if name in ("deploy", "upgrade"):
             p.add_argument("--check", action="store_true", help="show what would change, change nothing")
+            p.add_argument("--diff", action="store_true", help="show the changes to rendered files")
+            p.add_argument("--wheel", help="install this zkops wheel instead of building one from here")
+        if name == "restart":
+            p.add_argument("--rolling", action="store_true", help="one node at a time (the only way zkops restarts)")
+        if name == "destroy":
+            p.add_argument("--purge-data", action="store_true", help="also delete the data directories")
+            p.add_argument("--yes", action="store_true", help="do not ask")
     from zkops.labs import cli as lab_cli
 
     lab_cli.add_parser(sub)
@@ -74,20 +110,38 @@ def main(argv: list[str] | None = None) -> int:
     try:
         inv = _inventory(args.inventory)
     except InventoryError as exc:
-        console.print(f"[red]inventory error:[/] {exc}")
+        console.print(f"[red]inventory error:[/] {escape(str(exc))}")
         return 2
-    if args.command == "deploy":
-        recap = deploy(inv, check_only=args.check)
-        print_recap(recap)
-        if recap.status is not None:
-            print_status(recap.status)
-        return 1 if recap.failed else 0
+    remote = any(h.connection == "ssh" for h in inv.hosts)
     if args.command == "status":
-        status = check_ensemble([h for h in inv.hosts if h.connection == "local"] or inv.hosts, wait=5)
+        hosts = [h for h in inv.hosts if h.connection == "local"] or inv.hosts
+        status = check_ensemble([h for h in hosts if not args.limit or h.name in args.limit.split(",")], wait=5)
         print_status(status)
         return 0 if status.healthy else 1
-    recap = down(inv)
+    if args.command == "verify":
+        return verify(inv, _options(args))
+    if not remote:
+        if args.command in ("deploy", "upgrade"):
+            recap = deploy(inv, check_only=args.check)
+        elif args.command in ("down", "stop", "destroy"):
+            recap = down(inv)
+        else:
+            console.print(f"[red]{args.command}[/] is for SSH hosts; local nodes: zkops deploy / zkops down")
+            return 2
+    else:
+        opts = _options(args)
+        if args.command in ("deploy", "upgrade"):
+            recap = deploy_remote(inv, opts)
+        elif args.command == "destroy":
+            if not args.yes and not Confirm.ask(f"remove zkops from {len(inv.hosts)} hosts"
+                                                + (" and DELETE THEIR DATA" if args.purge_data else "") + "?"):
+                return 1
+            recap = service_remote(inv, opts, "destroy", purge_data=args.purge_data)
+        else:
+            recap = service_remote(inv, opts, {"down": "stop"}.get(args.command, args.command))
     print_recap(recap)
+    if recap.status is not None:
+        print_status(recap.status)
     return 1 if recap.failed else 0
 
 

@@ -1,0 +1,549 @@
+"""zkops deploy over SSH: the play for ``connection: ssh`` hosts, with Fabric/paramiko.
+
+Every step is a task that reports ok / changed / failed / skipped for its host. A host whose
+task fails skips the rest of its play (the others go on); the ensemble checks run at the end.
+What a node gets:
+
+- the project wheel, built once on the control machine, in ``/opt/zkops/<release>`` (a venv,
+  ``pip install --no-deps --no-index``: no internet, no JVM) with ``/opt/zkops/current``;
+- the ``zookeeper`` system user, data/log/config directories owned by it with tight modes;
+- ``zoo.cfg``, ``myid``, an environment file and (with systemd) a unit, rendered from
+  ``templates/``; without systemd the service is ``zkserver start`` with its pidfile;
+- firewall rules for its ports with ufw, firewalld or iptables (``firewall: false`` opts out,
+  ``firewall_peers_only: true`` opens 2888/3888 to the peers only);
+- a start, or a rolling restart when its files or its release changed: followers first, the
+  leader last, each back in the quorum before the next.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .deploy import Recap, _env, render
+from .inventory import Host, Inventory
+from .status import check_ensemble, four_letter
+
+INSTALL_ROOT = "/opt/zkops"
+CONF_DIR = "/etc/zookeeper"
+LOG_DIR = "/var/log/zookeeper"
+ENV_FILE = "/etc/default/zkops"
+UNIT = "/etc/systemd/system/zkops.service"
+USER = "zookeeper"
+
+
+class TaskFailed(Exception):
+    """A task could not do its job; the message names what and why (never a secret)."""
+
+
+@dataclass
+class Options:
+    check: bool = False
+    diff: bool = False
+    limit: set[str] | None = None
+    verbose: bool = False
+    accept_new_host_keys: bool = False
+    known_hosts: Path | None = None
+    wheel: Path | None = None
+    rollback: bool = False
+    join_timeout: float = 60.0
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class Wheel:
+    path: Path
+    sha256: str
+
+    @property
+    def release(self) -> str:
+        version = self.path.name.split("-")[1]
+        return f"{version}-{self.sha256[:8]}"
+
+
+def build_wheel(dest: Path) -> Wheel:
+    """The project wheel, built on the control machine from this checkout or installed copy."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest), str(root)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise TaskFailed(f"building the zkops wheel failed: {done.stderr.strip()[-400:]}")
+    path = next(dest.glob("zkops-*.whl"))
+    return Wheel(path, hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+# ---------------------------------------------------------------- one host over SSH
+
+
+class Node:
+    """One SSH host: a Fabric connection plus small idempotent primitives."""
+
+    def __init__(self, host: Host, opts: Options) -> None:
+        self.host = host
+        self.opts = opts
+        self.conn: Any = None
+        self.facts: dict[str, str] = {}
+
+    def connect(self) -> None:
+        import paramiko
+        from fabric import Connection
+
+        kwargs: dict[str, Any] = {"timeout": 10, "allow_agent": True, "look_for_keys": self.host.ssh_key is None}
+        if self.host.ssh_key:
+            kwargs["pkey"] = self._load_key(Path(self.host.ssh_key).expanduser())
+        conn = Connection(self.host.address, user=self.host.ssh_user or "root", port=self.host.ssh_port,
+                          connect_kwargs=kwargs)
+        client = conn.client
+        known = self.opts.known_hosts or Path.home() / ".ssh" / "known_hosts"
+        if known.exists():
+            client.load_host_keys(str(known))
+        if self.opts.accept_new_host_keys:
+            known.parent.mkdir(parents=True, exist_ok=True)
+            known.touch(exist_ok=True)
+            client.load_host_keys(str(known))  # new keys are saved there, as ssh's accept-new does
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        else:
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        where = f"{self.host.address}:{self.host.ssh_port}"
+        try:
+            conn.open()
+        except paramiko.BadHostKeyException:
+            raise TaskFailed(f"the host key of {where} differs from {known}: refusing (possible impostor)") from None
+        except paramiko.SSHException as exc:
+            text = str(exc)
+            if "not found in known_hosts" in text:
+                raise TaskFailed(f"{where} is not in {known}; check its key, or pass --accept-new-host-keys") from None
+            if "Authentication failed" in text or "No authentication methods" in text:
+                raise TaskFailed(f"{where} refused our key for user {self.host.ssh_user or 'root'}") from None
+            raise TaskFailed(f"SSH to {where} failed: {text}") from None
+        except OSError as exc:
+            raise TaskFailed(f"cannot reach {where}: {exc.strerror or exc}") from None
+        if self.opts.accept_new_host_keys:
+            client.save_host_keys(str(known))
+        self.conn = conn
+
+    def _load_key(self, path: Path) -> Any:
+        """Load the private key here, so a refused key reads as refused (paramiko, given a file name,
+        reports the last key type it failed to parse instead) and a bad file names itself."""
+        import paramiko
+
+        try:
+            return paramiko.PKey.from_path(path)
+        except FileNotFoundError:
+            raise TaskFailed(f"the SSH key {path} does not exist (ssh_key of {self.host.name})") from None
+        except PermissionError:
+            raise TaskFailed(f"cannot read the SSH key {path}: permission denied") from None
+        except paramiko.PasswordRequiredException:
+            raise TaskFailed(f"the SSH key {path} is encrypted: load it into ssh-agent and drop ssh_key") from None
+        except (paramiko.SSHException, ValueError) as exc:
+            raise TaskFailed(f"{path} is not a private key paramiko can read ({type(exc).__name__})") from None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    def run(self, command: str, check: bool = True) -> tuple[int, str]:
+        if self.opts.verbose:
+            self.opts.log(f"[{self.host.name}] $ {command}")
+        result = self.conn.run(command, hide=True, warn=True, in_stream=False)
+        out = (result.stdout + result.stderr).strip()
+        if check and result.exited != 0:
+            raise TaskFailed(f"`{command.split(' ', 1)[0]} ...` exited {result.exited}: {out[-300:]}")
+        return result.exited, out
+
+    def read(self, path: str) -> str | None:
+        code, out = self.run(f"cat {shlex.quote(path)} 2>/dev/null", check=False)
+        if code != 0:
+            return None
+        return self.conn.run(f"cat {shlex.quote(path)}", hide=True, warn=True, in_stream=False).stdout
+
+    def put_text(self, path: str, content: str, mode: str, owner: str = "root") -> None:
+        tmp = f"/tmp/.zkops-{hashlib.sha1(path.encode()).hexdigest()[:10]}"
+        self.conn.put(io.BytesIO(content.encode()), tmp)
+        self.run(f"install -D -m {mode} -o {owner} -g {owner} {tmp} {shlex.quote(path)} && rm -f {tmp}")
+
+
+# ---------------------------------------------------------------- the tasks
+
+
+def _facts(node: Node) -> str:
+    script = r"""
+. /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-unknown}"
+echo "python=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo none)"
+[ -d /run/systemd/system ] && echo systemd=yes || echo systemd=no
+fw=none
+if command -v ufw >/dev/null 2>&1 && ufw status 2>/dev/null | grep -q 'Status: active'; then fw=ufw
+elif command -v firewall-cmd >/dev/null 2>&1 && firewall-cmd --state >/dev/null 2>&1; then fw=firewalld
+elif command -v iptables >/dev/null 2>&1; then fw=iptables
+elif command -v nft >/dev/null 2>&1; then fw=nftables; fi
+echo "firewall=$fw"
+echo "disk_kb=$(df -Pk / | awk 'NR==2 {print $4}')"
+"""
+    _, out = node.run(f"sh -c {shlex.quote(script)}")
+    node.facts = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    py = node.facts.get("python", "none")
+    if py == "none":
+        raise TaskFailed("python3 is not installed on the host (install python3 and python3-venv)")
+    if tuple(int(x) for x in py.split(".")) < (3, 10):
+        raise TaskFailed(f"python3 {py} is too old: zkops needs 3.10 or newer")
+    if int(node.facts.get("disk_kb", "0") or 0) < 200_000:
+        raise TaskFailed(f"only {int(node.facts.get('disk_kb', '0')) // 1024} MiB free on /: need 200 MiB")
+    return f"{node.facts['os']}, Python {py}, systemd {node.facts['systemd']}, firewall {node.facts['firewall']}"
+
+
+def _install(node: Node, wheel: Wheel, check: bool) -> tuple[str, str]:
+    venv = f"{INSTALL_ROOT}/{wheel.release}"
+    stamp = node.read(f"{venv}/.zkops-wheel-sha256")
+    current = node.run(f"readlink {INSTALL_ROOT}/current", check=False)[1]
+    if stamp is not None and stamp.strip() == wheel.sha256 and current == venv:
+        return "ok", venv
+    if check:
+        return "changed", f"would install {wheel.release}"
+    if stamp is None or stamp.strip() != wheel.sha256:
+        remote = f"{INSTALL_ROOT}/wheels/{wheel.path.name}"
+        node.run(f"mkdir -p {INSTALL_ROOT}/wheels")
+        node.conn.put(str(wheel.path), remote)
+        node.run(f"rm -rf {venv} && python3 -m venv {venv} && {venv}/bin/pip install -q --no-deps --no-index "
+                 f"--disable-pip-version-check {remote}")
+        node.put_text(f"{venv}/.zkops-wheel-sha256", wheel.sha256 + "\n", "0644")
+    if current and current != venv:
+        node.run(f"ln -sfn {current} {INSTALL_ROOT}/previous")
+    node.run(f"ln -sfn {venv} {INSTALL_ROOT}/current")
+    return "changed", venv
+
+
+def _user_and_dirs(node: Node, check: bool) -> tuple[str, str]:
+    h = node.host
+    dirs = [(str(h.base_dir), "0750"), (str(h.data_dir), "0750"), (CONF_DIR, "0750"), (LOG_DIR, "0750")]
+    if h.data_log_dir:
+        dirs.append((str(h.data_log_dir), "0750"))
+    probe = " ; ".join(f"stat -c '%n %a %U' {shlex.quote(d)} 2>/dev/null || echo '{d} missing'" for d, _ in dirs)
+    have_user = node.run(f"id -u {USER}", check=False)[0] == 0
+    _, out = node.run(f"sh -c {shlex.quote(probe)}")
+    wrong = [d for (d, mode), line in zip(dirs, out.splitlines(), strict=False)
+             if line.split()[1:] != [mode.lstrip("0"), USER]]
+    if have_user and not wrong:
+        return "ok", f"user {USER}, {len(dirs)} directories"
+    if check:
+        return "changed", "would create " + ", ".join(([] if have_user else [f"user {USER}"]) + wrong)
+    if not have_user:
+        node.run(f"useradd --system --home-dir {h.base_dir} --no-create-home --shell /usr/sbin/nologin {USER}")
+    for d, mode in dirs:
+        node.run(f"install -d -m {mode} -o {USER} -g {USER} {shlex.quote(d)}")
+    return "changed", ", ".join(([] if have_user else [f"user {USER}"]) + wrong)
+
+
+def remote_files(inv: Inventory, node: Node, release: str) -> list[tuple[str, str, str, str]]:
+    """(task, path, content, mode) for every file the host gets."""
+    h = node.host
+    files = render(inv, h)
+    env = _env()
+    ctx = {"host": h, "user": USER, "install_root": INSTALL_ROOT, "conf_dir": CONF_DIR, "log_dir": LOG_DIR,
+           "env_file": ENV_FILE, "release": release}
+    out = [("render zoo.cfg", f"{CONF_DIR}/zoo.cfg", files["zoo.cfg"], "0640"),
+           ("write myid", f"{h.data_dir}/myid", files["myid"], "0640"),
+           ("render environment file", ENV_FILE, env.get_template("zkops.env.j2").render(**ctx), "0644")]
+    if node.facts.get("systemd") == "yes":
+        out.append(("render systemd unit", UNIT, env.get_template("zkops.service.j2").render(**ctx), "0644"))
+    return out
+
+
+def _files(inv: Inventory, node: Node, release: str, recap: Recap, opts: Options) -> bool:
+    changed = False
+    for task, path, content, mode in remote_files(inv, node, release):
+        old = node.read(path)
+        if old == content:
+            recap.add(node.host.name, task, "ok", path)
+            continue
+        changed = True
+        if opts.diff:
+            opts.log("".join(difflib.unified_diff((old or "").splitlines(True), content.splitlines(True),
+                                                  f"{node.host.name}:{path} (before)", f"{node.host.name}:{path}")))
+        if not opts.check:
+            node.put_text(path, content, mode, owner=USER if path.startswith((CONF_DIR, str(node.host.data_dir)))
+                          else "root")
+        recap.add(node.host.name, task, "changed", path + (" (check mode)" if opts.check else ""))
+    return changed
+
+
+def _ports(inv: Inventory, h: Host) -> list[tuple[int, list[str] | None]]:
+    peers_only = bool({**inv.vars, **h.vars}.get("firewall_peers_only", False))
+    peers = [p.address for p in inv.hosts if p is not h]
+    return [(h.client_port, None), (h.quorum_port, peers if peers_only else None),
+            (h.election_port, peers if peers_only else None)]
+
+
+def _firewall(inv: Inventory, node: Node, check: bool) -> tuple[str, str]:
+    if not {**inv.vars, **node.host.vars}.get("firewall", True):
+        return "skipped", "firewall: false"
+    tool = node.facts.get("firewall", "none")
+    if tool == "none":
+        return "skipped", "no firewall tool on the host"
+    missing = []
+    ruleset = node.run("nft list chain inet filter input", check=False)[1] if tool == "nftables" else ""
+    for port, sources in _ports(inv, node.host):
+        for src in sources or [None]:
+            if tool == "iptables":
+                rule = f"INPUT -p tcp --dport {port}" + (f" -s {src}" if src else "") + " -j ACCEPT"
+                if node.run(f"iptables -C {rule}", check=False)[0] != 0:
+                    missing.append((f"iptables -I {rule}", f"{port}" + (f" from {src}" if src else "")))
+            elif tool == "ufw":
+                if src:
+                    missing.append((f"ufw allow proto tcp from {src} to any port {port}", f"{port} from {src}"))
+                else:
+                    missing.append((f"ufw allow {port}/tcp", str(port)))
+            elif tool == "firewalld":
+                if node.run(f"firewall-cmd --query-port={port}/tcp", check=False)[0] != 0:
+                    missing.append((f"firewall-cmd --permanent --add-port={port}/tcp && firewall-cmd --reload", str(port)))
+            elif tool == "nftables":
+                match = (f"ip saddr {src} " if src else "") + f"tcp dport {port} accept"
+                if match not in ruleset:
+                    missing.append((f"nft add rule inet filter input {match}", f"{port}" + (f" from {src}" if src else "")))
+    if tool == "ufw":  # ufw answers "Skipping adding existing rule" itself: idempotent, check its output
+        status = node.run("ufw status", check=False)[1]
+        missing = [(cmd, what) for cmd, what in missing if what.split()[0] + "/tcp" not in status]
+    if not missing:
+        return "ok", f"{tool}: ports open"
+    if not check:
+        for cmd, _ in missing:
+            node.run(cmd)
+    return "changed", f"{tool}: opened " + ", ".join(what for _, what in missing)
+
+
+def _pidfile(h: Host) -> str:
+    return f"{h.data_dir}/zookeeper_server.pid"
+
+
+def running(node: Node) -> bool:
+    if node.facts.get("systemd") == "yes":
+        return node.run("systemctl is-active --quiet zkops", check=False)[0] == 0
+    return node.run(f"kill -0 $(cat {_pidfile(node.host)} 2>/dev/null) 2>/dev/null", check=False)[0] == 0
+
+
+def start(node: Node) -> None:
+    h = node.host
+    if node.facts.get("systemd") == "yes":
+        node.run("systemctl daemon-reload && systemctl enable --now zkops")
+        return
+    port_busy = node.run(f"ss -Hltn 'sport = :{h.client_port}' | grep -q LISTEN", check=False)[0] == 0
+    if port_busy:
+        raise TaskFailed(f"port {h.client_port} is already taken on {h.address} by another program")
+    node.run(f"cd {h.base_dir} && runuser -u {USER} -- env ZOO_LOG_DIR={LOG_DIR} "
+             f"{INSTALL_ROOT}/current/bin/zkserver start {CONF_DIR}/zoo.cfg")
+
+
+def stop(node: Node) -> None:
+    if node.facts.get("systemd") == "yes":
+        node.run("systemctl stop zkops")
+        return
+    node.run(f"runuser -u {USER} -- env ZOO_LOG_DIR={LOG_DIR} {INSTALL_ROOT}/current/bin/zkserver stop "
+             f"{CONF_DIR}/zoo.cfg", check=False)
+
+
+def mode(h: Host) -> str | None:
+    for line in four_letter(h.address, h.client_port, "srvr").splitlines():
+        if line.startswith("Mode: "):
+            return line[6:].strip()
+    return None
+
+
+def wait_joined(node: Node, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if mode(node.host) in ("leader", "follower", "observer", "standalone"):
+            return
+        time.sleep(0.3)
+    tail = node.run(f"tail -n 5 {LOG_DIR}/zkops-server.log", check=False)[1]
+    raise TaskFailed(f"did not join the ensemble within {timeout:.0f} s; last log lines:\n{tail}")
+
+
+def quorum_ok_without(inv: Inventory, name: str) -> bool:
+    """Would the voters still have a quorum while ``name`` is down?"""
+    voters = [h for h in inv.hosts if h.role == "participant"]
+    serving = [h for h in voters if h.name != name and mode(h) in ("leader", "follower", "standalone")]
+    return len(voters) == 1 or len(serving) > len(voters) // 2
+
+
+# ---------------------------------------------------------------- plays
+
+
+@dataclass
+class Play:
+    inv: Inventory
+    opts: Options
+    recap: Recap = field(default_factory=Recap)
+    nodes: list[Node] = field(default_factory=list)
+
+    def hosts(self) -> list[Host]:
+        return [h for h in self.inv.hosts if h.connection == "ssh"
+                and (self.opts.limit is None or h.name in self.opts.limit)]
+
+    def task(self, node: Node, name: str, fn: Callable[[], tuple[str, str]]) -> bool:
+        """Run one task for one host; False when it failed (the host's play stops)."""
+        try:
+            status, message = fn()
+        except TaskFailed as exc:
+            self.recap.add(node.host.name, name, "failed", str(exc))
+            return False
+        except Exception as exc:  # noqa: BLE001 - a network error mid-task is that task's failure
+            self.recap.add(node.host.name, name, "failed", f"{type(exc).__name__}: {exc}")
+            return False
+        self.recap.add(node.host.name, name, status, message)
+        return True
+
+    def connect_all(self) -> list[Node]:
+        ready = []
+        for h in self.hosts():
+            node = Node(h, self.opts)
+            self.nodes.append(node)
+
+            def connect(node: Node = node) -> tuple[str, str]:
+                node.connect()
+                return "ok", _facts(node)
+
+            if self.task(node, "gather facts", connect):
+                ready.append(node)
+        return ready
+
+    def close(self) -> None:
+        for n in self.nodes:
+            n.close()
+
+
+def deploy_remote(inv: Inventory, opts: Options) -> Recap:
+    play = Play(inv, opts)
+    try:
+        nodes = play.connect_all()
+        if not nodes:
+            return play.recap
+        with tempfile.TemporaryDirectory(prefix="zkops-wheel-") as tmp:
+            try:
+                wheel = Wheel(opts.wheel, hashlib.sha256(opts.wheel.read_bytes()).hexdigest()) if opts.wheel \
+                    else build_wheel(Path(tmp))
+            except (TaskFailed, OSError) as exc:
+                for n in nodes:
+                    play.recap.add(n.host.name, "build wheel", "failed", str(exc))
+                return play.recap
+            to_restart: list[Node] = []
+            to_start: list[Node] = []
+            for node in nodes:
+                installed: dict[str, str] = {}
+
+                def install(node: Node = node, installed: dict[str, str] = installed) -> tuple[str, str]:
+                    status, what = _install(node, wheel, opts.check)
+                    installed["status"] = status
+                    return status, what
+
+                if not (play.task(node, "install zkops " + wheel.release, install)
+                        and play.task(node, "user and directories", lambda node=node: _user_and_dirs(node, opts.check))):
+                    continue
+                try:
+                    files_changed = _files(inv, node, wheel.release, play.recap, opts)
+                except (TaskFailed, Exception) as exc:  # noqa: BLE001
+                    play.recap.add(node.host.name, "render files", "failed", str(exc))
+                    continue
+                if not play.task(node, "firewall", lambda node=node: _firewall(inv, node, opts.check)):
+                    continue
+                if opts.check:
+                    continue
+                if not running(node):
+                    to_start.append(node)
+                elif files_changed or installed.get("status") == "changed":
+                    to_restart.append(node)
+                else:
+                    play.recap.add(node.host.name, "service", "ok", "running, nothing changed")
+            started = [n for n in to_start if play.task(n, "start service", lambda n=n: (start(n), ("changed", "started"))[-1])]
+            for node in started:  # a lone node cannot join: wait only once every node was started
+                play.task(node, "join the ensemble", lambda node=node: (wait_joined(node, opts.join_timeout),
+                                                                       ("ok", f"serving as {mode(node.host)}"))[-1])
+            rolling_restart(play, to_restart, reason="files changed")
+        if not opts.check:
+            play.recap.status = check_ensemble([h for h in inv.hosts if h.connection == "ssh"], wait=opts.join_timeout)
+        return play.recap
+    finally:
+        play.close()
+
+
+def rolling_restart(play: Play, nodes: list[Node], reason: str) -> None:
+    """One at a time, followers first and the leader last, each back before the next; refuse a
+    restart that would leave the voters without a quorum, and stop at the first node that does
+    not come back (on upgrade, after putting that node back on the previous release)."""
+    failed = False
+    for node in sorted(nodes, key=lambda n: mode(n.host) == "leader"):
+        name = f"restart ({reason})"
+        if failed:
+            note = "an earlier node did not come back; not restarted"
+            previous = node.run(f"readlink {INSTALL_ROOT}/previous", check=False)[1].strip()
+            if play.opts.rollback and previous:
+                node.run(f"ln -sfn {previous} {INSTALL_ROOT}/current")
+                note += f", current release put back to {previous}"
+            play.recap.add(node.host.name, name, "skipped", note)
+            continue
+        if not quorum_ok_without(play.inv, node.host.name):
+            play.recap.add(node.host.name, name, "failed", "refused: the others are not a quorum without this node")
+            failed = True
+            continue
+
+        def restart(node: Node = node) -> tuple[str, str]:
+            stop(node)
+            try:
+                start(node)
+                wait_joined(node, play.opts.join_timeout)
+            except TaskFailed as exc:
+                previous = node.run(f"readlink {INSTALL_ROOT}/previous", check=False)[1].strip()
+                if not play.opts.rollback or not previous:
+                    raise
+                node.run(f"ln -sfn {previous} {INSTALL_ROOT}/current")
+                stop(node)
+                start(node)
+                wait_joined(node, play.opts.join_timeout)
+                first_line = str(exc).splitlines()[0]
+                raise TaskFailed(f"the new release did not come up ({first_line}); "
+                                 f"rolled back to {previous}") from None
+            return "changed", f"restarted, back as {mode(node.host)}"
+
+        if not play.task(node, name, restart):
+            failed = True
+
+
+def service_remote(inv: Inventory, opts: Options, action: str, purge_data: bool = False) -> Recap:
+    """stop | start | restart (rolling) | destroy for the SSH hosts."""
+    play = Play(inv, opts)
+    try:
+        nodes = play.connect_all()
+        if action == "restart":
+            rolling_restart(play, [n for n in nodes if running(n)], reason="requested")
+        for node in nodes:
+            if action == "stop":
+                play.task(node, "stop service", lambda node=node: ("changed", stop(node) or "stopped")
+                          if running(node) else ("ok", "not running"))
+            elif action == "start":
+                play.task(node, "start service", lambda node=node: ("ok", "running") if running(node)
+                          else (start(node), ("changed", "started"))[-1])
+            elif action == "destroy":
+                def destroy(node: Node = node) -> tuple[str, str]:
+                    if running(node):
+                        stop(node)
+                    if node.facts.get("systemd") == "yes":
+                        node.run(f"systemctl disable zkops 2>/dev/null; rm -f {UNIT}; systemctl daemon-reload")
+                    node.run(f"rm -rf {INSTALL_ROOT} {CONF_DIR} {ENV_FILE} {LOG_DIR}")
+                    kept = "data kept in " + str(node.host.base_dir)
+                    if purge_data:
+                        node.run(f"rm -rf {shlex.quote(str(node.host.base_dir))} {shlex.quote(str(node.host.data_dir))}")
+                        kept = "data purged"
+                    return "changed", kept
+
+                play.task(node, "destroy", destroy)
+        return play.recap
+    finally:
+        play.close()

@@ -1,0 +1,89 @@
+"""Bare Debian hosts with sshd and python3, as containers of the tests' own Docker engine."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from tests.support.dockerd import Engine
+
+SSHD = ("mkdir -p /run/sshd /root/.ssh && ssh-keygen -A >/dev/null && "
+        "printf '%s\\n' \"$AUTHORIZED_KEY\" > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys && "
+        "exec /usr/sbin/sshd -D -e")
+
+
+@dataclass
+class SshHost:
+    name: str
+    address: str
+    container: Any
+
+
+class SshHosts:
+    """N hosts on a private network, reachable from here over the bridge; ``key`` logs in as root."""
+
+    def __init__(self, engine: Engine, workdir: Path, count: int, prefix: str = "zkops-ssh") -> None:
+        from docker.types import IPAMConfig, IPAMPool
+
+        self.engine = engine
+        self.key_path = workdir / "id_rsa"
+        key = paramiko.RSAKey.generate(2048)
+        key.write_private_key_file(str(self.key_path))
+        public = f"{key.get_name()} {key.get_base64()} zkops-tests"
+        for _ in range(20):
+            self.third = random.randrange(1, 255)
+            try:
+                self.network = engine.client.networks.create(
+                    f"{prefix}-{self.third}", driver="bridge", labels={"zkops.test": "ssh"},
+                    ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=f"172.28.{self.third}.0/24")]))
+                break
+            except Exception:  # noqa: BLE001 - subnet in use: try another
+                continue
+        api = engine.client.api
+        image = engine.base_image()
+        self.hosts: list[SshHost] = []
+        for i in range(1, count + 1):
+            address = f"172.28.{self.third}.{10 + i}"
+            created = api.create_container(
+                image, ["sh", "-c", SSHD], name=f"{prefix}-{self.third}-{i}", hostname=f"zk{i}",
+                environment={"AUTHORIZED_KEY": public}, labels={"zkops.test": "ssh"},
+                host_config=api.create_host_config(cap_add=["NET_ADMIN"]),
+                networking_config=api.create_networking_config(
+                    {self.network.name: api.create_endpoint_config(ipv4_address=address)}))
+            api.start(created["Id"])
+            self.hosts.append(SshHost(f"zk{i}", address, engine.client.containers.get(created["Id"])))
+        for h in self.hosts:
+            self.wait_ssh(h)
+
+    def wait_ssh(self, h: SshHost, timeout: float = 30.0) -> None:
+        import socket
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((h.address, 22), timeout=1) as s:
+                    if s.recv(4).startswith(b"SSH"):
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError(f"sshd on {h.address} did not come up")
+
+    def exec(self, h: SshHost, command: str) -> tuple[int, str]:
+        code, out = h.container.exec_run(["sh", "-c", command])
+        return code, out.decode(errors="replace")
+
+    def cleanup(self) -> None:
+        for h in self.hosts:
+            try:
+                h.container.remove(force=True)
+            except Exception:  # noqa: BLE001
+                pass
+        try:
+            self.network.remove()
+        except Exception:  # noqa: BLE001
+            pass
