@@ -14,7 +14,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from .lab import Lab, LabError, NodeStatus, default_lab_dir
+from .lab import BACKENDS, Lab, LabError, NodeStatus, default_lab_dir
 from .timeline import elections, timeline
 
 console = Console(highlight=False)
@@ -30,7 +30,8 @@ def add_parser(sub: Any) -> None:
     lab.add_argument("--dir", type=Path, help=f"lab directory (default {default_lab_dir()}, or $ZKOPS_LAB_DIR)")
     cmds = lab.add_subparsers(dest="lab_command", required=True)
     up = cmds.add_parser("up", help="bring up an ensemble")
-    up.add_argument("--backend", default="local", choices=["local", "netns", "docker"])
+    up.add_argument("--backend", default="local", choices=BACKENDS)
+    _backend_options(up)
     up.add_argument("--nodes", type=int, default=3)
     up.add_argument("--observers", type=int, default=0)
     up.add_argument("--tick-ms", type=int, default=500, help="tickTime of the lab's servers (default 500)")
@@ -59,9 +60,25 @@ def add_parser(sub: Any) -> None:
     r.add_argument("name")
     r.add_argument("--auto", action="store_true", help="do not wait for Enter between steps")
     r.add_argument("--keep", action="store_true", help="leave the ensemble up afterwards")
-    r.add_argument("--backend", default="local", choices=["local", "netns", "docker"])
+    r.add_argument("--backend", default="local", choices=BACKENDS)
+    _backend_options(r)
     c = cmds.add_parser("check", help="grade a played lab: were the observations made?")
     c.add_argument("name")
+    inv = cmds.add_parser("inventory", help="print a deploy inventory for the Vagrant VMs that are up")
+    inv.add_argument("--vagrant-dir", help="directory of the Vagrantfile (default: this checkout's)")
+    inv.add_argument("--nodes", type=int, default=3)
+    inv.add_argument("--observers", type=int, default=0)
+    inv.add_argument("--tick-ms", type=int, default=2000)
+
+
+def _backend_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inventory", help="ssh backend: the hosts, as a deploy inventory")
+    p.add_argument("--vagrant-dir", help="vagrant backend: directory of the Vagrantfile (default: this checkout's)")
+    p.add_argument("--wheel", help="ssh/vagrant backends: install this zkops wheel instead of building one")
+
+
+def _backend_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"inventory": args.inventory, "vagrant_dir": args.vagrant_dir, "wheel": args.wheel}
 
 
 def _link(text: str) -> tuple[int, int]:
@@ -154,7 +171,8 @@ def _lessons(args: argparse.Namespace) -> int:
     lab_dir = args.dir or default_lab_dir()
 
     def make_cluster(nodes: int, observers: int, start: bool) -> Lab:
-        return Lab.up(lab_dir, backend=args.backend, nodes=nodes, observers=observers, start=start)
+        return Lab.up(lab_dir, backend=args.backend, nodes=nodes, observers=observers, start=start,
+                      **_backend_kwargs(args))
 
     def say(text: str = "", *, style: str | None = None) -> None:
         console.print(escape(text), style=style)
@@ -178,9 +196,14 @@ def _main(args: argparse.Namespace) -> int:
     cmd = args.lab_command
     if cmd in ("list", "run", "check"):
         return _lessons(args)
+    if cmd == "inventory":
+        from .vagrant import inventory_yaml
+
+        print(inventory_yaml(args.vagrant_dir, args.nodes, args.observers, args.tick_ms), end="")
+        return 0
     if cmd == "up":
         lab = Lab.up(args.dir, backend=args.backend, nodes=args.nodes, observers=args.observers,
-                     start=not args.no_start, tick_ms=args.tick_ms)
+                     start=not args.no_start, tick_ms=args.tick_ms, **_backend_kwargs(args))
         if not args.no_start:
             try:
                 leader = lab.wait_leader(timeout=60)

@@ -129,7 +129,9 @@ class Lab:
     # ------------------------------------------------------------ life cycle
     @classmethod
     def up(cls, lab_dir: Path | None = None, backend: str = "local", nodes: int = 3, observers: int = 0,
-           start: bool = True, tick_ms: int = 500) -> Lab:
+           start: bool = True, tick_ms: int = 500, **backend_options: Any) -> Lab:
+        """``backend_options`` go to the backend's ``create`` (the ssh backend's ``inventory``, the
+        vagrant backend's ``vagrant_dir``); the process backends take none."""
         lab_dir = lab_dir or default_lab_dir()
         if (lab_dir / "lab.json").exists():
             existing = cls.load(lab_dir)
@@ -140,15 +142,18 @@ class Lab:
             raise LabError("--nodes must be at least 1 and --observers at least 0")
         lab_dir.mkdir(parents=True, exist_ok=True)
         impl = _backend_class(backend)
-        state = impl.create(lab_dir, nodes, observers, tick_ms)
+        options = {k: v for k, v in backend_options.items() if v is not None}
+        state = impl.create(lab_dir, nodes, observers, tick_ms, **options)
         state.save(lab_dir)
         lab = cls(lab_dir, state, impl(lab_dir, state))
         try:
             lab.backend.prepare()
             lab._save()
-            if start:
-                for n in lab.state.nodes:
+            for n in lab.state.nodes:  # the ssh backends' deploy has started them already
+                if start and not lab.backend.running(n):
                     lab.start(n.id)
+                elif not start and lab.backend.running(n):
+                    lab.backend.stop(n)
         except BaseException:
             lab.down()
             raise
@@ -326,4 +331,15 @@ def _backend_class(name: str) -> Any:
         from .docker import DockerBackend
 
         return DockerBackend
-    raise LabError(f"unknown backend {name!r}; this build has: local, netns, docker")
+    if name == "ssh":
+        from .ssh import SshBackend
+
+        return SshBackend
+    if name == "vagrant":
+        from .vagrant import VagrantBackend
+
+        return VagrantBackend
+    raise LabError(f"unknown backend {name!r}; this build has: {', '.join(BACKENDS)}")
+
+
+BACKENDS = ("local", "netns", "docker", "vagrant", "ssh")

@@ -26,7 +26,8 @@ DEFAULT_VARS: dict[str, Any] = {
     "4lw.commands.whitelist": "ruok,srvr,stat,mntr,conf,isro,envi,dirs,cons,wchs",
 }
 HOST_KEYS = {"connection", "address", "client_address", "client_port", "quorum_port", "election_port", "myid",
-             "role", "base_dir", "data_dir", "data_log_dir", "ssh_user", "ssh_port", "ssh_key", "vars"}
+             "role", "base_dir", "data_dir", "data_log_dir", "ssh_host", "ssh_user", "ssh_port", "ssh_key", "become",
+             "vars"}
 CONNECTIONS = {"local", "ssh"}
 
 
@@ -51,6 +52,8 @@ class Host:
     ssh_user: str | None = None
     ssh_port: int = 22
     ssh_key: str | None = None
+    ssh_host: str | None = None  # where SSH connects, when not ``address`` (a NAT port forward, a bastion name)
+    become: bool = False  # run the play's commands through ``sudo -n`` (set when ssh_user is not root)
     vars: dict[str, Any] = field(default_factory=dict)
 
 
@@ -97,6 +100,12 @@ def _int(value: Any, where: str, low: int = 1, high: int = 65535) -> int:
     return value
 
 
+def _bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise InventoryError(f"{where}: {value!r} must be true or false")
+
+
 def parse(data: Any, source: str = "<inventory>") -> Inventory:
     if not isinstance(data, dict) or "all" not in data or not isinstance(data["all"], dict):
         raise InventoryError(f"{source}: expected a top-level 'all:' group with 'hosts:' (see docs/deploy.md)")
@@ -139,7 +148,9 @@ def parse(data: Any, source: str = "<inventory>") -> Inventory:
             base_dir=base, data_dir=Path(hv.get("data_dir", base / "data")),
             data_log_dir=Path(hv["data_log_dir"]) if hv.get("data_log_dir") else None,
             ssh_user=hv.get("ssh_user"), ssh_port=_int(hv.get("ssh_port", 22), f"{where}.ssh_port"),
-            ssh_key=hv.get("ssh_key"), vars=dict(hv.get("vars") or {})))
+            ssh_key=hv.get("ssh_key"), ssh_host=hv.get("ssh_host"),
+            become=_bool(hv.get("become", hv.get("ssh_user") not in (None, "root")), f"{where}.become"),
+            vars=dict(hv.get("vars") or {})))
     # stable myids for hosts that have none: in inventory order, skipping used ones
     next_id = 1
     for h in hosts:

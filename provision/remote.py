@@ -20,6 +20,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import io
+import secrets
 import shlex
 import subprocess
 import sys
@@ -101,7 +102,7 @@ class Node:
         kwargs: dict[str, Any] = {"timeout": 10, "allow_agent": True, "look_for_keys": self.host.ssh_key is None}
         if self.host.ssh_key:
             kwargs["pkey"] = self._load_key(Path(self.host.ssh_key).expanduser())
-        conn = Connection(self.host.address, user=self.host.ssh_user or "root", port=self.host.ssh_port,
+        conn = Connection(self.host.ssh_host or self.host.address, user=self.host.ssh_user or "root", port=self.host.ssh_port,
                           connect_kwargs=kwargs)
         client = conn.client
         known = self.opts.known_hosts or Path.home() / ".ssh" / "known_hosts"
@@ -114,7 +115,7 @@ class Node:
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         else:
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        where = f"{self.host.address}:{self.host.ssh_port}"
+        where = f"{self.host.ssh_host or self.host.address}:{self.host.ssh_port}"
         try:
             conn.open()
         except paramiko.BadHostKeyException:
@@ -152,10 +153,15 @@ class Node:
         if self.conn is not None:
             self.conn.close()
 
+    def _as_root(self, command: str) -> str:
+        return f"sudo -n sh -c {shlex.quote(command)}" if self.host.become else command
+
     def run(self, command: str, check: bool = True) -> tuple[int, str]:
         if self.opts.verbose:
             self.opts.log(f"[{self.host.name}] $ {command}")
-        result = self.conn.run(command, hide=True, warn=True, in_stream=False)
+        result = self.conn.run(self._as_root(command), hide=True, warn=True, in_stream=False)
+        if self.host.become and result.exited != 0 and "sudo: a password is required" in result.stderr:
+            raise TaskFailed(f"{self.host.ssh_user} needs passwordless sudo on {self.host.name} (become: true)")
         out = (result.stdout + result.stderr).strip()
         if check and result.exited != 0:
             raise TaskFailed(f"`{command.split(' ', 1)[0]} ...` exited {result.exited}: {out[-300:]}")
@@ -165,10 +171,10 @@ class Node:
         code, out = self.run(f"cat {shlex.quote(path)} 2>/dev/null", check=False)
         if code != 0:
             return None
-        return self.conn.run(f"cat {shlex.quote(path)}", hide=True, warn=True, in_stream=False).stdout
+        return self.conn.run(self._as_root(f"cat {shlex.quote(path)}"), hide=True, warn=True, in_stream=False).stdout
 
     def put_text(self, path: str, content: str, mode: str, owner: str = "root") -> None:
-        tmp = f"/tmp/.zkops-{hashlib.sha1(path.encode()).hexdigest()[:10]}"
+        tmp = f"/tmp/.zkops-{hashlib.sha1(path.encode()).hexdigest()[:10]}-{secrets.token_hex(4)}"
         self.conn.put(io.BytesIO(content.encode()), tmp)
         self.run(f"install -D -m {mode} -o {owner} -g {owner} {tmp} {shlex.quote(path)} && rm -f {tmp}")
 
@@ -211,8 +217,9 @@ def _install(node: Node, wheel: Wheel, check: bool) -> tuple[str, str]:
         return "changed", f"would install {wheel.release}"
     if stamp is None or stamp.strip() != wheel.sha256:
         remote = f"{INSTALL_ROOT}/wheels/{wheel.path.name}"
-        node.run(f"mkdir -p {INSTALL_ROOT}/wheels")
-        node.conn.put(str(wheel.path), remote)
+        upload = f"/tmp/.zkops-upload-{wheel.sha256[:12]}.whl"  # writable by any login; moved as root
+        node.conn.put(str(wheel.path), upload)
+        node.run(f"mkdir -p {INSTALL_ROOT}/wheels && mv -f {upload} {remote}")
         node.run(f"rm -rf {venv} && python3 -m venv {venv} && {venv}/bin/pip install -q --no-deps --no-index "
                  f"--disable-pip-version-check {remote}")
         node.put_text(f"{venv}/.zkops-wheel-sha256", wheel.sha256 + "\n", "0644")

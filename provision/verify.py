@@ -20,7 +20,8 @@ SUITE = Path(__file__).with_name("verify_suite.py")
 
 
 def expectations(inv: Inventory) -> dict[str, dict]:
-    """What the suite checks on each host, keyed by address."""
+    """What the suite checks on each host, keyed by SSH ``host:port`` (Vagrant's NAT forwards share
+    one address)."""
     from .deploy import render
 
     out = {}
@@ -29,7 +30,7 @@ def expectations(inv: Inventory) -> dict[str, dict]:
             continue
         files = render(inv, h)
         fw = {**inv.vars, **h.vars}.get("firewall", True)
-        out[h.address] = {"name": h.name, "zoo_cfg": files["zoo.cfg"], "myid": files["myid"],
+        out[f"{h.ssh_host or h.address}:{h.ssh_port}"] = {"name": h.name, "zoo_cfg": files["zoo.cfg"], "myid": files["myid"],
                           "ports": [h.client_port, h.quorum_port, h.election_port],
                           "firewall_ports": [p for p, _ in _ports(inv, h)] if fw else [],
                           "data_dir": str(h.data_dir), "conf_dir": CONF_DIR, "install_root": INSTALL_ROOT,
@@ -44,9 +45,12 @@ def verify(inv: Inventory, opts: Options) -> int:
         return 2
     specs = []
     for h in hosts:
-        spec = f"paramiko://{h.ssh_user or 'root'}@{h.address}:{h.ssh_port}"
-        if h.ssh_key:
-            spec += f"?ssh_identity_file={Path(h.ssh_key).expanduser()}"
+        spec = f"paramiko://{h.ssh_user or 'root'}@{h.ssh_host or h.address}:{h.ssh_port}"
+        query = [f"ssh_identity_file={Path(h.ssh_key).expanduser()}"] if h.ssh_key else []
+        if h.become:
+            query.append("sudo=true")
+        if query:
+            spec += "?" + "&".join(query)
         specs.append(spec)
     env = dict(os.environ, ZKOPS_VERIFY=json.dumps(expectations(inv)))
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rootdir", str(SUITE.parent),

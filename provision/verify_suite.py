@@ -12,7 +12,7 @@ EXPECTED = json.loads(os.environ.get("ZKOPS_VERIFY", "{}"))
 
 @pytest.fixture
 def want(host):  # noqa: ANN001, ANN201 - testinfra's host fixture
-    address = host.backend.hostname
+    address = f"{host.backend.hostname}:{host.backend.host.port or 22}"
     if address not in EXPECTED:
         pytest.fail(f"no expectations for {address}")
     return EXPECTED[address]

@@ -29,6 +29,7 @@ def _local_inventory(tmp_path, nodes=3, extra_vars=None):
     ("all: {hosts: {a: {client_port: 70000}}}", ["all.hosts.a.client_port", "65535"]),
     ("hosts: {}", ["all:"]),
     ("all: {hosts: {a: {connection: telnet}}}", ["connection", "local or ssh"]),
+    ("all: {hosts: {a: {ssh_user: admin, become: 'yes'}}}", ["all.hosts.a.become", "true or false"]),
     ("all: {hosts: {a: {address: h, client_port: 1}, b: {address: h, client_port: 1}}}", ["already used"]),
 ])
 def test_broken_inventories_are_refused_before_touching_hosts(yaml_text, words):

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-INCLUDE = ("python3", "python3-venv", "openssh-server", "iproute2", "iptables", "procps")
+INCLUDE = ("python3", "python3-venv", "openssh-server", "iproute2", "iptables", "procps", "sudo")
 CACHE = Path("/var/tmp/zkops-test-images")
 BASE_TAG = "zkops-test-base:bookworm"
 

@@ -11,8 +11,12 @@ import paramiko
 
 from tests.support.dockerd import Engine
 
+# root logs in with the key; so does ``vagrant``, a user with passwordless sudo as on a Vagrant box
 SSHD = ("mkdir -p /run/sshd /root/.ssh && ssh-keygen -A >/dev/null && "
         "printf '%s\\n' \"$AUTHORIZED_KEY\" > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys && "
+        "useradd -m -s /bin/sh vagrant && mkdir -p /home/vagrant/.ssh && "
+        "cp /root/.ssh/authorized_keys /home/vagrant/.ssh/ && chown -R vagrant: /home/vagrant/.ssh && "
+        "echo 'vagrant ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/vagrant && "
         "exec /usr/sbin/sshd -D -e")
 
 
