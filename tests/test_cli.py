@@ -522,7 +522,8 @@ def test_sigterm_to_start_foreground(fx):
 
 
 def test_console_script_and_module_agree():
-    exe = shutil.which("zkserver")
+    beside = Path(sys.executable).parent / "zkserver"  # the venv's scripts, whether or not it is on PATH
+    exe = str(beside) if beside.exists() else shutil.which("zkserver")
     assert exe is not None, "the zkserver console script is not installed (pip install -e .)"
     a = subprocess.run([exe, "version"], capture_output=True, text=True, timeout=60)
     b = subprocess.run([sys.executable, "-m", "zkops.server", "version"], capture_output=True, text=True, timeout=60)

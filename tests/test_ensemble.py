@@ -244,6 +244,7 @@ def test_silent_client_on_a_follower_expires_and_its_ephemeral_goes():
                 raw = RawClient(ens.address(node), timeout_ms=800)  # negotiated: 800 ms (4 ticks of 200)
                 hdr, _ = raw.request(Op.create, CreateRequest(path, b"", [ACL(31, Id("world", "anyone"))], 1))  # 1: ephemeral
                 assert hdr.err == 0
+                watcher.sync("/")  # the watcher may sit on another server: catch up with the leader first
                 assert watcher.exists(path), f"ephemeral made through server {node} should exist"
                 t0 = time.monotonic()
                 while watcher.exists(path) and time.monotonic() - t0 < 10:
