@@ -755,6 +755,13 @@ def _resolve_client_port(cfg: ServerConfig, where_of: dict[str, _Value], source:
         if cfg.secure_client_port is None:
             hint = f" (or ;2181 on server.{cfg.my_id}'s line)" if me is not None else ""
             raise ConfigError(f"{source}: clientPort is not set: add clientPort=2181{hint}")
+    if cfg.secure_client_port is not None:
+        from .tls import TlsConfigError, server_context  # ssl only for configs that use it
+
+        try:
+            server_context(cfg.raw)
+        except TlsConfigError as exc:
+            raise ConfigError(f"{source}: {exc}")
 
 
 def load_config(path: Path) -> ServerConfig:

@@ -66,8 +66,9 @@ class Request:
 class ClientConnection(asyncio.Protocol):
     """The client side of the server: one per accepted socket."""
 
-    def __init__(self, server: ZooKeeperServer) -> None:
+    def __init__(self, server: ZooKeeperServer, secure: bool = False) -> None:
         self.server = server
+        self.secure = secure
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.out = bytearray()
@@ -103,9 +104,24 @@ class ClientConnection(asyncio.Protocol):
         if peer:
             self.peer = (peer[0], peer[1])
         self.auth = [Id("ip", self.peer[0])]
+        if self.secure:
+            self._x509_auth(transport)
         if not self.server.accept_connection(self):
             self.closing = True
             transport.abort()
+
+    def _x509_auth(self, transport: asyncio.Transport) -> None:
+        """A verified client certificate authenticates the session as x509:<subject DN>."""
+        cert = transport.get_extra_info("peercert")
+        if not cert:
+            return
+        from .tls import subject_dn
+
+        dn = subject_dn(cert)
+        self.auth.append(Id("x509", dn))
+        if dn == self.server.cfg.raw.get("zookeeper.X509AuthenticationProvider.superUser"):
+            self.auth.append(Id("super", ""))
+        log.info("TLS client %s authenticated as x509 %s", self.peer[0], dn)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True

@@ -178,6 +178,17 @@ class ZooKeeperServer:
                                                 cfg.client_port, reuse_address=True, backlog=1024)
             self.servers.append(srv)
             log.info("binding to port %s:%d", cfg.client_port_address, cfg.client_port)
+        if cfg.secure_client_port:
+            from .tls import server_context  # ssl is imported only when a TLS port is configured
+
+            ctx = server_context(cfg.raw)
+            address = cfg.raw.get("secureClientPortAddress") or cfg.client_port_address
+            srv = await self.loop.create_server(lambda: ClientConnection(self, secure=True), address,
+                                                cfg.secure_client_port, reuse_address=True, backlog=1024, ssl=ctx,
+                                                ssl_handshake_timeout=10)
+            self.servers.append(srv)
+            log.info("binding to TLS port %s:%d (client certificates: %s)", address, cfg.secure_client_port,
+                     cfg.raw.get("ssl.clientAuth", "need") if cfg.raw.get("ssl.trustStore.location") else "none")
         self._schedule_tick()
         self._schedule_containers()
 

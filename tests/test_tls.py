@@ -1,0 +1,141 @@
+"""TLS on secureClientPort with PEM files, and client certificates as the x509 ACL scheme."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+from kazoo.security import ACL, Id, Permissions
+
+from tests.support.ourzk import ZkopsProcess
+from tests.support.pki import Pki
+from tests.support.refzk import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    p = Pki(tmp_path_factory.mktemp("pki"))
+    p.issue("server", "zk1.example", server=True)
+    p.issue("alice", "alice")
+    p.issue("bob", "bob")
+    p.issue("admin", "admin")
+    return p
+
+
+@pytest.fixture(scope="module")
+def tls_server(pki: Pki):
+    port = free_port()
+    proc = ZkopsProcess(extra_cfg={
+        "secureClientPort": str(port), "secureClientPortAddress": "127.0.0.1",
+        "ssl.keyStore.location": str(pki.dir / "server.pem"), "ssl.trustStore.location": str(pki.ca),
+        "ssl.clientAuth": "want",
+        "zookeeper.X509AuthenticationProvider.superUser": "CN=admin,O=zkops tests"})
+    proc.secure_port = port  # type: ignore[attr-defined]
+    proc.start()
+    yield proc
+    proc.cleanup()
+
+
+def tls_client(server: ZkopsProcess, pki: Pki, who: str | None) -> KazooClient:
+    kw = {"certfile": str(pki.dir / f"{who}.crt"), "keyfile": str(pki.dir / f"{who}.key")} if who else {}
+    zk = KazooClient(hosts=f"127.0.0.1:{server.secure_port}", use_ssl=True, verify_certs=True,  # type: ignore[attr-defined]
+                     ca=str(pki.ca), timeout=5, **kw)
+    zk.start(timeout=15)
+    return zk
+
+
+def test_kazoo_over_tls_and_x509_acls(tls_server: ZkopsProcess, pki: Pki):
+    alice = tls_client(tls_server, pki, "alice")
+    try:
+        alice.create("/alice-only", b"secret", acl=[ACL(Permissions.ALL, Id("x509", "CN=alice,O=zkops tests"))])
+        assert alice.get("/alice-only")[0] == b"secret"
+        alice.create("/via-auth", b"s2", acl=[ACL(Permissions.ALL, Id("auth", ""))])
+        assert alice.get_acls("/via-auth")[0] == [ACL(Permissions.ALL, Id("x509", "CN=alice,O=zkops tests"))]
+    finally:
+        alice.stop()
+    bob = tls_client(tls_server, pki, "bob")
+    anonymous = tls_client(tls_server, pki, None)  # clientAuth=want: no certificate, no x509 id
+    plain = KazooClient(hosts=tls_server.address, timeout=5)
+    plain.start(timeout=15)
+    try:
+        for other in (bob, anonymous, plain):
+            with pytest.raises(NoAuthError):
+                other.get("/alice-only")
+            with pytest.raises(NoAuthError):
+                other.get("/via-auth")
+    finally:
+        for c in (bob, anonymous, plain):
+            c.stop()
+    admin = tls_client(tls_server, pki, "admin")
+    try:
+        assert admin.get("/alice-only")[0] == b"secret", "the superUser DN passes every ACL"
+    finally:
+        admin.stop()
+
+
+def test_a_plain_client_on_the_tls_port_gets_a_clean_close(tls_server: ZkopsProcess, pki: Pki):
+    connect = struct.pack(">iqiq16s", 0, 0, 30000, 0, b"\0" * 16)
+    with socket.create_connection(("127.0.0.1", tls_server.secure_port), timeout=10) as s:  # type: ignore[attr-defined]
+        s.sendall(struct.pack(">i", len(connect)) + connect)
+        try:
+            data = s.recv(4096)
+        except ConnectionResetError:
+            data = b""
+        assert data in (b"",) or data[:1] == b"\x15", "no jute reply on the TLS port (a TLS alert at most)"
+    with socket.create_connection(("127.0.0.1", tls_server.secure_port), timeout=10) as s:  # type: ignore[attr-defined]
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        try:
+            s.recv(4096)
+        except ConnectionResetError:
+            pass
+    zk = tls_client(tls_server, pki, "alice")  # and the server serves on
+    assert zk.exists("/zookeeper") is not None
+    zk.stop()
+
+
+def test_client_auth_need_refuses_a_client_without_certificate(pki: Pki, tmp_path: Path):
+    port = free_port()
+    proc = ZkopsProcess(extra_cfg={"secureClientPort": str(port), "secureClientPortAddress": "127.0.0.1",
+                                   "ssl.keyStore.location": str(pki.dir / "server.pem"),
+                                   "ssl.trustStore.location": str(pki.ca)})  # clientAuth defaults to need
+    proc.start()
+    try:
+        proc.secure_port = port  # type: ignore[attr-defined]
+        zk = KazooClient(hosts=f"127.0.0.1:{port}", use_ssl=True, ca=str(pki.ca), timeout=3,
+                         connection_retry={"max_tries": 1})
+        with pytest.raises(Exception):  # noqa: B017 - kazoo gives up: handshake refused
+            zk.start(timeout=5)
+        zk.stop()
+        ok = tls_client(proc, pki, "bob")
+        assert ok.exists("/") is not None
+        ok.stop()
+    finally:
+        proc.kill()
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({}, ["ssl.keyStore.location is not"]),
+    ({"ssl.keyStore.location": "/nonexistent.pem"}, ["ssl.keyStore.location=/nonexistent.pem", "cannot load"]),
+    ({"ssl.keyStore.location": "{server}", "ssl.keyStore.type": "JKS"}, ["zkops reads PEM"]),
+    ({"ssl.keyStore.location": "{server}", "ssl.clientAuth": "need"}, ["needs ssl.trustStore.location"]),
+])
+def test_bad_tls_settings_stop_start_up_with_the_key_named(pki: Pki, tmp_path: Path, extra, words):
+    cfg = tmp_path / "zoo.cfg"
+    (tmp_path / "data").mkdir()
+    lines = {"tickTime": "2000", "dataDir": str(tmp_path / "data"), "secureClientPort": str(free_port())}
+    lines.update({k: v.format(server=pki.dir / "server.pem") for k, v in extra.items()})
+    cfg.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+    done = subprocess.run([sys.executable, "-m", "zkops.server", "start-foreground", str(cfg)], capture_output=True,
+                          text=True, timeout=60, env={"ZOO_LOG_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert done.returncode != 0
+    for w in words:
+        assert w in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
