@@ -219,6 +219,7 @@ class Ensemble:
     async def start(self) -> None:
         self.server.ensemble = self
         self.server.state = "looking"
+        self.server.looking_count += 1
         self.server.expire_sessions = False
         self.server.serving_clients = False
         await self.election_net.start()
@@ -406,6 +407,7 @@ class Ensemble:
     def _unserve(self) -> None:
         server = self.server
         server.state = "looking"
+        server.looking_count += 1
         server.serving_clients = False
         server.expire_sessions = False
         for conn in list(server.connections):

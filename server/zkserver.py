@@ -38,8 +38,12 @@ class Stats:
     """Server-wide counters for srvr/stat/mntr."""
 
     def __init__(self) -> None:
+        from .metrics import Summary
+
         self.reset()
         self.started = time.time()
+        self.read_summary = Summary()  # for the metrics port; srst leaves them alone, as Apache's
+        self.update_summary = Summary()
 
     def reset(self) -> None:
         self.min_latency = -1
@@ -49,7 +53,8 @@ class Stats:
         self.packets_received = 0
         self.packets_sent = 0
 
-    def record(self, ms: int) -> None:
+    def record(self, ms: int, write: bool = False) -> None:
+        (self.update_summary if write else self.read_summary).observe(ms)
         self.count += 1
         self.total_latency += ms
         if self.min_latency < 0 or ms < self.min_latency:
@@ -122,6 +127,7 @@ class GroupCommitter:
             return
         self.fsync_ms_last = fut.result()
         self.fsync_count += 1
+        self.server.fsync_summary.observe(self.fsync_ms_last)
         self.server.durable(last_zxid)
         if self.batch:
             self._kick()
@@ -152,6 +158,10 @@ class ZooKeeperServer:
         self.connections: set[ClientConnection] = set()
         self.by_session: dict[int, ClientConnection] = {}
         self.stats = Stats()
+        from .metrics import Summary
+
+        self.fsync_summary = Summary()
+        self.looking_count = 0  # times an ensemble member went looking (metrics: looking_count)
         self.state = "standalone"
         self.running = True
         self.servers: list[asyncio.base_events.Server] = []
@@ -189,8 +199,36 @@ class ZooKeeperServer:
             self.servers.append(srv)
             log.info("binding to TLS port %s:%d (client certificates: %s)", address, cfg.secure_client_port,
                      cfg.raw.get("ssl.clientAuth", "need") if cfg.raw.get("ssl.trustStore.location") else "none")
+        await self._start_http()
         self._schedule_tick()
         self._schedule_containers()
+
+    async def _start_http(self) -> None:
+        """The AdminServer (on by default, as in Apache ZooKeeper) and the Prometheus port (when asked)."""
+        cfg = self.cfg
+        raw = getattr(cfg, "raw", {})
+        wants_admin = getattr(cfg, "admin_enable_server", False)
+        metrics_port = getattr(cfg, "metrics_port", None)
+        if metrics_port is None and "Prometheus" in raw.get("metricsProvider.className", ""):
+            metrics_port = 7000
+        if not wants_admin and metrics_port is None:
+            return
+        from .httpd import start_http
+
+        if wants_admin:
+            from . import adminserver
+
+            srv = await start_http(cfg.admin_server_address, cfg.admin_server_port, adminserver.handler(self),
+                                   "AdminServer")
+            if srv is not None:
+                self.servers.append(srv)
+        if metrics_port is not None:
+            from . import metrics
+
+            host = raw.get("metricsProvider.httpHost", "0.0.0.0")
+            srv = await start_http(host, metrics_port, metrics.handler(self), "Prometheus metrics")
+            if srv is not None:
+                self.servers.append(srv)
 
     async def stop(self) -> None:
         self.running = False

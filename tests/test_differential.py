@@ -245,8 +245,48 @@ def scenario_child_order(r: Recorder) -> None:
     r.do("after-recreate", lambda: c.get_children(b + "/o"))
 
 
+def scenario_attacker(r: Recorder) -> None:
+    """What someone without the password tries: the protected node through multi, through the
+    listing of a protected parent, through watches re-sent by setWatches after a reconnect."""
+    from kazoo.protocol.connection import _CONNECTION_DROP
+    from kazoo.protocol.states import KazooState
+
+    c, b = r.client, r.base
+    secret = make_digest_acl("alice", "secret", all=True)
+    r.do("create-vault", lambda: c.create(b + "/vault", b"v", acl=[secret]))
+    r.do("create-open", lambda: c.create(b + "/open"))
+    r.do("create-hidden", lambda: c.create(b + "/open/hidden", b"h", acl=[secret]))
+    r.do("ls-protected-parent", lambda: c.get_children(b + "/vault"))
+    r.do("ls2-protected-parent", lambda: c.get_children(b + "/vault", include_data=True))
+    r.do("ls-open-parent", lambda: c.get_children(b + "/open"))
+    r.do("get-hidden", lambda: c.get(b + "/open/hidden"))
+
+    def multi(*ops: tuple[str, tuple]) -> Any:
+        t = c.transaction()
+        for name, args in ops:
+            getattr(t, name)(*args)
+        return t.commit()
+
+    r.do("multi-set", lambda: multi(("check", (b + "/open", 0)), ("set_data", (b + "/vault", b"pwn"))))
+    r.do("multi-create-under", lambda: multi(("create", (b + "/vault/x", b""))))
+    r.do("multi-setacl-via-check", lambda: multi(("check", (b + "/vault", 0)), ("create", (b + "/o2", b""))))
+    r.do("multi-delete-protected-child", lambda: multi(("delete", (b + "/open/hidden",))))
+    r.do("vault-unchanged", lambda: c.exists(b + "/vault"))
+    r.do("setacl-noauth", lambda: c.set_acls(b + "/vault", [make_digest_acl("eve", "x", all=True)]))
+    r.do("watch-vault", lambda: c.exists(b + "/vault", watch=r.watcher("exists")))
+    back = threading.Event()
+    c.add_listener(lambda state: back.set() if state == KazooState.CONNECTED else None)
+    c._call(_CONNECTION_DROP, c.handler.async_result())  # reconnect: kazoo re-sends the watch with setWatches
+    back.wait(10)
+    r.do("addauth", lambda: c.add_auth("digest", "alice:secret"))
+    r.do("set-vault", lambda: c.set(b + "/vault", b"v2"))
+    r.settle("events-after-set")
+    r.do("get-vault", lambda: c.get(b + "/vault")[0])
+    r.do("bogus-scheme", lambda: c.add_auth("nosuch", "x"))
+
+
 SCENARIOS = [scenario_child_order, scenario_crud, scenario_sequential, scenario_ephemeral, scenario_multi, scenario_watches,
-             scenario_acl, scenario_paths]
+             scenario_acl, scenario_paths, scenario_attacker]
 
 
 def run_scenario(address: str, scenario: Callable[[Recorder], None]) -> list[Any]:

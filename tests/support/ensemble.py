@@ -38,7 +38,8 @@ class Ensemble:
     """N voters (+ observers) as separate `python -m zkops.server` processes."""
 
     def __init__(self, voters: int = 3, observers: int = 0, tick_ms: int = 200, workdir: Path | None = None,
-                 extra: dict[str, str] | None = None, env: dict[str, str] | None = None) -> None:
+                 extra: dict[str, str] | None = None, env: dict[str, str] | None = None,
+                 per_node: dict[int, dict[str, str]] | None = None) -> None:
         self.env = env or {}
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="zkops-ens-"))
         self.ids = list(range(1, voters + observers + 1))
@@ -62,6 +63,7 @@ class Ensemble:
             if i in self.observers:
                 cfg["peerType"] = "observer"
             cfg.update(extra or {})
+            cfg.update((per_node or {}).get(i, {}))
             (d / "zoo.cfg").write_text("".join(f"{k}={v}\n" for k, v in cfg.items()) + "\n".join(lines) + "\n")
 
     def client_port(self, i: int) -> int:

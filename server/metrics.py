@@ -1,0 +1,102 @@
+"""Prometheus metrics (``metricsProvider.httpPort``, default 7000), in the text exposition format.
+
+Names follow Apache ZooKeeper's Prometheus provider (``znode_count``, ``watch_count``,
+``num_alive_connections``, ``outstanding_requests``, ``global_sessions``, ``election_time``,
+``looking_count``, ``fsynctime``, ``readlatency``, ``updatelatency``, ...). Summaries keep
+the last samples in a bounded ring, so recording one costs an append and scraping computes
+the quantiles.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .zkserver import ZooKeeperServer
+
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+class Summary:
+    """count, sum and recent samples of one measurement (milliseconds)."""
+
+    __slots__ = ("count", "total", "samples")
+
+    def __init__(self, keep: int = 2048) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.samples: deque[float] = deque(maxlen=keep)
+
+    def observe(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.samples.append(value)
+
+    def quantile(self, q: float) -> float:
+        if not self.samples:
+            return 0.0
+        ordered = sorted(self.samples)
+        return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+
+
+def _num(v: float) -> str:
+    return repr(float(v)) if isinstance(v, float) else str(v)
+
+
+def _gauge(out: list[str], name: str, help_text: str, value: float, kind: str = "gauge") -> None:
+    out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {_num(value)}"]
+
+
+def _summary(out: list[str], name: str, help_text: str, s: Summary) -> None:
+    out += [f"# HELP {name} {help_text}", f"# TYPE {name} summary"]
+    out += [f'{name}{{quantile="{q}"}} {_num(s.quantile(q))}' for q in QUANTILES]
+    out += [f"{name}_count {s.count}", f"{name}_sum {_num(s.total)}"]
+
+
+def exposition(s: ZooKeeperServer) -> str:
+    """The whole scrape, for ``GET /metrics``."""
+    tree = s.core.tree
+    st = s.stats
+    out: list[str] = []
+    _gauge(out, "znode_count", "Number of znodes", tree.node_count())
+    _gauge(out, "ephemerals_count", "Number of ephemeral znodes", sum(len(v) for v in tree.ephemerals.values()))
+    _gauge(out, "approximate_data_size", "Bytes of znode data and paths", tree.data_size())
+    _gauge(out, "watch_count", "Number of watches", s.core.watches.watch_count())
+    _gauge(out, "num_alive_connections", "Client connections", len(s.connections))
+    _gauge(out, "global_sessions", "Sessions", len(s.core.sessions))
+    _gauge(out, "outstanding_requests", "Writes waiting to be committed", len(s.pending))
+    _gauge(out, "uptime", "Milliseconds since the server started", int((time.time() - st.started) * 1000))
+    _gauge(out, "last_processed_zxid", "The last zxid applied", s.core.last_zxid)
+    _gauge(out, "looking_count", "Times this server started looking for a leader", s.looking_count, "counter")
+    _gauge(out, "fsync_count", "fsyncs of the transaction log", s.committer.fsync_count if s.committer else 0,
+           "counter")
+    try:
+        fds = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        fds = 0
+    _gauge(out, "open_file_descriptor_count", "Open file descriptors", fds)
+    mode = s.mode()
+    out += ["# HELP server_state 1 for the state this server is in", "# TYPE server_state gauge"]
+    out += [f'server_state{{state="{m}"}} {1 if m == mode else 0}'
+            for m in ("leader", "follower", "observer", "standalone", "looking", "read-only")]
+    ensemble = getattr(s, "ensemble", None)
+    elections = Summary()
+    for ms in getattr(ensemble, "election_ms", []) or []:
+        elections.observe(ms)
+    _summary(out, "election_time", "Milliseconds from looking to leading or following", elections)
+    _summary(out, "fsynctime", "Milliseconds per fsync of the transaction log", s.fsync_summary)
+    _summary(out, "readlatency", "Milliseconds from receiving a read to answering it", st.read_summary)
+    _summary(out, "updatelatency", "Milliseconds from receiving a write to answering it", st.update_summary)
+    return "\n".join(out) + "\n"
+
+
+def handler(s: ZooKeeperServer):  # noqa: ANN201 - the httpd Handler type
+    def handle(path: str, query: dict[str, list[str]]) -> tuple[int, str, bytes]:
+        if path.rstrip("/") in ("/metrics", ""):
+            return 200, "text/plain; version=0.0.4; charset=utf-8", exposition(s).encode()
+        return 404, "text/plain", b"not found: use /metrics\n"
+
+    return handle
