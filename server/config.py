@@ -755,11 +755,13 @@ def _resolve_client_port(cfg: ServerConfig, where_of: dict[str, _Value], source:
         if cfg.secure_client_port is None:
             hint = f" (or ;2181 on server.{cfg.my_id}'s line)" if me is not None else ""
             raise ConfigError(f"{source}: clientPort is not set: add clientPort=2181{hint}")
-    if cfg.secure_client_port is not None:
-        from .tls import TlsConfigError, server_context  # ssl only for configs that use it
+    if cfg.secure_client_port is not None or "sslQuorum" in cfg.raw:
+        from .tls import TlsConfigError, quorum_contexts, server_context  # ssl only for configs that use it
 
         try:
-            server_context(cfg.raw)
+            if cfg.secure_client_port is not None:
+                server_context(cfg.raw)
+            quorum_contexts(cfg.raw)
         except TlsConfigError as exc:
             raise ConfigError(f"{source}: {exc}")
 

@@ -44,7 +44,9 @@ class _Outgoing:
     async def _run(self) -> None:
         while self.net.running:
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 2.0)
+                tls = self.net.tls_client
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                    self.host, self.port, ssl=tls, server_hostname=self.host if tls is not None else None), 5.0)
             except (OSError, asyncio.TimeoutError):
                 await self._sleep()
                 continue
@@ -96,8 +98,9 @@ class PeerNetwork:
     def __init__(self, my_sid: int, bind: tuple[str, int], peers: dict[int, tuple[str, int]],
                  registry: Registry, on_message: Callable[[int, Any], None],
                  on_link: Callable[[int, bool], None] | None = None, tag: bytes = b"",
-                 max_backoff: float = 1.0) -> None:
+                 max_backoff: float = 1.0, tls: tuple[Any, Any] | None = None) -> None:
         self.my_sid = my_sid
+        self.tls_server, self.tls_client = tls if tls is not None else (None, None)  # sslQuorum
         self.bind = bind
         self.registry = registry
         self.on_message = on_message
@@ -114,7 +117,8 @@ class PeerNetwork:
 
     async def start(self) -> None:
         self.running = True
-        self.server = await asyncio.start_server(self._accept, self.bind[0], self.bind[1], reuse_address=True)
+        self.server = await asyncio.start_server(self._accept, self.bind[0], self.bind[1], reuse_address=True,
+                                                 ssl=self.tls_server)
         for link in self.out.values():
             link.start()
 

@@ -172,14 +172,17 @@ class Ensemble:
                                history=self._load_history(), committed=last, snapshot=self._snapshot,
                                sync_limit=cfg.sync_limit, init_limit=cfg.init_limit, finalize_ticks=2)
         me = cfg.servers[self.sid]
+        from .tls import quorum_contexts
+
+        tls = quorum_contexts(getattr(cfg, "raw", {}))
         self.election_net = PeerNetwork(
             self.sid, (_bind(me.host), me.election_port),
             {s: (p.host, p.election_port) for s, p in cfg.servers.items()},
-            _registry_election(), self._on_election, tag=b"E")
+            _registry_election(), self._on_election, tag=b"E", tls=tls)
         self.quorum_net = PeerNetwork(
             self.sid, (_bind(me.host), me.quorum_port),
             {s: (p.host, p.quorum_port) for s, p in cfg.servers.items()},
-            _registry_quorum(), self._on_quorum, on_link=self._on_link, tag=b"Q")
+            _registry_quorum(), self._on_quorum, on_link=self._on_link, tag=b"Q", tls=tls)
         self.waiting: dict[tuple[int, int], Pending] = {}
         self.sync_waiters: dict[int, tuple[ClientConnection, Request]] = {}
         self.sync_pending: list[tuple[int, int, int]] = []  # leader: (zxid, learner, token)

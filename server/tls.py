@@ -14,6 +14,12 @@ what operators hand to every other TLS server:
 ``ssl.protocol`` / ``ssl.enabledProtocols``
     the lowest TLS version is taken from them (TLSv1.2 unless only TLSv1.3 is named).
 
+``sslQuorum=true`` puts the election and quorum links under mutual TLS with the
+``ssl.quorum.*`` keys (``ssl.quorum.keyStore.location``, ``ssl.quorum.trustStore.location``,
+``ssl.quorum.keyStore.password``, ``ssl.quorum.hostnameVerification``, default true): each
+server presents its certificate and accepts only peers whose certificate the trust store
+signed.
+
 A client certificate authenticates the session under the ``x509`` scheme with its subject
 DN in RFC 2253 form (``CN=alice,O=example``), as X509AuthenticationProvider does; the DN
 named by ``zookeeper.X509AuthenticationProvider.superUser`` is a super user.
@@ -95,3 +101,36 @@ def server_context(raw: dict[str, str]) -> Any:
     elif auth == "need" and "ssl.clientAuth" in raw:
         raise TlsConfigError("ssl.clientAuth=need needs ssl.trustStore.location (the CA of the client certificates)")
     return ctx
+
+
+def quorum_contexts(raw: dict[str, str]) -> tuple[Any, Any] | None:
+    """(server, client) SSLContexts for the peer links when ``sslQuorum=true``, else None."""
+    if raw.get("sslQuorum", "false").strip().lower() != "true":
+        return None
+    import ssl
+
+    keystore = raw.get("ssl.quorum.keyStore.location")
+    trust = raw.get("ssl.quorum.trustStore.location")
+    if not keystore or not trust:
+        raise TlsConfigError("sslQuorum=true needs ssl.quorum.keyStore.location (this server's certificate and key, "
+                             "PEM) and ssl.quorum.trustStore.location (the CA that signed every server's)")
+    verify_host = raw.get("ssl.quorum.hostnameVerification", "true").strip().lower() != "false"
+    contexts = []
+    for purpose in (ssl.PROTOCOL_TLS_SERVER, ssl.PROTOCOL_TLS_CLIENT):
+        ctx = ssl.SSLContext(purpose)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            ctx.load_cert_chain(keystore, raw.get("ssl.quorum.keyStore.keyLocation") or None,
+                                password=raw.get("ssl.quorum.keyStore.password") or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsConfigError(f"ssl.quorum.keyStore.location={keystore}: cannot load the certificate and key "
+                                 f"({exc})")
+        try:
+            ctx.load_verify_locations(trust)
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsConfigError(f"ssl.quorum.trustStore.location={trust}: cannot load the CA certificates ({exc})")
+        if purpose == ssl.PROTOCOL_TLS_CLIENT:
+            ctx.check_hostname = verify_host
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        contexts.append(ctx)
+    return contexts[0], contexts[1]

@@ -139,3 +139,42 @@ def test_bad_tls_settings_stop_start_up_with_the_key_named(pki: Pki, tmp_path: P
     for w in words:
         assert w in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def _quorum_tls(pki: Pki, cert: str) -> dict[str, str]:
+    return {"sslQuorum": "true", "ssl.quorum.keyStore.location": str(pki.dir / f"{cert}.pem"),
+            "ssl.quorum.trustStore.location": str(pki.ca)}
+
+
+def test_ssl_quorum_elects_and_replicates_and_keeps_out_strangers(pki: Pki, tmp_path: Path):
+    from tests.support.ensemble import Ensemble
+
+    pki.issue("peer", "zk-peer", server=True)  # SAN 127.0.0.1: hostname verification passes
+    stranger_ca = Pki(tmp_path / "other", "another CA")
+    stranger_ca.issue("peer", "zk-peer", server=True)
+    per_node = {1: _quorum_tls(pki, "peer"), 2: _quorum_tls(pki, "peer"),
+                3: {**_quorum_tls(stranger_ca, "peer")}}  # node 3's certificate is signed by another CA
+    with Ensemble(3, per_node=per_node) as ens:
+        leader = ens.wait_ready(ids=[1, 2])
+        zk = KazooClient(ens.address(leader))
+        zk.start()
+        zk.create("/over-tls", b"yes")
+        zk.stop()
+        follower = 1 if leader == 2 else 2
+        other = KazooClient(ens.address(follower))
+        other.start()
+        other.sync("/")
+        assert other.get("/over-tls")[0] == b"yes"
+        other.stop()
+        from zkops.server.cli import four_letter
+
+        assert "not currently serving" in four_letter("127.0.0.1", ens.client_port(3), "srvr"), \
+            "a server whose certificate the others do not trust never joins"
+        for port in (ens.ports[leader][1], ens.ports[leader][2]):  # quorum and election ports speak TLS only
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"\x00\x00\x00\x10ZKOP" + b"\x00" * 12)
+                try:
+                    reply = s.recv(100)
+                except ConnectionResetError:
+                    reply = b""
+                assert not reply.startswith(b"\x00"), "no peer frame answers a plain connection"
