@@ -59,7 +59,20 @@ def _env() -> jinja2.Environment:
     return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
-PLAY_VARS = {"firewall", "firewall_peers_only"}  # steer the play; not zoo.cfg settings
+PLAY_VARS = {"firewall", "firewall_peers_only", "tls", "tls_port"}  # steer the play; not zoo.cfg settings
+TLS_DIR = "/etc/zookeeper/tls"
+
+
+def tls_settings(merged: dict, host: Host) -> dict[str, object]:
+    """zoo.cfg keys for ``tls: true`` on an SSH host: a TLS client port and mutual TLS between servers,
+    with the certificates ``zkops deploy`` makes (provision/pki.py) in /etc/zookeeper/tls."""
+    if not merged.get("tls") or host.connection != "ssh":
+        return {}
+    return {"secureClientPort": int(merged.get("tls_port", 2281)),
+            "ssl.keyStore.location": f"{TLS_DIR}/node.pem", "ssl.trustStore.location": f"{TLS_DIR}/ca.pem",
+            "ssl.clientAuth": "want", "sslQuorum": "true",
+            "ssl.quorum.keyStore.location": f"{TLS_DIR}/node.pem",
+            "ssl.quorum.trustStore.location": f"{TLS_DIR}/ca.pem"}
 
 
 def render(inv: Inventory, host: Host) -> dict[str, str]:
@@ -70,6 +83,7 @@ def render(inv: Inventory, host: Host) -> dict[str, str]:
     known = {"tickTime", "initLimit", "syncLimit", "maxClientCnxns", "autopurge.snapRetainCount",
              "autopurge.purgeInterval", "4lw.commands.whitelist"}
     extra = {k: v for k, v in merged.items() if k not in known and k not in PLAY_VARS}
+    extra.update(tls_settings(merged, host))
     ctx = {"host": host, "vars": merged, "peers": inv.hosts, "extra": extra}
     return {"zoo.cfg": env.get_template("zoo.cfg.j2").render(**ctx),
             "myid": env.get_template("myid.j2").render(**ctx).strip() + "\n"}

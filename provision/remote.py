@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .deploy import Recap, _env, render
+from .deploy import TLS_DIR, Recap, _env, render, tls_settings
 from .inventory import Host, Inventory
 from .status import check_ensemble, four_letter
 
@@ -262,7 +262,28 @@ def remote_files(inv: Inventory, node: Node, release: str) -> list[tuple[str, st
            ("render environment file", ENV_FILE, env.get_template("zkops.env.j2").render(**ctx), "0644")]
     if node.facts.get("systemd") == "yes":
         out.append(("render systemd unit", UNIT, env.get_template("zkops.service.j2").render(**ctx), "0644"))
+    if tls_settings({**inv.vars, **h.vars}, h):
+        pki = _pki(inv)
+        out.append(("tls: CA certificate", f"{TLS_DIR}/ca.pem", pki.ca_pem, "0644"))
+        out.append(("tls: node certificate", f"{TLS_DIR}/node.pem", pki.node(h.name, h.address), "0640"))
     return out
+
+
+_PKIS: dict[str, Any] = {}
+
+
+def _pki(inv: Inventory) -> Any:
+    """The inventory's CA on this machine (made on first use; see provision/pki.py)."""
+    from .pki import Pki, default_dir
+
+    where = default_dir(inv.source)
+    if str(where) not in _PKIS:
+        try:
+            _PKIS[str(where)] = Pki(where)
+        except ImportError:
+            raise TaskFailed("tls: true needs the cryptography package (pip install 'zkops[deploy]')") from None
+        _PKIS[str(where)].client("admin")
+    return _PKIS[str(where)]
 
 
 def _files(inv: Inventory, node: Node, release: str, recap: Recap, opts: Options) -> bool:
@@ -284,10 +305,15 @@ def _files(inv: Inventory, node: Node, release: str, recap: Recap, opts: Options
 
 
 def _ports(inv: Inventory, h: Host) -> list[tuple[int, list[str] | None]]:
-    peers_only = bool({**inv.vars, **h.vars}.get("firewall_peers_only", False))
+    merged = {**inv.vars, **h.vars}
+    peers_only = bool(merged.get("firewall_peers_only", False))
     peers = [p.address for p in inv.hosts if p is not h]
-    return [(h.client_port, None), (h.quorum_port, peers if peers_only else None),
-            (h.election_port, peers if peers_only else None)]
+    ports: list[tuple[int, list[str] | None]] = [(h.client_port, None), (h.quorum_port, peers if peers_only else None),
+                                                 (h.election_port, peers if peers_only else None)]
+    tls = tls_settings(merged, h)
+    if tls:
+        ports.append((int(tls["secureClientPort"]), None))  # type: ignore[call-overload]
+    return ports
 
 
 def _firewall(inv: Inventory, node: Node, check: bool) -> tuple[str, str]:

@@ -82,6 +82,30 @@ def test_play_vars_stay_out_of_zoo_cfg_and_ssh_hosts_get_unit_and_env(tmp_path):
                                          (3888, ["10.0.0.2", "10.0.0.3"])]
 
 
+def test_tls_true_renders_tls_keys_certificates_and_ports(tmp_path, monkeypatch):
+    from cryptography import x509
+
+    from zkops.provision.remote import Node, Options, _ports, remote_files
+
+    monkeypatch.setenv("ZKOPS_PKI_DIR", str(tmp_path / "pki"))
+    inv = parse({"all": {"vars": {"tls": True}, "hosts": {"a": {"address": "10.0.0.1"}, "b": {"address": "10.0.0.2"},
+                                                          "c": {"address": "10.0.0.3"}}}})
+    cfg = render(inv, inv.hosts[0])["zoo.cfg"]
+    assert "secureClientPort=2281" in cfg and "sslQuorum=true" in cfg and "tls=" not in cfg
+    assert "ssl.quorum.keyStore.location=/etc/zookeeper/tls/node.pem" in cfg
+    node = Node(inv.hosts[0], Options())
+    node.facts = {"systemd": "no"}
+    files = {path: content for _, path, content, _ in remote_files(inv, node, "r")}
+    cert = x509.load_pem_x509_certificate(files["/etc/zookeeper/tls/node.pem"].encode())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "10.0.0.1" in {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    assert "PRIVATE KEY" in files["/etc/zookeeper/tls/node.pem"] and "PRIVATE KEY" not in files["/etc/zookeeper/tls/ca.pem"]
+    again = {path: content for _, path, content, _ in remote_files(inv, node, "r")}
+    assert again == files, "certificates are made once: a second deploy changes nothing"
+    assert (tmp_path / "pki" / "admin.crt").exists() and oct((tmp_path / "pki" / "ca.key").stat().st_mode)[-3:] == "600"
+    assert (2281, None) in _ports(inv, inv.hosts[0])
+
+
 def test_deploy_is_idempotent_and_leaves_a_healthy_ensemble(tmp_path):
     inv = _local_inventory(tmp_path)
     try:

@@ -194,3 +194,37 @@ def test_clear_errors_for_bad_hosts(hosts: SshHosts, wheel: Path, tmp_path: Path
         assert nopython.returncode == 1 and "python3 is not installed" in nopython.stdout
     finally:
         hosts.exec(spare, "mv /usr/bin/python3.away /usr/bin/python3")
+
+
+def test_tls_deploy_makes_a_ca_and_serves_tls_clients_and_peers(hosts: SshHosts, wheel: Path, tmp_path: Path):
+    from kazoo.client import KazooClient
+
+    inv = tmp_path / "tls.yaml"
+    data = yaml.safe_load(_inventory(hosts, inv).read_text())
+    data["all"]["vars"]["tls"] = True
+    inv.write_text(yaml.safe_dump(data))
+    known = tmp_path / "known_hosts"
+    first = zkops("deploy", str(inv), "--known-hosts", str(known), "--accept-new-host-keys", "--wheel", str(wheel),
+                  cwd=tmp_path)
+    try:
+        assert first.returncode == 0, first.stdout[-3000:]
+        assert "tls: node certificate" in first.stdout
+        pki = tmp_path / ".local" / "state" / "zkops" / "pki" / "tls"
+        assert (pki / "ca.pem").exists() and (pki / "admin.crt").exists()
+        cfg = hosts.exec(hosts.hosts[0], "cat /etc/zookeeper/zoo.cfg")[1]
+        assert "sslQuorum=true" in cfg and "secureClientPort=2281" in cfg
+        a, b = hosts.hosts[0], hosts.hosts[1]
+        zk = KazooClient(hosts=f"{a.address}:2281", use_ssl=True, ca=str(pki / "ca.pem"),
+                         certfile=str(pki / "admin.crt"), keyfile=str(pki / "admin.key"), timeout=10)
+        zk.start(timeout=30)
+        zk.create("/tls-written", b"over tls")
+        zk.stop()
+        plain = KazooClient(hosts=f"{b.address}:2181", timeout=10)
+        plain.start(timeout=30)
+        plain.sync("/")
+        assert plain.get("/tls-written")[0] == b"over tls", "replicated over the TLS quorum links"
+        plain.stop()
+        again = zkops("deploy", str(inv), "--known-hosts", str(known), "--wheel", str(wheel), cwd=tmp_path)
+        assert again.returncode == 0 and all(c[1] == 0 for c in _recap(again.stdout).values()), again.stdout[-2000:]
+    finally:
+        zkops("destroy", str(inv), "--yes", "--purge-data", "--known-hosts", str(known), cwd=tmp_path)
