@@ -178,3 +178,43 @@ def test_ssl_quorum_elects_and_replicates_and_keeps_out_strangers(pki: Pki, tmp_
                 except ConnectionResetError:
                     reply = b""
                 assert not reply.startswith(b"\x00"), "no peer frame answers a plain connection"
+
+
+def _jks(pki: Pki, tmp_path: Path) -> tuple[Path, Path]:
+    """The server key and the CA as Java key stores, as Apache ZooKeeper's configs name them."""
+    import jks
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    pem = (pki.dir / "server.pem").read_bytes()
+    cert = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    key = serialization.load_pem_private_key(pem, None).private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    keystore, truststore = tmp_path / "keystore.jks", tmp_path / "truststore.jks"
+    jks.KeyStore.new("jks", [jks.PrivateKeyEntry.new("server", [cert], key, "pkcs8")]).save(str(keystore), "apassword")
+    ca = x509.load_pem_x509_certificate(pki.ca.read_bytes()).public_bytes(serialization.Encoding.DER)
+    jks.KeyStore.new("jks", [jks.TrustedCertEntry.new("ca", ca)]).save(str(truststore), "apassword")
+    return keystore, truststore
+
+
+def test_java_key_stores_from_an_apache_config_work_unchanged(pki: Pki, tmp_path: Path):
+    keystore, truststore = _jks(pki, tmp_path)
+    port = free_port()
+    proc = ZkopsProcess(extra_cfg={"secureClientPort": str(port), "secureClientPortAddress": "127.0.0.1",
+                                   "ssl.keyStore.location": str(keystore), "ssl.keyStore.password": "apassword",
+                                   "ssl.trustStore.location": str(truststore), "ssl.trustStore.password": "apassword"})
+    proc.start()
+    try:
+        proc.secure_port = port  # type: ignore[attr-defined]
+        zk = tls_client(proc, pki, "alice")
+        assert zk.exists("/zookeeper") is not None
+        zk.stop()
+    finally:
+        proc.cleanup()
+    cfg = tmp_path / "zoo.cfg"
+    (tmp_path / "data").mkdir()
+    cfg.write_text(f"tickTime=2000\ndataDir={tmp_path / 'data'}\nsecureClientPort={free_port()}\n"
+                   f"ssl.keyStore.location={keystore}\nssl.keyStore.password=wrong\n")
+    done = subprocess.run([sys.executable, "-m", "zkops.server", "start-foreground", str(cfg)], capture_output=True,
+                          text=True, timeout=60, env={"ZOO_LOG_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert done.returncode != 0 and "wrong key store password" in done.stdout + done.stderr
