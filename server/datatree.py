@@ -221,7 +221,7 @@ class DataTree:
 
     def create(self, path: str, data: bytes | None, acl: list[ACL] | tuple[ACL, ...], owner: int,
                parent_cversion: int, zxid: int, time: int) -> Node:
-        node = Node(data if data is not None else b"", self.acls.intern(acl), zxid, time, owner)
+        node = Node(data, self.acls.intern(acl), zxid, time, owner)  # null data stays null, as in Apache
         self._add(path, node, parent_cversion, zxid)
         return node
 
@@ -256,7 +256,7 @@ class DataTree:
         node = self.nodes.get(path)
         if node is None:
             raise ZkError(Err.NONODE, path)
-        node.data = data if data is not None else b""
+        node.data = data
         node.mzxid = zxid
         node.mtime = time
         node.version = version
@@ -373,7 +373,7 @@ class _Frozen:
 def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: list[ACL],
                          stat: StatPersisted) -> None:
     """Insert one node read from a snapshot, as ZooKeeper's deserialize does."""
-    node = Node(data if data is not None else b"", tree.acls.intern(acl), stat.czxid, stat.ctime, stat.ephemeralOwner)
+    node = Node(data, tree.acls.intern(acl), stat.czxid, stat.ctime, stat.ephemeralOwner)
     node.mzxid = stat.mzxid
     node.mtime = stat.mtime
     node.version = stat.version

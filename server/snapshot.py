@@ -331,7 +331,7 @@ def _parse(data: bytes, name: str) -> tuple[dict[int, int], list[Node], ZxidDige
             if path and path[: path.rfind("/")] not in seen:
                 raise SnapshotError(f"{name}: node {path} comes before its parent")
             seen.add(path)
-            nodes.append((path, node.data if node.data is not None else b"", acl, node.stat))
+            nodes.append((path, node.data, acl, node.stat))
         off = _check_seal(mv, off, name)
         digest = None
         if off < len(mv):

@@ -142,3 +142,30 @@ def test_snapshot_is_written_by_a_child_and_is_exact():
         assert len(created) == min(200, newest.zxid - 1)
         log = (server.workdir / "zkops-server.log").read_text()
         assert "written by child" in log
+
+
+def test_null_data_stays_null_through_log_and_snapshot():
+    """Apache keeps a create's null data as null (length -1), through restarts too."""
+    from kazoo.client import KazooClient
+
+    from tests.support.ourzk import ZkopsProcess
+
+    proc = ZkopsProcess(extra_cfg={"snapCount": "2"})
+    proc.start()
+    try:
+        zk = KazooClient(proc.address)
+        zk.start()
+        zk.create("/null-data", None)
+        zk.create("/empty-data", b"")
+        for i in range(6):  # enough writes to roll a snapshot with the null node in it
+            zk.create(f"/filler-{i}", b"x")
+        assert zk.get("/null-data")[0] is None and zk.get("/empty-data")[0] == b""
+        zk.stop()
+        proc.kill()
+        proc.start()
+        zk = KazooClient(proc.address)
+        zk.start()
+        assert zk.get("/null-data")[0] is None and zk.get("/empty-data")[0] == b""
+        zk.stop()
+    finally:
+        proc.cleanup()

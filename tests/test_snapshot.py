@@ -125,7 +125,7 @@ def test_nodes_must_come_after_their_parent_and_the_root_first():
         snap.serialize(1, {}, [*tree(), ("/app", b"", OPEN, stat())])
 
 
-def test_null_data_reads_as_empty_and_acl_minus_one_is_open():
+def test_null_data_stays_null_and_acl_minus_one_is_open():
     # ZooKeeper's own root and /zookeeper nodes carry ACL id -1 and no cache entry
     body = (b"ZKSN" + _i(2) + _q(-1) + _i(0) + _i(0)
             + _s("") + _i(-1) + _q(-1) + stat().to_bytes()
@@ -134,7 +134,7 @@ def test_null_data_reads_as_empty_and_acl_minus_one_is_open():
     raw = body + _q(zlib.adler32(body)) + _s("/")
     sessions, nodes = snap.parse(raw)
     assert sessions == {}
-    assert nodes == [("", b"", OPEN, stat()), ("/zookeeper", b"", OPEN, stat())]
+    assert nodes == [("", None, OPEN, stat()), ("/zookeeper", b"", OPEN, stat())]
 
 
 def _sealed(body: bytes) -> bytes:
