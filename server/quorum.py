@@ -225,6 +225,7 @@ class Ensemble:
         self.server.looking_count += 1
         self.server.expire_sessions = False
         self.server.serving_clients = False
+        self._schedule_read_only()
         await self.election_net.start()
         await self.quorum_net.start()
         self._apply(self.peer.start())
@@ -393,8 +394,17 @@ class Ensemble:
         self.peer.zab.committed = db.tree.last_zxid
 
     # ------------------------------------------------------------ roles
+    def _schedule_read_only(self) -> None:
+        """With readonlymode.enabled, a server still without a role after max(2 s, tickTime) serves
+        read-only clients (as Apache's QuorumPeer starts its ReadOnlyZooKeeperServer)."""
+        if not getattr(self.cfg, "readonly_mode_enabled", False):
+            return
+        delay = max(2.0, self.cfg.tick_time / 1000.0)
+        self.loop.call_later(delay, self.server.enter_read_only)
+
     def _serve(self, role: str, epoch: int) -> None:
         server = self.server
+        server.leave_read_only()
         server.state = {"leader": "leader", "follower": "follower", "observer": "observer"}[role]
         server.serving_clients = True
         server.expire_sessions = role == "leader"
@@ -415,6 +425,7 @@ class Ensemble:
         server.expire_sessions = False
         for conn in list(server.connections):
             conn.close()
+        self._schedule_read_only()
         self.waiting.clear()
         self.sync_waiters.clear()
         self.sync_pending.clear()

@@ -179,6 +179,8 @@ class ZooKeeperServer:
         self.touched_sessions: set[int] = set()
         self.expire_sessions = True  # only the leader (or a standalone server) expires sessions
         self.serving_clients = True  # False while an ensemble member has no role
+        self.read_only = False  # serving read-only sessions while cut off (readonlymode.enabled)
+        self.ro_sessions: set[int] = set()
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -263,6 +265,9 @@ class ZooKeeperServer:
         expired = self.core.sessions.expired(now)
         if not self.expire_sessions:
             for s in expired:
+                if s.session_id in self.ro_sessions:  # a read-only session is this server's alone
+                    self._drop_ro_session(s.session_id, "expired")
+                    continue
                 s.closing = False
                 self.core.sessions.touch(s.session_id, now)
             expired = []
@@ -306,10 +311,61 @@ class ZooKeeperServer:
     trace_mask = 0
 
     def mode(self) -> str:
-        return self.state
+        return "read-only" if self.read_only else self.state
 
     def serving(self) -> bool:
-        return self.running and self.serving_clients
+        return self.running and (self.serving_clients or self.read_only)
+
+    # ------------------------------------------------------------ read-only mode
+    def enter_read_only(self) -> None:
+        """Cut off from the quorum with readonlymode.enabled: serve reads to clients that asked for
+        read-only sessions (ReadOnlyZooKeeperServer); writes get NOTREADONLY."""
+        if self.serving_clients or self.read_only or not self.running:
+            return
+        self.read_only = True
+        log.info("no quorum: serving read-only clients from zxid 0x%x", self.core.last_zxid)
+
+    def leave_read_only(self) -> None:
+        """Back in a quorum: read-only sessions end so their clients find a read-write server."""
+        if not self.read_only:
+            return
+        self.read_only = False
+        for sid in list(self.ro_sessions):
+            self._drop_ro_session(sid, "the server rejoined the quorum")
+        log.info("left read-only mode")
+
+    def _drop_ro_session(self, sid: int, why: str) -> None:
+        self.ro_sessions.discard(sid)
+        self.core.sessions.remove(sid)
+        conn = self.by_session.pop(sid, None)
+        log.info("closing read-only session 0x%x: %s", sid, why)
+        if conn is not None:
+            conn.session_id = 0
+            conn.close()
+
+    def _connect_read_only(self, conn: ClientConnection, req: ConnectRequest) -> None:
+        core = self.core
+        timeout = core.limits.negotiate(req.timeOut)
+        sid = req.sessionId
+        if sid == 0:
+            sid = core.sessions.new_session_id()
+        elif req.passwd != session_password(sid):
+            conn.send_connect_response(ConnectResponse(0, 0, 0, EMPTY_PASSWD), True)
+            conn.close()
+            return
+        core.sessions.add(sid, timeout, _now_ms())
+        self.ro_sessions.add(sid)
+        old = self.by_session.get(sid)
+        if old is not None and old is not conn:
+            old.session_id = 0
+            old.close()
+        conn.session_id = sid
+        conn.timeout = timeout
+        conn.read_only_session = True
+        self.by_session[sid] = conn
+        log.info("Established read-only session 0x%x with negotiated timeout %d for client %s", sid, timeout,
+                 conn.peer[0])
+        conn.send_connect_response(ConnectResponse(0, timeout, sid, session_password(sid)), True)
 
     def extra_mntr(self) -> list[tuple[str, object]]:
         return []
@@ -359,7 +415,13 @@ class ZooKeeperServer:
         core = self.core
         conn.connected = True
         if not self.serving_clients:
-            log.info("closing connection from %s: this server is not serving (no quorum role)", conn.peer[0])
+            if self.read_only and conn.readonly_requested:
+                self._connect_read_only(conn, req)
+                return
+            if self.read_only:
+                log.info("Refusing session request for not-read-only client %s", conn.peer[0])
+            else:
+                log.info("closing connection from %s: this server is not serving (no quorum role)", conn.peer[0])
             conn.close()
             return
         if req.lastZxidSeen > core.last_zxid:
@@ -420,6 +482,13 @@ class ZooKeeperServer:
             else:
                 self._finish(conn, req, core.last_zxid, Err.MARSHALLINGERROR)
             return
+        if req.write and conn.read_only_session:
+            if op == Op.closeSession:
+                conn.send_reply(xid, core.last_zxid, 0)
+                self._drop_ro_session(conn.session_id, "closed by the client")
+            else:
+                self._finish(conn, req, core.last_zxid, Err.NOTREADONLY)
+            return
         if req.write:
             if op == Op.closeSession:
                 self.submit(conn, req, Op.closeSession, None)
@@ -452,7 +521,8 @@ class ZooKeeperServer:
                 return
             if op == Op.sasl:
                 raise ZkError(Err.UNIMPLEMENTED)
-            if op == Op.sync and self.ensemble is not None and self.ensemble.client_sync(conn, req):
+            if op == Op.sync and self.ensemble is not None and not conn.read_only_session \
+                    and self.ensemble.client_sync(conn, req):
                 return
             body = core.read(op, req.record, conn, conn.auth, conn.session_id)
         except ZkError as exc:

@@ -257,3 +257,45 @@ def test_silent_client_on_a_follower_expires_and_its_ephemeral_goes():
         finally:
             watcher.stop()
             watcher.close()
+
+
+def test_read_only_mode_serves_reads_when_cut_off_and_hands_back_when_the_quorum_returns():
+    from kazoo.exceptions import NotReadOnlyCallError
+    from kazoo.protocol.states import KeeperState
+
+    from zkops.server.cli import four_letter
+
+    with Ensemble(3, extra={"readonlymode.enabled": "true"}) as ens:
+        ens.wait_ready()
+        zk = _client(ens.connect_string)
+        zk.create("/ro-data", b"before")
+        zk.sync("/")
+        zk.stop()
+        survivor = 3
+        for i in (1, 2):
+            ens.kill(i)
+        deadline = time.monotonic() + 20
+        while four_letter("127.0.0.1", ens.client_port(survivor), "isro").strip() != "ro":
+            assert time.monotonic() < deadline, "the cut-off server never went read-only"
+            time.sleep(0.2)
+        assert "Mode: read-only" in four_letter("127.0.0.1", ens.client_port(survivor), "srvr")
+        ro = KazooClient(hosts=ens.address(survivor), read_only=True, timeout=4, connection_retry={"max_tries": -1})
+        ro.start(timeout=20)
+        try:
+            assert ro.client_state == KeeperState.CONNECTED_RO
+            assert ro.get("/ro-data")[0] == b"before"
+            with pytest.raises(NotReadOnlyCallError):
+                ro.create("/ro-write", b"x")
+            rw = KazooClient(hosts=ens.address(survivor), timeout=4, connection_retry={"max_tries": 1})
+            with pytest.raises(Exception):  # noqa: B017 - a read-write client is turned away
+                rw.start(timeout=5)
+            rw.stop()
+            ens.start(1, 2)
+            ens.wait_ready(60)
+            deadline = time.monotonic() + 30
+            while ro.client_state != KeeperState.CONNECTED:
+                assert time.monotonic() < deadline, f"the client stayed {ro.client_state}"
+                time.sleep(0.2)
+            ro.create("/ro-write-after", b"x")
+        finally:
+            ro.stop()

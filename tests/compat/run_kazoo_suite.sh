@@ -17,7 +17,7 @@ py="$venv/bin/python"
 stamp="$venv/.installed"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   "$py" -m pip install -q --upgrade pip >/dev/null
-  "$py" -m pip install -q -e "$root" "kazoo==2.11.*" pytest "pyopenssl<24.3" "cryptography<44" pyjks objgraph
+  "$py" -m pip install -q -e "$root" "kazoo==2.11.*" pytest pytest-timeout "pyopenssl<24.3" "cryptography<44" pyjks objgraph gevent eventlet pure-sasl
   touch "$stamp"
 fi
 suite="$("$py" -c 'import kazoo.tests, os; print(os.path.dirname(kazoo.tests.__file__))')"
@@ -29,4 +29,6 @@ export ZOOKEEPER_PORT_OFFSET="${ZOOKEEPER_PORT_OFFSET:-23000}"
 work="$(mktemp -d /tmp/zkops-kazoo-suite.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-exec "$py" -m pytest -p no:cacheprovider -o addopts="" --rootdir "$work" -q -rs "$suite" "$@"
+status=0
+"$py" -m pytest -p no:cacheprovider -c /dev/null --rootdir "$work" -q -rs "$suite" "$@" || status=$?
+exit "$status"
