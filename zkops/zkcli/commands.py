@@ -206,7 +206,7 @@ class Commands:
         self.zk: KazooClient | None = None
         self.closed = True
         self._lock = threading.Lock()
-        self._events: deque[str] = deque()
+        self._announced = threading.Event()  # set once the connection's SyncConnected line is printed
 
     # ------------------------------------------------------------ connection
     @property
@@ -240,8 +240,12 @@ class Commands:
         self.closed = False
         self.out.write(f"Connecting to {self.hosts}\n")
         self.out.flush()
+        self._announced.clear()
         ready = zk.start_async()
-        ready.wait(wait if wait is not None else self.request_timeout)
+        limit = wait if wait is not None else self.request_timeout
+        ready.wait(limit)
+        if zk.state == KazooState.CONNECTED:  # the SyncConnected line comes before the next prompt
+            self._announced.wait(min(limit, 5.0))
         return zk.state == KazooState.CONNECTED
 
     def _on_state(self, state: str) -> None:
@@ -249,6 +253,7 @@ class Commands:
             return
         if state == KazooState.CONNECTED:
             self.event("ConnectedReadOnly" if self.zk and self.zk.client_state == "CONNECTED_RO" else "SyncConnected")
+            self._announced.set()
         elif state == KazooState.SUSPENDED:
             self.event("Disconnected")
         elif state == KazooState.LOST:
