@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import random
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import acl as aclmod
-from .codes import Err, Op, Xid, ZkError
+from .codes import Err, Op, Perm, Xid, ZkError
 from .connection import MALFORMED, ClientConnection, Request
 from .core import Limits, ServerCore
 from .datatree import ApplyResult, DataTree
@@ -494,7 +495,7 @@ class ZooKeeperServer:
                 self.submit(conn, req, Op.closeSession, None)
                 return
             if op == Op.reconfig:
-                self._finish(conn, req, core.last_zxid, Err.RECONFIGDISABLED)
+                self._finish(conn, req, core.last_zxid, self._reconfig_refusal(conn, req.record))
                 return
             self.submit(conn, req, op, req.record)
             return
@@ -530,6 +531,31 @@ class ZooKeeperServer:
             return
         conn.send_reply(xid, core.last_zxid, 0, body)
         conn.record_latency(req, core.last_zxid)
+
+    def _reconfig_refusal(self, conn: ClientConnection, r: Any) -> int:
+        """Why a reconfig is refused, checked in Apache's order (enabled, ACL, arguments, version);
+        one that passes every check is still refused: membership changes are not implemented."""
+        if not getattr(self.cfg, "reconfig_enabled", False):
+            return Err.RECONFIGDISABLED
+        from .acl import AclCheck
+
+        config = self.core.tree.nodes.get("/zookeeper/config")
+        if config is not None and not AclCheck.allowed(Perm.WRITE, config.acl, conn.auth):
+            return Err.NOAUTH
+        joining = [j for j in (r.joiningServers or "").split(",") if j.strip()]
+        leaving = [x for x in (r.leavingServers or "").split(",") if x.strip()]
+        members = [m for m in (r.newMembers or "").split(",") if m.strip()]
+        if (members and (joining or leaving)) or not (joining or leaving or members) \
+                or not all(_SERVER_SPEC.fullmatch(j.strip()) for j in joining + members) \
+                or not all(x.strip().isdigit() for x in leaving):
+            return Err.BADARGUMENTS
+        data = (config.data if config is not None else None) or b""
+        version = next((int(line[8:], 16) for line in data.decode(errors="replace").splitlines()
+                        if line.startswith("version=")), 0)
+        if r.curConfigId not in (-1, version):
+            return Err.BADVERSION
+        log.warning("reconfig from %s refused: dynamic reconfiguration is not implemented", conn.peer[0])
+        return Err.UNIMPLEMENTED
 
     def _finish(self, conn: ClientConnection, req: Request, zxid: int, err: int, body: Any = None) -> None:
         conn.send_reply(req.xid, zxid, int(err), body)
@@ -698,6 +724,10 @@ class ZooKeeperServer:
                          (time.monotonic() - started) * 1000)
 
         self.loop.call_later(0.05, reap)
+
+
+# server.N=host:quorumPort:electionPort[:participant|observer][;[clientHost:]clientPort]
+_SERVER_SPEC = re.compile(r"server\.\d+=[^:;=\s]+:\d+:\d+(:(participant|observer))?(;([^:;\s]+:)?\d+)?")
 
 
 class _PathReq:
