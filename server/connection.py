@@ -83,6 +83,7 @@ class ClientConnection(asyncio.Protocol):
         self.peer = ("?", 0)
         self.readonly_requested = False
         self.read_only_session = False  # established while the server was in read-only mode
+        self.sasl: Any = None  # the DIGEST-MD5 exchange in progress, if any
         self.established = time.time()
         self.packets_received = 0
         self.packets_sent = 0

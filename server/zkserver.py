@@ -25,7 +25,15 @@ from .codes import Err, Op, Perm, Xid, ZkError
 from .connection import MALFORMED, ClientConnection, Request
 from .core import Limits, ServerCore
 from .datatree import ApplyResult, DataTree
-from .records import ConnectRequest, ConnectResponse, Create2Response, CreateResponse, StatResponse, TxnHeader
+from .records import (
+    ConnectRequest,
+    ConnectResponse,
+    Create2Response,
+    CreateResponse,
+    Id,
+    StatResponse,
+    TxnHeader,
+)
 from .sessions import session_password
 from .txncodec import encode_txn
 from .wire import encode_multi_results
@@ -181,6 +189,7 @@ class ZooKeeperServer:
         self.expire_sessions = True  # only the leader (or a standalone server) expires sessions
         self.serving_clients = True  # False while an ensemble member has no role
         self.read_only = False  # serving read-only sessions while cut off (readonlymode.enabled)
+        self.sasl_users: dict[str, str] | None = None  # from the JAAS file, read on the first sasl request
         self.ro_sessions: set[int] = set()
 
     # ------------------------------------------------------------ lifecycle
@@ -521,7 +530,8 @@ class ZooKeeperServer:
                 conn.record_latency(req, core.last_zxid)
                 return
             if op == Op.sasl:
-                raise ZkError(Err.UNIMPLEMENTED)
+                self._sasl(conn, req)
+                return
             if op == Op.sync and self.ensemble is not None and not conn.read_only_session \
                     and self.ensemble.client_sync(conn, req):
                 return
@@ -531,6 +541,31 @@ class ZooKeeperServer:
             return
         conn.send_reply(xid, core.last_zxid, 0, body)
         conn.record_latency(req, core.last_zxid)
+
+    def _sasl(self, conn: ClientConnection, req: Request) -> None:
+        """One step of a client's SASL DIGEST-MD5 exchange (users from the JAAS file, see sasl.py)."""
+        from .records import SaslToken
+        from .sasl import DigestMd5Server, SaslError, users_from_environment
+
+        if self.sasl_users is None:
+            self.sasl_users = users_from_environment(getattr(self.cfg, "raw", {}))
+        try:
+            if not self.sasl_users:
+                raise SaslError("no SASL users are configured (java.security.auth.login.config)")
+            if conn.sasl is None:
+                conn.sasl = DigestMd5Server(self.sasl_users)
+            reply, user = conn.sasl.step(req.record.token or b"")
+        except (SaslError, UnicodeDecodeError) as exc:
+            log.warning("SASL authentication failed for %s: %s", conn.peer[0], exc)
+            conn.send_reply(req.xid, self.core.last_zxid, int(Err.AUTHFAILED))
+            conn.close()
+            return
+        if user is not None:
+            ident = Id("sasl", user)
+            if ident not in conn.auth:
+                conn.auth.append(ident)
+            log.info("Successfully authenticated client: authenticationID=%s", user)
+        conn.send_reply(req.xid, self.core.last_zxid, 0, SaslToken(reply))
 
     def _reconfig_refusal(self, conn: ClientConnection, r: Any) -> int:
         """Why a reconfig is refused, checked in Apache's order (enabled, ACL, arguments, version);
