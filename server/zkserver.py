@@ -568,15 +568,17 @@ class ZooKeeperServer:
         conn.send_reply(req.xid, self.core.last_zxid, 0, SaslToken(reply))
 
     def _reconfig_refusal(self, conn: ClientConnection, r: Any) -> int:
-        """Why a reconfig is refused, checked in Apache's order (enabled, ACL, arguments, version);
-        one that passes every check is still refused: membership changes are not implemented."""
+        """Why a reconfig is refused, checked in Apache's order (PrepRequestProcessor: enabled, config
+        version, arguments, then the ACL of /zookeeper/config); one that passes every check is still
+        refused: membership changes are not implemented."""
         if not getattr(self.cfg, "reconfig_enabled", False):
             return Err.RECONFIGDISABLED
-        from .acl import AclCheck
-
         config = self.core.tree.nodes.get("/zookeeper/config")
-        if config is not None and not AclCheck.allowed(Perm.WRITE, config.acl, conn.auth):
-            return Err.NOAUTH
+        data = (config.data if config is not None else None) or b""
+        version = next((int(line[8:], 16) for line in data.decode(errors="replace").splitlines()
+                        if line.startswith("version=")), 0)
+        if r.curConfigId not in (-1, version):
+            return Err.BADVERSION
         joining = [j for j in (r.joiningServers or "").split(",") if j.strip()]
         leaving = [x for x in (r.leavingServers or "").split(",") if x.strip()]
         members = [m for m in (r.newMembers or "").split(",") if m.strip()]
@@ -584,11 +586,10 @@ class ZooKeeperServer:
                 or not all(_SERVER_SPEC.fullmatch(j.strip()) for j in joining + members) \
                 or not all(x.strip().isdigit() for x in leaving):
             return Err.BADARGUMENTS
-        data = (config.data if config is not None else None) or b""
-        version = next((int(line[8:], 16) for line in data.decode(errors="replace").splitlines()
-                        if line.startswith("version=")), 0)
-        if r.curConfigId not in (-1, version):
-            return Err.BADVERSION
+        from .acl import AclCheck
+
+        if config is not None and not AclCheck.allowed(Perm.WRITE, config.acl, conn.auth):
+            return Err.NOAUTH
         log.warning("reconfig from %s refused: dynamic reconfiguration is not implemented", conn.peer[0])
         return Err.UNIMPLEMENTED
 

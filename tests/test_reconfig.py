@@ -1,5 +1,5 @@
-"""reconfig requests get Apache's refusals in Apache's order: disabled, then the ACL of
-/zookeeper/config (only a super user may write it), then the arguments, then the version;
+"""reconfig requests get Apache's refusals in Apache's order: disabled, then the config version,
+then the arguments, then the ACL of /zookeeper/config (only a super user may write it);
 membership changes themselves are not implemented and say so."""
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ def test_refusals_in_apaches_order():
         try:
             with pytest.raises(NoAuthError):
                 anyone.reconfig(joining=OBSERVER, leaving=None, new_members=None)
+            with pytest.raises(BadArgumentsError):  # arguments before the ACL, as kazoo's test_bad_input shows
+                anyone.reconfig(joining="some thing", leaving=None, new_members=None)
+            with pytest.raises(BadVersionError):  # and the version before both
+                anyone.reconfig(joining="some thing", leaving=None, new_members=None, from_config=5)
             with pytest.raises(BadArgumentsError):
                 admin.reconfig(joining="some thing", leaving=None, new_members=None)
             with pytest.raises(BadArgumentsError):
