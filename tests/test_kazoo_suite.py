@@ -1,0 +1,34 @@
+"""kazoo's own test suite against zkops: the yardstick nobody here wrote.
+
+Runs tests/compat/run_kazoo_suite.sh (kazoo's harness starting a three-server zkops cluster
+through the java stand-in) and holds the result to what Apache ZooKeeper 3.8 achieves:
+every test passes except the ones listed in KNOWN_FAILURES, each with its reason.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parent.parent
+KNOWN_FAILURES = {
+    # adds and removes an observer with reconfig: dynamic membership changes are not implemented
+    "TestReconfig::test_add_remove_observer",
+}
+
+
+def test_kazoo_suite_passes_but_for_known_failures():
+    done = subprocess.run([str(ROOT / "tests/compat/run_kazoo_suite.sh"), "-p", "no:warnings", "--timeout", "120",
+                           "-rf"], capture_output=True, text=True, timeout=1800)
+    out = done.stdout + done.stderr
+    summary = re.search(r"(?:(\d+) failed, )?(\d+) passed(?:, (\d+) skipped)?", out)
+    assert summary, out[-3000:]
+    failed = set(re.findall(r"^FAILED \S+::(\w+::\w+)", out, re.M))
+    assert failed <= KNOWN_FAILURES, f"new failures: {sorted(failed - KNOWN_FAILURES)}\n{out[-3000:]}"
+    passed, skipped = int(summary.group(2)), int(summary.group(3) or 0)
+    assert passed >= 489 and skipped <= 3, summary.group(0)
