@@ -70,6 +70,11 @@ class ServerCore:
         self.sessions = SessionTracker(limits.tick_time, limits.server_id, now_ms)
         self.prep = Preparer(self.tree, extended_types=limits.extended_types,
                              super_digest=limits.super_digest)
+        self.prep.session_open = self._session_open
+
+    def _session_open(self, session_id: int) -> bool:
+        s = self.sessions.sessions.get(session_id)
+        return s is not None and not s.closing
 
     @property
     def last_zxid(self) -> int:

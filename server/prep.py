@@ -9,6 +9,7 @@ an error transaction, exactly as ZooKeeper logs it (failed writes also take a zx
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from . import paths
@@ -88,6 +89,12 @@ class Preparer:
         # per-parent count of child creations: the sequential suffix (deletes do not count)
         self.seq: dict[str, int] = {}
         self._seq_undo: list[tuple[str, int | None]] | None = None
+        # Is this session open (known and not closing)? Set by the owner of the session tracker;
+        # a write from a session that ended meanwhile (a request that sat in a paused follower,
+        # or on the server a moved session left) becomes a SESSIONEXPIRED error txn, as Apache's
+        # PrepRequestProcessor.checkSession makes it: applying it would leave an ephemeral that
+        # nothing ever deletes.
+        self.session_open: Callable[[int], bool] = lambda session_id: True
 
     # ------------------------------------------------------------ outstanding changes
     def record(self, path: str) -> Change | None:
@@ -145,6 +152,8 @@ class Preparer:
             zxid = self.take_zxid()
         hdr = TxnHeader(session_id, cxid, zxid, now_ms, op)
         try:
+            if session_id and op not in (Op.createSession, Op.closeSession) and not self.session_open(session_id):
+                raise ZkError(Err.SESSIONEXPIRED)
             if op == Op.multi:
                 return self._multi(hdr, req, auth)
             body = self._one(hdr, op, req, auth)
