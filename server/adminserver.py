@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .connection import ClientConnection
     from .zkserver import ZooKeeperServer
 
-Command = Callable[["ZooKeeperServer"], dict[str, Any]]
+Command = Callable[..., dict[str, Any]]  # (server) or (server, query) -> the JSON body
 
 
 def _connection(c: ClientConnection) -> dict[str, Any]:
@@ -49,7 +49,8 @@ def _server_stats(s: ZooKeeperServer) -> dict[str, Any]:
         "server_stats": {
             "packets_sent": sum(c.packets_sent for c in s.connections) + st.packets_sent,
             "packets_received": sum(c.packets_received for c in s.connections) + st.packets_received,
-            "fsync_threshold_exceed_count": 0, "client_response_stats": {},
+            "fsync_threshold_exceed_count": 0,
+            "client_response_stats": {"last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1},
             "provider_null": False, "server_state": s.mode(), "outstanding_requests": len(s.pending),
             "min_latency": max(st.min_latency, 0), "avg_latency": round(st.avg_latency, 4),
             "max_latency": st.max_latency,
@@ -57,6 +58,7 @@ def _server_stats(s: ZooKeeperServer) -> dict[str, Any]:
             "log_dir_size": fourletter._dir_size(Path(cfg.data_log_dir) / "version-2"),
             "last_processed_zxid": s.core.last_zxid, "num_alive_client_connections": len(s.connections),
             "uptime": int((time.time() - st.started) * 1000), "auth_failed_count": 0,
+            "non_mtlsremote_conn_count": 0, "non_mtlslocal_conn_count": 0,
         },
         "client_response": {"last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1},
         "node_count": s.core.tree.node_count(),
@@ -80,7 +82,7 @@ def _monitor(s: ZooKeeperServer) -> dict[str, Any]:
 
 def _conf(s: ZooKeeperServer) -> dict[str, Any]:
     cfg = s.cfg
-    return {"client_port": cfg.client_port or -1, "secure_client_port": cfg.secure_client_port or -1,
+    return {"client_port": cfg.client_port or -1,
             "data_dir": str(Path(cfg.data_dir) / "version-2"), "data_log_dir": str(Path(cfg.data_log_dir) / "version-2"),
             "tick_time": cfg.tick_time, "max_client_cnxns": cfg.max_client_cnxns,
             "min_session_timeout": cfg.min_session_timeout, "max_session_timeout": cfg.max_session_timeout,
@@ -123,7 +125,7 @@ def _watches_by_path(s: ZooKeeperServer) -> dict[str, Any]:
 def _leader(s: ZooKeeperServer) -> dict[str, Any]:
     ensemble = getattr(s, "ensemble", None)
     if ensemble is None:
-        return {"error": "this server is not part of an ensemble (standalone)"}
+        return {"error": "server is not initialized"}  # Apache's answer on a standalone server
     leader = ensemble.peer.leader
     spec = s.cfg.servers.get(leader) if leader is not None else None
     return {"is_leader": s.mode() == "leader", "leader_id": leader if leader is not None else -1,
@@ -150,6 +152,44 @@ def _zabstate(s: ZooKeeperServer) -> dict[str, Any]:
             "zabstate": "broadcast" if ensemble.peer.established else "election"}
 
 
+def _last_snapshot(s: ZooKeeperServer) -> dict[str, Any]:
+    snaps = []
+    for f in (Path(s.cfg.data_dir) / "version-2").glob("snapshot.*"):
+        try:
+            snaps.append((int(f.name.split(".", 1)[1], 16), int(f.stat().st_mtime)))
+        except (ValueError, OSError):
+            continue
+    zxid, when = max(snaps) if snaps else (0, 0)
+    return {"zxid": f"{zxid:x}", "timestamp": when}
+
+
+def _initial_configuration(s: ZooKeeperServer) -> dict[str, Any]:
+    source = getattr(s.cfg, "source", None)
+    try:
+        text = Path(source).read_text() if source else ""
+    except OSError:
+        text = ""
+    return {"initial_configuration": text}
+
+
+def _observers(s: ZooKeeperServer) -> dict[str, Any]:
+    ensemble = getattr(s, "ensemble", None)
+    if ensemble is None or s.mode() != "leader":
+        return {"synced_observers": 0, "observers": []}  # only the leader knows its observers
+    learners = [lr for lr in ensemble.peer.zab.learners.values() if lr.observer]
+    return {"synced_observers": sum(1 for lr in learners if lr.phase == "synced"),
+            "observers": [{"sid": getattr(lr, "sid", None), "phase": lr.phase} for lr in learners]}
+
+
+def _set_trace_mask(s: ZooKeeperServer, query: dict[str, list[str]]) -> dict[str, Any]:
+    try:
+        mask = int(query["traceMask"][0])
+    except (KeyError, IndexError, ValueError):
+        return {"error": "setTraceMask requires long traceMask argument"}
+    s.trace_mask = mask
+    return {"tracemask": mask}
+
+
 def _stat_reset(s: ZooKeeperServer) -> dict[str, Any]:
     s.stats.reset()
     return {}
@@ -170,6 +210,12 @@ COMMANDS: dict[str, tuple[tuple[str, ...], Command]] = {
     "dump": ((), _dump),
     "environment": (("env", "envi"), _envi),
     "get_trace_mask": (("gtmk",), lambda s: {"tracemask": s.trace_mask}),
+    "hash": ((), lambda s: {"digests": []}),  # zkops keeps no tree digests
+    "initial_configuration": (("icfg",), _initial_configuration),
+    "last_snapshot": (("lsnp",), _last_snapshot),
+    "observer_connection_stat_reset": (("orst",), lambda s: {}),
+    "observers": (("obsr",), _observers),
+    "set_trace_mask": (("stmk",), _set_trace_mask),
     "is_read_only": (("isro",), lambda s: {"read_only": s.mode() == "read-only"}),
     "leader": (("lead",), _leader),
     "monitor": (("mntr",), _monitor),
@@ -187,7 +233,10 @@ COMMANDS: dict[str, tuple[tuple[str, ...], Command]] = {
 ALIASES = {alias: name for name, (aliases, _) in COMMANDS.items() for alias in (name, *aliases)}
 
 
-def run_command(s: ZooKeeperServer, name: str) -> tuple[int, dict[str, Any]]:
+WITH_QUERY = {"set_trace_mask"}
+
+
+def run_command(s: ZooKeeperServer, name: str, query: dict[str, list[str]] | None = None) -> tuple[int, dict[str, Any]]:
     primary = ALIASES.get(name)
     if primary is None:
         return 404, {"command": name, "error": f"Unknown command: {name}"}
@@ -195,7 +244,8 @@ def run_command(s: ZooKeeperServer, name: str) -> tuple[int, dict[str, Any]]:
                                            "is_read_only", "system_properties", "voting_view", "zabstate",
                                            "stats", "dirs"):
         return 200, {"command": primary, "error": "This ZooKeeper instance is not currently serving requests"}
-    body = COMMANDS[primary][1](s)
+    fn = COMMANDS[primary][1]
+    body = fn(s, query or {}) if primary in WITH_QUERY else fn(s)
     error = body.pop("error", None)
     return 200, {**body, "command": primary, "error": error}
 
@@ -208,7 +258,7 @@ def handler(s: ZooKeeperServer) -> Callable[[str, dict[str, list[str]]], tuple[i
         if len(parts) == 1:
             links = "".join(f'<a href="/commands/{n}">{n}</a><br/>\n' for n in sorted(COMMANDS))
             return 200, "text/html", f"<h1>ZooKeeper AdminServer commands</h1>\n{links}".encode()
-        status, body = run_command(s, parts[1])
+        status, body = run_command(s, parts[1], query)
         return status, "application/json", json.dumps(body, indent=2, default=str).encode()
 
     return handle

@@ -27,8 +27,10 @@ def available() -> bool:
     return (JAVA_DIR / "zookeeper.jar").exists() and shutil.which("java") is not None
 
 
-def classpath(conf_dir: Path | None = None) -> str:
+def classpath(conf_dir: Path | None = None, admin: bool = False) -> str:
     jars = [JAVA_DIR / "zookeeper.jar", *(JAVA_DIR / j for j in EXTRA_JARS)]
+    if admin:  # the AdminServer runs on Jetty, which Debian's manifest leaves out too
+        jars += sorted(p for p in JAVA_DIR.glob("jetty9-*.jar") if "alpn" not in p.name and "-9." not in p.name)
     parts = [str(conf_dir)] if conf_dir else []
     parts += [str(j) for j in jars if j.exists()]
     return ":".join(parts)
@@ -85,9 +87,10 @@ class RefZooKeeper:
         cfg_path = self.workdir / "zoo.cfg"
         cfg_path.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
         log = open(self.workdir / "server.log", "wb")
-        cmd = ["java", "-Xmx512m", "-Dzookeeper.admin.enableServer=false",
+        admin = cfg.get("admin.enableServer") == "true"
+        cmd = ["java", "-Xmx512m", f"-Dzookeeper.admin.enableServer={'true' if admin else 'false'}",
                "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-               "-cp", classpath(), "org.apache.zookeeper.server.ZooKeeperServerMain", str(cfg_path)]
+               "-cp", classpath(admin=admin), "org.apache.zookeeper.server.ZooKeeperServerMain", str(cfg_path)]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         log.close()
         try:
