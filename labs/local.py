@@ -89,6 +89,7 @@ class LocalBackend:
                 f"tickTime={tick_ms}", "initLimit=10", "syncLimit=5", f"dataDir={d / 'data'}",
                 f"clientPort={a.client_port}", "clientPortAddress=127.0.0.1", "4lw.commands.whitelist=*",
                 "maxClientCnxns=0", "autopurge.purgeInterval=1",
+                "admin.enableServer=false",  # processes share 127.0.0.1: one AdminServer port would not do
             ]
             if a.role == "observer":
                 lines.append("peerType=observer")

@@ -73,7 +73,8 @@ def default_local(base: Path | None = None, nodes: int = 3) -> Inventory:
                     "hosts": {f"zk{i}": {"connection": "local", "address": "127.0.0.1",
                                          "client_address": "127.0.0.1",
                                          "client_port": 2180 + i, "quorum_port": 2887 + i,
-                                         "election_port": 3887 + i, "base_dir": str(base / f"zk{i}")}
+                                         "election_port": 3887 + i, "base_dir": str(base / f"zk{i}"),
+                                         "vars": {"admin.serverPort": 8079 + i}}  # AdminServers 8080-8082
                               for i in range(1, nodes + 1)}}}
     return parse(data, "<embedded default>")
 

@@ -54,6 +54,7 @@ def test_default_inventory_renders_a_three_server_zoo_cfg(tmp_path):
     cfg = files["zoo.cfg"]
     assert "clientPort=2182" in cfg and f"dataDir={tmp_path}/zk2/data" in cfg
     assert cfg.count("server.") == 3 and "server.3=127.0.0.1:2890:3890:participant;127.0.0.1:2183" in cfg
+    assert "admin.serverPort=8081" in cfg, "each local node its own AdminServer port"
     from zkops.server.config import parse_config
 
     (tmp_path / "zk2" / "data").mkdir(parents=True)
