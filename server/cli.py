@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .config import PIDFILE_NAME, ConfigError, ServerConfig, load_config
+from .config import PIDFILE_NAME, ConfigError, ServerConfig, check_tls, load_config
 
 APP_ENV = "ZKOPS_SERVER_APP"
 DAEMON_ENV = "ZKOPS_DAEMON"
@@ -181,9 +181,12 @@ def four_letter(host: str, port: int, word: str, timeout: float = 3.0, use_ssl: 
 
 
 # ------------------------------------------------------------------ commands
-def _load(path: Path) -> ServerConfig:
+def _load(path: Path, serving: bool = False) -> ServerConfig:
     try:
-        return load_config(path)
+        cfg = load_config(path)
+        if serving:
+            check_tls(cfg)
+        return cfg
     except ConfigError as exc:
         print(f"zkserver: config error: {exc}", file=sys.stderr)
         raise SystemExit(2)
@@ -224,7 +227,7 @@ def cmd_start_foreground(path: Path) -> int:
     """Validate, set up logging, own the pidfile, run the server until it stops."""
     from . import logsetup
 
-    cfg = _load(path)
+    cfg = _load(path, serving=True)
     daemon = os.environ.get(DAEMON_ENV) == "1"
     logfile = logsetup.setup(logsetup.log_dir(cfg.data_log_dir), foreground=not daemon, myid=cfg.my_id)
     pidfile = pidfile_path(cfg)
@@ -279,7 +282,7 @@ def cmd_start(path: Path, wait: float = START_WAIT) -> int:
     """Run start-foreground detached; STARTED once it serves (or, in an ensemble, stays up)."""
     from . import logsetup
 
-    cfg = _load(path)
+    cfg = _load(path, serving=True)
     for w in cfg.warnings:
         print(f"zkserver: warning: {w}", file=sys.stderr)
     print("Starting zookeeper ... ", end="", flush=True)

@@ -755,15 +755,22 @@ def _resolve_client_port(cfg: ServerConfig, where_of: dict[str, _Value], source:
         if cfg.secure_client_port is None:
             hint = f" (or ;2181 on server.{cfg.my_id}'s line)" if me is not None else ""
             raise ConfigError(f"{source}: clientPort is not set: add clientPort=2181{hint}")
-    if cfg.secure_client_port is not None or "sslQuorum" in cfg.raw:
-        from .tls import TlsConfigError, quorum_contexts, server_context  # ssl only for configs that use it
 
-        try:
-            if cfg.secure_client_port is not None:
-                server_context(cfg.raw)
-            quorum_contexts(cfg.raw)
-        except TlsConfigError as exc:
-            raise ConfigError(f"{source}: {exc}")
+
+def check_tls(cfg: ServerConfig) -> None:
+    """Load the TLS material a config names (secureClientPort, sslQuorum), so a server that would
+    fail on it stops before it starts, naming the key. Separate from parsing: tools that only
+    read a config (status, deploy's rendering) need not reach the key files."""
+    if cfg.secure_client_port is None and "sslQuorum" not in cfg.raw:
+        return
+    from .tls import TlsConfigError, quorum_contexts, server_context  # ssl only for configs that use it
+
+    try:
+        if cfg.secure_client_port is not None:
+            server_context(cfg.raw)
+        quorum_contexts(cfg.raw)
+    except TlsConfigError as exc:
+        raise ConfigError(f"{cfg.source}: {exc}")
 
 
 def load_config(path: Path) -> ServerConfig:

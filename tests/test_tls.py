@@ -124,7 +124,8 @@ def test_client_auth_need_refuses_a_client_without_certificate(pki: Pki, tmp_pat
 @pytest.mark.parametrize("extra, words", [
     ({}, ["ssl.keyStore.location is not"]),
     ({"ssl.keyStore.location": "/nonexistent.pem"}, ["ssl.keyStore.location=/nonexistent.pem", "cannot load"]),
-    ({"ssl.keyStore.location": "{server}", "ssl.keyStore.type": "JKS"}, ["zkops reads PEM"]),
+    ({"ssl.keyStore.location": "{server}", "ssl.keyStore.type": "JKS"}, ["is not a JKS key store"]),
+    ({"ssl.keyStore.location": "{server}", "ssl.keyStore.type": "PKCS12"}, ["zkops reads PEM files and JKS"]),
     ({"ssl.keyStore.location": "{server}", "ssl.clientAuth": "need"}, ["needs ssl.trustStore.location"]),
 ])
 def test_bad_tls_settings_stop_start_up_with_the_key_named(pki: Pki, tmp_path: Path, extra, words):
