@@ -121,7 +121,7 @@ class ClientConnection(asyncio.Protocol):
 
         dn = subject_dn(cert)
         self.auth.append(Id("x509", dn))
-        if dn == self.server.cfg.raw.get("zookeeper.X509AuthenticationProvider.superUser"):
+        if dn == self.server.x509_super_user():
             self.auth.append(Id("super", ""))
         log.info("TLS client %s authenticated as x509 %s", self.peer[0], dn)
 

@@ -326,6 +326,16 @@ class ZooKeeperServer:
     def serving(self) -> bool:
         return self.running and (self.serving_clients or self.read_only)
 
+    def x509_super_user(self) -> str | None:
+        """The client certificate DN that is a super user: zoo.cfg, else ``-D`` in SERVER_JVMFLAGS."""
+        key = "zookeeper.X509AuthenticationProvider.superUser"
+        value = getattr(self.cfg, "raw", {}).get(key)
+        if value is None:
+            from .config import jvm_properties
+
+            value = jvm_properties(os.environ).get(key, (None, ""))[0]
+        return value
+
     # ------------------------------------------------------------ read-only mode
     def enter_read_only(self) -> None:
         """Cut off from the quorum with readonlymode.enabled: serve reads to clients that asked for
