@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.support import refzk
@@ -47,3 +49,15 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile("zkops", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("zkops")
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project wheel, built once per run, for the tests that install it on SSH hosts."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("wheel")
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(root)], check=True)
+    return next(out.glob("zkops-*.whl"))

@@ -29,14 +29,6 @@ def hosts(docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory):
         h.cleanup()
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    root = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(root)], check=True)
-    return next(out.glob("zkops-*.whl"))
-
-
 def _inventory(hosts: SshHosts, path: Path, which: list[int] | None = None, **host_extra: object) -> Path:
     chosen = [hosts.hosts[i] for i in (which or [0, 1, 2])]
     data = {"all": {"vars": {"tickTime": 200, "initLimit": 10, "syncLimit": 5, "4lw.commands.whitelist": "*"},

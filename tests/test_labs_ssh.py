@@ -5,8 +5,6 @@ on a Vagrant box. ``lab up`` deploys through sudo, every fault is a command over
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,14 +25,6 @@ def hosts(docker_engine: Engine, tmp_path_factory: pytest.TempPathFactory):
         yield h
     finally:
         h.cleanup()
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    root = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(root)], check=True)
-    return next(out.glob("zkops-*.whl"))
 
 
 def _inventory(hosts: SshHosts) -> dict:

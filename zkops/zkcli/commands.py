@@ -96,29 +96,15 @@ class CliError(Exception):
 
 
 def validate_path(path: str, sequential: bool = False) -> None:
-    """ZooKeeper's client-side path rules, with its messages (PathUtils.validatePath)."""
-    if not path:
-        raise CliError("Path length must be > 0")
-    if path[0] != "/":
-        raise CliError("Path must start with / character")
-    if len(path) == 1:
-        return
-    if path.endswith("/") and not sequential:
-        raise CliError("Path must not end with / character")
-    check = path + "1" if sequential else path
-    for i in range(1, len(check)):
-        c, last = check[i], check[i - 1]
-        if c == "\0":
-            raise CliError(f"null character not allowed @{i}")
-        if c == "/" and last == "/":
-            raise CliError(f"empty node name specified @{i}")
-        if c == "." and last == "." and check[i - 2] == "/" and (i + 1 == len(check) or check[i + 1] == "/"):
-            raise CliError(f"relative paths not allowed @{i}")
-        if c == "." and last == "/" and (i + 1 == len(check) or check[i + 1] == "/"):
-            raise CliError(f"relative paths not allowed @{i}")
-        o = ord(c)
-        if 0 < o <= 0x1F or 0x7F <= o <= 0x9F or 0xD800 <= o <= 0xF8FF or 0xFFF0 <= o <= 0xFFFF:
-            raise CliError(f"invalid character @{i}")
+    """ZooKeeper's client-side path rules with its messages: the server's own checker
+    (PathUtils.validatePath in both), so zkcli refuses exactly what ZooKeeper does."""
+    from zkops.server.paths import InvalidPath
+    from zkops.server.paths import validate_path as check
+
+    try:
+        check(path, sequential)
+    except InvalidPath as exc:
+        raise CliError(str(exc)) from None
 
 
 def java_date(ms: int) -> str:
