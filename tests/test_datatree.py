@@ -67,6 +67,13 @@ def _snapshot(tree: DataTree) -> dict[str, tuple]:
     return {p: (n.data, n.stat(), tuple(n.children or ()), n.acl) for p, n in tree.nodes.items()}
 
 
+def _core_with_session(session_id: int = 1) -> ServerCore:
+    """A core whose session 1 is open: writes from unknown sessions become SESSIONEXPIRED."""
+    core = ServerCore(Limits())
+    core.sessions.add(session_id, 30000, 0)
+    return core
+
+
 def _run(script: list[tuple], batch: int) -> tuple[ServerCore, list[Any], list[bytes]]:
     """Apply ops, preparing up to ``batch`` before committing them (pipelining)."""
     core = ServerCore(Limits(extended_types=True))
@@ -132,7 +139,7 @@ def test_replaying_the_log_rebuilds_the_same_tree(script):
 
 
 def test_sequential_suffix_counts_creations_not_children():
-    core = ServerCore(Limits())
+    core = _core_with_session()
 
     def do(op: int, req: Any) -> Any:
         hdr, body = core.prep.prepare(1, 0, op, req, [], 1)
@@ -148,7 +155,7 @@ def test_sequential_suffix_counts_creations_not_children():
 
 
 def test_failed_multi_changes_nothing_and_reports_rollback():
-    core = ServerCore(Limits())
+    core = _core_with_session()
     hdr, body = core.prep.prepare(1, 0, Op.multi, [(Op.create, CreateRequest("/m", b"", OPEN, 0)),
                                                    (Op.delete, DeleteRequest("/nope", -1)),
                                                    (Op.create, CreateRequest("/m2", b"", OPEN, 0))], [], 1)
@@ -162,7 +169,7 @@ def test_failed_multi_changes_nothing_and_reports_rollback():
 
 
 def test_delete_fires_data_and_child_watches_once_per_watcher():
-    core = ServerCore(Limits())
+    core = _core_with_session()
     for p in ("/w", "/w/c"):
         hdr, body = core.prep.prepare(1, 0, Op.create, CreateRequest(p, b"", OPEN, 0), [], 1)
         core.commit(hdr, body)
