@@ -152,6 +152,18 @@ class Nemesis(threading.Thread):
         if kind == "partition-halves":
             order = ids[:]
             random.Random(step.pick).shuffle(order)
+            if step.pick >= 0.5 and len(order) >= 3:
+                # Jepsen's bridge: two halves that cannot see each other, and one node that sees
+                # both, so each half may believe it has a majority through the bridge
+                bridge, rest = order[0], order[1:]
+                left, right = rest[: len(rest) // 2], rest[len(rest) // 2:]
+                for a in left:
+                    for b in right:
+                        lab.oneway(a, b)
+                        lab.oneway(b, a)
+                rec.targets = [bridge]
+                rec.detail = f"bridge {bridge}: {','.join(map(str, left))} x {','.join(map(str, right))}"
+                return lab.heal
             small = order[: (len(order) - 1) // 2 or 1]
             rest = [i for i in ids if i not in small]
             spec = f"{','.join(map(str, small))}/{','.join(map(str, rest))}"
