@@ -233,6 +233,8 @@ class ServerCore:
             return Create2Response(result.value[0], result.value[1].stat())
         if op == Op.setData or op == Op.setACL:
             return StatResponse(result.value)
+        if op == Op.reconfig:
+            return GetDataResponse(*result.value)
         return None
 
 

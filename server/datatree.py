@@ -132,9 +132,16 @@ class DataTree:
         root.children = {"zookeeper": None}
         zk.children = {"quota": None, "config": None}
 
-    def set_config_data(self, data: bytes) -> None:
-        """Replace /zookeeper/config's data (the ensemble's membership) without a txn."""
-        self.nodes[CONFIG].data = data
+    def set_config(self, data: bytes, zxid: int, time: int) -> None:
+        """Show the ensemble's membership in /zookeeper/config without a txn, as Apache does at
+        start-up and when a leader stamps a static config with its first zxid (version and
+        aversion -1, mzxid the config's version)."""
+        node = self.nodes[CONFIG]
+        node.data = data
+        node.mzxid = zxid
+        node.mtime = time
+        node.version = -1
+        node.aversion = -1
 
     # ---------------------------------------------------------------- reads
     def get(self, path: str) -> Node | None:
@@ -286,6 +293,9 @@ class DataTree:
             t: Any = txn
             node = self.set_data(t.path, t.data, t.version, zxid, time)
             return ApplyResult(value=node.stat(), events=[(EventType.NodeDataChanged, t.path)])
+        if op == Op.reconfig:  # a setData of /zookeeper/config; the reply carries the data too
+            node = self.set_data(txn.path, txn.data, txn.version, zxid, time)
+            return ApplyResult(value=(node.data, node.stat()), events=[(EventType.NodeDataChanged, txn.path)])
         if op in (Op.create, Op.create2, Op.createContainer, Op.createTTL):
             if isinstance(txn, CreateTxn):
                 owner = client if txn.ephemeral else 0

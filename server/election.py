@@ -46,6 +46,10 @@ class Notification:
     vote: Vote
     round: int
     observer: bool = False
+    # the sender's membership (its version, the zxid of the reconfig that made it, and its text),
+    # so a server that missed a reconfig learns it from one that took part, as Apache's do
+    config_version: int = 0
+    config: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class ElectionOutput:
     messages: list[tuple[int, Notification]] = field(default_factory=list)
     events: list[ElectionEvent] = field(default_factory=list)
     decided: tuple[ServerState, int] | None = None  # (new state, leader sid)
+    adopt: tuple[int, bytes] | None = None  # a newer membership heard from a serving server
 
 
 class Election:
@@ -76,6 +81,8 @@ class Election:
         self.voters = set(voters)
         self.observers = set(observers or ())
         self.is_observer = my_id in self.observers
+        self.config_version = 0
+        self.config = b""
         self.finalize_ticks = finalize_ticks
         self.resend_ticks = resend_ticks
         self.round = 0
@@ -136,6 +143,10 @@ class Election:
         if n.sender == self.my_id:
             return out
         out.events.append(ElectionEvent("vote_received", n.round, n.vote, n.sender, n.state))
+        if n.state != ServerState.LOOKING.value and n.config and n.config_version > self.config_version:
+            # a server that serves knows a membership we missed (committed while we were away)
+            out.adopt = (n.config_version, n.config)
+            return out
         if self.state != ServerState.LOOKING:
             if n.state == ServerState.LOOKING.value:
                 # tell the newcomer who leads
@@ -171,7 +182,7 @@ class Election:
 
     # ------------------------------------------------------------ rules
     def _check_quorum(self, out: ElectionOutput) -> None:
-        if self.is_observer:
+        if self.is_observer or not self.member:
             return
         agree = sum(1 for sid, v in self.recv.items() if v == self.vote and sid in self.voters)
         if agree >= self.quorum:
@@ -182,7 +193,23 @@ class Election:
         else:
             self.finalize_at = None
 
+    def set_members(self, voters: set[int], observers: set[int], version: int | None = None,
+                    config: bytes | None = None) -> None:
+        """A committed (or adopted) reconfig changed who votes and who observes."""
+        self.voters = set(voters)
+        self.observers = set(observers)
+        self.is_observer = self.my_id in self.observers
+        if version is not None and config is not None:
+            self.config_version, self.config = version, config
+
+    @property
+    def member(self) -> bool:
+        """A server its own membership leaves out (removed by a reconfig) never takes a role."""
+        return self.my_id in self.voters or self.my_id in self.observers
+
     def _check_established(self, out: ElectionOutput, n: Notification) -> None:
+        if not self.member:
+            return
         leader = n.vote.leader
         if leader == self.my_id:
             # never lead on the word of followers from an earlier round: they may not yet
@@ -225,7 +252,8 @@ class Election:
             out.events.append(ElectionEvent("vote_changed", self.round, vote))
 
     def _notification(self) -> Notification:
-        return Notification(self.my_id, self.state.value, self.vote, self.round, self.is_observer)
+        return Notification(self.my_id, self.state.value, self.vote, self.round, self.is_observer,
+                            self.config_version, self.config)
 
     def _send(self, out: ElectionOutput, to: int) -> None:
         out.messages.append((to, self._notification()))

@@ -3,8 +3,10 @@
 Each server keeps one outgoing connection to every peer (reconnecting with capped
 back-off) and accepts the peers' connections; a direction is one TCP stream, so
 messages from A to B arrive in order or not at all. The receiving side learns who
-is talking from a hello frame. Undecodable frames or a wrong hello close only that
-link. Callbacks tell the owner when a link to a peer comes up or goes down.
+is talking from a hello frame, which also names the port the sender listens on, so a
+server that is not yet in our membership (one joining by reconfig) can be answered.
+Undecodable frames or a wrong hello close only that link. Callbacks tell the owner when
+a link to a peer comes up or goes down.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ log = logging.getLogger("zkops.server.peers")
 
 _LEN = struct.Struct(">I")
 _HELLO = struct.Struct(">4sqI")  # magic, sender sid, cluster tag length follows
+_PORT = struct.Struct(">H")  # after the tag: the port the sender listens on
 MAGIC = b"ZKOP"
 MAX_FRAME = 256 * 1024 * 1024  # a SNAP of a large tree travels as one frame
 
@@ -50,7 +53,7 @@ class _Outgoing:
             except (OSError, asyncio.TimeoutError):
                 await self._sleep()
                 continue
-            hello = _HELLO.pack(MAGIC, self.net.my_sid, len(self.net.tag)) + self.net.tag
+            hello = _HELLO.pack(MAGIC, self.net.my_sid, len(self.net.tag)) + self.net.tag + self.net.advertised
             writer.write(_LEN.pack(len(hello)) + hello)
             self.writer = writer
             self.backoff = 0.05
@@ -110,6 +113,8 @@ class PeerNetwork:
         self.running = False
         self.out: dict[int, _Outgoing] = {sid: _Outgoing(self, sid, h, p) for sid, (h, p) in peers.items()
                                          if sid != my_sid}
+        self.configured = set(self.out)  # from the membership; others were learned from hellos
+        self.advertised = _PORT.pack(bind[1])
         self.incoming: dict[int, asyncio.StreamWriter] = {}
         self.server: asyncio.base_events.Server | None = None
         self.sent = 0
@@ -141,6 +146,33 @@ class PeerNetwork:
         if ok:
             self.sent += 1
         return ok
+
+    def set_peers(self, peers: dict[int, tuple[str, int]]) -> None:
+        """A reconfig changed the membership: link to new members (or moved ones), drop the
+        links to servers no longer in it."""
+        for sid, (host, port) in peers.items():
+            if sid == self.my_sid:
+                continue
+            link = self.out.get(sid)
+            if link is not None and (link.host, link.port) == (host, port):
+                continue
+            self._replace(sid, _Outgoing(self, sid, host, port))
+        for sid in list(self.out):
+            if sid not in peers:
+                self._replace(sid, None)
+                w = self.incoming.pop(sid, None)
+                if w is not None:
+                    w.close()
+        self.configured = set(peers) - {self.my_sid}
+
+    def _replace(self, sid: int, link: _Outgoing | None) -> None:
+        old = self.out.pop(sid, None)
+        if old is not None:
+            old.stop()
+        if link is not None:
+            self.out[sid] = link
+            if self.running:
+                link.start()
 
     def connected(self, sid: int) -> bool:
         link = self.out.get(sid)
@@ -180,8 +212,16 @@ class PeerNetwork:
             hello = await reader.readexactly(n)
             magic, sid, taglen = _HELLO.unpack_from(hello, 0)
             tag = hello[_HELLO.size:_HELLO.size + taglen]
-            if magic != MAGIC or tag != self.tag or sid not in self.out:
+            rest = hello[_HELLO.size + taglen:]
+            if magic != MAGIC or tag != self.tag or sid == self.my_sid:
                 raise PeerWireError(f"unexpected hello from {peer}: magic={magic!r} sid={sid}")
+            if sid not in self.out:
+                if len(rest) != _PORT.size or not peer:
+                    raise PeerWireError(f"hello from unknown server {sid} at {peer} without a port to answer on")
+                # a server outside our membership (joining by reconfig): answer it where it listens
+                (port,) = _PORT.unpack(rest)
+                log.info("server %s at %s is not in our membership; linking back to port %d", sid, peer[0], port)
+                self._replace(sid, _Outgoing(self, sid, peer[0], port))
             old = self.incoming.pop(sid, None)
             if old is not None:
                 old.close()
@@ -201,4 +241,6 @@ class PeerNetwork:
             if sid is not None and self.incoming.get(sid) is writer:
                 del self.incoming[sid]
                 self._down(sid, outgoing=False)
+                if sid not in self.configured:
+                    self._replace(sid, None)  # a learned link lives as long as the peer talks to us
             writer.close()

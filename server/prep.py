@@ -46,6 +46,8 @@ from .records import (
     TxnHeader,
 )
 
+CONFIG_PATH = "/zookeeper/config"
+
 WRITE_OPS = frozenset({Op.create, Op.create2, Op.createContainer, Op.createTTL, Op.delete,
                        Op.setData, Op.setACL, Op.check, Op.multi, Op.createSession,
                        Op.closeSession, Op.deleteContainer, Op.reconfig})
@@ -95,6 +97,10 @@ class Preparer:
         # PrepRequestProcessor.checkSession makes it: applying it would leave an ephemeral that
         # nothing ever deletes.
         self.session_open: Callable[[int], bool] = lambda session_id: True
+        # The ensemble's reconfig rules (quorum.Ensemble.prepare_reconfig): given the request, the
+        # zxid it will carry and the caller's ids, the new /zookeeper/config data, or a ZkError.
+        # None outside an ensemble: a standalone server cannot change its membership.
+        self.reconfig: Callable[[Any, int, list[Id]], bytes] | None = None
 
     # ------------------------------------------------------------ outstanding changes
     def record(self, path: str) -> Change | None:
@@ -178,6 +184,8 @@ class Preparer:
             return CreateSessionTxn(req)
         if op == Op.closeSession:
             return self._close_session(hdr)
+        if op == Op.reconfig:
+            return self._reconfig(hdr, req, auth)
         if op == Op.error:  # a write whose request did not decode
             raise ZkError(Err.MARSHALLINGERROR)
         raise ZkError(Err.UNIMPLEMENTED)
@@ -291,6 +299,18 @@ class Preparer:
         ch.version = new_version
         self._push(ch)
         return SetDataTxn(path, req.data, new_version)
+
+    def _reconfig(self, hdr: TxnHeader, req: Any, auth: list[Id]) -> SetDataTxn:
+        """As Apache: a setData of /zookeeper/config whose version field is -1."""
+        if self.reconfig is None:
+            raise ZkError(Err.UNIMPLEMENTED)
+        data = self.reconfig(req, hdr.zxid, auth)
+        node = self.record(CONFIG_PATH)
+        if node is not None:
+            ch = node.copy(hdr.zxid)
+            ch.version = -1
+            self._push(ch)
+        return SetDataTxn(CONFIG_PATH, data, -1)
 
     def _set_acl(self, hdr: TxnHeader, req: Any, auth: list[Id]) -> SetACLTxn:
         path = self._path(req.path)

@@ -24,14 +24,15 @@ from typing import Any
 
 from . import acl as aclmod
 from . import snapshot as snapmod
-from .codes import Err, Op, ZkError
-from .config import ServerConfig
+from .codes import Err, Op, Perm, ZkError
+from .config import ConfigError, ServerConfig
 from .connection import ClientConnection, Request
 from .database import Database
 from .election import ElectionEvent, Notification, ServerState, Vote
+from .membership import Membership
 from .peernet import PeerNetwork
 from .peerwire import Registry
-from .quorumpeer import PeerOutput, QuorumPeer
+from .quorumpeer import ConfigAdopted, PeerOutput, QuorumPeer
 from .records import Id, PathOnly
 from .txncodec import decode_txn, encode_txn
 from .wire import REQUEST_TYPES, decode_multi
@@ -43,6 +44,7 @@ from .zab import (
     Established,
     History,
     InstallSnapshot,
+    MembershipChanged,
     SaveEpochs,
     Truncate,
     epoch_of,
@@ -163,26 +165,33 @@ class Ensemble:
         self.db = db
         self.loop = loop
         self.epochs = EpochFiles(cfg.data_dir)
-        voters = {s for s, p in cfg.servers.items() if p.role == "participant"}
-        observers = {s for s, p in cfg.servers.items() if p.role == "observer"}
+        # the committed membership (Apache's QuorumVerifier) and the newest one proposed
+        # (lastSeenQuorumVerifier): they differ only while a reconfig is in flight
+        self.membership = _newest(Membership.from_config(cfg), db.tree)
+        self.last_seen = self.membership
+        voters, observers = self.membership.voters, self.membership.observers
         last = db.tree.last_zxid
         accepted = self.epochs.read("acceptedEpoch", epoch_of(last))
         current = self.epochs.read("currentEpoch", epoch_of(last))
         self.peer = QuorumPeer(self.sid, voters, observers, accepted_epoch=accepted, current_epoch=current,
                                history=self._load_history(), committed=last, snapshot=self._snapshot,
-                               sync_limit=cfg.sync_limit, init_limit=cfg.init_limit, finalize_ticks=2)
-        me = cfg.servers[self.sid]
+                               sync_limit=cfg.sync_limit, init_limit=cfg.init_limit, finalize_ticks=2,
+                               config=(self.membership.version, self.membership.text().encode()),
+                               config_of=_config_of, members_of=_members_of)
+        # our own ports: from the membership, or from zoo.cfg when a reconfig removed us
+        me = self.membership.servers.get(self.sid) or cfg.servers[self.sid]
         from .tls import quorum_contexts
 
         tls = quorum_contexts(getattr(cfg, "raw", {}))
         self.election_net = PeerNetwork(
-            self.sid, (_bind(me.host), me.election_port),
-            {s: (p.host, p.election_port) for s, p in cfg.servers.items()},
+            self.sid, (_bind(me.host), me.election_port), self._peer_addresses("election"),
             _registry_election(), self._on_election, tag=b"E", tls=tls)
         self.quorum_net = PeerNetwork(
-            self.sid, (_bind(me.host), me.quorum_port),
-            {s: (p.host, p.quorum_port) for s, p in cfg.servers.items()},
+            self.sid, (_bind(me.host), me.quorum_port), self._peer_addresses("quorum"),
             _registry_quorum(), self._on_quorum, on_link=self._on_link, tag=b"Q", tls=tls)
+        server.core.prep.reconfig = self.prepare_reconfig
+        self._show_config(self.membership.version)
+        self.next_voters: set[int] | None = None  # set by prepare_reconfig for the proposal it prepares
         self.waiting: dict[tuple[int, int], Pending] = {}
         self.sync_waiters: dict[int, tuple[ClientConnection, Request]] = {}
         self.sync_pending: list[tuple[int, int, int]] = []  # leader: (zxid, learner, token)
@@ -193,6 +202,91 @@ class Ensemble:
         self.election_ms: list[float] = []
         self._timers: list[asyncio.TimerHandle] = []
         self.stopped = False
+
+    # ------------------------------------------------------------ membership
+    def _peer_addresses(self, kind: str) -> dict[int, tuple[str, int]]:
+        servers = self.membership.servers
+        if kind == "election":
+            return {s: (p.host, p.election_port) for s, p in servers.items()}
+        return {s: (p.host, p.quorum_port) for s, p in servers.items()}
+
+    def _show_config(self, zxid: int) -> None:
+        """Put the committed membership in /zookeeper/config, as every Apache server shows it."""
+        self.server.core.tree.set_config(self.membership.text().encode(), zxid, int(time.time() * 1000))
+
+    def prepare_reconfig(self, r: Any, zxid: int, auth: list[Id]) -> bytes:
+        """The leader's checks of a reconfig request, in Apache's order (PrepRequestProcessor),
+        and the new /zookeeper/config data. Raises ZkError with the answer for the client."""
+        if not getattr(self.cfg, "reconfig_enabled", False):
+            raise ZkError(Err.RECONFIGDISABLED)
+        if self.last_seen.version != self.membership.version:
+            raise ZkError(Err.RECONFIGINPROGRESS)
+        if r.curConfigId != -1 and r.curConfigId != self.last_seen.version:
+            raise ZkError(Err.BADVERSION, "/zookeeper/config")
+        if r.newMembers is not None:
+            new = Membership.non_incremental(r.newMembers)
+        else:
+            new = self.last_seen.incremental(r.joiningServers, r.leavingServers)
+        new = new.with_version(zxid)
+        voters = new.voters
+        if getattr(self.cfg, "standalone_enabled", True) and len(voters) < 2:
+            raise ZkError(Err.BADARGUMENTS, "Reconfig failed - new configuration must include at least 2 followers")
+        if not voters:
+            raise ZkError(Err.BADARGUMENTS, "Reconfig failed - new configuration must include at least 1 follower")
+        zab = self.peer.zab
+        synced = {self.sid} | {sid for sid, lr in zab.learners.items() if lr.phase == "synced" and not lr.observer}
+        if not new.quorum_of(synced):
+            raise ZkError(Err.NEWCONFIGNOQUORUM)
+        node = self.server.core.tree.nodes.get("/zookeeper/config")
+        if node is not None:
+            aclmod.AclCheck.check(Perm.WRITE, node.acl, auth, "/zookeeper/config")
+        self.last_seen = new
+        self.next_voters = voters
+        log.info("reconfig to version 0x%x proposed: voters %s, observers %s", zxid, sorted(voters),
+                 sorted(new.observers))
+        return new.text().encode()
+
+    def _activate(self, new: Membership, force: bool = False) -> None:
+        """A reconfig committed (ZAB and the election took it already, see ZabPeer._committed):
+        links to new members, none to removed ones, and the dynamic config file."""
+        if new.version <= self.membership.version and not force:
+            return
+        old = self.membership
+        self.membership = new
+        if self.last_seen.version <= new.version:
+            self.last_seen = new
+        log.info("membership version 0x%x active: voters %s, observers %s (were %s, %s)", new.version,
+                 sorted(new.voters), sorted(new.observers), sorted(old.voters), sorted(old.observers))
+        self.election_net.set_peers(self._peer_addresses("election"))
+        self.quorum_net.set_peers(self._peer_addresses("quorum"))
+        if getattr(self.cfg, "reconfig_enabled", False):
+            self._write_dynamic_config()
+
+    def _write_dynamic_config(self) -> None:
+        """As Apache with reconfigEnabled: the membership goes to zoo.cfg.dynamic.<version> and
+        zoo.cfg points at it (its server lines move out), so a restart starts from the newest
+        membership. The first rewrite keeps the original as zoo.cfg.bak."""
+        source = self.cfg.source
+        if source is None:
+            return
+        source = Path(source)
+        dynamic = source.with_name(f"{source.name}.dynamic.{self.membership.version:x}")
+        try:
+            _write_atomic(dynamic, self.membership.dynamic_file_text())
+            text = source.read_text()
+            backup = source.with_name(source.name + ".bak")
+            if not backup.exists():
+                _write_atomic(backup, text)
+            me = self.membership.servers.get(self.sid)
+            drop = ("server.", "group.", "weight.", "dynamicConfigFile")
+            if me is not None and me.client_port is not None:
+                drop += ("clientPort", "clientPortAddress")  # this server's line carries them now
+            kept = [line for line in text.splitlines()
+                    if not line.strip().split("=", 1)[0].strip().startswith(drop)]
+            kept.append(f"dynamicConfigFile={dynamic}")
+            _write_atomic(source, "\n".join(kept) + "\n")
+        except OSError as exc:
+            log.warning("could not write the dynamic config file %s: %s", dynamic, exc)
 
     # ------------------------------------------------------------ setup
     def _load_history(self) -> History:
@@ -344,10 +438,23 @@ class Ensemble:
         elif isinstance(eff, InstallSnapshot):
             log.info("installing the leader's snapshot at 0x%x", eff.zxid)
             self._reload(snapshot=(eff.zxid, eff.data))
+        elif isinstance(eff, MembershipChanged):
+            self._activate(Membership.parse(eff.config.decode()))
+        elif isinstance(eff, ConfigAdopted):
+            log.info("a serving server knows membership version 0x%x; taking it", eff.version)
+            self._activate(Membership.parse(eff.config.decode()))
+            self._show_config(self.membership.version)
         elif isinstance(eff, Established):
+            self.last_seen = self.membership
+            if getattr(self.cfg, "reconfig_enabled", False) and self.membership.version == 0:
+                # as Apache: a static membership takes the new epoch's first zxid as its version
+                self.membership = self.last_seen = self.membership.with_version(eff.epoch << 32)
+                self._show_config(self.membership.version)
+                self._write_dynamic_config()
             self._serve(eff.role, eff.epoch)
         elif isinstance(eff, Abandon):
             log.warning("leaving %s: %s", server.state, eff.reason)
+            self.last_seen = self.membership
             self._unserve()
 
     def _wait_committer(self) -> None:
@@ -392,6 +499,13 @@ class Ensemble:
         for sid, timeout in db.sessions.items():
             server.core.sessions.add(sid, timeout, now)
         self.peer.zab.committed = db.tree.last_zxid
+        held = _newest(Membership.from_config(self.cfg), db.tree)
+        if held.version != self.membership.version:
+            # a reconfig we missed came with the leader's snapshot, or a TRUNC took away one
+            # that never committed
+            self._activate(held, force=True)
+            self._apply(self.peer.reconfigure(held.voters, held.observers, held.version, held.text().encode()))
+        self._show_config(self.membership.version)
 
     # ------------------------------------------------------------ roles
     def _schedule_read_only(self) -> None:
@@ -479,8 +593,9 @@ class Ensemble:
         zxid = (zab.epoch << 32) | (zab.counter + 1)
         if op == Op.createSession and session in core.sessions.sessions and cxid == 0:
             pass
+        self.next_voters = None
         hdr, body = core.prep.prepare(session, cxid, op, record, auth, now, zxid=zxid)
-        got, out = self.peer.propose(encode_txn(hdr, body))
+        got, out = self.peer.propose(encode_txn(hdr, body), self.next_voters)
         assert got == zxid, (hex(got), hex(zxid))
         self._apply(out)
 
@@ -488,6 +603,7 @@ class Ensemble:
         hdr, body = decode_txn(payload)
         origin = self.waiting.pop((hdr.clientId, hdr.cxid), None)
         self.server.apply_txn(hdr, body, origin)
+
         if self.sync_pending:
             ready = [w for w in self.sync_pending if w[0] <= zxid]
             if ready:
@@ -553,6 +669,45 @@ class Ensemble:
 
 def _bind(host: str) -> str:
     return host
+
+
+def _newest(configured: Membership, tree: Any) -> Membership:
+    """The membership to start from: zoo.cfg's, unless the data tree (snapshot and log) holds a
+    reconfig newer than it, as Apache prefers the last committed config it finds."""
+    node = tree.nodes.get("/zookeeper/config")
+    if node is None or not node.data:
+        return configured
+    try:
+        stored = Membership.parse(node.data.decode())
+    except (ValueError, UnicodeDecodeError, ConfigError) as exc:
+        log.warning("ignoring unreadable /zookeeper/config in the data tree: %s", exc)
+        return configured
+    return stored if stored.version > configured.version and stored.servers else configured
+
+
+_TXN_TYPE_AT = 8 + 4 + 8 + 8  # TxnHeader: clientId, cxid, zxid, time, then the type
+
+
+def _config_of(payload: bytes) -> bytes | None:
+    """For ZAB: the /zookeeper/config text a reconfig txn installs; None for other txns."""
+    if int.from_bytes(payload[_TXN_TYPE_AT:_TXN_TYPE_AT + 4], "big", signed=True) != Op.reconfig:
+        return None
+    _, body = decode_txn(payload)
+    return bytes(body.data or b"")
+
+
+def _members_of(config: bytes) -> tuple[set[int], set[int]]:
+    m = Membership.parse(config.decode())
+    return m.voters, m.observers
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 async def serve_quorum(cfg: ServerConfig, stop: asyncio.Event | None = None,

@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .election import Election, ElectionEvent, Notification, ServerState
-from .zab import Abandon, Established, History, ZabOutput, ZabPeer
+from .zab import Abandon, Established, History, MembershipChanged, ZabOutput, ZabPeer
+
+
+@dataclass(frozen=True)
+class ConfigAdopted:
+    """Effect: the election heard of a newer membership (version, text); the shell links to it."""
+
+    version: int
+    config: bytes
 
 
 @dataclass
@@ -31,12 +39,18 @@ class QuorumPeer:
     def __init__(self, my_id: int, voters: set[int], observers: set[int], *, accepted_epoch: int,
                  current_epoch: int, history: History, committed: int,
                  snapshot: Callable[[], tuple[int, bytes]], sync_limit: int = 5, init_limit: int = 10,
-                 finalize_ticks: int = 1) -> None:
+                 finalize_ticks: int = 1, config: tuple[int, bytes] = (0, b""),
+                 config_of: Callable[[bytes], bytes | None] | None = None,
+                 members_of: Callable[[bytes], tuple[set[int], set[int]]] | None = None) -> None:
+        """``config`` is this server's membership as (version, text); ``config_of`` finds the
+        membership a reconfig txn installs and ``members_of`` reads its voters and observers
+        (both opaque to ZAB and the election, as payloads are)."""
         self.my_id = my_id
         self.election = Election(my_id, voters, observers, finalize_ticks=finalize_ticks)
+        self.election.config_version, self.election.config = config
         self.zab = ZabPeer(my_id, voters, observers, accepted_epoch=accepted_epoch, current_epoch=current_epoch,
                            history=history, committed=committed, snapshot=snapshot,
-                           sync_limit=sync_limit, init_limit=init_limit)
+                           sync_limit=sync_limit, init_limit=init_limit, config_of=config_of, members_of=members_of)
         self.state = ServerState.LOOKING
         self.leader: int | None = None
         self.established = False
@@ -62,6 +76,9 @@ class QuorumPeer:
     def _election(self, out: PeerOutput, e: Any) -> None:
         out.election.extend(e.messages)
         out.events.extend(e.events)
+        if e.adopt is not None:
+            self._adopt(out, *e.adopt)
+            return
         if e.decided is None:
             return
         state, leader = e.decided
@@ -76,7 +93,9 @@ class QuorumPeer:
     def _zab(self, out: PeerOutput, z: ZabOutput) -> None:
         out.add_zab(z)
         for eff in z.effects:
-            if isinstance(eff, Established):
+            if isinstance(eff, MembershipChanged):
+                self.election.set_members(set(eff.voters), set(eff.observers), eff.zxid, eff.config)
+            elif isinstance(eff, Established):
                 self.established = True
             elif isinstance(eff, Abandon):
                 self._look(out)
@@ -107,14 +126,31 @@ class QuorumPeer:
             self._zab(out, self.zab.link_down(sid))
         return out
 
+    def _adopt(self, out: PeerOutput, version: int, config: bytes) -> None:
+        """Take a newer membership a serving server told us of, then look again under it."""
+        voters, observers = self.zab.members_of(config)
+        self.election.set_members(voters, observers, version, config)
+        out.effects.append(ConfigAdopted(version, config))
+        self._zab(out, self.zab.reconfigure(voters, observers))
+        if self.state == ServerState.LOOKING:
+            self._look(out)
+
+    def reconfigure(self, voters: set[int], observers: set[int], version: int, config: bytes) -> PeerOutput:
+        """Take a membership that came in a leader's snapshot or was left after a TRUNC (commits
+        carry their own, see ZabPeer._committed)."""
+        out = PeerOutput()
+        self.election.set_members(voters, observers, version, config)
+        self._zab(out, self.zab.reconfigure(voters, observers))
+        return out
+
     def persisted(self, zxid: int) -> PeerOutput:
         out = PeerOutput()
         self._zab(out, self.zab.persisted(zxid))
         return out
 
-    def propose(self, payload: bytes) -> tuple[int, PeerOutput]:
+    def propose(self, payload: bytes, next_voters: set[int] | None = None) -> tuple[int, PeerOutput]:
         out = PeerOutput()
-        zxid, z = self.zab.propose(payload)
+        zxid, z = self.zab.propose(payload, next_voters)
         self._zab(out, z)
         return zxid, out
 

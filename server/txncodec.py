@@ -32,6 +32,7 @@ BODY_TYPES: dict[int, type[Record]] = {
     Op.delete: DeleteTxn,
     Op.deleteContainer: DeleteTxn,
     Op.setData: SetDataTxn,
+    Op.reconfig: SetDataTxn,  # a setData of /zookeeper/config
     Op.setACL: SetACLTxn,
     Op.check: CheckVersionTxn,
     Op.createSession: CreateSessionTxn,

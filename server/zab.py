@@ -154,6 +154,16 @@ class Abandon:
     reason: str
 
 
+@dataclass(frozen=True)
+class MembershipChanged:
+    """A committed reconfig took effect here (it follows that txn's CommitTxn)."""
+
+    zxid: int
+    voters: frozenset[int]
+    observers: frozenset[int]
+    config: bytes
+
+
 @dataclass
 class ZabOutput:
     messages: list[tuple[int, Any]] = field(default_factory=list)
@@ -245,8 +255,14 @@ class ZabPeer:
 
     def __init__(self, my_id: int, voters: set[int], observers: set[int], *, accepted_epoch: int,
                  current_epoch: int, history: History, committed: int,
-                 snapshot: Callable[[], tuple[int, bytes]], sync_limit: int = 5, init_limit: int = 10) -> None:
+                 snapshot: Callable[[], tuple[int, bytes]], sync_limit: int = 5, init_limit: int = 10,
+                 config_of: Callable[[bytes], bytes | None] | None = None,
+                 members_of: Callable[[bytes], tuple[set[int], set[int]]] | None = None) -> None:
         self.my_id = my_id
+        # how to read the opaque payloads: the membership a reconfig txn installs (None for other
+        # txns), and the voters and observers of a membership
+        self.config_of = config_of or (lambda payload: None)
+        self.members_of = members_of or (lambda config: (set(voters), set(observers)))
         self.voters = set(voters)
         self.observers = set(observers)
         self.accepted_epoch = accepted_epoch
@@ -270,8 +286,12 @@ class ZabPeer:
         self.epoch_decided = False
         self.epoch_acks: set[int] = set()
         self.newleader_acks: set[int] = set()
-        self.outstanding: OrderedDict[int, tuple[bytes, set[int]]] = OrderedDict()
+        # zxid -> (payload, ackers, voters of a reconfig in flight that must also ack, or None)
+        self.outstanding: OrderedDict[int, tuple[bytes, set[int], frozenset[int] | None]] = OrderedDict()
         self.counter = 0
+        # the voters of a proposed, not yet committed reconfig: until it commits, every
+        # proposal needs a quorum of them as well as of the current voters (joint consensus)
+        self.next_voters: frozenset[int] | None = None
         # learner state
         self.last_from_leader = 0
         self.sync_mode: str | None = None
@@ -292,6 +312,7 @@ class ZabPeer:
         self.epoch_acks = {self.my_id}
         self.newleader_acks = set()
         self.outstanding = OrderedDict()
+        self.next_voters = None
         self.epoch_decided = False
         out = ZabOutput()
         self._maybe_decide_epoch(out)
@@ -334,7 +355,7 @@ class ZabPeer:
         if self.role == "leader":
             limit = self.sync_limit if self.established else self.init_limit
             alive = {self.my_id} | {s for s, lr in self.learners.items()
-                                    if s in self.voters and self.now - lr.last_heard <= limit}
+                                    if s in self.voters and not lr.observer and self.now - lr.last_heard <= limit}
             if self.now - self.started > limit and len(alive) < self.quorum:
                 self._abandon(out, f"lost the quorum: hearing only {sorted(alive)}")
                 return out
@@ -406,7 +427,7 @@ class ZabPeer:
             return out
         self.persisted_zxid = zxid
         if self.role == "leader":
-            for z, (_, ackers) in self.outstanding.items():
+            for z, (_, ackers, _) in self.outstanding.items():
                 if z <= zxid:
                     ackers.add(self.my_id)
             self._try_commit(out)
@@ -421,26 +442,68 @@ class ZabPeer:
                 out.messages.append((self.leader, Ack(zxid)))
         return self._seal(out)
 
-    def propose(self, payload: bytes) -> tuple[int, ZabOutput]:
-        """Leader: give ``payload`` the next zxid and send it to the learners."""
+    def propose(self, payload: bytes, next_voters: set[int] | None = None) -> tuple[int, ZabOutput]:
+        """Leader: give ``payload`` the next zxid and send it to the learners. ``next_voters``
+        marks a reconfig: from here until it commits, proposals need their quorum too."""
         if self.role != "leader" or not self.established:
             raise RuntimeError("not an established leader")
+        if next_voters is not None:
+            self.next_voters = frozenset(next_voters)
         self.counter += 1
         zxid = make_zxid(self.epoch, self.counter)
         out = ZabOutput()
         self.history.append(zxid, payload)
-        self.outstanding[zxid] = (payload, set())
+        self.outstanding[zxid] = (payload, set(), self.next_voters)
         out.effects.append(Append(zxid, payload))
         for sid, lr in self.learners.items():
             if lr.phase in ("sync", "synced") and not lr.observer:
                 out.messages.append((sid, Proposal(zxid, payload)))
         return zxid, self._seal(out)
 
+    def _committed(self, out: ZabOutput, zxid: int, payload: bytes) -> None:
+        """Emit one commit; a reconfig takes effect right there, before anything after it."""
+        self.committed = zxid
+        out.effects.append(CommitTxn(zxid, payload))
+        config = self.config_of(payload)
+        if config is not None:
+            voters, observers = self.members_of(config)
+            out.effects.append(MembershipChanged(zxid, frozenset(voters), frozenset(observers), config))
+            self._reconfigured(out, voters, observers)
+
+    def reconfigure(self, voters: set[int], observers: set[int]) -> ZabOutput:
+        """Take a membership that arrived other than by a commit (a snapshot from the leader)."""
+        out = ZabOutput()
+        self._reconfigured(out, voters, observers)
+        return self._seal(out)
+
+    def _reconfigured(self, out: ZabOutput, voters: set[int], observers: set[int]) -> None:
+        """A reconfig committed: take the new membership. A server whose role changed or that
+        was removed gives up its role (it rejoins, or not, through a new election); a leader
+        drops the learners that must come back in another role."""
+        was_observer = self.my_id in self.observers
+        self.voters = set(voters)
+        self.observers = set(observers)
+        self.next_voters = None
+        if self.role is None:
+            return
+        member = self.my_id in self.voters or self.my_id in self.observers
+        if not member:
+            self._abandon(out, "removed from the ensemble by a reconfig")
+        elif self.role == "leader":
+            if self.my_id not in self.voters:
+                self._abandon(out, "a reconfig made the leader an observer")
+            else:
+                for sid, lr in list(self.learners.items()):
+                    if lr.observer != (sid in self.observers):
+                        del self.learners[sid]  # it follows in its old role: it must come back
+        elif was_observer != (self.my_id in self.observers):
+            self._abandon(out, f"a reconfig made this server {'an observer' if not was_observer else 'a participant'}")
+
     # ---------------------------------------------------------------- leader
     def _maybe_decide_epoch(self, out: ZabOutput) -> None:
         if self.epoch_decided:
             return
-        voters_in = {s for s, lr in self.learners.items() if s in self.voters} | {self.my_id}
+        voters_in = {s for s, lr in self.learners.items() if s in self.voters and not lr.observer} | {self.my_id}
         if len(voters_in) < self.quorum:
             return
         epochs = [lr.accepted_epoch for lr in self.learners.values()] + [self.accepted_epoch]
@@ -458,8 +521,9 @@ class ZabPeer:
         if lr is not None:
             lr.last_heard = self.now
         if isinstance(msg, FollowerInfo):
-            if msg.observer != (sid in self.observers):
-                return out
+            # taken in the role the learner claims, even where our membership says otherwise: one
+            # that missed a reconfig learns it by syncing, then comes back in its new role (until
+            # then its acks count only where our membership lets them)
             lr = _Learner(sid, msg.observer, msg.accepted_epoch, last_heard=self.now)
             self.learners[sid] = lr
             if self.epoch_decided:
@@ -475,7 +539,8 @@ class ZabPeer:
             if (msg.current_epoch, msg.last_zxid) > mine and not self.established:
                 self._abandon(out, f"server {sid} has a newer history {msg} than ours {mine}")
                 return out
-            self.epoch_acks.add(sid)
+            if not lr.observer:  # one that calls itself an observer never votes, whatever we think
+                self.epoch_acks.add(sid)
             lr.phase = "acked"
             lr.their_last = msg.last_zxid
             if self.current_epoch != self.epoch and \
@@ -493,7 +558,7 @@ class ZabPeer:
                 lr.phase = "synced"
                 if not lr.observer:
                     self.newleader_acks.add(sid)
-                    for z, (_, ackers) in self.outstanding.items():
+                    for z, (_, ackers, _) in self.outstanding.items():
                         if z <= msg.zxid:
                             ackers.add(sid)
                 if self.established:
@@ -504,7 +569,7 @@ class ZabPeer:
                 return out
             if lr.phase == "synced" and not lr.observer:
                 # one ACK covers every proposal up to it (followers ack a synced batch)
-                for z, (_, ackers) in self.outstanding.items():
+                for z, (_, ackers, _) in self.outstanding.items():
                     if z > msg.zxid:
                         break
                     ackers.add(sid)
@@ -544,8 +609,9 @@ class ZabPeer:
         # everything in our history is now held by a quorum: it is committed
         for z, p in self.history.entries:
             if z > self.committed:
-                out.effects.append(CommitTxn(z, p))
-                self.committed = z
+                self._committed(out, z, p)
+                if self.role != "leader":
+                    return  # a reconfig in the history removed us: no epoch to establish
         self.outstanding.clear()
         self.counter = 0
         out.effects.append(Established("leader", self.epoch))
@@ -555,12 +621,12 @@ class ZabPeer:
 
     def _try_commit(self, out: ZabOutput) -> None:
         while self.outstanding:
-            zxid, (payload, ackers) = next(iter(self.outstanding.items()))
+            zxid, (payload, ackers, joint) = next(iter(self.outstanding.items()))
             if len({a for a in ackers if a in self.voters}) < self.quorum:
                 break
+            if joint is not None and len(ackers & joint) <= len(joint) // 2:
+                break
             self.outstanding.popitem(last=False)
-            self.committed = zxid
-            out.effects.append(CommitTxn(zxid, payload))
             for sid, lr in self.learners.items():
                 if lr.phase not in ("sync", "synced"):
                     continue
@@ -568,6 +634,9 @@ class ZabPeer:
                     out.messages.append((sid, Inform(zxid, payload)))
                 else:
                     out.messages.append((sid, Commit(zxid)))
+            self._committed(out, zxid, payload)
+            if self.role != "leader":
+                return
 
     # ---------------------------------------------------------------- learner
     def _learner_receive(self, msg: Any) -> ZabOutput:
@@ -623,6 +692,8 @@ class ZabPeer:
         if isinstance(msg, UpToDate):
             self.uptodate = True
             self._commit_through(out, msg.committed)
+            if self.role is None:
+                return out
             out.effects.append(Established(self.role or "follower", self.current_epoch))
             return out
         return out
@@ -635,5 +706,6 @@ class ZabPeer:
         if target is None:
             return
         for z, p in self.history.between(self.committed, target):
-            out.effects.append(CommitTxn(z, p))
-            self.committed = z
+            self._committed(out, z, p)
+            if self.role is None:
+                return  # a reconfig removed us or changed our role

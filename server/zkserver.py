@@ -513,7 +513,7 @@ class ZooKeeperServer:
             if op == Op.closeSession:
                 self.submit(conn, req, Op.closeSession, None)
                 return
-            if op == Op.reconfig:
+            if op == Op.reconfig and self.ensemble is None:
                 self._finish(conn, req, core.last_zxid, self._reconfig_refusal(conn, req.record))
                 return
             self.submit(conn, req, op, req.record)
@@ -578,9 +578,10 @@ class ZooKeeperServer:
         conn.send_reply(req.xid, self.core.last_zxid, 0, SaslToken(reply))
 
     def _reconfig_refusal(self, conn: ClientConnection, r: Any) -> int:
-        """Why a reconfig is refused, checked in Apache's order (PrepRequestProcessor: enabled, config
-        version, arguments, then the ACL of /zookeeper/config); one that passes every check is still
-        refused: membership changes are not implemented."""
+        """Why a standalone server refuses a reconfig, checked in Apache's order (PrepRequestProcessor:
+        enabled, config version, arguments, then the ACL of /zookeeper/config); one that passes every
+        check is still refused, as Apache refuses it outside an ensemble. In an ensemble the
+        leader prepares reconfigs (quorum.Ensemble.prepare_reconfig)."""
         if not getattr(self.cfg, "reconfig_enabled", False):
             return Err.RECONFIGDISABLED
         config = self.core.tree.nodes.get("/zookeeper/config")
@@ -600,7 +601,7 @@ class ZooKeeperServer:
 
         if config is not None and not AclCheck.allowed(Perm.WRITE, config.acl, conn.auth):
             return Err.NOAUTH
-        log.warning("reconfig from %s refused: dynamic reconfiguration is not implemented", conn.peer[0])
+        log.warning("reconfig from %s refused: a standalone server has no membership to change", conn.peer[0])
         return Err.UNIMPLEMENTED
 
     def _finish(self, conn: ClientConnection, req: Request, zxid: int, err: int, body: Any = None) -> None:

@@ -16,10 +16,7 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parent.parent
-KNOWN_FAILURES = {
-    # adds and removes an observer with reconfig: dynamic membership changes are not implemented
-    "TestReconfig::test_add_remove_observer",
-}
+KNOWN_FAILURES: set[str] = set()  # every test that passes against Apache 3.8 passes here
 
 
 def test_kazoo_suite_passes_but_for_known_failures():
@@ -31,4 +28,4 @@ def test_kazoo_suite_passes_but_for_known_failures():
     failed = set(re.findall(r"^FAILED \S+::(\w+::\w+)", out, re.M))
     assert failed <= KNOWN_FAILURES, f"new failures: {sorted(failed - KNOWN_FAILURES)}\n{out[-3000:]}"
     passed, skipped = int(summary.group(2)), int(summary.group(3) or 0)
-    assert passed >= 489 and skipped <= 3, summary.group(0)
+    assert passed >= 490 and skipped <= 3, summary.group(0)

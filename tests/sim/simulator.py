@@ -34,6 +34,21 @@ class InvariantError(AssertionError):
     pass
 
 
+def reconfig_payload(voters: set[int], observers: set[int], n: int) -> bytes:
+    return b"r" + repr((sorted(voters), sorted(observers), n)).encode()
+
+
+def reconfig_config(payload: bytes) -> bytes | None:
+    """The simulation's stand-in for reading a reconfig txn (ZabPeer's config_of): the
+    payload itself is the membership."""
+    return payload if payload.startswith(b"r") else None
+
+
+def members_of(config: bytes) -> tuple[set[int], set[int]]:
+    voters, observers, _ = eval(config[1:].decode())  # noqa: S307 - our own repr
+    return set(voters), set(observers)
+
+
 @dataclass
 class Disk:
     """What survives a crash."""
@@ -56,12 +71,18 @@ class Node:
 
 class Simulation:
     def __init__(self, seed: int, voters: int = 3, observers: int = 0, *, steps: int = 3000,
-                 fault_rate: float = 0.01, write_rate: float = 0.3) -> None:
+                 fault_rate: float = 0.01, write_rate: float = 0.3, spares: int = 0,
+                 reconfig_rate: float = 0.0) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
         self.voter_ids = set(range(1, voters + 1))
         self.observer_ids = set(range(voters + 1, voters + observers + 1))
-        self.all_ids = sorted(self.voter_ids | self.observer_ids)
+        # spares run from the start but are not members: each believes in the initial voters plus
+        # itself, as a server started to join by reconfig does; reconfigs move servers in and out
+        self.spare_ids = set(range(voters + observers + 1, voters + observers + spares + 1))
+        self.reconfig_rate = reconfig_rate
+        self.reconfigs = 0
+        self.all_ids = sorted(self.voter_ids | self.observer_ids | self.spare_ids)
         self.steps = steps
         self.fault_rate = fault_rate
         self.write_rate = write_rate
@@ -88,11 +109,61 @@ class Simulation:
         node.unsynced = []
         last = applied[-1][0] if applied else 0
         history = History([(z, p) for z, p in disk.log if z > snap_zxid], start=snap_zxid)
-        node.peer = QuorumPeer(sid, self.voter_ids, self.observer_ids, accepted_epoch=disk.accepted,
+        voters, observers, version, config = self.membership_in(applied, sid)
+        node.peer = QuorumPeer(sid, voters, observers, accepted_epoch=disk.accepted,
                                current_epoch=disk.current, history=history, committed=last,
-                               snapshot=lambda n=node: self._snapshot(n), sync_limit=5, init_limit=10)
+                               snapshot=lambda n=node: self._snapshot(n), sync_limit=5, init_limit=10,
+                               config=(version, config), config_of=reconfig_config, members_of=members_of)
         node.alive = True
         self._apply_output(node, node.peer.start())
+
+    def membership_in(self, applied: list[tuple[int, bytes]], sid: int) -> tuple[set[int], set[int], int, bytes]:
+        """What a server starts from: the last reconfig it holds, else its configured membership."""
+        for z, p in reversed(applied):
+            config = reconfig_config(p)
+            if config is not None:
+                return (*members_of(config), z, config)
+        if sid in self.spare_ids:
+            return self.voter_ids | {sid}, set(self.observer_ids), 0, b""
+        return set(self.voter_ids), set(self.observer_ids), 0, b""
+
+    def _propose_reconfig(self, node: Node) -> None:
+        """A random new membership, proposed only when the leader's rules allow it (no reconfig
+        in flight, a synced quorum of the new voters), as Ensemble.prepare_reconfig checks."""
+        zab = node.peer.zab
+        if zab.next_voters is not None:
+            return
+        # one server changes at a time (joins, leaves, or switches role), as operators change
+        # ensembles: old and new majorities then always overlap
+        voters, observers = set(zab.voters), set(zab.observers)
+        sid = self.rng.choice(self.all_ids)
+        voters.discard(sid)
+        observers.discard(sid)
+        now = self.rng.choice(["voter", "observer", "gone"])
+        if now == "voter":
+            voters.add(sid)
+        elif now == "observer":
+            observers.add(sid)
+        if len(voters) < 2 or (voters, observers) == (zab.voters, zab.observers):
+            return
+        synced = {node.sid} | {s for s, lr in zab.learners.items() if lr.phase == "synced" and not lr.observer}
+        if len(voters & synced) <= len(voters) // 2:
+            return
+        self.reconfigs += 1
+        _, out = node.peer.propose(reconfig_payload(voters, observers, self.reconfigs), next_voters=voters)
+        self.trace.append(f"{self.now}: {node.sid} proposes voters {sorted(voters)} observers {sorted(observers)}")
+        self._apply_output(node, out)
+
+    def members(self) -> set[int]:
+        """The members of the newest committed membership any server applied."""
+        best: tuple[int, set[int]] = (0, self.voter_ids | self.observer_ids)
+        for node in self.nodes.values():
+            for z, p in node.applied:
+                config = reconfig_config(p)
+                if config is not None and z > best[0] and node.peer is not None and z <= node.peer.zab.committed:
+                    voters, observers = members_of(config)
+                    best = (z, voters | observers)
+        return best[1]
 
     def _snapshot(self, node: Node) -> tuple[int, bytes]:
         committed = node.peer.zab.committed if node.peer else 0
@@ -186,12 +257,14 @@ class Simulation:
             self._sync(node, report=False)
             disk.log = [(z, p) for z, p in disk.log if z <= eff.zxid]
             node.applied = [(z, p) for z, p in node.applied if z <= eff.zxid]
+            self._adopt_membership(node)
         elif isinstance(eff, InstallSnapshot):
             txns = eval(eff.data.decode()) if eff.data else []  # noqa: S307 - our own repr of tuples
             disk.snap = (eff.zxid, txns)
             disk.log = []
             node.unsynced = []
             node.applied = list(txns)
+            self._adopt_membership(node)
         elif isinstance(eff, CommitTxn):
             if node.applied and eff.zxid <= node.applied[-1][0]:
                 if dict(node.applied).get(eff.zxid) != eff.payload:
@@ -210,6 +283,13 @@ class Simulation:
                 self.trace.append(f"{self.now}: {node.sid} leads epoch {eff.epoch}")
         elif isinstance(eff, Abandon):
             self.trace.append(f"{self.now}: {node.sid} abandons: {eff.reason}")
+
+    def _adopt_membership(self, node: Node) -> None:
+        """After TRUNC or SNAP the server's state jumped: take the membership it now holds."""
+        voters, observers, version, config = self.membership_in(node.applied, node.sid)
+        peer = node.peer
+        if peer is not None and (voters, observers) != (peer.zab.voters, peer.zab.observers):
+            self._apply_output(node, peer.reconfigure(voters, observers, version, config))
 
     def _sync(self, node: Node, report: bool = True) -> None:
         if not node.unsynced:
@@ -262,9 +342,12 @@ class Simulation:
             leaders = [n for n in self.nodes.values() if n.alive and n.peer is not None and n.peer.can_propose]
             if leaders:
                 node = self.rng.choice(leaders)
-                self.writes += 1
-                _, out = node.peer.propose(b"w%d" % self.writes)
-                self._apply_output(node, out)
+                if self.reconfig_rate and self.rng.random() < self.reconfig_rate:
+                    self._propose_reconfig(node)
+                else:
+                    self.writes += 1
+                    _, out = node.peer.propose(b"w%d" % self.writes)
+                    self._apply_output(node, out)
         if faults and self.rng.random() < self.fault_rate:
             self._fault()
         self.check()
@@ -308,11 +391,13 @@ class Simulation:
         if len(leaders) != 1:
             return False
         lid = leaders[0].my_id
-        return all(p.established and p.leader == lid for p in peers)
+        members = self.members()  # a server a reconfig removed never takes a role again
+        return all(p.established and p.leader == lid for p in peers if p.my_id in members)
 
     def run(self) -> Simulation:
         for _ in range(self.steps):
             self.step()
+        self.reconfig_rate = 0.0  # a reconfig may move leadership; the end checks want one leader
         self.settle()
         # after settling, a last write goes through and reaches everyone
         for _ in range(200):

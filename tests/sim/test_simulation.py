@@ -39,6 +39,28 @@ def test_many_more_seeds(seeds):
 
 
 # ---------------------------------------------------------------- focused behaviours
+@pytest.mark.parametrize("seeds", _chunks(60, 30), ids=lambda r: f"{r.start}-{r.stop - 1}")
+def test_reconfigs_under_faults_lose_nothing_and_settle(seeds):
+    """Leaders propose random one-server membership changes (servers join, leave, switch
+    between participant and observer; two spares start outside the ensemble) amid crashes,
+    partitions and broken links: no acknowledged write is lost, one leader per epoch, and
+    after healing the members of the newest membership all follow one leader."""
+    changed = 0
+    for seed in seeds:
+        sim = Simulation(200_000 + seed, 3 + 2 * (seed % 2), seed % 2, steps=1500, fault_rate=0.02,
+                         spares=2, reconfig_rate=0.05).run()
+        changed += sim.reconfigs
+    assert changed > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seeds", _chunks(200, 50), ids=lambda r: f"{r.start}-{r.stop - 1}")
+def test_reconfigs_many_more_seeds(seeds):
+    for seed in seeds:
+        Simulation(300_000 + seed, 3 + 2 * (seed % 2), seed % 3, steps=2000, fault_rate=0.02,
+                   spares=2, reconfig_rate=0.05).run()
+
+
 def test_vote_with_higher_zxid_wins_over_higher_myid():
     assert Vote(1, make_zxid(1, 5), 1) > Vote(1, make_zxid(1, 4), 3)
     assert Vote(2, 0, 1) > Vote(1, make_zxid(1, 9), 3)
