@@ -110,13 +110,15 @@ class Election:
         self.round += 1
         self.state = ServerState.LOOKING
         self.initial = Vote(epoch, zxid, self.my_id)
-        self.vote = self.initial if not self.is_observer else Vote(-1, -1, -1)
+        # only a voter of our own membership proposes itself (observers and servers a reconfig
+        # removed vote for nobody, as Apache's FastLeaderElection), so no one elects a non-voter
+        self.vote = self.initial if self.is_voter else Vote(-1, -1, -1)
         self.recv = {}
         self.outside = {}
         self.finalize_at = None
         self.started_at = self.now
         out.events.append(ElectionEvent("state_changed", self.round, state=ServerState.LOOKING.value))
-        if not self.is_observer:
+        if self.is_voter:
             self.recv[self.my_id] = self.vote
         self._broadcast(out)
         return out
@@ -160,7 +162,7 @@ class Election:
                 self.round = n.round
                 self.recv = {}
                 self.finalize_at = None
-                best = max(self.initial, n.vote) if not self.is_observer else n.vote
+                best = max(self.initial, n.vote) if self.is_voter else n.vote
                 self._change(out, best)
                 if not self.is_observer:
                     self.recv[self.my_id] = self.vote
@@ -201,6 +203,10 @@ class Election:
         self.is_observer = self.my_id in self.observers
         if version is not None and config is not None:
             self.config_version, self.config = version, config
+
+    @property
+    def is_voter(self) -> bool:
+        return self.my_id in self.voters
 
     @property
     def member(self) -> bool:

@@ -21,8 +21,8 @@ from tests.support.ourzk import InProcessServer
 ZKCLI = [sys.executable, "-m", "zkops.zkcli"]
 NOISE = ("Connecting to ", "WATCHER::", "WatchedEvent state:SyncConnected type:None path:null",
          "WatchedEvent state:Closed type:None path:null",
-         # zkcli leaves out quotas and reconfig (docs/zkcli.md); zkCli.sh's usage lists them
-         "\tdelquota ", "\tlistquota ", "\tsetquota ", "\treconfig ")
+         # zkcli leaves out quotas (docs/zkcli.md); zkCli.sh's usage lists them
+         "\tdelquota ", "\tlistquota ", "\tsetquota ")
 
 
 @pytest.fixture(scope="module")
@@ -242,3 +242,44 @@ def test_scripts_read_stdin_without_prompts(server):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "\nx\n" in done.stdout and "[zk:" not in done.stdout
     assert "Created /piped" in done.stderr
+
+
+@pytest.mark.reference
+@pytest.mark.integration
+def test_reconfig_matches_zkcli_sh_on_an_ensemble(tmp_path):
+    """reconfig's usage errors, NoAuth, and a super user's add, remove (-s) and stale -v, run
+    by zkCli.sh and by zkcli in turn against one three-server zkops ensemble."""
+    from tests.support.refzk import free_port
+    from tests.test_reconfig import _super_ensemble
+
+    ens = _super_ensemble()
+    ens.start()
+    try:
+        ens.wait_ready(30)
+        address = ens.address(1)
+        p = [free_port() for _ in range(3)]
+        joining = f"server.100=127.0.0.1:{p[0]}:{p[1]}:observer;{p[2]}"
+
+        def norm(text: str) -> str:
+            text = _clean(text, "/no-such-path")
+            for i, port in enumerate([*p, *(x for ports in ens.ports.values() for x in ports)]):
+                text = text.replace(f":{port}", f":<p{i}>")
+            return re.sub(r"version=[0-9a-f]+", "version=<v>", text)
+
+        for words in (["reconfig"], ["reconfig", "-v", "zz", "-remove", "100"],
+                      ["reconfig", "-add", joining, "-members", joining],
+                      ["reconfig", "-file", str(tmp_path / "missing")], ["reconfig", "-add", joining]):
+            theirs, ours = run_theirs(address, *words), run_ours(address, *words)
+            assert (ours[0], norm(ours[1]), norm(ours[2])) == (theirs[0], norm(theirs[1]), norm(theirs[2])), words
+        script = (f"addauth digest super:test\nreconfig -s -add {joining}\nreconfig -remove 100\n"
+                  "reconfig -v 1 -remove 100\n")
+        outputs = []
+        for cmd, env in (([str(refzk.ZKCLI)], refzk.zkcli_env()), (ZKCLI, None)):
+            done = subprocess.run([*cmd, "-server", address], input=script, env=env, capture_output=True, text=True,
+                                  timeout=60)
+            outputs.append((norm(done.stdout.replace("Welcome to ZooKeeper!\nJLine support is disabled\n", "")),
+                            norm(done.stderr)))
+        assert "Committed new configuration:" in outputs[0][0] and "version No is not valid : " in outputs[0][1]
+        assert outputs[1] == outputs[0]
+    finally:
+        ens.cleanup()

@@ -139,3 +139,17 @@ def test_minority_side_commits_nothing_and_majority_goes_on():
     assert not leader.peer.can_propose
     majority_leaders = [n for s, n in sim.nodes.items() if s not in minority and n.peer.can_propose]
     assert len(majority_leaders) == 1
+
+
+def test_a_server_a_reconfig_removed_votes_for_nobody():
+    """Seed 300041 of the reconfig runs hung: the voters, still on the old membership, elected
+    the removed server (highest id, same zxid), which never leads. As Apache's election, only
+    a voter of its own membership proposes itself."""
+    removed = Election(9, voters={1, 2}, observers={3})
+    out = removed.start(epoch=3, zxid=0x300000077)
+    assert removed.vote == Vote(-1, -1, -1)
+    assert all(n.vote.leader == -1 for _, n in out.messages)
+    voter = Election(1, voters={1, 2, 9}, observers={3})
+    voter.start(epoch=3, zxid=0x300000077)
+    voter.receive(Notification(9, ServerState.LOOKING.value, Vote(-1, -1, -1), voter.round))
+    assert voter.vote.leader == 1  # not moved to the removed server's non-vote

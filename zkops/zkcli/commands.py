@@ -56,6 +56,9 @@ SPECS: dict[str, Spec] = {
     "ls": Spec("ls [-s] [-w] [-R] path", {"s": False, "w": False, "R": False}, 1, 1),
     "printwatches": Spec("printwatches on|off", {}, 0, 1),
     "quit": Spec("quit ", {}, 0, 0),
+    "reconfig": Spec("reconfig [-s] [-v version] [[-file path] | [-members serverID=host:port1:port2;port3[,...]*]] | "
+                     "[-add serverId=host:port1:port2;port3[,...]]* [-remove serverId[,...]*]",
+                     {"s": False, "v": True, "file": True, "members": True, "add": True, "remove": True}, 0, 0),
     "redo": Spec("redo cmdno", {}, 1, 1),
     "removewatches": Spec("removewatches path [-c|-d|-a] [-l]", {"c": False, "d": False, "a": False, "l": False},
                           1, 1),
@@ -557,6 +560,34 @@ class Commands:
         if opts.get("s"):
             self.out.write(format_stat(stat))
 
+    def do_reconfig(self, opts: dict, args: list[str]) -> None:
+        """Change the ensemble's membership (the server checks everything again)."""
+        assert self.zk is not None
+        whole = "file" in opts or "members" in opts
+        if not whole and "add" not in opts and "remove" not in opts:
+            raise CliError(SPECS["reconfig"].usage)
+        version = -1
+        if "v" in opts:
+            try:
+                version = int(str(opts["v"]), 16)
+            except ValueError:
+                raise CliError("-v must be followed by a long (configuration version)")
+        if whole and ("add" in opts or "remove" in opts):
+            raise CliError("Can't use -file or -members together with -add or -remove (mixing incremental and "
+                           "non-incremental modes is not allowed)")
+        if "file" in opts and "members" in opts:
+            raise CliError("Can't use -file and -members together (conflicting non-incremental modes)")
+        joining = str(opts["add"]).lower() if "add" in opts else None
+        leaving = str(opts["remove"]).lower() if "remove" in opts else None
+        members = str(opts["members"]).lower() if "members" in opts else None
+        if "file" in opts:
+            members = _members_from_file(str(opts["file"]))
+        # no path: errors read "Insufficient permission : ", as zkCli words them for reconfig
+        data, stat = self._call("", lambda: self.zk.reconfig(joining, leaving, members, from_config=version))
+        self.out.write("Committed new configuration:\n" + self._data(data) + "\n")
+        if opts.get("s"):
+            self.out.write(format_stat(stat))
+
     def do_printwatches(self, opts: dict, args: list[str]) -> None:
         if not args:
             self.out.write(f"printwatches is {'on' if self.print_watches else 'off'}\n")
@@ -607,6 +638,28 @@ class _Silent(CliError):
 
     def __str__(self) -> str:
         return ""
+
+
+def _members_from_file(path: str) -> str:
+    """``reconfig -file``: the membership in a dynamic config file, checked as zkCli checks it."""
+    from zkops.server.config import ConfigError, parse_server_line, read_properties
+    from zkops.server.membership import Membership
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            rows = read_properties(f.read(), path)
+        servers = {}
+        for _, key, value in rows:
+            if key.startswith("server."):
+                sid = int(key[7:])
+                servers[sid] = parse_server_line(sid, value, path)
+        if not servers:
+            raise ConfigError("no server.N lines")
+        return Membership(servers).text()
+    except OSError as exc:  # worded as Java's FileNotFoundException, which zkCli appends
+        raise CliError(f"Error processing {path}{path} ({exc.strerror})")
+    except (ValueError, ConfigError) as exc:
+        raise CliError(f"Error processing {path}{exc}")
 
 
 def client_config(text: str) -> str:
