@@ -159,10 +159,12 @@ def _compile(cls: type[Record]) -> None:
         _emit_read(r, name, ftype, "        ", 0, env)
     r.append("    except (struct_error, IndexError):")
     r.append(f"        raise JuteError('truncated {cls.__name__}') from None")
-    args = ", ".join(names)
-    r.append(f"    return _new(cls, ({args}{',' if len(names) == 1 else ''})), off")
+    # build the record slot by slot, without a call to __init__ or a loop over the fields
+    r.append("    obj = _object_new(cls)")
+    r += [f"    obj.{n} = {n}" for n in names]
+    r.append("    return obj, off")
     env["struct_error"] = struct.error
-    env["_new"] = _new_record
+    env["_object_new"] = object.__new__
     init = [f"def __init__(self, {', '.join(names)}):" if names else "def __init__(self):"]
     init += [f"    self.{n} = {n}" for n in names] or ["    pass"]
     exec("\n".join(init), env)  # noqa: S102 - generated from the class's own field list
@@ -197,13 +199,6 @@ def _install_lazy_codec(cls: type[Record]) -> None:
     cls.__init__ = __init__  # type: ignore[misc]
     cls.write = write  # type: ignore[method-assign]
     cls.read = classmethod(read)  # type: ignore[method-assign,assignment]
-
-
-def _new_record(cls: type[Record], values: tuple[Any, ...]) -> Record:
-    obj = object.__new__(cls)
-    for slot, value in zip(cls.__slots__, values, strict=False):
-        object.__setattr__(obj, slot, value)
-    return obj
 
 
 class Record:
