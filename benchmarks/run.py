@@ -4,7 +4,8 @@ python3 -m benchmarks.run [--quick] [--json out.json] [--skip-ensemble]
 
 Measures, for a standalone server of each: get / set / create throughput at 1, 16 and
 128 sessions with pipelined requests, start-up time (process start until `srvr`
-answers with a mode), RSS idle and after 100,000 znodes of 100 bytes; for a
+answers with a mode; the median of several starts, with the AdminServer on as both ship
+and off), RSS idle and after 100,000 znodes of 100 bytes; for a
 three-node ensemble of each: set and get throughput and failover time (kill -9 of the
 leader until the first write through a survivor succeeds). The client is a raw
 asyncio jute client in separate processes; on this 2-core machine client and server
@@ -21,6 +22,7 @@ import multiprocessing as mp
 import os
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -173,18 +175,30 @@ def fill(address: str, count: int) -> None:
 
 # ---------------------------------------------------------------- servers
 class Standalone:
-    def __init__(self, kind: str) -> None:
+    """One server of either kind. ``admin`` turns its AdminServer on (on a free port) or off;
+    None keeps the harness's habit (off for Apache, zkops's default on)."""
+
+    def __init__(self, kind: str, admin: bool | None = None) -> None:
         self.kind = kind
+        self.admin = admin
         self.proc_obj: object | None = None
+
+    def _admin_cfg(self) -> dict[str, str]:
+        if self.admin is None:
+            return {}
+        if self.admin:
+            return {"admin.enableServer": "true", "admin.serverPort": str(refzk.free_port())}
+        return {"admin.enableServer": "false"}
 
     def start(self) -> float:
         t0 = time.monotonic()
         if self.kind == "apache":
-            z = refzk.RefZooKeeper(extra_cfg={"maxClientCnxns": "0", "autopurge.purgeInterval": "0"})
+            z = refzk.RefZooKeeper(extra_cfg={"maxClientCnxns": "0", "autopurge.purgeInterval": "0",
+                                              **self._admin_cfg()})
             z.start()
             self.proc_obj = z
         else:
-            z = ZkopsProcess(extra_cfg={"maxClientCnxns": "0"})
+            z = ZkopsProcess(extra_cfg={"maxClientCnxns": "0", **self._admin_cfg()})
             z.start()
             self.proc_obj = z
         return time.monotonic() - t0
@@ -281,6 +295,19 @@ def failover_seconds(addresses: dict[int, str], kill, leader: int) -> float:
     return took
 
 
+def startup_seconds(kind: str, admin: bool, runs: int) -> float:
+    """Median of ``runs`` cold starts (process start until srvr answers with a mode): one
+    start of a JVM varies by a factor of two or more from run to run on this machine."""
+    took = []
+    for _ in range(runs):
+        s = Standalone(kind, admin=admin)
+        try:
+            took.append(s.start())
+        finally:
+            s.cleanup()
+    return statistics.median(took)
+
+
 # ---------------------------------------------------------------- the run
 def run(quick: bool, skip_ensemble: bool, servers: list[str]) -> dict:
     duration = 2.0 if quick else 5.0
@@ -290,7 +317,7 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str]) -> dict:
         s = Standalone(kind)
         r: dict = {}
         try:
-            r["startup_s"] = s.start()
+            s.start()
             _prepare(s.address)
             time.sleep(1.0)
             r["rss_idle_kb"] = rss_kb(s.pid)
@@ -309,6 +336,12 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str]) -> dict:
             r[f"rss_{fill_count}_znodes_kb"] = rss_kb(s.pid)
         finally:
             s.cleanup()
+        # start-up with each server as shipped (AdminServer on) and with the AdminServer off
+        runs = 3 if quick else 7
+        r["startup_s"] = startup_seconds(kind, True, runs)
+        r["startup_no_adminserver_s"] = startup_seconds(kind, False, runs)
+        print(f"{kind:7s} start-up: {r['startup_s']:.3f} s, without AdminServer "
+              f"{r['startup_no_adminserver_s']:.3f} s (median of {runs})", flush=True)
         results["standalone"][kind] = r
     if not skip_ensemble:
         for kind in servers:

@@ -3,13 +3,12 @@
 Mirrors ZooKeeper's rules: a session carries a list of authenticated Ids; a node's ACL
 grants permissions to Ids; ``super`` passes every check; "auth" ACL entries are
 replaced at create/setACL time by the session's authenticated Ids.
+
+base64, hashlib (OpenSSL) and ipaddress are imported where they are used: they cost
+start-up time, and many servers never see a digest or ip ACL.
 """
 
 from __future__ import annotations
-
-import base64
-import hashlib
-import ipaddress
 
 from .codes import Err, Perm, ZkError
 from .records import ACL, Id
@@ -25,12 +24,17 @@ AUTHENTICATED_SCHEMES = frozenset({"digest", "sasl", "x509", "super"})
 
 def digest(user_password: str) -> str:
     """user:password -> user:base64(sha1(user:password)), as DigestAuthenticationProvider."""
+    import base64
+    import hashlib
+
     user = user_password.split(":", 1)[0]
     sha = hashlib.sha1(user_password.encode("utf-8")).digest()
     return f"{user}:{base64.b64encode(sha).decode('ascii')}"
 
 
 def _ip_matches(client: str, spec: str) -> bool:
+    import ipaddress
+
     try:
         if "/" in spec:
             net = ipaddress.ip_network(spec, strict=False)
@@ -50,6 +54,8 @@ def _valid_id(ident: Id) -> bool:
     if scheme == "digest":
         return len(value.split(":")) == 2
     if scheme == "ip":
+        import ipaddress
+
         try:
             ipaddress.ip_network(value, strict=False)
             return True

@@ -8,7 +8,6 @@ keys Apache ZooKeeper's commands use plus ``command`` (the primary name) and ``e
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -258,6 +257,8 @@ def handler(s: ZooKeeperServer) -> Callable[[str, dict[str, list[str]]], tuple[i
         if len(parts) == 1:
             links = "".join(f'<a href="/commands/{n}">{n}</a><br/>\n' for n in sorted(COMMANDS))
             return 200, "text/html", f"<h1>ZooKeeper AdminServer commands</h1>\n{links}".encode()
+        import json  # at the first request, not at start-up
+
         status, body = run_command(s, parts[1], query)
         return status, "application/json", json.dumps(body, indent=2, default=str).encode()
 

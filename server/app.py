@@ -77,9 +77,10 @@ async def _autopurge(cfg: Any, db: Database, stop: asyncio.Event) -> None:
 
 def _tune_gc() -> None:
     """Znodes form no reference cycles, yet the cyclic collector would walk all of them
-    again and again as the tree grows: freeze what recovery loaded and collect rarely."""
+    again and again as the tree grows: freeze what recovery loaded and collect rarely.
+    No collection first: it would walk that whole tree once more, for the few bytes of
+    start-up garbage it could free."""
     import gc
 
-    gc.collect()
     gc.freeze()
     gc.set_threshold(100_000, 50, 1000)

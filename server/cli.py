@@ -207,6 +207,23 @@ def _server_entry(cfg: ServerConfig) -> Callable[[ServerConfig], int | None]:
     return run
 
 
+def _import_asyncio_without_tls() -> None:
+    """Import asyncio without ssl when no TLS was configured.
+
+    asyncio imports ssl, and loading OpenSSL is a tenth of a server's start-up. A config with a
+    TLS port loaded ssl already (``check_tls``), so asyncio gets it there; otherwise asyncio's
+    modules see no ssl and would refuse a TLS transport, which nothing in this process asks for.
+    Any later ``import ssl`` (a status check) still gets the real module.
+    """
+    if "ssl" in sys.modules or "asyncio" in sys.modules:
+        return
+    sys.modules["ssl"] = None  # type: ignore[assignment]
+    try:
+        import asyncio  # noqa: F401
+    finally:
+        del sys.modules["ssl"]
+
+
 @contextlib.contextmanager
 def _sigterm_exits() -> Iterator[None]:
     """Until the server installs its own handlers, SIGTERM ends the process through ``finally``
@@ -225,9 +242,10 @@ def _sigterm_exits() -> Iterator[None]:
 
 def cmd_start_foreground(path: Path) -> int:
     """Validate, set up logging, own the pidfile, run the server until it stops."""
+    cfg = _load(path, serving=True)
+    _import_asyncio_without_tls()
     from . import logsetup
 
-    cfg = _load(path, serving=True)
     daemon = os.environ.get(DAEMON_ENV) == "1"
     logfile = logsetup.setup(logsetup.log_dir(cfg.data_log_dir), foreground=not daemon, myid=cfg.my_id)
     pidfile = pidfile_path(cfg)

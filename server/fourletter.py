@@ -8,7 +8,6 @@ ZooKeeper's "is not executed because it is not in the whitelist." line.
 from __future__ import annotations
 
 import os
-import platform
 import resource
 import socket
 import sys
@@ -148,6 +147,8 @@ def srst(s: ZooKeeperServer) -> str:
 
 
 def envi(s: ZooKeeperServer) -> str:
+    import platform  # only envi needs it; kept off the start-up path
+
     rows = [
         ("zookeeper.version", VERSION_STRING),
         ("host.name", socket.gethostname()),

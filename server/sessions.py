@@ -7,7 +7,6 @@ the tracker only looks at one bucket per tick.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 import time as _time
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ _SECRET = b"zkops-session-secret-v1"
 
 
 def session_password(session_id: int) -> bytes:
+    import hashlib  # here, not at the top: loading OpenSSL's libcrypto is a few ms of start-up
+
     return hashlib.sha256(_SECRET + struct.pack(">q", session_id)).digest()[:16]
 
 

@@ -28,7 +28,6 @@ import io
 import logging
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -222,6 +221,8 @@ def serialize(zxid: int, sessions: dict[int, int], nodes: Iterable[Node]) -> byt
 
 def _publish(directory: Path, name: str, fill: Callable[[BinaryIO], object]) -> Path:
     """Write a file atomically: temp file, fsync, rename, fsync the directory."""
+    import tempfile  # here: it pulls in random and shutil, a few ms of start-up for one call
+
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

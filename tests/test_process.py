@@ -169,3 +169,18 @@ def test_null_data_stays_null_through_log_and_snapshot():
         zk.stop()
     finally:
         proc.cleanup()
+
+
+def test_a_server_without_tls_does_not_load_openssls_tls_library(tmp_path):
+    """Start-up stays lean: asyncio would load libssl for every server, but only a config with
+    a TLS port needs it (tests/test_tls.py runs those)."""
+    server = ZkopsProcess(workdir=tmp_path).start()
+    try:
+        c = _client(server.address)
+        c.create("/lean", b"x")
+        assert c.get("/lean")[0] == b"x"
+        c.stop()
+        maps = open(f"/proc/{server.proc.pid}/maps").read()  # type: ignore[union-attr]
+        assert "libssl" not in maps
+    finally:
+        server.stop()
