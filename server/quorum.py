@@ -461,10 +461,7 @@ class Ensemble:
         c = self.server.committer
         if c is None:
             return
-        c.pool.submit(lambda: None).result()
-        if c.batch:
-            batch, c.batch = c.batch, []
-            c.pool.submit(c._write, batch, False).result()
+        c.drain()
 
     def _reload(self, truncate: int | None = None, snapshot: tuple[int, bytes] | None = None) -> None:
         """Rebuild the tree from disk after TRUNC or SNAP (followers only, not serving)."""

@@ -453,15 +453,18 @@ class TxnLog:
         with self._lock:
             self._roll_next = True
 
-    def sync(self) -> None:
-        """Write every buffered txn, then fsync once: one disk flush for the whole batch."""
+    def sync(self) -> int | None:
+        """Write every buffered txn, then fsync once: one disk flush for the whole batch.
+
+        Returns the zxid of the last txn it made durable, None when nothing was buffered."""
         with self._io:
             if self._failed is not None:
                 raise RuntimeError(f"txn log failed earlier: {self._failed}") from self._failed
             with self._lock:
                 segments, self._segments = self._segments, []
+                upto = self._last_zxid
             if not segments:
-                return
+                return None
             try:
                 new_entry = False
                 dirty = False
@@ -481,6 +484,7 @@ class TxnLog:
                 # what reached the file is unknown now; refuse to write past it
                 self._failed = exc
                 raise
+            return upto
 
     def _flush(self) -> None:
         if self.force_sync and self._fd is not None:

@@ -12,10 +12,10 @@ import logging
 import os
 import random
 import re
+import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,61 +88,90 @@ class Pending:
 
 
 class GroupCommitter:
-    """Appends txns to the log and fsyncs them in batches on one worker thread."""
+    """Makes txns durable in batches: appended on the loop, written and fsynced on one thread.
+
+    The writer thread loops on its own, as Apache's SyncRequestProcessor does: when an fsync
+    returns it starts on whatever the loop appended meanwhile, without waiting for the loop
+    to hear about the last one. The disk is then never idle while there is something to
+    write, and replies to one batch go out while the next is on its way to disk.
+    """
 
     def __init__(self, server: ZooKeeperServer, txnlog: Any, force_sync: bool) -> None:
         self.server = server
         self.txnlog = txnlog
         self.force_sync = force_sync
-        self.batch: list[tuple[int, bytes]] = []
-        self.in_flight = False
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="SyncThread")
         self.roll_pending = False
         self.kick_scheduled = False
         self.fsync_ms_last = 0.0
         self.fsync_count = 0
+        self._wake = threading.Condition()
+        self._kicked = 0  # how many times the loop asked for a sync (under _wake)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="SyncThread", daemon=True)
+        self._thread.start()
 
     def submit(self, zxid: int, data: bytes) -> None:
-        self.batch.append((zxid, data))
+        """Append one txn; the writer hears of it once per loop iteration, so the txns of one
+        iteration go to disk together."""
+        if self.roll_pending:
+            self.roll_pending = False
+            self.txnlog.roll()
+        self.txnlog.append(zxid, data)
         if not self.kick_scheduled:
             self.kick_scheduled = True
             self.server.loop.call_soon(self._kick)
 
     def _kick(self) -> None:
         self.kick_scheduled = False
-        if self.in_flight or not self.batch:
-            return
-        batch, self.batch = self.batch, []
-        roll, self.roll_pending = self.roll_pending, False
-        self.in_flight = True
-        fut = self.server.loop.run_in_executor(self.pool, self._write, batch, roll)
-        fut.add_done_callback(lambda f, last=batch[-1][0]: self._done(f, last))
+        with self._wake:
+            self._kicked += 1
+            self._wake.notify()
 
-    def _write(self, batch: list[tuple[int, bytes]], roll: bool) -> float:
-        if roll:
-            self.txnlog.roll()
-        for zxid, data in batch:
-            self.txnlog.append(zxid, data)
-        t0 = time.perf_counter()
-        self.txnlog.sync()
-        return (time.perf_counter() - t0) * 1000
+    def _run(self) -> None:
+        done = 0
+        loop = self.server.loop
+        while True:
+            with self._wake:
+                while self._kicked == done and not self._stopping:
+                    self._wake.wait()
+                if self._kicked == done:
+                    return
+                asked = self._kicked
+            t0 = time.perf_counter()
+            try:
+                upto = self.txnlog.sync()
+            except BaseException as exc:
+                loop.call_soon_threadsafe(self._failed, exc)
+                return
+            done = asked
+            if upto is not None:
+                loop.call_soon_threadsafe(self._done, upto, (time.perf_counter() - t0) * 1000)
 
-    def _done(self, fut: asyncio.Future, last_zxid: int) -> None:
-        self.in_flight = False
-        exc = fut.exception()
-        if exc is not None:
-            log.critical("txn log write failed, stopping: %s", exc)
-            self.server.fatal(exc)
-            return
-        self.fsync_ms_last = fut.result()
+    def _failed(self, exc: BaseException) -> None:
+        log.critical("txn log write failed, stopping: %s", exc)
+        self.server.fatal(exc)
+
+    def _done(self, upto: int, ms: float) -> None:
+        self.fsync_ms_last = ms
         self.fsync_count += 1
-        self.server.fsync_summary.observe(self.fsync_ms_last)
-        self.server.durable(last_zxid)
-        if self.batch:
-            self._kick()
+        self.server.fsync_summary.observe(ms)
+        self.server.durable(upto)
+
+    def drain(self) -> None:
+        """Make everything appended so far durable, on the calling thread, without telling
+        the loop (for a follower about to rebuild its tree from disk)."""
+        self.txnlog.sync()
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True)
+        """Sync what was asked for, then stop the writer."""
+        if self.kick_scheduled:
+            self.kick_scheduled = False
+            with self._wake:
+                self._kicked += 1
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join()
 
 
 class ZooKeeperServer:
@@ -724,12 +753,14 @@ class ZooKeeperServer:
         self.committer.roll_pending = True
         tree = self.core.tree
         zxid = tree.last_zxid
-        items = list(tree.nodes.items())
         sessions = {sid: s.timeout for sid, s in self.core.sessions.sessions.items()}
         self.snapshot_in_progress = True
         if self.fork_snapshots and hasattr(os, "fork"):
-            self._fork_snapshot(zxid, sessions, items)
+            # the child's copy of the tree stands still: it walks the live dict itself, and
+            # the loop is spared copying every node first
+            self._fork_snapshot(zxid, sessions, tree.nodes.items())
             return
+        items = list(tree.nodes.items())
         fut = self.loop.run_in_executor(None, self.snapshot_writer, zxid, sessions, items)
 
         def done(f: asyncio.Future) -> None:
@@ -740,7 +771,7 @@ class ZooKeeperServer:
         fut.add_done_callback(done)
 
 
-    def _fork_snapshot(self, zxid: int, sessions: dict[int, int], items: list) -> None:
+    def _fork_snapshot(self, zxid: int, sessions: dict[int, int], items: Iterable) -> None:
         """Write the snapshot from a forked child: copy-on-write gives it the tree exactly
         at ``zxid``, and serializing 100k nodes no longer competes with requests for the GIL."""
         writer = self.snapshot_writer

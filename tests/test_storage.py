@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -18,6 +22,7 @@ from zkops.server.purge import purge
 from zkops.server.records import ACL, CreateTxn, Id, SetDataTxn, StatPersisted, TxnHeader
 from zkops.server.txncodec import decode_txn, encode_txn
 from zkops.server.txnlog import CorruptLogError, TxnLog, log_files
+from zkops.server.zkserver import GroupCommitter
 
 OPEN = [ACL(31, Id("world", "anyone"))]
 
@@ -62,6 +67,60 @@ def test_group_commit_fsyncs_once_per_batch(tmp_path, monkeypatch):
     log.append(101, _txn(101))
     log.sync()
     assert len(calls) == 2
+
+
+class _SlowLog:
+    """A txn log whose first sync waits for the test: the disk is busy with a batch."""
+
+    def __init__(self, real: TxnLog) -> None:
+        self.real, self.syncs = real, []
+        self.first_written, self.first_may_finish = threading.Event(), threading.Event()
+
+    def roll(self) -> None:
+        self.real.roll()
+
+    def append(self, zxid: int, data: bytes) -> None:
+        self.real.append(zxid, data)
+
+    def sync(self) -> int | None:
+        upto = self.real.sync()
+        if not self.syncs:
+            self.first_written.set()
+            self.first_may_finish.wait(10)  # the fsync of the first batch takes its time
+        self.syncs.append(upto)
+        return upto
+
+
+def test_the_writer_starts_the_next_batch_without_waiting_for_the_loop(tmp_path):
+    """As Apache's SyncRequestProcessor: what was appended while an fsync ran goes to disk as
+    soon as that fsync returns, even while the event loop is busy and has not yet heard that
+    the first batch is durable; the loop then learns of both, in order."""
+    loop = asyncio.new_event_loop()
+    durable: list[int] = []
+    server = SimpleNamespace(loop=loop, durable=durable.append, fsync_summary=SimpleNamespace(observe=lambda ms: None),
+                             fatal=lambda exc: None)
+    slow = _SlowLog(TxnLog(tmp_path))
+    committer = GroupCommitter(server, slow, force_sync=True)  # type: ignore[arg-type]
+    try:
+        committer.submit(1, _txn(1))
+        committer._kick()  # the end of one loop iteration
+        assert slow.first_written.wait(10)
+        committer.submit(2, _txn(2))
+        committer.submit(3, _txn(3))
+        committer._kick()  # the next iteration, while the first batch is still on its way
+        slow.first_may_finish.set()
+        deadline = time.monotonic() + 10
+        while len(slow.syncs) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert slow.syncs == [1, 3]  # two fsyncs, and the loop has not run once
+        assert durable == []
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert durable == [1, 3]
+        assert [z for z, _ in slow.real.read_from(1)] == [1, 2, 3]
+    finally:
+        committer.close()
+        slow.real.close()
+        loop.close()
 
 
 def test_force_sync_no_skips_fsync(tmp_path, monkeypatch):
