@@ -313,20 +313,35 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str]) -> dict:
     duration = 2.0 if quick else 5.0
     fill_count = 20_000 if quick else 100_000
     results: dict = {"machine": {"cores": os.cpu_count()}, "duration_s": duration, "standalone": {}, "ensemble": {}}
-    for kind in servers:
-        s = Standalone(kind)
-        r: dict = {}
-        try:
-            s.start()
-            _prepare(s.address)
-            time.sleep(1.0)
-            r["rss_idle_kb"] = rss_kb(s.pid)
-            for op in ("get", "set", "create"):
-                for sessions in (1, 16, 128):
-                    r[f"{op}_{sessions}"] = throughput([s.address], op, sessions, duration)
-                    print(f"{kind:7s} {op:6s} sessions={sessions:3d}: {r[f'{op}_{sessions}']:9.0f} ops/s", flush=True)
-        finally:
+    # Both servers run at once and every figure alternates between them, so drift of the
+    # machine over the minutes of a run (other load, the disk) hits both alike; the median
+    # of the repetitions is kept.
+    reps = 1 if quick else 3
+    up: dict[str, Standalone] = {}
+    try:
+        for kind in servers:
+            up[kind] = Standalone(kind)
+            up[kind].start()
+            _prepare(up[kind].address)
+        time.sleep(1.0)
+        for kind, s in up.items():
+            results["standalone"][kind] = {"rss_idle_kb": rss_kb(s.pid)}
+        for op in ("get", "set", "create"):
+            for sessions in (1, 16, 128):
+                samples: dict[str, list[float]] = {kind: [] for kind in up}
+                for rep in range(reps):
+                    for kind in (servers if rep % 2 == 0 else servers[::-1]):
+                        samples[kind].append(throughput([up[kind].address], op, sessions, duration))
+                for kind in up:
+                    value = statistics.median(samples[kind])
+                    results["standalone"][kind][f"{op}_{sessions}"] = value
+                    shown = " ".join(f"{x:.0f}" for x in samples[kind])
+                    print(f"{kind:7s} {op:6s} sessions={sessions:3d}: {value:9.0f} ops/s ({shown})", flush=True)
+    finally:
+        for s in up.values():
             s.cleanup()
+    for kind in servers:
+        r = results["standalone"][kind]
         # memory on a fresh server: the throughput runs above leave allocator high-water marks
         s = Standalone(kind)
         try:
