@@ -104,6 +104,14 @@ class AclCheck:
 _fixed: dict[tuple, tuple[ACL, ...]] = {}
 
 
+def acl_key(acl: list[ACL] | tuple[ACL, ...]) -> tuple[tuple[int, str, str], ...]:
+    """An ACL list's value as a hashable key; one entry (the usual case) without a generator."""
+    if len(acl) == 1:
+        a = acl[0]
+        return ((a.perms, a.id.scheme, a.id.id),)
+    return tuple((a.perms, a.id.scheme, a.id.id) for a in acl)
+
+
 def fixup_acl(acl: list[ACL] | None, auth: list[Id], path: str | None = None) -> tuple[ACL, ...]:
     """Validate a client's ACL and expand ``auth`` entries (PrepRequestProcessor.fixupACL).
 
@@ -113,7 +121,7 @@ def fixup_acl(acl: list[ACL] | None, auth: list[Id], path: str | None = None) ->
     if not acl:
         raise ZkError(Err.INVALIDACL, path)
     try:
-        key = tuple((a.perms, a.id.scheme, a.id.id) for a in acl)
+        key = acl_key(acl)
     except AttributeError:
         raise ZkError(Err.INVALIDACL, path)
     cached = _fixed.get(key)
@@ -177,7 +185,7 @@ class AclCache:
         self._by_value: dict[tuple[tuple[int, str, str], ...], tuple[ACL, ...]] = {}
 
     def intern(self, acl: tuple[ACL, ...] | list[ACL]) -> tuple[ACL, ...]:
-        key = tuple((a.perms, a.id.scheme, a.id.id) for a in acl)
+        key = acl_key(acl)
         found = self._by_value.get(key)
         if found is None:
             found = tuple(acl)

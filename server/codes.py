@@ -2,6 +2,10 @@
 
 Values are facts of the wire protocol (ZooDefs.OpCode, KeeperException.Code,
 Watcher.Event, CreateMode, ZooDefs.Perms); the names follow ZooKeeper's.
+
+Opcodes, event types and states are plain int class attributes, not IntEnum members:
+every request compares its opcode against a dozen of them, and an IntEnum member costs
+several times a plain int to look up. ``name_of`` gives a value's name back for logs.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 
-class Op(IntEnum):
+class Op:
     notification = 0
     create = 1
     delete = 2
@@ -89,7 +93,7 @@ class ZkError(Exception):
         self.path = path
 
 
-class EventType(IntEnum):
+class EventType:
     NONE = -1
     NodeCreated = 1
     NodeDeleted = 2
@@ -100,7 +104,7 @@ class EventType(IntEnum):
     PersistentWatchRemoved = 7
 
 
-class KeeperState(IntEnum):
+class KeeperState:
     Disconnected = 0
     SyncConnected = 3
     AuthFailed = 4
@@ -108,6 +112,18 @@ class KeeperState(IntEnum):
     SaslAuthenticated = 6
     Expired = -112
     Closed = 7
+
+
+def name_of(constants: type, value: int) -> str | None:
+    """The name ``value`` has in a constants class such as Op, None if it has none."""
+    names = _NAMES.get(constants)
+    if names is None:
+        names = _NAMES[constants] = {v: k for k, v in vars(constants).items()
+                                     if isinstance(v, int) and not k.startswith("_")}
+    return names.get(value)
+
+
+_NAMES: dict[type, dict[int, str]] = {}
 
 
 class Xid:

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .codes import Err, KeeperState, Op, Xid
+from .codes import Err, KeeperState, Op, Xid, name_of
 from .jute import JuteError
 from .records import (
     ConnectRequest,
@@ -46,10 +46,7 @@ MALFORMED = object()  # the record of a request whose body did not decode
 
 
 def _op_name(op: int) -> str:
-    try:
-        return Op(op).name
-    except ValueError:
-        return f"op {op}"
+    return name_of(Op, op) or f"op {op}"
 
 
 class Request:
