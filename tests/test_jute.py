@@ -180,3 +180,14 @@ def test_trailing_bytes_are_refused_by_from_bytes_only():
     with pytest.raises(JuteError, match="trailing"):
         records.ErrorTxn.from_bytes(raw + b"x")
     assert records.ErrorTxn.read(raw + b"x") == (records.ErrorTxn(-101), 4)
+
+
+def test_constants_give_their_names_back_for_logs():
+    from zkops.server.codes import EventType, KeeperState, Op, name_of
+    from zkops.server.connection import _op_name
+
+    assert name_of(Op, 1) == "create" and name_of(Op, -11) == "closeSession"
+    assert name_of(EventType, 4) == "NodeChildrenChanged"
+    assert name_of(KeeperState, -112) == "Expired"
+    assert name_of(Op, 12345) is None
+    assert _op_name(14) == "multi" and _op_name(999) == "op 999"
