@@ -12,11 +12,9 @@ from ``SERVER_JVMFLAGS``/``JVMFLAGS``, with zoo.cfg winning.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import re
-import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -510,6 +508,10 @@ def jvm_properties(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     props: dict[str, tuple[str, str]] = {}
     for var in ("SERVER_JVMFLAGS", "JVMFLAGS"):
         text = environ.get(var, "")
+        if not text:
+            continue
+        import shlex  # here: most starts have no JVM flags to read
+
         try:
             tokens = shlex.split(text)
         except ValueError:
@@ -591,6 +593,8 @@ def parse_config(text: str, source: str = "zoo.cfg", base_dir: Path | None = Non
         elif key.startswith(_JVM_ONLY_PREFIXES):
             log.debug("%s: %s only matters to the JVM server; ignored", v.where, key)
         else:
+            import difflib  # only for a misspelled key
+
             known = {s.keys[0] for s in _SETTINGS} | {"dynamicConfigFile"}
             hint = difflib.get_close_matches(key, sorted(known), n=1)
             warnings.append(f"{v.where}: unknown key {key!r} ignored"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import struct
 import time as _time
-from dataclasses import dataclass, field
 
 # ZooKeeper derives passwords from the session id and a fixed secret, so any server of
 # the ensemble (and a restarted one) can check them; we do the same with our own secret.
@@ -33,15 +32,24 @@ def initial_session_id(server_id: int, now_ms: int | None = None) -> int:
     return sid
 
 
-@dataclass
 class Session:
-    session_id: int
-    timeout: int
-    expires_at: int = 0
-    closing: bool = False
-    local: bool = False
-    owner: object | None = None  # which server/connection currently holds it
-    auth: list = field(default_factory=list)
+    """One live session (a plain class: it is made per connect, and a dataclass would cost
+    start-up time to build)."""
+
+    __slots__ = ("session_id", "timeout", "expires_at", "closing", "local", "owner", "auth")
+
+    def __init__(self, session_id: int, timeout: int, expires_at: int = 0, closing: bool = False,
+                 local: bool = False, owner: object | None = None, auth: list | None = None) -> None:
+        self.session_id = session_id
+        self.timeout = timeout
+        self.expires_at = expires_at
+        self.closing = closing
+        self.local = local
+        self.owner = owner  # which server/connection currently holds it
+        self.auth = [] if auth is None else auth
+
+    def __repr__(self) -> str:
+        return f"Session(0x{self.session_id:x}, timeout={self.timeout}, expires_at={self.expires_at})"
 
 
 class SessionTracker:

@@ -23,7 +23,6 @@ after its zxid, and replaying those over it gives the same tree.
 
 from __future__ import annotations
 
-import gzip
 import io
 import logging
 import os
@@ -359,6 +358,8 @@ def _parse(data: bytes, name: str) -> tuple[dict[int, int], list[Node], ZxidDige
 
 def _load_bytes(path: Path) -> bytes:
     if path.name.endswith(".gz"):
+        import gzip  # only for snapshots compressed by Apache's zookeeper.snapshot.compression.method
+
         try:
             return gzip.decompress(path.read_bytes())
         except (OSError, EOFError, zlib.error) as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import re
 import threading
 import time
@@ -743,7 +742,9 @@ class ZooKeeperServer:
     # ------------------------------------------------------------ snapshots
     def _next_snap_threshold(self) -> int:
         n = max(2, int(getattr(self.cfg, "snap_count", 100000)))
-        return n // 2 + random.randint(0, n // 2)
+        # spread the servers of an ensemble apart, as ZooKeeper does (os.urandom: the random
+        # module would cost start-up time for this one number)
+        return n // 2 + int.from_bytes(os.urandom(4), "big") % (n // 2 + 1)
 
     def _take_snapshot(self) -> None:
         if self.snapshot_in_progress or self.snapshot_writer is None or self.committer is None:
