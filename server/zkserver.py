@@ -112,10 +112,14 @@ class GroupCommitter:
     def submit(self, zxid: int, data: bytes) -> None:
         """Append one txn; the writer hears of it once per loop iteration, so the txns of one
         iteration go to disk together."""
-        if self.roll_pending:
-            self.roll_pending = False
-            self.txnlog.roll()
-        self.txnlog.append(zxid, data)
+        try:
+            if self.roll_pending:
+                self.roll_pending = False
+                self.txnlog.roll()
+            self.txnlog.append(zxid, data)
+        except Exception as exc:  # a closed or failed log: stop, as for a failed write
+            self._failed(exc)
+            return
         if not self.kick_scheduled:
             self.kick_scheduled = True
             self.server.loop.call_soon(self._kick)

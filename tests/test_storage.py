@@ -123,6 +123,23 @@ def test_the_writer_starts_the_next_batch_without_waiting_for_the_loop(tmp_path)
         loop.close()
 
 
+def test_a_txn_the_log_refuses_stops_the_server_instead_of_stalling_the_pipeline(tmp_path):
+    """A closed or failed log fails the server (as a failed fsync does): the write would
+    otherwise wait forever at the head of the queue, and every later write behind it."""
+    loop = asyncio.new_event_loop()
+    fatal: list[BaseException] = []
+    server = SimpleNamespace(loop=loop, durable=lambda z: None, fsync_summary=None, fatal=fatal.append)
+    log = TxnLog(tmp_path)
+    log.close()
+    committer = GroupCommitter(server, log, force_sync=True)  # type: ignore[arg-type]
+    try:
+        committer.submit(1, _txn(1))
+        assert len(fatal) == 1 and "closed" in str(fatal[0])
+    finally:
+        committer.close()
+        loop.close()
+
+
 def test_force_sync_no_skips_fsync(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(os, "fdatasync", lambda fd: calls.append(fd))
