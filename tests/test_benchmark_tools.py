@@ -1,0 +1,24 @@
+"""The benchmarks' own tools: a quick run of each keeps them from rotting (numbers are not
+asserted here; they belong in docs/performance.md)."""
+
+from __future__ import annotations
+
+from benchmarks import failover
+
+
+def test_percentiles_and_histogram():
+    xs = [0.05, 0.2, 0.3, 0.7, 3.0]
+    s = failover.summary(xs)
+    assert (s["p50"], s["max"], s["trials"]) == (0.3, 3.0, 5)
+    assert failover.percentile(list(range(101)), 99) == 99
+    assert failover.histogram(xs) == "<0.1s:1 <0.25s:1 <0.5s:1 <1s:1 <5s:1"
+
+
+def test_failover_tail_runs_against_a_zkops_ensemble():
+    results = failover.run(trials=1, sizes=[3], events=["kill-leader", "stop-member"], servers=["zkops"],
+                           tick_ms=200, seed=3)
+    runs = results["runs"]
+    assert set(runs) == {"zkops/3/kill-leader", "zkops/3/stop-member"}
+    for r in runs.values():
+        assert r["trials"] == 1 and 0 < r["max"] < 120
+    assert "| 3 voters | kill-leader | zkops |" in failover.report(results, ["zkops"])
