@@ -1,6 +1,6 @@
 """Side-by-side benchmark: zkops and Apache ZooKeeper 3.8 in one run, reported as ratios.
 
-python3 -m benchmarks.run [--quick] [--json out.json] [--skip-ensemble]
+python3 -m benchmarks.run [--quick] [--json out.json] [--skip-ensemble] [--depth N] [--reps N]
 
 Measures, for a standalone server of each: get / set / create throughput at 1, 16 and
 128 sessions with pipelined requests, start-up time (process start until `srvr`
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import compileall
 import json
 import multiprocessing as mp
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from tests.support import refzk
 from tests.support.ensemble import Ensemble, mode
@@ -48,7 +50,8 @@ _LEN = struct.Struct(">i")
 
 
 # ---------------------------------------------------------------- load generator
-async def _session(host: str, port: int, op: str, depth: int, until: float, tag: str, counts: list[int]) -> None:
+async def _session(host: str, port: int, op: str, depth: int, until: float, tag: str, counts: list[int],
+                   latencies: list[float]) -> None:
     r, w = await asyncio.open_connection(host, port)
     req = ConnectRequest(0, 0, 30000, 0, b"\0" * 16).to_bytes() + b"\0"
     w.write(_LEN.pack(len(req)) + req)
@@ -68,8 +71,11 @@ async def _session(host: str, port: int, op: str, depth: int, until: float, tag:
             body = RequestHeader(xid, 1).to_bytes() + CreateRequest(f"/bench/{tag}-{xid}", value, OPEN, 0).to_bytes()
         return _LEN.pack(len(body)) + body
 
-    inflight = 0
+    # a session's replies come in the order of its requests: the oldest send time is the reply's
+    sent: collections.deque[float] = collections.deque()
+    now = time.monotonic()
     w.write(b"".join(frame() for _ in range(depth)))
+    sent.extend([now] * depth)
     inflight = depth
     done = 0
     while inflight:
@@ -80,10 +86,13 @@ async def _session(host: str, port: int, op: str, depth: int, until: float, tag:
             continue
         if err != 0:
             raise RuntimeError(f"{op} failed with error {err}")
+        now = time.monotonic()
+        latencies.append(now - sent.popleft())
         inflight -= 1
         done += 1
-        if time.monotonic() < until:
+        if now < until:
             w.write(frame())
+            sent.append(now)
             inflight += 1
     counts.append(done)
     w.close()
@@ -91,17 +100,18 @@ async def _session(host: str, port: int, op: str, depth: int, until: float, tag:
 
 def _worker(addresses: list[str], op: str, sessions: int, depth: int, duration: float, start_at: float,
             wid: str, q: mp.Queue) -> None:
-    async def main() -> int:
+    async def main() -> tuple[int, list[float]]:
         while time.time() < start_at:
             await asyncio.sleep(0.005)
         counts: list[int] = []
+        latencies: list[float] = []
         until = time.monotonic() + duration
         tasks = []
         for s in range(sessions):
             host, port = addresses[s % len(addresses)].rsplit(":", 1)
-            tasks.append(_session(host, int(port), op, depth, until, f"w{wid}s{s}", counts))
+            tasks.append(_session(host, int(port), op, depth, until, f"w{wid}s{s}", counts, latencies))
         await asyncio.gather(*tasks)
-        return sum(counts)
+        return sum(counts), latencies
 
     try:
         q.put(asyncio.run(main()))
@@ -109,8 +119,27 @@ def _worker(addresses: list[str], op: str, sessions: int, depth: int, duration: 
         q.put(f"error: {exc}")
 
 
+class Sample(NamedTuple):
+    ops_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def _quantile(sorted_xs: list[float], q: float) -> float:
+    if not sorted_xs:
+        return float("nan")
+    return sorted_xs[min(len(sorted_xs) - 1, int(q * len(sorted_xs)))]
+
+
 def throughput(addresses: list[str], op: str, sessions: int, duration: float, depth: int = 16,
                procs: int = 2) -> float:
+    return measure(addresses, op, sessions, duration, depth, procs).ops_per_s
+
+
+def measure(addresses: list[str], op: str, sessions: int, duration: float, depth: int = 16,
+            procs: int = 2) -> Sample:
+    """Throughput and request latency (median, p99) of ``sessions`` sessions that each keep
+    ``depth`` requests in flight for ``duration`` seconds."""
     procs = min(procs, sessions)
     q: mp.Queue = mp.Queue()
     start_at = time.time() + 0.5
@@ -127,7 +156,8 @@ def throughput(addresses: list[str], op: str, sessions: int, duration: float, de
     errors = [r for r in results if isinstance(r, str)]
     if errors:
         raise RuntimeError(errors[0])
-    return sum(results) / duration
+    lat = sorted(x for _, xs in results for x in xs)
+    return Sample(sum(n for n, _ in results) / duration, _quantile(lat, 0.5) * 1000, _quantile(lat, 0.99) * 1000)
 
 
 def _prepare(address: str) -> None:
@@ -309,14 +339,16 @@ def startup_seconds(kind: str, admin: bool, runs: int) -> float:
 
 
 # ---------------------------------------------------------------- the run
-def run(quick: bool, skip_ensemble: bool, servers: list[str]) -> dict:
+def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, reps: int | None = None) -> dict:
     duration = 2.0 if quick else 5.0
     fill_count = 20_000 if quick else 100_000
-    results: dict = {"machine": {"cores": os.cpu_count()}, "duration_s": duration, "standalone": {}, "ensemble": {}}
+    results: dict = {"machine": {"cores": os.cpu_count()}, "duration_s": duration, "depth": depth,
+                     "standalone": {}, "ensemble": {}, "paired_ratios": {}}
     # Both servers run at once and every figure alternates between them, so drift of the
     # machine over the minutes of a run (other load, the disk) hits both alike; the median
     # of the repetitions is kept.
-    reps = 1 if quick else 3
+    if reps is None:
+        reps = 1 if quick else 3
     up: dict[str, Standalone] = {}
     try:
         for kind in servers:
@@ -329,14 +361,24 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str]) -> dict:
         for op in ("get", "set", "create"):
             for sessions in (1, 16, 128):
                 samples: dict[str, list[float]] = {kind: [] for kind in up}
+                p99s: dict[str, list[float]] = {kind: [] for kind in up}
                 for rep in range(reps):
                     for kind in (servers if rep % 2 == 0 else servers[::-1]):
-                        samples[kind].append(throughput([up[kind].address], op, sessions, duration))
+                        m = measure([up[kind].address], op, sessions, duration, depth)
+                        samples[kind].append(m.ops_per_s)
+                        p99s[kind].append(m.p99_ms)
+                if "zkops" in samples and "apache" in samples:
+                    # repetition i of one against repetition i of the other: the spread of the ratio
+                    results["paired_ratios"][f"{op}_{sessions}"] = [
+                        a / b for a, b in zip(samples["zkops"], samples["apache"], strict=True) if b]
                 for kind in up:
                     value = statistics.median(samples[kind])
                     results["standalone"][kind][f"{op}_{sessions}"] = value
+                    results["standalone"][kind][f"{op}_{sessions}_p99_ms"] = statistics.median(p99s[kind])
                     shown = " ".join(f"{x:.0f}" for x in samples[kind])
-                    print(f"{kind:7s} {op:6s} sessions={sessions:3d}: {value:9.0f} ops/s ({shown})", flush=True)
+                    tails = " ".join(f"{x:.1f}" for x in p99s[kind])
+                    print(f"{kind:7s} {op:6s} sessions={sessions:3d}: {value:9.0f} ops/s ({shown}), "
+                          f"p99 {tails} ms", flush=True)
     finally:
         for s in up.values():
             s.cleanup()
@@ -392,9 +434,13 @@ def report(results: dict) -> str:
                 continue
             a, b = ours[key], theirs[key]
             ratio = a / b if b else float("nan")
-            better = "lower is better" if key.endswith(("_s", "_kb")) else "higher is better"
+            better = "lower is better" if key.endswith(("_s", "_kb", "_ms")) else "higher is better"
             fmt = "{:.2f}" if isinstance(a, float) and a < 100 else "{:.0f}"
-            lines.append(f"| {section} {key} ({better}) | {fmt.format(a)} | {fmt.format(b)} | {ratio:.2f} |")
+            shown = f"{ratio:.2f}"
+            paired = results.get("paired_ratios", {}).get(key) if section == "standalone" else None
+            if paired and len(paired) > 1:
+                shown += f" ({min(paired):.2f}-{max(paired):.2f})"
+            lines.append(f"| {section} {key} ({better}) | {fmt.format(a)} | {fmt.format(b)} | {shown} |")
     return "\n".join(lines)
 
 
@@ -403,6 +449,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-ensemble", action="store_true")
     ap.add_argument("--servers", default="zkops,apache")
+    ap.add_argument("--depth", type=int, default=16,
+                    help="requests each session keeps in flight (16; 4 is the issue tracker's generator)")
+    ap.add_argument("--reps", type=int, help="paired repetitions of each throughput figure (1 quick, 3 full)")
     ap.add_argument("--json")
     args = ap.parse_args()
     if not refzk.available() and "apache" in args.servers:
@@ -412,7 +461,7 @@ def main() -> None:
     # every start instead, which is not what users run.
     import zkops.server
     compileall.compile_dir(Path(zkops.server.__file__).parent, quiet=1)
-    results = run(args.quick, args.skip_ensemble, args.servers.split(","))
+    results = run(args.quick, args.skip_ensemble, args.servers.split(","), args.depth, args.reps)
     table = report(results)
     print(table)
     if args.json:

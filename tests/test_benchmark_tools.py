@@ -22,3 +22,17 @@ def test_failover_tail_runs_against_a_zkops_ensemble():
     for r in runs.values():
         assert r["trials"] == 1 and 0 < r["max"] < 120
     assert "| 3 voters | kill-leader | zkops |" in failover.report(results, ["zkops"])
+
+
+def test_pipelined_generator_reports_throughput_and_tail():
+    from benchmarks.run import Standalone, _prepare, measure
+
+    s = Standalone("zkops")
+    s.start()
+    try:
+        _prepare(s.address)
+        for op in ("get", "set", "create"):
+            m = measure([s.address], op, sessions=4, duration=0.5, depth=4)
+            assert m.ops_per_s > 0 and 0 < m.p50_ms <= m.p99_ms
+    finally:
+        s.cleanup()
