@@ -13,11 +13,15 @@ from .jute import Record
 class Id(Record):
     FIELDS = (("scheme", "ustring"), ("id", "ustring"))
     __slots__ = ("scheme", "id")
+    scheme: str
+    id: str
 
 
 class ACL(Record):
     FIELDS = (("perms", "int"), ("id", Id))
     __slots__ = ("perms", "id")
+    perms: int
+    id: Id
 
 
 class Stat(Record):
@@ -29,6 +33,17 @@ class Stat(Record):
     )
     __slots__ = ("czxid", "mzxid", "ctime", "mtime", "version", "cversion", "aversion",
                  "ephemeralOwner", "dataLength", "numChildren", "pzxid")
+    czxid: int
+    mzxid: int
+    ctime: int
+    mtime: int
+    version: int
+    cversion: int
+    aversion: int
+    ephemeralOwner: int
+    dataLength: int
+    numChildren: int
+    pzxid: int
 
 
 class StatPersisted(Record):
@@ -39,11 +54,22 @@ class StatPersisted(Record):
     )
     __slots__ = ("czxid", "mzxid", "ctime", "mtime", "version", "cversion", "aversion",
                  "ephemeralOwner", "pzxid")
+    czxid: int
+    mzxid: int
+    ctime: int
+    mtime: int
+    version: int
+    cversion: int
+    aversion: int
+    ephemeralOwner: int
+    pzxid: int
 
 
 class ClientInfo(Record):
     FIELDS = (("authScheme", "ustring"), ("user", "ustring"))
     __slots__ = ("authScheme", "user")
+    authScheme: str
+    user: str
 
 
 # ---------------------------------------------------------------- connection
@@ -53,42 +79,66 @@ class ConnectRequest(Record):
     FIELDS = (("protocolVersion", "int"), ("lastZxidSeen", "long"), ("timeOut", "int"),
               ("sessionId", "long"), ("passwd", "buffer"))
     __slots__ = ("protocolVersion", "lastZxidSeen", "timeOut", "sessionId", "passwd")
+    protocolVersion: int
+    lastZxidSeen: int
+    timeOut: int
+    sessionId: int
+    passwd: bytes
 
 
 class ConnectResponse(Record):
     FIELDS = (("protocolVersion", "int"), ("timeOut", "int"), ("sessionId", "long"),
               ("passwd", "buffer"))
     __slots__ = ("protocolVersion", "timeOut", "sessionId", "passwd")
+    protocolVersion: int
+    timeOut: int
+    sessionId: int
+    passwd: bytes
 
 
 class RequestHeader(Record):
     FIELDS = (("xid", "int"), ("type", "int"))
     __slots__ = ("xid", "type")
+    xid: int
+    type: int
 
 
 class ReplyHeader(Record):
     FIELDS = (("xid", "int"), ("zxid", "long"), ("err", "int"))
     __slots__ = ("xid", "zxid", "err")
+    xid: int
+    zxid: int
+    err: int
 
 
 class MultiHeader(Record):
     FIELDS = (("type", "int"), ("done", "bool"), ("err", "int"))
     __slots__ = ("type", "done", "err")
+    type: int
+    done: bool
+    err: int
 
 
 class AuthPacket(Record):
     FIELDS = (("type", "int"), ("scheme", "ustring"), ("auth", "buffer"))
     __slots__ = ("type", "scheme", "auth")
+    type: int
+    scheme: str
+    auth: bytes
 
 
 class WatcherEvent(Record):
     FIELDS = (("type", "int"), ("state", "int"), ("path", "ustring"))
     __slots__ = ("type", "state", "path")
+    type: int
+    state: int
+    path: str
 
 
 class ErrorResponse(Record):
     FIELDS = (("err", "int"),)
     __slots__ = ("err",)
+    err: int
 
 
 # ---------------------------------------------------------------- requests
@@ -97,6 +147,8 @@ class PathRequest(Record):
 
     FIELDS = (("path", "ustring"), ("watch", "bool"))
     __slots__ = ("path", "watch")
+    path: str
+    watch: bool
 
 
 class PathOnly(Record):
@@ -104,43 +156,67 @@ class PathOnly(Record):
 
     FIELDS = (("path", "ustring"),)
     __slots__ = ("path",)
+    path: str
 
 
 class CreateRequest(Record):
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("flags", "int"))
     __slots__ = ("path", "data", "acl", "flags")
+    path: str
+    data: bytes
+    acl: list[ACL]
+    flags: int
 
 
 class CreateTTLRequest(Record):
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("flags", "int"),
               ("ttl", "long"))
     __slots__ = ("path", "data", "acl", "flags", "ttl")
+    path: str
+    data: bytes
+    acl: list[ACL]
+    flags: int
+    ttl: int
 
 
 class DeleteRequest(Record):
     FIELDS = (("path", "ustring"), ("version", "int"))
     __slots__ = ("path", "version")
+    path: str
+    version: int
 
 
 class SetDataRequest(Record):
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("version", "int"))
     __slots__ = ("path", "data", "version")
+    path: str
+    data: bytes
+    version: int
 
 
 class CheckVersionRequest(Record):
     FIELDS = (("path", "ustring"), ("version", "int"))
     __slots__ = ("path", "version")
+    path: str
+    version: int
 
 
 class SetACLRequest(Record):
     FIELDS = (("path", "ustring"), ("acl", [ACL]), ("version", "int"))
     __slots__ = ("path", "acl", "version")
+    path: str
+    acl: list[ACL]
+    version: int
 
 
 class SetWatches(Record):
     FIELDS = (("relativeZxid", "long"), ("dataWatches", ["ustring"]),
               ("existWatches", ["ustring"]), ("childWatches", ["ustring"]))
     __slots__ = ("relativeZxid", "dataWatches", "existWatches", "childWatches")
+    relativeZxid: int
+    dataWatches: list[str]
+    existWatches: list[str]
+    childWatches: list[str]
 
 
 class SetWatches2(Record):
@@ -149,11 +225,19 @@ class SetWatches2(Record):
               ("persistentWatches", ["ustring"]), ("persistentRecursiveWatches", ["ustring"]))
     __slots__ = ("relativeZxid", "dataWatches", "existWatches", "childWatches",
                  "persistentWatches", "persistentRecursiveWatches")
+    relativeZxid: int
+    dataWatches: list[str]
+    existWatches: list[str]
+    childWatches: list[str]
+    persistentWatches: list[str]
+    persistentRecursiveWatches: list[str]
 
 
 class AddWatchRequest(Record):
     FIELDS = (("path", "ustring"), ("mode", "int"))
     __slots__ = ("path", "mode")
+    path: str
+    mode: int
 
 
 class WatchesRequest(Record):
@@ -161,12 +245,18 @@ class WatchesRequest(Record):
 
     FIELDS = (("path", "ustring"), ("type", "int"))
     __slots__ = ("path", "type")
+    path: str
+    type: int
 
 
 class ReconfigRequest(Record):
     FIELDS = (("joiningServers", "ustring"), ("leavingServers", "ustring"),
               ("newMembers", "ustring"), ("curConfigId", "long"))
     __slots__ = ("joiningServers", "leavingServers", "newMembers", "curConfigId")
+    joiningServers: str
+    leavingServers: str
+    newMembers: str
+    curConfigId: int
 
 
 class SaslToken(Record):
@@ -174,6 +264,7 @@ class SaslToken(Record):
 
     FIELDS = (("token", "buffer"),)
     __slots__ = ("token",)
+    token: bytes
 
 
 # ---------------------------------------------------------------- responses
@@ -182,36 +273,47 @@ class StatResponse(Record):
 
     FIELDS = (("stat", Stat),)
     __slots__ = ("stat",)
+    stat: Stat
 
 
 class CreateResponse(Record):
     FIELDS = (("path", "ustring"),)
     __slots__ = ("path",)
+    path: str
 
 
 class Create2Response(Record):
     FIELDS = (("path", "ustring"), ("stat", Stat))
     __slots__ = ("path", "stat")
+    path: str
+    stat: Stat
 
 
 class GetDataResponse(Record):
     FIELDS = (("data", "buffer"), ("stat", Stat))
     __slots__ = ("data", "stat")
+    data: bytes
+    stat: Stat
 
 
 class GetChildrenResponse(Record):
     FIELDS = (("children", ["ustring"]),)
     __slots__ = ("children",)
+    children: list[str]
 
 
 class GetChildren2Response(Record):
     FIELDS = (("children", ["ustring"]), ("stat", Stat))
     __slots__ = ("children", "stat")
+    children: list[str]
+    stat: Stat
 
 
 class GetACLResponse(Record):
     FIELDS = (("acl", [ACL]), ("stat", Stat))
     __slots__ = ("acl", "stat")
+    acl: list[ACL]
+    stat: Stat
 
 
 class CountResponse(Record):
@@ -219,11 +321,13 @@ class CountResponse(Record):
 
     FIELDS = (("totalNumber", "int"),)
     __slots__ = ("totalNumber",)
+    totalNumber: int
 
 
 class WhoAmIResponse(Record):
     FIELDS = (("clientInfo", [ClientInfo]),)
     __slots__ = ("clientInfo",)
+    clientInfo: list[ClientInfo]
 
 
 # ---------------------------------------------------------------- txn log
@@ -231,58 +335,89 @@ class TxnHeader(Record):
     FIELDS = (("clientId", "long"), ("cxid", "int"), ("zxid", "long"), ("time", "long"),
               ("type", "int"))
     __slots__ = ("clientId", "cxid", "zxid", "time", "type")
+    clientId: int
+    cxid: int
+    zxid: int
+    time: int
+    type: int
 
 
 class CreateTxn(Record):
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("ephemeral", "bool"),
               ("parentCVersion", "int"))
     __slots__ = ("path", "data", "acl", "ephemeral", "parentCVersion")
+    path: str
+    data: bytes
+    acl: list[ACL]
+    ephemeral: bool
+    parentCVersion: int
 
 
 class CreateContainerTxn(Record):
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("parentCVersion", "int"))
     __slots__ = ("path", "data", "acl", "parentCVersion")
+    path: str
+    data: bytes
+    acl: list[ACL]
+    parentCVersion: int
 
 
 class CreateTTLTxn(Record):
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("parentCVersion", "int"),
               ("ttl", "long"))
     __slots__ = ("path", "data", "acl", "parentCVersion", "ttl")
+    path: str
+    data: bytes
+    acl: list[ACL]
+    parentCVersion: int
+    ttl: int
 
 
 class DeleteTxn(Record):
     FIELDS = (("path", "ustring"),)
     __slots__ = ("path",)
+    path: str
 
 
 class SetDataTxn(Record):
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("version", "int"))
     __slots__ = ("path", "data", "version")
+    path: str
+    data: bytes
+    version: int
 
 
 class CheckVersionTxn(Record):
     FIELDS = (("path", "ustring"), ("version", "int"))
     __slots__ = ("path", "version")
+    path: str
+    version: int
 
 
 class SetACLTxn(Record):
     FIELDS = (("path", "ustring"), ("acl", [ACL]), ("version", "int"))
     __slots__ = ("path", "acl", "version")
+    path: str
+    acl: list[ACL]
+    version: int
 
 
 class CreateSessionTxn(Record):
     FIELDS = (("timeOut", "int"),)
     __slots__ = ("timeOut",)
+    timeOut: int
 
 
 class CloseSessionTxn(Record):
     FIELDS = (("paths2Delete", ["ustring"]),)
     __slots__ = ("paths2Delete",)
+    paths2Delete: list[str]
 
 
 class ErrorTxn(Record):
     FIELDS = (("err", "int"),)
     __slots__ = ("err",)
+    err: int
 
 
 class Txn(Record):
@@ -290,24 +425,37 @@ class Txn(Record):
 
     FIELDS = (("type", "int"), ("data", "buffer"))
     __slots__ = ("type", "data")
+    type: int
+    data: bytes
 
 
 class MultiTxn(Record):
     FIELDS = (("txns", [Txn]),)
     __slots__ = ("txns",)
+    txns: list[Txn]
 
 
 # ---------------------------------------------------------------- files and quorum
 class FileHeader(Record):
     FIELDS = (("magic", "int"), ("version", "int"), ("dbid", "long"))
     __slots__ = ("magic", "version", "dbid")
+    magic: int
+    version: int
+    dbid: int
 
 
 class QuorumPacket(Record):
     FIELDS = (("type", "int"), ("zxid", "long"), ("data", "buffer"), ("authinfo", [Id]))
     __slots__ = ("type", "zxid", "data", "authinfo")
+    type: int
+    zxid: int
+    data: bytes
+    authinfo: list[Id]
 
 
 class LearnerInfo(Record):
     FIELDS = (("serverid", "long"), ("protocolVersion", "int"), ("configVersion", "long"))
     __slots__ = ("serverid", "protocolVersion", "configVersion")
+    serverid: int
+    protocolVersion: int
+    configVersion: int

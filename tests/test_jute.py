@@ -191,3 +191,25 @@ def test_constants_give_their_names_back_for_logs():
     assert name_of(KeeperState, -112) == "Expired"
     assert name_of(Op, 12345) is None
     assert _op_name(14) == "multi" and _op_name(999) == "op 999"
+
+
+def test_every_record_declares_its_fields_types_for_the_type_checker():
+    """records.py annotates each field (what mypy reads); they must say what FIELDS encodes."""
+    import inspect
+
+    from zkops.server import records
+    from zkops.server.jute import Record
+
+    def expected(t: object) -> str:
+        if isinstance(t, list):
+            return f"list[{expected(t[0])}]"
+        if isinstance(t, type):
+            return t.__name__
+        return {"int": "int", "long": "int", "bool": "bool", "buffer": "bytes", "ustring": "str"}[str(t)]
+
+    classes = [c for _, c in inspect.getmembers(records, inspect.isclass)
+               if issubclass(c, Record) and c.__module__ == records.__name__]
+    assert len(classes) > 40
+    for cls in classes:
+        declared = dict(cls.__dict__.get("__annotations__", {}))
+        assert declared == {n: expected(t) for n, t in cls.FIELDS}, cls.__name__
