@@ -197,7 +197,8 @@ def _server_entry(cfg: ServerConfig) -> Callable[[ServerConfig], int | None]:
     hook = os.environ.get(APP_ENV)
     if hook:
         module, _, func = hook.partition(":")
-        return getattr(importlib.import_module(module), func or "run")
+        entry: Callable[[ServerConfig], int | None] = getattr(importlib.import_module(module), func or "run")
+        return entry
     if cfg.is_ensemble:
         from .quorum import run_quorum_peer
 

@@ -16,7 +16,7 @@ from . import purge as purgemod
 from . import snapshot as snapmod
 from .codes import Op
 from .datatree import DataTree, Node, decode_snapshot_node
-from .records import StatPersisted
+from .records import ACL, StatPersisted
 from .txncodec import decode_txn
 from .txnlog import TxnLog
 
@@ -84,7 +84,7 @@ class Database:
         self.txnlog.close()
 
 
-def _snapshot_nodes(items: list[tuple[str, Node]]) -> Iterator[tuple[str, bytes, list, StatPersisted]]:
+def _snapshot_nodes(items: list[tuple[str, Node]]) -> Iterator[tuple[str, bytes, list[ACL], StatPersisted]]:
     # sorted paths put every parent before its children, as a pre-order walk would
     for path, node in sorted(items, key=lambda kv: kv[0]):
         yield ("" if path == "/" else path), node.data, list(node.acl), node.persisted()

@@ -168,7 +168,7 @@ def _compile(cls: type[Record]) -> None:
     init = [f"def __init__(self, {', '.join(names)}):" if names else "def __init__(self):"]
     init += [f"    self.{n} = {n}" for n in names] or ["    pass"]
     exec("\n".join(init), env)  # noqa: S102 - generated from the class's own field list
-    cls.__init__ = env["__init__"]  # type: ignore[misc]
+    cls.__init__ = env["__init__"]  # type: ignore[method-assign]
     exec("\n".join(w), env)  # noqa: S102
     exec("\n".join(r), env)  # noqa: S102
     cls.write = env["write"]  # type: ignore[method-assign]
@@ -186,7 +186,7 @@ def _install_lazy_codec(cls: type[Record]) -> None:
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         compiled()
-        cls.__init__(self, *args, **kwargs)  # type: ignore[misc]
+        cls.__init__(self, *args, **kwargs)
 
     def write(self: Any, out: bytearray) -> None:
         compiled()
@@ -196,7 +196,7 @@ def _install_lazy_codec(cls: type[Record]) -> None:
         compiled()
         return cls.read(buf, off)
 
-    cls.__init__ = __init__  # type: ignore[misc]
+    cls.__init__ = __init__  # type: ignore[method-assign]
     cls.write = write  # type: ignore[method-assign]
     cls.read = classmethod(read)  # type: ignore[method-assign,assignment]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def exposition(s: ZooKeeperServer) -> str:
     return "\n".join(out) + "\n"
 
 
-def handler(s: ZooKeeperServer):  # noqa: ANN201 - the httpd Handler type
+def handler(s: ZooKeeperServer) -> Callable[[str, dict[str, list[str]]], tuple[int, str, bytes]]:
     def handle(path: str, query: dict[str, list[str]]) -> tuple[int, str, bytes]:
         if path.rstrip("/") in ("/metrics", ""):
             return 200, "text/plain; version=0.0.4; charset=utf-8", exposition(s).encode()

@@ -201,7 +201,8 @@ def txn_zxid(txn: bytes | memoryview) -> int:
     """The zxid in a serialized TxnHeader (without decoding the rest)."""
     if len(txn) < TXN_HEADER_SIZE:
         raise JuteError(f"{len(txn)} bytes cannot hold a TxnHeader")
-    return _ZXID.unpack_from(txn, _ZXID_AT)[0]
+    zxid: int = _ZXID.unpack_from(txn, _ZXID_AT)[0]
+    return zxid
 
 
 # ---------------------------------------------------------------- file format
@@ -249,7 +250,7 @@ def _record_at(mv: memoryview, off: int, limit: int) -> tuple[int, int] | None:
     return _ZXID.unpack_from(mv, body + _ZXID_AT)[0], end
 
 
-def _verifiable_after(data: bytes, mv: memoryview, bad: int, limit: int, after_zxid: int) -> int | None:
+def _verifiable_after(data: bytes | bytearray, mv: memoryview, bad: int, limit: int, after_zxid: int) -> int | None:
     """Offset of the first record past ``bad`` that verifies and continues the zxids.
 
     A record starts with its checksum as a long, and an Adler32 fits in 32 bits, so
