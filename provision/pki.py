@@ -15,6 +15,10 @@ import datetime
 import ipaddress
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 YEARS = 5
 
@@ -30,6 +34,9 @@ def default_dir(inventory_source: str) -> Path:
 
 class Pki:
     """The CA of one inventory; ``node(name, address)`` returns the PEM (certificate + key) for a host."""
+
+    key: Any  # a private key of the kinds cryptography loads and signs with
+    cert: x509.Certificate
 
     def __init__(self, where: Path, org: str = "zkops") -> None:
         from cryptography import x509
@@ -58,20 +65,21 @@ class Pki:
         os.replace(tmp, path)
 
     @staticmethod
-    def _key_pem(key: object) -> bytes:
+    def _key_pem(key: Any) -> bytes:
         from cryptography.hazmat.primitives import serialization
 
-        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,  # type: ignore[attr-defined]
-                                 serialization.NoEncryption())
+        pem: bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption())
+        return pem
 
-    def _name(self, cn: str) -> object:
+    def _name(self, cn: str) -> x509.Name:
         from cryptography import x509
         from cryptography.x509.oid import NameOID
 
         return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, self.org),
                           x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
-    def _make_ca(self) -> tuple[object, object]:
+    def _make_ca(self) -> tuple[Any, x509.Certificate]:
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -101,7 +109,7 @@ class Pki:
                 names.append(x509.IPAddress(ipaddress.ip_address(san)))
             except ValueError:
                 names.append(x509.DNSName(san))
-        builder = (x509.CertificateBuilder().subject_name(self._name(cn)).issuer_name(self.cert.subject)  # type: ignore[attr-defined]
+        builder = (x509.CertificateBuilder().subject_name(self._name(cn)).issuer_name(self.cert.subject)
                    .public_key(key.public_key()).serial_number(x509.random_serial_number())
                    .not_valid_before(now - datetime.timedelta(hours=1))
                    .not_valid_after(now + datetime.timedelta(days=365 * YEARS))
@@ -109,7 +117,7 @@ class Pki:
                                                          ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
         if names:
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        cert = builder.sign(self.key, hashes.SHA256())  # type: ignore[arg-type]
+        cert = builder.sign(self.key, hashes.SHA256())
         return cert.public_bytes(serialization.Encoding.PEM) + self._key_pem(key)
 
     def node(self, name: str, address: str) -> str:
@@ -125,7 +133,7 @@ class Pki:
                     set(sans.get_values_for_type(x509.DNSName))
             except x509.ExtensionNotFound:
                 have = set()
-            if address in have and cert.issuer == self.cert.subject:  # type: ignore[attr-defined]
+            if address in have and cert.issuer == self.cert.subject:
                 return path.read_text()
         self._write(path, self._issue(name, [address, name]), 0o600)
         return path.read_text()
