@@ -9,16 +9,15 @@ processes, iptables/tc in namespaces or containers).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .faultproxy import Faults
+from .model import LabError, LabState, Node, NodeStatus
 
 
 def default_lab_dir() -> Path:
@@ -28,58 +27,6 @@ def default_lab_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "zkops" / "lab"
-
-
-class LabError(Exception):
-    """A lab command that cannot be done, with what to do instead."""
-
-
-@dataclass
-class Node:
-    id: int
-    role: str  # participant | observer
-    host: str  # where clients connect
-    client_port: int
-    quorum_port: int
-    election_port: int
-    pid: int | None = None
-    handle: str = ""  # backend-specific: container id, namespace name, ...
-
-
-@dataclass
-class LabState:
-    backend: str
-    nodes: list[Node]
-    tick_ms: int
-    faults: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)  # backend-specific
-
-    def save(self, lab_dir: Path) -> None:
-        tmp = lab_dir / "lab.json.tmp"
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        tmp.replace(lab_dir / "lab.json")
-
-    @classmethod
-    def load(cls, lab_dir: Path) -> LabState:
-        raw = json.loads((lab_dir / "lab.json").read_text())
-        raw["nodes"] = [Node(**n) for n in raw["nodes"]]
-        return cls(**raw)
-
-
-@dataclass
-class NodeStatus:
-    id: int
-    role: str
-    address: str
-    state: str  # running | paused | stopped
-    mode: str | None
-    zxid: int | None
-    connections: int | None
-    sessions: int | None
-
-    @property
-    def epoch(self) -> int | None:
-        return None if self.zxid is None else self.zxid >> 32
 
 
 def four_letter(host: str, port: int, word: str, timeout: float = 2.0) -> str:
