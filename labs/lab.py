@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..server.fourletterclient import four_letter_or_empty
 from .faultproxy import Faults
 from .model import LabError, LabState, Node, NodeStatus
 
@@ -27,20 +28,6 @@ def default_lab_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "zkops" / "lab"
-
-
-def four_letter(host: str, port: int, word: str, timeout: float = 2.0) -> str:
-    import socket
-
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(word.encode())
-            chunks = []
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def parse_groups(spec: str, known: list[int]) -> list[list[int]]:
@@ -224,8 +211,8 @@ class Lab:
         out = []
         for n in self.state.nodes:
             state = self.backend.process_state(n)
-            srvr = four_letter(n.host, n.client_port, "srvr", timeout=1.0) if state == "running" else ""
-            mntr = four_letter(n.host, n.client_port, "mntr", timeout=1.0) if srvr else ""
+            srvr = four_letter_or_empty(n.host, n.client_port, "srvr", timeout=1.0) if state == "running" else ""
+            mntr = four_letter_or_empty(n.host, n.client_port, "mntr", timeout=1.0) if srvr else ""
             fields = dict(line.split(": ", 1) for line in srvr.splitlines() if ": " in line)
             stats = dict(line.split("\t", 1) for line in mntr.splitlines() if "\t" in line)
             mode = fields.get("Mode")
