@@ -64,6 +64,9 @@ def _expiry(ctx: Context) -> None:
         if holder.stdout is None or holder.stdout.readline().strip() != "ready":
             raise LessonFailed("the holder client did not start")
         ctx.note("holder_timeout_ms", int(asked * 1000))
+        # the holder may have created its node through another server: sync, or the watcher's
+        # server may not have it yet and it would look gone at once
+        watcher.sync("/lab4")
         os.kill(holder.pid, signal.SIGSTOP)  # as a long GC pause or a frozen VM would
         t0 = time.monotonic()
         wait_for(lambda: watcher.exists("/lab4/holder") is None, asked * 4 + 30, "the ephemeral to vanish")
@@ -88,6 +91,7 @@ def _move(ctx: Context) -> None:
     ctx.note("second_server", moved[0])
     ctx.note("same_session", zk.client_id[0] == session)
     reader = ctx.client(ids=others)
+    reader.sync("/lab4")
     ctx.note("ephemeral_kept", reader.exists("/lab4/mine") is not None)
     ctx.cluster.start(node)
     ctx.leader()
