@@ -143,11 +143,21 @@ class Lab:
         self._save()
 
     def pause(self, node_id: int) -> None:
-        """SIGSTOP, as a long GC pause would: sockets stay open, nothing answers."""
+        """SIGSTOP, as a long GC pause would: sockets stay open, nothing answers. Returns once
+        the process is stopped (a signal is delivered asynchronously)."""
         self.backend.signal(self.node(node_id), signal.SIGSTOP)
+        self._await_state(node_id, "paused")
 
     def resume(self, node_id: int) -> None:
         self.backend.signal(self.node(node_id), signal.SIGCONT)
+        self._await_state(node_id, "running")
+
+    def _await_state(self, node_id: int, want: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (state := self.backend.process_state(self.node(node_id))) != want:
+            if time.monotonic() > deadline:
+                raise LabError(f"node {node_id} is {state}, not {want}, {timeout:.0f} s after the signal")
+            time.sleep(0.01)
 
     # ------------------------------------------------------------ network faults
     def faults(self) -> Faults:
