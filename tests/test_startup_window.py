@@ -93,7 +93,7 @@ def test_client_port_opens_only_after_the_member_attached(tmp_path: Path, monkey
     port opened, before anything else of the start-up sequence."""
     from zkops.server.quorum import serve_quorum
 
-    ens = Ensemble(voters=3, workdir=tmp_path)  # writes the configs; no process is started
+    ens = Ensemble(voters=3, workdir=tmp_path, extra={"admin.enableServer": "false"})  # configs only, no process
     cfg = load_config(tmp_path / "n1" / "zoo.cfg")
     port = ens.client_port(1)
     seen: dict[str, tuple[int, int | None]] = {}
