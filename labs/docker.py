@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .faultproxy import Faults
-from .lab import LabError, LabState, Node
+from .model import LabError, LabState, Node
 
 CHAIN = "ZKOPS-LAB"
 IMAGE = "zkops-lab"

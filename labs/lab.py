@@ -9,16 +9,16 @@ processes, iptables/tc in namespaces or containers).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..server.fourletterclient import four_letter_or_empty
 from .faultproxy import Faults
+from .model import LabError, LabState, Node, NodeStatus
 
 
 def default_lab_dir() -> Path:
@@ -28,72 +28,6 @@ def default_lab_dir() -> Path:
         return Path(env)
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "zkops" / "lab"
-
-
-class LabError(Exception):
-    """A lab command that cannot be done, with what to do instead."""
-
-
-@dataclass
-class Node:
-    id: int
-    role: str  # participant | observer
-    host: str  # where clients connect
-    client_port: int
-    quorum_port: int
-    election_port: int
-    pid: int | None = None
-    handle: str = ""  # backend-specific: container id, namespace name, ...
-
-
-@dataclass
-class LabState:
-    backend: str
-    nodes: list[Node]
-    tick_ms: int
-    faults: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)  # backend-specific
-
-    def save(self, lab_dir: Path) -> None:
-        tmp = lab_dir / "lab.json.tmp"
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        tmp.replace(lab_dir / "lab.json")
-
-    @classmethod
-    def load(cls, lab_dir: Path) -> LabState:
-        raw = json.loads((lab_dir / "lab.json").read_text())
-        raw["nodes"] = [Node(**n) for n in raw["nodes"]]
-        return cls(**raw)
-
-
-@dataclass
-class NodeStatus:
-    id: int
-    role: str
-    address: str
-    state: str  # running | paused | stopped
-    mode: str | None
-    zxid: int | None
-    connections: int | None
-    sessions: int | None
-
-    @property
-    def epoch(self) -> int | None:
-        return None if self.zxid is None else self.zxid >> 32
-
-
-def four_letter(host: str, port: int, word: str, timeout: float = 2.0) -> str:
-    import socket
-
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
-            s.sendall(word.encode())
-            chunks = []
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def parse_groups(spec: str, known: list[int]) -> list[list[int]]:
@@ -209,11 +143,21 @@ class Lab:
         self._save()
 
     def pause(self, node_id: int) -> None:
-        """SIGSTOP, as a long GC pause would: sockets stay open, nothing answers."""
+        """SIGSTOP, as a long GC pause would: sockets stay open, nothing answers. Returns once
+        the process is stopped (a signal is delivered asynchronously)."""
         self.backend.signal(self.node(node_id), signal.SIGSTOP)
+        self._await_state(node_id, "paused")
 
     def resume(self, node_id: int) -> None:
         self.backend.signal(self.node(node_id), signal.SIGCONT)
+        self._await_state(node_id, "running")
+
+    def _await_state(self, node_id: int, want: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (state := self.backend.process_state(self.node(node_id))) != want:
+            if time.monotonic() > deadline:
+                raise LabError(f"node {node_id} is {state}, not {want}, {timeout:.0f} s after the signal")
+            time.sleep(0.01)
 
     # ------------------------------------------------------------ network faults
     def faults(self) -> Faults:
@@ -277,8 +221,8 @@ class Lab:
         out = []
         for n in self.state.nodes:
             state = self.backend.process_state(n)
-            srvr = four_letter(n.host, n.client_port, "srvr", timeout=1.0) if state == "running" else ""
-            mntr = four_letter(n.host, n.client_port, "mntr", timeout=1.0) if srvr else ""
+            srvr = four_letter_or_empty(n.host, n.client_port, "srvr", timeout=1.0) if state == "running" else ""
+            mntr = four_letter_or_empty(n.host, n.client_port, "mntr", timeout=1.0) if srvr else ""
             fields = dict(line.split(": ", 1) for line in srvr.splitlines() if ": " in line)
             stats = dict(line.split("\t", 1) for line in mntr.splitlines() if "\t" in line)
             mode = fields.get("Mode")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .faultproxy import Faults
-from .lab import LabError, LabState, Node
+from .model import LabError, LabState, Node
 
 KINDS = ("quorum", "election")
 

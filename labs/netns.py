@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from .faultproxy import Faults
-from .lab import LabError, LabState, Node
 from .local import LocalBackend
+from .model import LabError, LabState, Node
 
 CHAIN = "ZKOPS-LAB"
 

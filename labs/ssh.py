@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from .faultproxy import Faults
-from .lab import LabError, LabState, Node
+from .model import LabError, LabState, Node
 
 CHAIN = "ZKOPS-LAB"
 

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .lab import LabError, LabState
+from .model import LabError, LabState
 from .ssh import SshBackend
 
 DEFAULT_SUBNET = "192.168.56"  # the Vagrantfile's default; both read $ZKOPS_SUBNET

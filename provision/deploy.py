@@ -20,8 +20,9 @@ from pathlib import Path
 
 import jinja2
 
+from ..server.fourletterclient import four_letter_or_empty
 from .inventory import Host, Inventory
-from .status import EnsembleStatus, check_ensemble, four_letter
+from .status import EnsembleStatus, check_ensemble
 
 
 @dataclass
@@ -120,7 +121,7 @@ def _zkserver(host: Host, command: str) -> subprocess.CompletedProcess:
 def _wait_serving(host: Host, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if "Mode: " in four_letter(host.address, host.client_port, "srvr"):
+        if "Mode: " in four_letter_or_empty(host.address, host.client_port, "srvr"):
             return True
         time.sleep(0.2)
     return False
@@ -181,7 +182,7 @@ def deploy(inv: Inventory, check_only: bool = False) -> Recap:
 
 
 def _mode(host: Host) -> str | None:
-    for line in four_letter(host.address, host.client_port, "srvr").splitlines():
+    for line in four_letter_or_empty(host.address, host.client_port, "srvr").splitlines():
         if line.startswith("Mode: "):
             return line[6:]
     return None

@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..server.fourletterclient import four_letter_or_empty
 from .deploy import TLS_DIR, Recap, _env, render, tls_settings
 from .inventory import Host, Inventory
-from .status import check_ensemble, four_letter
+from .status import check_ensemble
 
 INSTALL_ROOT = "/opt/zkops"
 CONF_DIR = "/etc/zookeeper"
@@ -384,7 +385,7 @@ def stop(node: Node) -> None:
 
 
 def mode(h: Host) -> str | None:
-    for line in four_letter(h.address, h.client_port, "srvr").splitlines():
+    for line in four_letter_or_empty(h.address, h.client_port, "srvr").splitlines():
         if line.startswith("Mode: "):
             return line[6:].strip()
     return None

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field
 
+from ..server.fourletterclient import four_letter_or_empty
 from .inventory import Host
-
-
-def four_letter(host: str, port: int, word: str, timeout: float = 2.0) -> str:
-    addr = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    try:
-        with socket.create_connection((addr, port), timeout=timeout) as s:
-            s.sendall(word.encode())
-            out = b""
-            while chunk := s.recv(65536):
-                out += chunk
-            return out.decode(errors="replace")
-    except OSError:
-        return ""
 
 
 @dataclass
@@ -46,8 +33,8 @@ class EnsembleStatus:
 
 
 def node_status(h: Host) -> NodeStatus:
-    ruok = four_letter(h.address, h.client_port, "ruok") == "imok"
-    srvr = four_letter(h.address, h.client_port, "srvr")
+    ruok = four_letter_or_empty(h.address, h.client_port, "ruok") == "imok"
+    srvr = four_letter_or_empty(h.address, h.client_port, "srvr")
     fields = dict(line.split(": ", 1) for line in srvr.splitlines() if ": " in line)
     conns = fields.get("Connections")
     return NodeStatus(h.name, f"{h.address}:{h.client_port}", h.myid, ruok, fields.get("Mode"), fields.get("Zxid"),

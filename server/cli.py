@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .config import PIDFILE_NAME, ConfigError, ServerConfig, check_tls, load_config
+from .fourletterclient import four_letter
 
 APP_ENV = "ZKOPS_SERVER_APP"
 DAEMON_ENV = "ZKOPS_DAEMON"
@@ -162,24 +163,6 @@ def client_address(cfg: ServerConfig) -> tuple[str, str, int, bool]:
     return shown, connect, port, secure
 
 
-def four_letter(host: str, port: int, word: str, timeout: float = 3.0, use_ssl: bool = False) -> str:
-    """Send a four-letter word and return the whole reply (the server closes after it)."""
-    with socket.create_connection((host, port), timeout=timeout) as raw:
-        sock: socket.socket = raw
-        if use_ssl:
-            import ssl  # only the status of a TLS port needs it; start-up stays lean
-
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            sock = ctx.wrap_socket(raw, server_hostname=host)
-        sock.sendall(word.encode())
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks).decode(errors="replace")
-
-
 # ------------------------------------------------------------------ commands
 def _load(path: Path, serving: bool = False) -> ServerConfig:
     try:
@@ -278,7 +261,7 @@ def _serving(cfg: ServerConfig) -> bool:
     _, host, port, secure = client_address(cfg)
     try:
         if "ruok" in cfg.four_letter_words:
-            return four_letter(host, port, "ruok", 1.0, secure) == "imok"
+            return four_letter(host, port, "ruok", 1.0, use_ssl=secure) == "imok"
         with socket.create_connection((host, port), timeout=1.0):
             return True
     except OSError:

@@ -1,8 +1,15 @@
-"""ZooKeeper's path rules (PathUtils.validatePath), so bad paths fail as they do there."""
+"""ZooKeeper's path rules (PathUtils.validatePath), so bad paths fail as they do there, and
+the reserved paths."""
 
 from __future__ import annotations
 
 import re
+
+# The subtree every ZooKeeper server reserves for itself, and the nodes in it. Name them
+# through these constants, never as literals (tests/test_reserved_paths.py checks).
+ZOOKEEPER = "/zookeeper"
+QUOTA = "/zookeeper/quota"  # Quotas.quotaZookeeper
+CONFIG = "/zookeeper/config"  # ZooDefs.CONFIG_NODE: the ensemble's membership
 
 
 class InvalidPath(ValueError):

@@ -313,12 +313,17 @@ class Ensemble:
         sessions = {sid: s.timeout for sid, s in self.server.core.sessions.sessions.items()}
         return tree.last_zxid, snapmod.serialize(tree.last_zxid, sessions, nodes)
 
-    async def start(self) -> None:
+    def attach(self) -> None:
+        """Make the server a member without a role: it serves no client until it has one.
+        Called before the client port opens, so no client is ever served as if standalone."""
         self.server.ensemble = self
         self.server.state = "looking"
         self.server.looking_count += 1
         self.server.expire_sessions = False
         self.server.serving_clients = False
+
+    async def start(self) -> None:
+        """Join the ensemble: peer ports, election, ticks (after attach())."""
         self._schedule_read_only()
         await self.election_net.start()
         await self.quorum_net.start()
@@ -736,6 +741,7 @@ async def serve_quorum(cfg: ServerConfig, stop: asyncio.Event | None = None,
 
     server.on_fatal = on_fatal
     try:
+        ensemble.attach()  # before the client port opens: never a standalone server, even briefly
         await server.start()
         await ensemble.start()
         if started is not None:

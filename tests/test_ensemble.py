@@ -263,7 +263,7 @@ def test_read_only_mode_serves_reads_when_cut_off_and_hands_back_when_the_quorum
     from kazoo.exceptions import NotReadOnlyCallError
     from kazoo.protocol.states import KeeperState
 
-    from zkops.server.cli import four_letter
+    from zkops.server.fourletterclient import four_letter
 
     with Ensemble(3, extra={"readonlymode.enabled": "true"}) as ens:
         ens.wait_ready()

@@ -167,7 +167,7 @@ def test_ssl_quorum_elects_and_replicates_and_keeps_out_strangers(pki: Pki, tmp_
         other.sync("/")
         assert other.get("/over-tls")[0] == b"yes"
         other.stop()
-        from zkops.server.cli import four_letter
+        from zkops.server.fourletterclient import four_letter
 
         assert "not currently serving" in four_letter("127.0.0.1", ens.client_port(3), "srvr"), \
             "a server whose certificate the others do not trust never joins"

@@ -159,21 +159,6 @@ class Context:
         self.note(key, round(time.monotonic() - t0, 3))
 
 
-def four_letter(address: tuple[str, int], word: str, timeout: float = 3.0) -> str:
-    """Send a four-letter word (as ``echo srvr | nc host port`` would); '' when unreachable."""
-    import socket
-
-    try:
-        with socket.create_connection(address, timeout=timeout) as s:
-            s.sendall(word.encode())
-            chunks = []
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
     """Poll ``probe`` until it returns something other than None/False."""
     deadline = time.monotonic() + timeout

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .engine import Check, Context, Lesson, Step, four_letter
+from ...server.fourletterclient import four_letter_or_empty
+from .engine import Check, Context, Lesson, Step
 
 
 def _up(ctx: Context) -> None:
@@ -12,7 +13,7 @@ def _up(ctx: Context) -> None:
 
 
 def _srvr(ctx: Context) -> None:
-    reply = four_letter(ctx.cluster.address(ctx.journal["leader"]), "srvr")
+    reply = four_letter_or_empty(*ctx.cluster.address(ctx.journal["leader"]), "srvr", 3.0)
     ctx.say(reply)
     ctx.note("srvr_mode", next((ln[6:] for ln in reply.splitlines() if ln.startswith("Mode: ")), None))
 

@@ -18,6 +18,9 @@ def _kinds(ctx: Context) -> None:
     seq = [owner.create("/lab2/job-", b"", sequence=True) for _ in range(3)]
     seq.append(owner.create("/lab2/job-", b"", sequence=True, ephemeral=True))
     ctx.note("sequential", seq)
+    # `other` may be connected to another server: sync first, or it may not have applied
+    # owner's writes yet (ZooKeeper orders each client's view, not views across clients)
+    other.sync("/lab2")
     _, st = other.get("/lab2/ephemeral")
     ctx.note("ephemeral_owner_is_session", st.ephemeralOwner == owner.client_id[0])
     from kazoo.exceptions import NoChildrenForEphemeralsError
@@ -29,6 +32,7 @@ def _kinds(ctx: Context) -> None:
         ctx.note("ephemeral_child", "NoChildrenForEphemerals")
     owner.stop()
     owner.close()
+    other.sync("/lab2")  # the session's close is committed; make sure other's server applied it
     ctx.note("after_close", sorted(other.get_children("/lab2")))
 
 
@@ -56,6 +60,7 @@ def _versions(ctx: Context) -> None:
                     break
                 except BadVersionError:
                     retries += 1
+    zk.sync("/lab2/counter")  # b wrote last, perhaps through another server
     data, st = zk.get("/lab2/counter")
     ctx.note("counter", int(data))
     ctx.note("counter_version", st.version)

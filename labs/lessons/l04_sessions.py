@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 
-from .engine import Check, Context, Lesson, LessonFailed, Step, four_letter, wait_for
+from ...server.fourletterclient import four_letter_or_empty
+from .engine import Check, Context, Lesson, LessonFailed, Step, wait_for
 
 _HOLDER = """
 import sys, time
@@ -25,14 +26,15 @@ time.sleep(3600)
 
 def _conf(ctx: Context) -> dict[str, int]:
     node = ctx.cluster.node_ids()[0]
-    conf = dict(ln.split("=", 1) for ln in four_letter(ctx.cluster.address(node), "conf").splitlines() if "=" in ln)
+    reply = four_letter_or_empty(*ctx.cluster.address(node), "conf", 3.0)
+    conf = dict(ln.split("=", 1) for ln in reply.splitlines() if "=" in ln)
     return {k: int(conf[k]) for k in ("tickTime", "minSessionTimeout", "maxSessionTimeout")}
 
 
 def _session_timeout(ctx: Context, session_id: int) -> tuple[int, int] | None:
     """(node, negotiated timeout in ms) from `cons` on whichever server holds the session."""
     for node in ctx.cluster.node_ids():
-        for line in four_letter(ctx.cluster.address(node), "cons").splitlines():
+        for line in four_letter_or_empty(*ctx.cluster.address(node), "cons", 3.0).splitlines():
             if f"sid=0x{session_id:x}," in line:
                 m = re.search(r",to=(\d+),", line)
                 if m:
@@ -62,6 +64,9 @@ def _expiry(ctx: Context) -> None:
         if holder.stdout is None or holder.stdout.readline().strip() != "ready":
             raise LessonFailed("the holder client did not start")
         ctx.note("holder_timeout_ms", int(asked * 1000))
+        # the holder may have created its node through another server: sync, or the watcher's
+        # server may not have it yet and it would look gone at once
+        watcher.sync("/lab4")
         os.kill(holder.pid, signal.SIGSTOP)  # as a long GC pause or a frozen VM would
         t0 = time.monotonic()
         wait_for(lambda: watcher.exists("/lab4/holder") is None, asked * 4 + 30, "the ephemeral to vanish")
@@ -86,6 +91,7 @@ def _move(ctx: Context) -> None:
     ctx.note("second_server", moved[0])
     ctx.note("same_session", zk.client_id[0] == session)
     reader = ctx.client(ids=others)
+    reader.sync("/lab4")
     ctx.note("ephemeral_kept", reader.exists("/lab4/mine") is not None)
     ctx.cluster.start(node)
     ctx.leader()

@@ -23,7 +23,8 @@ from typing import Any
 
 from kazoo.client import KazooClient
 
-from zkops.labs.lab import Lab, LabError, four_letter
+from zkops.labs.lab import Lab, LabError
+from zkops.server.fourletterclient import four_letter_or_empty
 
 from .history import History
 from .linearizability import check_history
@@ -259,7 +260,7 @@ def run(seed: int = 1, seconds: float = 60.0, nodes: int = 3, out: Path | None =
             if not report.ok:
                 for n in lab.state.nodes:
                     for word in ("dump", "cons", "srvr"):
-                        text = four_letter(n.host, n.client_port, word)
+                        text = four_letter_or_empty(n.host, n.client_port, word)
                         (out / f"n{n.id}-{word}.txt").write_text(text)
                     for name in ("zkops-server.log", "stdout.log"):
                         src = lab.dir / f"n{n.id}" / name

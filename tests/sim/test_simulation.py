@@ -5,62 +5,38 @@ from __future__ import annotations
 import pytest
 
 from tests.sim.simulator import Simulation
+from tests.sim.suites import SUITES, seed_counts
 from zkops.server.election import Election, Notification, ServerState, Vote
 from zkops.server.zab import make_zxid
 
+CASES = [pytest.param(s.name, seeds, id=f"{s.name}-{seeds.start}-{seeds.stop - 1}",
+                      marks=[pytest.mark.slow] if s.slow else [])
+         for s in SUITES.values() for seeds in s.chunks()]
 
-def _chunks(total: int, size: int) -> list[range]:
-    return [range(i, min(i + size, total)) for i in range(0, total, size)]
 
-
-@pytest.mark.parametrize("seeds", _chunks(300, 50), ids=lambda r: f"{r.start}-{r.stop - 1}")
-def test_three_voters_keep_every_acknowledged_write(seeds):
+@pytest.mark.parametrize(("name", "seeds"), CASES)
+def test_suite_keeps_every_invariant(name: str, seeds: range) -> None:
+    """Every seed of every suite (tests/sim/suites.py): no acknowledged write is lost, one
+    leader per epoch, and after healing the members of the newest membership follow one
+    leader. Replay a failing seed with `python -m tests.sim.run --suite NAME --seed N`."""
+    suite = SUITES[name]
+    changed = 0
     for seed in seeds:
-        Simulation(seed, 3, 0, steps=1500).run()
+        changed += suite.simulation(seed).run().reconfigs
+    if suite.shape(0).get("reconfig_rate"):
+        assert changed > 0, "no membership changed: this chunk tested nothing of reconfig"
 
 
-@pytest.mark.parametrize("seeds", _chunks(100, 50), ids=lambda r: f"{r.start}-{r.stop - 1}")
-def test_five_voters_and_an_observer(seeds):
-    for seed in seeds:
-        Simulation(10_000 + seed, 5, 1, steps=1500).run()
+def test_the_docs_quote_the_suites_seed_counts() -> None:
+    """docs/consensus.md states how many seeds run; it must stay true as suites change."""
+    from pathlib import Path
 
-
-@pytest.mark.parametrize("seeds", _chunks(40, 20), ids=lambda r: f"{r.start}-{r.stop - 1}")
-def test_seven_voters_and_two_observers(seeds):
-    for seed in seeds:
-        Simulation(20_000 + seed, 7, 2, steps=1200).run()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seeds", _chunks(700, 100), ids=lambda r: f"{r.start}-{r.stop - 1}")
-def test_many_more_seeds(seeds):
-    for seed in seeds:
-        Simulation(100_000 + seed, 3 + 2 * (seed % 2), seed % 3, steps=2000, fault_rate=0.02).run()
+    default, slow = seed_counts()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "consensus.md").read_text()
+    assert f"default run simulates {default} seeds" in text and f"`slow` suites {slow} more" in text
 
 
 # ---------------------------------------------------------------- focused behaviours
-@pytest.mark.parametrize("seeds", _chunks(60, 30), ids=lambda r: f"{r.start}-{r.stop - 1}")
-def test_reconfigs_under_faults_lose_nothing_and_settle(seeds):
-    """Leaders propose random one-server membership changes (servers join, leave, switch
-    between participant and observer; two spares start outside the ensemble) amid crashes,
-    partitions and broken links: no acknowledged write is lost, one leader per epoch, and
-    after healing the members of the newest membership all follow one leader."""
-    changed = 0
-    for seed in seeds:
-        sim = Simulation(200_000 + seed, 3 + 2 * (seed % 2), seed % 2, steps=1500, fault_rate=0.02,
-                         spares=2, reconfig_rate=0.05).run()
-        changed += sim.reconfigs
-    assert changed > 0
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("seeds", _chunks(200, 50), ids=lambda r: f"{r.start}-{r.stop - 1}")
-def test_reconfigs_many_more_seeds(seeds):
-    for seed in seeds:
-        Simulation(300_000 + seed, 3 + 2 * (seed % 2), seed % 3, steps=2000, fault_rate=0.02,
-                   spares=2, reconfig_rate=0.05).run()
-
-
 def test_vote_with_higher_zxid_wins_over_higher_myid():
     assert Vote(1, make_zxid(1, 5), 1) > Vote(1, make_zxid(1, 4), 3)
     assert Vote(2, 0, 1) > Vote(1, make_zxid(1, 9), 3)

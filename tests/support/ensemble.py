@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,18 +12,12 @@ import time
 from pathlib import Path
 
 from tests.support.refzk import free_port
+from zkops.server.fourletterclient import four_letter_or_empty
 
 
 def four_letter(port: int, word: str, timeout: float = 2.0) -> str:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(word.encode())
-            out = b""
-            while chunk := s.recv(65536):
-                out += chunk
-            return out.decode(errors="replace")
-    except OSError:
-        return ""
+    """A word to the member on 127.0.0.1:port; '' when it does not answer."""
+    return four_letter_or_empty("127.0.0.1", port, word, timeout)
 
 
 def mode(port: int) -> str | None:

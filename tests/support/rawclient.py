@@ -6,6 +6,7 @@ import socket
 import struct
 from typing import Any
 
+from zkops.server import fourletterclient
 from zkops.server.codes import Xid
 from zkops.server.records import (
     ConnectRequest,
@@ -86,12 +87,6 @@ class RawClient:
 
 
 def four_letter(address: str, word: str) -> str:
+    """A word to "host:port"; raises when the server cannot be asked."""
     host, port = address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5) as s:
-        s.sendall(word.encode())
-        out = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                return out.decode()
-            out += d
+    return fourletterclient.four_letter(host, int(port), word, 5.0)

@@ -23,6 +23,8 @@ from kazoo.protocol.serialization import Watch
 from kazoo.protocol.states import KazooState
 from kazoo.security import ACL, Id
 
+from zkops.server.paths import CONFIG
+
 from . import requests as rq
 
 USAGE_HEAD = "ZooKeeper -server host:port -client-configuration properties-file cmd args"
@@ -550,8 +552,8 @@ class Commands:
 
     def do_config(self, opts: dict, args: list[str]) -> None:
         assert self.zk is not None
-        data, stat = self._call("/zookeeper/config", lambda: self.zk.get(
-            "/zookeeper/config", watch=self._noop_watch if opts.get("w") else None))
+        data, stat = self._call(CONFIG, lambda: self.zk.get(
+            CONFIG, watch=self._noop_watch if opts.get("w") else None))
         text = self._data(data) if data else ""
         if opts.get("c"):
             self.out.write(client_config(text) + "\n")
