@@ -14,6 +14,7 @@ from . import paths
 from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, AclCache
 from .codes import CONTAINER_OWNER, TTL_OWNER_MASK, Err, EventType, Op, ZkError
 from .javaorder import INITIAL_CAPACITY, grown_capacity, hashset_order
+from .quota import Quotas
 from .records import (
     ACL,
     CheckVersionTxn,
@@ -117,6 +118,7 @@ class DataTree:
         self.containers: set[str] = set()
         self.ttls: set[str] = set()
         self.last_zxid = 0
+        self.quotas = Quotas()
         self._install_system_nodes()
 
     # ---------------------------------------------------------------- setup
@@ -148,7 +150,27 @@ class DataTree:
         return self.nodes.get(path)
 
     def node_count(self) -> int:
-        return len(self.nodes)
+        """Znodes as Apache ZooKeeper counts them: its table holds the root twice ("" and "/"),
+        so an empty server says 5 (srvr's Node count, mntr's zk_znode_count)."""
+        return len(self.nodes) + 1
+
+    # the quota bookkeeping's view of the tree (quota.TreeView); "" is the root, as in Apache
+    def data_of(self, path: str) -> bytes | None | int:
+        node = self.nodes.get(path or "/")
+        return -1 if node is None else node.data
+
+    def children_of(self, path: str) -> list[str]:
+        node = self.nodes.get(path or "/")
+        return list(node.children) if node is not None and node.children else []
+
+    def replace_data(self, path: str, data: bytes) -> None:
+        node = self.nodes.get(path or "/")
+        if node is not None:
+            node.data = data
+
+    def snapshot_loaded(self) -> None:
+        """After a snapshot's nodes are in: find the quotas and count their usage again."""
+        self.quotas.rebuild(self)
 
     def children_sorted(self, node: Node) -> list[str]:
         return sorted(node.children) if node.children else []
@@ -230,6 +252,7 @@ class DataTree:
                parent_cversion: int, zxid: int, time: int) -> Node:
         node = Node(data, self.acls.intern(acl), zxid, time, owner)  # null data stays null, as in Apache
         self._add(path, node, parent_cversion, zxid)
+        self.quotas.created(self, path, data)
         return node
 
     def delete(self, path: str, zxid: int) -> None:
@@ -258,12 +281,15 @@ class DataTree:
                     eph.discard(path)
                     if not eph:
                         del self.ephemerals[owner]
+        self.quotas.deleted(self, path, node.data)
 
     def set_data(self, path: str, data: bytes | None, version: int, zxid: int, time: int) -> Node:
         node = self.nodes.get(path)
         if node is None:
             raise ZkError(Err.NONODE, path)
+        old = node.data
         node.data = data
+        self.quotas.data_changed(self, path, old, data)
         node.mzxid = zxid
         node.mtime = time
         node.version = version
