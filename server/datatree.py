@@ -14,6 +14,7 @@ from . import paths
 from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, AclCache
 from .codes import CONTAINER_OWNER, TTL_OWNER_MASK, Err, EventType, Op, ZkError
 from .javaorder import INITIAL_CAPACITY, grown_capacity, hashset_order
+from .metrics import PerNamespace
 from .quota import Quotas
 from .records import (
     ACL,
@@ -119,6 +120,7 @@ class DataTree:
         self.ttls: set[str] = set()
         self.last_zxid = 0
         self.quotas = Quotas()
+        self.writes = PerNamespace()  # bytes written per top-level namespace (mntr)
         self._install_system_nodes()
 
     # ---------------------------------------------------------------- setup
@@ -253,6 +255,7 @@ class DataTree:
         node = Node(data, self.acls.intern(acl), zxid, time, owner)  # null data stays null, as in Apache
         self._add(path, node, parent_cversion, zxid)
         self.quotas.created(self, path, data)
+        self.writes.add(path, len(data) if data else 0)
         return node
 
     def delete(self, path: str, zxid: int) -> None:
@@ -282,6 +285,7 @@ class DataTree:
                     if not eph:
                         del self.ephemerals[owner]
         self.quotas.deleted(self, path, node.data)
+        self.writes.add(path, 0)
 
     def set_data(self, path: str, data: bytes | None, version: int, zxid: int, time: int) -> Node:
         node = self.nodes.get(path)
@@ -290,6 +294,7 @@ class DataTree:
         old = node.data
         node.data = data
         self.quotas.data_changed(self, path, old, data)
+        self.writes.add(path, len(data) if data else 0)
         node.mzxid = zxid
         node.mtime = time
         node.version = version
