@@ -136,14 +136,20 @@ def ensemble_pair():
         apache.start()
         ours.start()
         roles = ["follower", "leader", "observer"]
-        _wait(lambda: sorted(mode(apache.client_port(i)) or "" for i in apache.ids) == roles, "Apache's roles")
-        ours.wait_ready(60)
-        _wait(lambda: sorted(mode(ours.client_port(i)) or "" for i in ours.ids) == roles, "zkops' roles")
+        try:
+            _wait(lambda: sorted(mode(apache.client_port(i)) or "" for i in apache.ids) == roles,
+                  "Apache's roles", 120)
+            ours.wait_ready(120)
+            _wait(lambda: sorted(mode(ours.client_port(i)) or "" for i in ours.ids) == roles, "zkops' roles", 120)
+        except (AssertionError, TimeoutError) as exc:
+            logs = "\n".join((apache.workdir / f"a{i}" / "server.log").read_text(errors="replace")[-1500:]
+                             for i in apache.ids)
+            raise AssertionError(f"{exc}\n--- Apache\n{logs}\n--- zkops\n{ours.log_tail()}") from None
         leader_port = next(ours.client_port(i) for i in ours.ids if mode(ours.client_port(i)) == "leader")
         # every learner synced, on both sides, before the key sets are read
-        _wait(lambda: "zk_synced_observers\t1" in four_letter(leader_port, "mntr"), "zkops' synced observer")
+        _wait(lambda: "zk_synced_observers\t1" in four_letter(leader_port, "mntr"), "zkops' synced observer", 120)
         a_leader = next(apache.client_port(i) for i in apache.ids if mode(apache.client_port(i)) == "leader")
-        _wait(lambda: "zk_synced_observers\t1" in four_letter(a_leader, "mntr"), "Apache's synced observer")
+        _wait(lambda: "zk_synced_observers\t1" in four_letter(a_leader, "mntr"), "Apache's synced observer", 120)
         theirs = {mode(apache.client_port(i)): _snapshot(apache.client_port(i), apache.admin_port(i))
                   for i in apache.ids}
         mine = {mode(ours.client_port(i)): _snapshot(ours.client_port(i), admin[i]) for i in ours.ids}

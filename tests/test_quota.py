@@ -238,41 +238,58 @@ def _first_lines(lines: list[str]) -> list[str]:
     return [ln for ln in lines if ln.startswith("Message:")]
 
 
+def _restart_sequence(server, snapshots: callable) -> list:
+    """Usage read before and after restarts: one replayed from the txn log (a stats node set by
+    hand keeps its value), one after a snapshot taken behind the hand-set (counted again)."""
+    seen: list = []
+
+    def client() -> KazooClient:
+        zk = KazooClient(server.address)
+        zk.start()
+        return zk
+
+    zk = client()
+    zk.create("/r", b"abc")
+    _quota(zk, "/r", "count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=100")
+    for i in range(3):
+        zk.create(f"/r/{i}", b"x" * i)
+    zk.set(f"{Q}/r/zookeeper_stats", b"count=0,bytes=0")
+    zk.create("/r/after", b"12")
+    seen.append(zk.get(f"{Q}/r/zookeeper_stats")[0])
+    zk.stop()
+    server.stop()
+    server.extra_cfg["snapCount"] = "10"  # no snapshot until now; soon from here on
+    server.start()
+    zk = client()
+    seen.append(zk.get(f"{Q}/r/zookeeper_stats")[0])  # replayed from the log: the hand-set stays
+    before = snapshots()
+    for i in range(30):  # enough writes outside the quota for a snapshot after the hand-set
+        zk.create(f"/pad{i}", b"")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (snapshots() - before):
+        time.sleep(0.1)
+    assert snapshots() - before, "no snapshot was written"
+    zk.stop()
+    server.stop()
+    server.start()
+    zk = client()
+    seen.append(zk.get(f"{Q}/r/zookeeper_stats")[0])  # loaded from a snapshot: counted again
+    zk.stop()
+    return seen
+
+
 @pytest.mark.integration
-def test_usage_survives_restarts_and_snapshots(tmp_path: Path):
-    """Usage is replayed from the txn log and counted again from a snapshot, as Apache does:
-    a stats node set by hand keeps its value through a log replay and is recounted from a snapshot."""
-    proc = ZkopsProcess(workdir=tmp_path / "z", extra_cfg={"snapCount": "10"})
-    proc.start()
+@pytest.mark.reference
+def test_usage_across_restarts_and_snapshots_matches_apache(tmp_path: Path):
+    apache = refzk.RefZooKeeper(workdir=tmp_path / "a", extra_cfg={"snapCount": "100000"})
+    ours = ZkopsProcess(workdir=tmp_path / "z", extra_cfg={"snapCount": "100000"})
     try:
-        zk = KazooClient(proc.address)
-        zk.start()
-        zk.create("/r", b"abc")
-        _quota(zk, "/r", "count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=100")
-        for i in range(3):
-            zk.create(f"/r/{i}", b"x" * i)
-        before = zk.get(f"{Q}/r/zookeeper_stats")[0]
-        assert before == b"count=4,bytes=6"
-        zk.stop()
-        proc.stop()
-        proc.start()
-        zk = KazooClient(proc.address)
-        zk.start()
-        assert zk.get(f"{Q}/r/zookeeper_stats")[0] == before
-        zk.set(f"{Q}/r/zookeeper_stats", b"count=0,bytes=0")
-        snaps = set((proc.data_dir / "version-2").glob("snapshot.*"))
-        for i in range(30):  # enough writes outside the quota for a snapshot after the hand-set
-            zk.create(f"/pad{i}", b"")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (set((proc.data_dir / "version-2").glob("snapshot.*")) - snaps):
-            time.sleep(0.1)
-        assert set((proc.data_dir / "version-2").glob("snapshot.*")) - snaps, "no snapshot was written"
-        zk.stop()
-        proc.stop()
-        proc.start()
-        zk = KazooClient(proc.address)
-        zk.start()
-        assert zk.get(f"{Q}/r/zookeeper_stats")[0] == b"count=4,bytes=6"
-        zk.stop()
+        apache.start()
+        theirs = _restart_sequence(apache, lambda: set((tmp_path / "a" / "data" / "version-2").glob("snapshot.*")))
+        ours.start()
+        mine = _restart_sequence(ours, lambda: set((ours.data_dir / "version-2").glob("snapshot.*")))
     finally:
-        proc.cleanup()
+        apache.cleanup()
+        ours.cleanup()
+    assert theirs == [b"count=1,bytes=2", b"count=1,bytes=2", b"count=5,bytes=8"]
+    assert mine == theirs
