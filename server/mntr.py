@@ -17,6 +17,7 @@ import resource
 import time
 from typing import TYPE_CHECKING, Any
 
+from .quota import NAMESPACE_GAUGES, namespace_totals
 from .version import VERSION_STRING
 
 if TYPE_CHECKING:
@@ -244,6 +245,10 @@ def rows(s: ZooKeeperServer) -> list[tuple[str, object]]:
     measured = _measured(s)
     out: list[tuple[str, object]] = [(k, known.get(k, INITIAL.get(k, 0))) for k in
                                      FRONT.get(s.mode(), _STANDALONE)]
+    totals = namespace_totals(s.core.tree)
+    for gauge in NAMESPACE_GAUGES:
+        for name in _java_order(list(totals[gauge])):
+            out.append((f"{name}_quota_{gauge}_per_namespace", totals[gauge][name]))
     for kind, name in FAMILIES:
         if kind == "c":
             out.append((name, known.get(name, 0)))

@@ -322,6 +322,44 @@ class Quotas:
         return warnings
 
 
+# Apache's quota gauges per top-level namespace, in the order mntr prints the sets
+NAMESPACE_GAUGES = ("bytes_limit", "count_usage", "count_limit", "bytes_usage")
+
+
+def namespace_totals(tree: TreeView) -> dict[str, dict[str, int]]:
+    """Limits (the hard one when set, else the soft one) and usage summed per top-level
+    namespace, from every leaf limits/stats node under /zookeeper/quota (Apache's
+    QuotaMetricsUtils): gauge name -> namespace -> value, namespaces in the order found."""
+    out: dict[str, dict[str, int]] = {g: {} for g in NAMESPACE_GAUGES}
+    if tree.data_of(QUOTA_ROOT) == _MISSING:
+        return out
+    stack = [QUOTA_ROOT]
+    while stack:
+        p = stack.pop()
+        children = list(tree.children_of(p))
+        if children:
+            stack.extend(_join(p, c) for c in reversed(children))
+            continue
+        limits = p.endswith("/" + LIMIT_NODE)
+        if not limits and not p.endswith("/" + STAT_NODE):
+            continue
+        real = p[len(QUOTA_ROOT):]
+        second = real.find("/", 1)
+        namespace = real[1:second] if second > 0 else real[1:]  # the path's first component
+        data = tree.data_of(p)
+        if not namespace or not isinstance(data, bytes):
+            continue
+        st = StatsTrack.parse(data)
+        if limits:
+            pairs = (("count_limit", st.get(COUNT_HARD) if st.get(COUNT_HARD) > -1 else st.get(COUNT)),
+                     ("bytes_limit", st.get(BYTES_HARD) if st.get(BYTES_HARD) > -1 else st.get(BYTES)))
+        else:
+            pairs = (("count_usage", st.get(COUNT)), ("bytes_usage", st.get(BYTES)))
+        for gauge, value in pairs:
+            out[gauge][namespace] = out[gauge].get(namespace, 0) + value
+    return out
+
+
 class RateLogger:
     """Apache's RateLogger: a message is written at once, then repeats of it are counted and
     written as "[N times] Message: ..." at most once per ``interval_ms`` or when another
@@ -362,5 +400,6 @@ def _join(parent: str, child: str) -> str:
     return f"{parent}/{child}" if parent != "/" else f"/{child}"
 
 
-__all__ = ["LIMIT_NODE", "QUOTA_ROOT", "STAT_NODE", "PrefixIndex", "QuotaExceeded", "Quotas", "RateLogger", "StatsTrack",
+__all__ = ["LIMIT_NODE", "QUOTA_ROOT", "STAT_NODE", "PrefixIndex", "NAMESPACE_GAUGES", "QuotaExceeded", "Quotas", "RateLogger", "StatsTrack",
+           "namespace_totals",
            "TreeView", "limit_path", "stat_path"]

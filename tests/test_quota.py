@@ -78,6 +78,21 @@ def test_rate_logger_writes_the_first_line_and_counts_repeats():
     assert lines == ["Message:m1 Value:null", "[3 times] Message: m1", "Message:m2 Value:null"]
 
 
+def test_namespace_totals_sum_leaf_limits_and_stats_per_first_component():
+    from zkops.server.quota import namespace_totals
+
+    t = DataTree()
+    for path, data in (("/a", b"1"), ("/a/b", b""), (f"{Q}/a", None), (f"{Q}/a/zookeeper_limits", b"count=5,bytes=-1"),
+                       (f"{Q}/a/zookeeper_stats", b""), (f"{Q}/a/b", None),
+                       (f"{Q}/a/b/zookeeper_limits", b"count=-1,bytes=3=;byteHardLimit=8;countHardLimit=-1"),
+                       (f"{Q}/a/b/zookeeper_stats", b"")):
+        t.create(path, data, [], 0, -1, 1, 0)
+    totals = namespace_totals(t)
+    # /zookeeper/quota/a has children, so only the leaves count; /a/b's limits add to namespace "a"
+    assert totals == {"bytes_limit": {"a": 7}, "count_usage": {"a": 3}, "count_limit": {"a": 4},
+                      "bytes_usage": {"a": 1}}
+
+
 def test_node_count_counts_the_root_twice_as_apache():
     assert DataTree().node_count() == 5
 
