@@ -308,3 +308,36 @@ def test_usage_across_restarts_and_snapshots_matches_apache(tmp_path: Path):
         ours.cleanup()
     assert theirs == [b"count=1,bytes=2", b"count=1,bytes=2", b"count=5,bytes=8"]
     assert mine == theirs
+
+
+@pytest.mark.integration
+def test_an_ensemble_keeps_usage_on_every_member_and_enforces_through_a_follower():
+    from kazoo.exceptions import QuotaExceededError
+
+    from tests.support.ensemble import Ensemble
+
+    ens = Ensemble(voters=3, extra={"enforceQuota": "true", "admin.enableServer": "false"})
+    ens.start()
+    try:
+        leader = ens.wait_ready(60)
+        follower = next(i for i in ens.ids if i != leader)
+        zk = KazooClient(ens.address(follower))
+        zk.start()
+        try:
+            zk.create("/e", b"")
+            _quota(zk, "/e", "count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=2")
+            zk.create("/e/1", b"abc")
+            with pytest.raises(QuotaExceededError):
+                zk.create("/e/2", b"")
+        finally:
+            zk.stop()
+        for i in ens.ids:
+            member = KazooClient(ens.address(i))
+            member.start()
+            try:
+                member.sync("/")
+                assert member.get(f"{Q}/e/zookeeper_stats")[0] == b"count=2,bytes=3", i
+            finally:
+                member.stop()
+    finally:
+        ens.cleanup()
