@@ -88,9 +88,12 @@ class StatsTrack:
         return str(self).encode()
 
 
+_JAVA_BLANKS = "".join(chr(i) for i in range(33))  # what Java's String.trim() removes
+
+
 def _components(path: str) -> list[str]:
-    # Java's String.trim() drops characters up to U+0020: such components are skipped
-    return [c for c in path.split("/") if c.strip("".join(chr(i) for i in range(33)))]
+    # components that trim to nothing are skipped, as Apache's PathTrie skips them
+    return [c for c in path.split("/") if c.strip(_JAVA_BLANKS)]
 
 
 class _TrieNode:
@@ -197,6 +200,8 @@ class Quotas:
 
     def prefix_for(self, path: str) -> str | None:
         """The quota that charges ``path`` (Apache's getMaxPrefixWithQuota); None for none."""
+        if not self.index.root.children:  # no quota anywhere: the common case, kept cheap
+            return None
         prefix = self.index.deepest(path)
         return None if prefix in ("/", "") else prefix
 
