@@ -237,6 +237,15 @@ class Quotas:
         tree.replace_data(sp, st.to_bytes())
 
     def created(self, tree: TreeView, path: str, data: bytes | None) -> None:
+        if path.startswith(QUOTA_ROOT):
+            self._quota_node_created(tree, path)
+        if not self.index.root.children:
+            return
+        prefix = self.prefix_for(path)
+        if prefix is not None:
+            self._charge(tree, prefix, len(data) if data else 0, 1)
+
+    def _quota_node_created(self, tree: TreeView, path: str) -> None:
         parent, _, name = path.rpartition("/")
         if parent.startswith(QUOTA_ROOT):
             if name == LIMIT_NODE:
@@ -245,19 +254,20 @@ class Quotas:
                     self.index.add(real)
             if name == STAT_NODE:
                 self.recount(tree, parent[len(QUOTA_ROOT):])
-        prefix = self.prefix_for(path)
-        if prefix is not None:
-            self._charge(tree, prefix, len(data) if data else 0, 1)
 
     def deleted(self, tree: TreeView, path: str, data: bytes | None) -> None:
+        if not self.index.root.children:
+            return
         parent, _, name = path.rpartition("/")
-        if parent.startswith(PROC) and name == LIMIT_NODE and len(parent) > len(QUOTA_ROOT):
+        if name == LIMIT_NODE and parent.startswith(PROC) and len(parent) > len(QUOTA_ROOT):
             self.index.delete(parent[len(QUOTA_ROOT):])
         prefix = self.prefix_for(path)
         if prefix is not None:
             self._charge(tree, prefix, -(len(data) if data else 0), -1)
 
     def data_changed(self, tree: TreeView, path: str, old: bytes | None, new: bytes | None) -> None:
+        if not self.index.root.children:
+            return
         prefix = self.prefix_for(path)
         if prefix is not None:
             self._charge(tree, prefix, (len(new) if new else 0) - (len(old) if old else 0), 0)
