@@ -222,6 +222,13 @@ def _known(s: ZooKeeperServer) -> dict[str, object]:
         known["last_proposal_size"] = -1  # no proposal measured: Apache's -1
     ensemble, zab = _ensemble_parts(s)
     if zab is not None:
+        learners = getattr(zab, "learners", None) or {}
+        voters = getattr(zab, "voters", None)
+        if mode == "leader" and voters is not None:
+            # followers outside the voting view (during a reconfig); observers are not followers
+            known["synced_non_voting_followers"] = sum(
+                1 for sid, lr in learners.items()
+                if not getattr(lr, "observer", False) and sid not in voters and getattr(lr, "phase", "") == "synced")
         if mode == "observer" and getattr(zab, "leader", None) is not None:
             known["observer_master_id"] = zab.leader
         started = getattr(ensemble, "look_started", None)

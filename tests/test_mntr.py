@@ -182,6 +182,7 @@ def test_ensemble_roles_have_apaches_keys_in_apaches_order(ensemble_pair, role):
     if role == "leader":
         assert sum(1 for k in values if k.startswith("zk_cnt_") and k.endswith("_learner_handler_qp_size")) == 2
         assert values["zk_learners"] == "2" and values["zk_synced_observers"] == "1"
+        assert values["zk_synced_followers"] == "1" and values["zk_synced_non_voting_followers"] == "0"
     if role == "observer":
         leader_id = [k for k in values if k == "zk_observer_master_id"]
         assert leader_id and values["zk_observer_master_id"].isdigit()
