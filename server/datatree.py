@@ -83,6 +83,10 @@ class Node:
         return len(self.children) if self.children else 0
 
 
+def _size(data: bytes | None) -> int:
+    return len(data) if data else 0
+
+
 def is_ttl_owner(owner: int) -> bool:
     return owner != CONTAINER_OWNER and (owner & TTL_OWNER_MASK) == TTL_OWNER_MASK and owner < 0
 
@@ -122,6 +126,10 @@ class DataTree:
         self.quotas = Quotas()
         self.writes = PerNamespace()  # bytes written per top-level namespace (mntr)
         self._install_system_nodes()
+        # Apache's running count of path and data bytes (mntr's approximate_data_size): kept
+        # by creates, deletes and setData, counted afresh after a snapshot load; the quota
+        # stats rewritten in place do not move it, as in Apache
+        self.approx_bytes = self._count_bytes()
 
     # ---------------------------------------------------------------- setup
     def _install_system_nodes(self) -> None:
@@ -141,6 +149,7 @@ class DataTree:
         start-up and when a leader stamps a static config with its first zxid (version and
         aversion -1, mzxid the config's version)."""
         node = self.nodes[CONFIG]
+        self.approx_bytes += _size(data) - _size(node.data)
         node.data = data
         node.mzxid = zxid
         node.mtime = time
@@ -171,7 +180,9 @@ class DataTree:
             node.data = data
 
     def snapshot_loaded(self) -> None:
-        """After a snapshot's nodes are in: find the quotas and count their usage again."""
+        """After a snapshot's nodes are in: count the bytes, find the quotas and count their
+        usage again (in Apache's order)."""
+        self.approx_bytes = self._count_bytes()
         self.quotas.rebuild(self)
 
     def children_sorted(self, node: Node) -> list[str]:
@@ -205,7 +216,10 @@ class DataTree:
         return self.ephemerals.get(session_id, set())
 
     def data_size(self) -> int:
-        return sum(len(p) + (len(n.data) if n.data else 0) for p, n in self.nodes.items())
+        return self.approx_bytes
+
+    def _count_bytes(self) -> int:
+        return sum(len(p) + _size(n.data) for p, n in self.nodes.items())
 
     def walk(self) -> Iterator[tuple[str, Node]]:
         """Pre-order walk (parents before children), as snapshots store nodes."""
@@ -254,6 +268,7 @@ class DataTree:
                parent_cversion: int, zxid: int, time: int) -> Node:
         node = Node(data, self.acls.intern(acl), zxid, time, owner)  # null data stays null, as in Apache
         self._add(path, node, parent_cversion, zxid)
+        self.approx_bytes += len(path) + _size(data)
         self.quotas.created(self, path, data)
         self.writes.add(path, len(data) if data else 0)
         return node
@@ -284,6 +299,7 @@ class DataTree:
                     eph.discard(path)
                     if not eph:
                         del self.ephemerals[owner]
+        self.approx_bytes -= len(path) + _size(node.data)
         self.quotas.deleted(self, path, node.data)
         self.writes.add(path, 0)
 
@@ -293,6 +309,7 @@ class DataTree:
             raise ZkError(Err.NONODE, path)
         old = node.data
         node.data = data
+        self.approx_bytes += _size(data) - _size(old)
         self.quotas.data_changed(self, path, old, data)
         self.writes.add(path, len(data) if data else 0)
         node.mzxid = zxid

@@ -341,3 +341,31 @@ def test_an_ensemble_keeps_usage_on_every_member_and_enforces_through_a_follower
                 member.stop()
     finally:
         ens.cleanup()
+
+
+def _data_size_sequence(address: str, port: int) -> tuple[str, str]:
+    from tests.support.ensemble import four_letter
+
+    zk = KazooClient(address)
+    zk.start()
+    try:
+        zk.create("/big", b"x" * 100)
+        _quota(zk, "/big", "count=1000,bytes=-1")
+        for i in range(12):  # the stats text grows; Apache's byte count does not see that
+            zk.create(f"/big/{i}", b"y" * 50)
+        zk.set("/big/0", b"z" * 7)
+        zk.delete("/big/1")
+        zk.set(f"{Q}/big/zookeeper_stats", b"count=0")
+    finally:
+        zk.stop()
+    values = dict(line.split("\t", 1) for line in four_letter(port, "mntr").splitlines())
+    return values["zk_approximate_data_size"], values["zk_znode_count"]
+
+
+@pytest.mark.reference
+def test_approximate_data_size_and_znode_count_match_apache_around_quota_stats():
+    with refzk.RefZooKeeper() as z:
+        theirs = _data_size_sequence(z.address, z.port)
+    with InProcessServer() as s:
+        ours = _data_size_sequence(s.address, s.port)
+    assert ours == theirs
