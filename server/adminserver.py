@@ -65,18 +65,9 @@ def _server_stats(s: ZooKeeperServer) -> dict[str, Any]:
 
 
 def _monitor(s: ZooKeeperServer) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for line in fourletter.mntr(s).splitlines():
-        key, _, value = line.partition("\t")
-        key = key[3:] if key.startswith("zk_") else key
-        try:
-            out[key] = int(value)
-        except ValueError:
-            try:
-                out[key] = float(value)
-            except ValueError:
-                out[key] = value
-    return out
+    from . import mntr
+
+    return mntr.monitor(s)
 
 
 def _conf(s: ZooKeeperServer) -> dict[str, Any]:

@@ -86,6 +86,7 @@ class ServerConfig:
     peer_type: str = "participant"  # peerType=observer
     standalone_enabled: bool = True
     reconfig_enabled: bool = False
+    enforce_quota: bool = False  # zookeeper.enforceQuota
     readonly_mode_enabled: bool = False  # readonlymode.enabled
     local_sessions_enabled: bool = False
     local_sessions_upgrading_enabled: bool = False
@@ -380,6 +381,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("peer_type", ("peerType",), _peer_type),
     _Setting("standalone_enabled", ("standaloneEnabled",), _boolean),
     _Setting("reconfig_enabled", ("reconfigEnabled",), _boolean),
+    _Setting("enforce_quota", ("enforceQuota", "zookeeper.enforceQuota"), _boolean, ("zookeeper.enforceQuota",)),
     _Setting("readonly_mode_enabled", ("readonlymode.enabled",), _boolean, ("readonlymode.enabled",)),
     _Setting("local_sessions_enabled", ("localSessionsEnabled",), _boolean),
     _Setting("local_sessions_upgrading_enabled", ("localSessionsUpgradingEnabled",), _boolean),
@@ -416,7 +418,6 @@ _JVM_ONLY_PREFIXES = ("authProvider.", "ssl.", "sslQuorum", "quorum.auth", "quor
 # Keys that change ZooKeeper's behaviour in ways zkops does not implement: warned about by name.
 _UNSUPPORTED = {
     "skipACL": "ACLs are always checked",
-    "enforceQuota": "quotas are not enforced",
     "snapSizeLimitInKb": "snapshots are never skipped for size",
     "txnLogSizeLimitInKb": "txn logs roll by count, not size",
     "sessionRequireClientSASLAuth": "SASL is not implemented",

@@ -16,6 +16,7 @@ from . import paths
 from .acl import AclCheck, user_name
 from .codes import Err, EventType, Op, Perm, WatcherType, ZkError
 from .datatree import ApplyResult, DataTree
+from .metrics import STAT_OVERHEAD_BYTES, PerNamespace
 from .paths import InvalidPath, validate_path
 from .prep import Preparer
 from .records import (
@@ -71,6 +72,7 @@ class ServerCore:
         self.prep = Preparer(self.tree, extended_types=limits.extended_types,
                              super_digest=limits.super_digest)
         self.prep.session_open = self._session_open
+        self.reads = PerNamespace()  # bytes read per top-level namespace (mntr)
 
     def _session_open(self, session_id: int) -> bool:
         s = self.sessions.sessions.get(session_id)
@@ -109,6 +111,7 @@ class ServerCore:
             AclCheck.check(Perm.READ, node.acl, auth, path)
             if req.watch:
                 self.watches.add_data(path, watcher)
+            self.reads.add(path, (len(node.data) if node.data else 0) + STAT_OVERHEAD_BYTES)
             return GetDataResponse(node.data, node.stat())
         if op == Op.exists:
             path = _valid(req.path)
@@ -117,6 +120,7 @@ class ServerCore:
                 self.watches.add_data(path, watcher)
             if node is None:
                 raise ZkError(Err.NONODE, path)
+            self.reads.add(path, STAT_OVERHEAD_BYTES)
             return StatResponse(node.stat())
         if op == Op.getChildren or op == Op.getChildren2:
             path = _valid(req.path)
@@ -127,6 +131,7 @@ class ServerCore:
             if req.watch:
                 self.watches.add_child(path, watcher)
             children = tree.children_listed(node)
+            self.reads.add(path, sum(map(len, children)) + STAT_OVERHEAD_BYTES)
             if op == Op.getChildren:
                 return GetChildrenResponse(children)
             return GetChildren2Response(children, node.stat())

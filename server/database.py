@@ -47,6 +47,7 @@ class Database:
         if snap is not None:
             for path, data, acl, stat in sorted(snap.nodes, key=lambda n: n[0]):
                 decode_snapshot_node(tree, path, data, acl, stat)
+            tree.snapshot_loaded()
             sessions.update(snap.sessions)
             tree.last_zxid = snap.zxid
             start = snap.zxid

@@ -14,6 +14,8 @@ from . import paths
 from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, AclCache
 from .codes import CONTAINER_OWNER, TTL_OWNER_MASK, Err, EventType, Op, ZkError
 from .javaorder import INITIAL_CAPACITY, grown_capacity, hashset_order
+from .metrics import PerNamespace
+from .quota import Quotas
 from .records import (
     ACL,
     CheckVersionTxn,
@@ -81,6 +83,10 @@ class Node:
         return len(self.children) if self.children else 0
 
 
+def _size(data: bytes | None) -> int:
+    return len(data) if data else 0
+
+
 def is_ttl_owner(owner: int) -> bool:
     return owner != CONTAINER_OWNER and (owner & TTL_OWNER_MASK) == TTL_OWNER_MASK and owner < 0
 
@@ -117,7 +123,13 @@ class DataTree:
         self.containers: set[str] = set()
         self.ttls: set[str] = set()
         self.last_zxid = 0
+        self.quotas = Quotas()
+        self.writes = PerNamespace()  # bytes written per top-level namespace (mntr)
         self._install_system_nodes()
+        # Apache's running count of path and data bytes (mntr's approximate_data_size): kept
+        # by creates, deletes and setData, counted afresh after a snapshot load; the quota
+        # stats rewritten in place do not move it, as in Apache
+        self.approx_bytes = self._count_bytes()
 
     # ---------------------------------------------------------------- setup
     def _install_system_nodes(self) -> None:
@@ -137,6 +149,7 @@ class DataTree:
         start-up and when a leader stamps a static config with its first zxid (version and
         aversion -1, mzxid the config's version)."""
         node = self.nodes[CONFIG]
+        self.approx_bytes += _size(data) - _size(node.data)
         node.data = data
         node.mzxid = zxid
         node.mtime = time
@@ -148,7 +161,29 @@ class DataTree:
         return self.nodes.get(path)
 
     def node_count(self) -> int:
-        return len(self.nodes)
+        """Znodes as Apache ZooKeeper counts them: its table holds the root twice ("" and "/"),
+        so an empty server says 5 (srvr's Node count, mntr's zk_znode_count)."""
+        return len(self.nodes) + 1
+
+    # the quota bookkeeping's view of the tree (quota.TreeView); "" is the root, as in Apache
+    def data_of(self, path: str) -> bytes | None | int:
+        node = self.nodes.get(path or "/")
+        return -1 if node is None else node.data
+
+    def children_of(self, path: str) -> list[str]:
+        node = self.nodes.get(path or "/")
+        return list(node.children) if node is not None and node.children else []
+
+    def replace_data(self, path: str, data: bytes) -> None:
+        node = self.nodes.get(path or "/")
+        if node is not None:
+            node.data = data
+
+    def snapshot_loaded(self) -> None:
+        """After a snapshot's nodes are in: count the bytes, find the quotas and count their
+        usage again (in Apache's order)."""
+        self.approx_bytes = self._count_bytes()
+        self.quotas.rebuild(self)
 
     def children_sorted(self, node: Node) -> list[str]:
         return sorted(node.children) if node.children else []
@@ -181,7 +216,10 @@ class DataTree:
         return self.ephemerals.get(session_id, set())
 
     def data_size(self) -> int:
-        return sum(len(p) + (len(n.data) if n.data else 0) for p, n in self.nodes.items())
+        return self.approx_bytes
+
+    def _count_bytes(self) -> int:
+        return sum(len(p) + _size(n.data) for p, n in self.nodes.items())
 
     def walk(self) -> Iterator[tuple[str, Node]]:
         """Pre-order walk (parents before children), as snapshots store nodes."""
@@ -230,6 +268,9 @@ class DataTree:
                parent_cversion: int, zxid: int, time: int) -> Node:
         node = Node(data, self.acls.intern(acl), zxid, time, owner)  # null data stays null, as in Apache
         self._add(path, node, parent_cversion, zxid)
+        self.approx_bytes += len(path) + _size(data)
+        self.quotas.created(self, path, data)
+        self.writes.add(path, len(data) if data else 0)
         return node
 
     def delete(self, path: str, zxid: int) -> None:
@@ -258,12 +299,19 @@ class DataTree:
                     eph.discard(path)
                     if not eph:
                         del self.ephemerals[owner]
+        self.approx_bytes -= len(path) + _size(node.data)
+        self.quotas.deleted(self, path, node.data)
+        self.writes.add(path, 0)
 
     def set_data(self, path: str, data: bytes | None, version: int, zxid: int, time: int) -> Node:
         node = self.nodes.get(path)
         if node is None:
             raise ZkError(Err.NONODE, path)
+        old = node.data
         node.data = data
+        self.approx_bytes += _size(data) - _size(old)
+        self.quotas.data_changed(self, path, old, data)
+        self.writes.add(path, len(data) if data else 0)
         node.mzxid = zxid
         node.mtime = time
         node.version = version

@@ -8,7 +8,6 @@ ZooKeeper's "is not executed because it is not in the whitelist." line.
 from __future__ import annotations
 
 import os
-import resource
 import socket
 import sys
 import time
@@ -16,14 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import __version__ as ZKOPS_VERSION
+from .version import VERSION_STRING
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
     from .zkserver import ZooKeeperServer
 
-# Clients (kazoo among them) parse the leading x.y.z; the suffix says what we are.
-VERSION_STRING = f"3.8.0-zkops-{ZKOPS_VERSION}, built on 2026-11-24 00:00 UTC"
 
 ALL_WORDS = ("ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "dirs",
              "wchs", "wchc", "wchp", "dump", "isro", "gtmk", "stmk", "elec")
@@ -76,37 +73,10 @@ def stat(s: ZooKeeperServer) -> str:
 
 
 def mntr(s: ZooKeeperServer) -> str:
-    st = s.stats
-    tree = s.core.tree
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:
-        open_fds = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        open_fds = 0
-    rows: list[tuple[str, object]] = [
-        ("zk_version", VERSION_STRING),
-        ("zk_server_state", s.mode()),
-        ("zk_ephemerals_count", sum(len(v) for v in tree.ephemerals.values())),
-        ("zk_num_alive_connections", len(s.connections)),
-        ("zk_avg_latency", round(st.avg_latency, 4)),
-        ("zk_outstanding_requests", len(s.pending)),
-        ("zk_znode_count", tree.node_count()),
-        ("zk_global_sessions", len(s.core.sessions)),
-        ("zk_local_sessions", 0),
-        ("zk_packets_sent", sum(c.packets_sent for c in s.connections) + st.packets_sent),
-        ("zk_packets_received", sum(c.packets_received for c in s.connections) + st.packets_received),
-        ("zk_watch_count", s.core.watches.watch_count()),
-        ("zk_min_latency", max(st.min_latency, 0)),
-        ("zk_max_latency", st.max_latency),
-        ("zk_max_file_descriptor_count", soft),
-        ("zk_open_file_descriptor_count", open_fds),
-        ("zk_approximate_data_size", tree.data_size()),
-        ("zk_uptime", int((time.time() - st.started) * 1000)),
-        ("zk_fsync_count", s.committer.fsync_count if s.committer else 0),
-        ("zk_last_fsync_time_ms", round(s.committer.fsync_ms_last, 3) if s.committer else 0),
-    ]
-    rows += s.extra_mntr()
-    return "".join(f"{k}\t{v}\n" for k, v in rows)
+    """Apache 3.8's whole key set for this server's role (server/mntr.py)."""
+    from . import mntr as monitor
+
+    return monitor.text(s)
 
 
 def conf(s: ZooKeeperServer) -> str:
@@ -146,23 +116,70 @@ def srst(s: ZooKeeperServer) -> str:
     return "Server stats reset.\n"
 
 
-def envi(s: ZooKeeperServer) -> str:
-    import platform  # only envi needs it; kept off the start-up path
+# Java's names for the machine types a JVM reports as os.arch
+_JAVA_ARCH = {"x86_64": "amd64", "i686": "x86", "i386": "x86"}
+NOT_AVAILABLE = "<NA>"  # what Apache prints for a property it cannot read
 
+
+def _memory_mb() -> tuple[int, int, int]:
+    """(free, max, total) as Apache's os.memory.* read the JVM heap: here the process's resident
+    memory (total), the machine's memory or the address-space limit (max), and the difference."""
+    import resource
+
+    try:
+        with open("/proc/self/statm") as f:
+            total = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        total = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    try:
+        machine = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        machine = total
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    biggest = min(machine, limit) if limit > 0 else machine
+    mb = 1024 * 1024
+    return (biggest - total) // mb, biggest // mb, total // mb
+
+
+def envi(s: ZooKeeperServer) -> str:
+    """Apache 3.8's keys in its order (the JVM's own as <NA>), then zkops' (python.*)."""
+    import platform  # only envi needs it; kept off the start-up path
+    import tempfile
+
+    free, biggest, total = _memory_mb()
     rows = [
         ("zookeeper.version", VERSION_STRING),
         ("host.name", socket.gethostname()),
+        ("java.version", NOT_AVAILABLE),
+        ("java.vendor", NOT_AVAILABLE),
+        ("java.home", NOT_AVAILABLE),
+        ("java.class.path", NOT_AVAILABLE),
+        ("java.library.path", NOT_AVAILABLE),
+        ("java.io.tmpdir", tempfile.gettempdir()),
+        ("java.compiler", NOT_AVAILABLE),
+        ("os.name", platform.system()),
+        ("os.arch", _JAVA_ARCH.get(platform.machine(), platform.machine())),
+        ("os.version", platform.release()),
+        ("user.name", os.environ.get("USER") or _user_name()),
+        ("user.home", os.path.expanduser("~")),
+        ("user.dir", os.getcwd()),
+        ("os.memory.free", f"{free}MB"),
+        ("os.memory.max", f"{biggest}MB"),
+        ("os.memory.total", f"{total}MB"),
         ("python.version", platform.python_version()),
         ("python.implementation", platform.python_implementation()),
         ("python.executable", sys.executable),
-        ("os.name", platform.system()),
-        ("os.arch", platform.machine()),
-        ("os.version", platform.release()),
-        ("user.name", os.environ.get("USER", "")),
-        ("user.home", os.path.expanduser("~")),
-        ("user.dir", os.getcwd()),
     ]
     return "Environment:\n" + "".join(f"{k}={v}\n" for k, v in rows)
+
+
+def _user_name() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return ""
 
 
 def dirs(s: ZooKeeperServer) -> str:

@@ -43,6 +43,38 @@ class Summary:
         return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
+STAT_OVERHEAD_BYTES = 6 * 8 + 5 * 4  # what Apache adds to every read for the Stat it returns
+
+
+class PerNamespace:
+    """Apache's per-namespace byte counts (mntr's ``*_<ns>_read_per_namespace`` and
+    ``*_<ns>_write_per_namespace``): count, sum, min and max of bytes, keyed by a path's first
+    component, in the order namespaces first appeared."""
+
+    __slots__ = ("by_name",)
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, list[int]] = {}
+
+    def add(self, path: str, nbytes: int) -> None:
+        second = path.find("/", 1)
+        name = path[1:] if second < 0 else path[1:second]
+        if not name:  # the root has no namespace
+            return
+        # Java counts UTF-16 units in a path's length
+        total = (len(path) if path.isascii() else len(path.encode("utf-16-le")) // 2) + nbytes
+        row = self.by_name.get(name)
+        if row is None:
+            self.by_name[name] = [1, total, total, total]
+            return
+        row[0] += 1
+        row[1] += total
+        if total < row[2]:
+            row[2] = total
+        if total > row[3]:
+            row[3] = total
+
+
 def _num(v: float) -> str:
     return repr(float(v)) if isinstance(v, float) else str(v)
 

@@ -26,6 +26,7 @@ from .codes import (
 )
 from .datatree import DataTree, is_ttl_owner
 from .paths import InvalidPath, validate_path
+from .quota import QuotaExceeded
 from .records import (
     ACL,
     CheckVersionTxn,
@@ -57,11 +58,11 @@ class Change:
     """A node as it will be once every outstanding txn commits (ZooKeeper's ChangeRecord)."""
 
     __slots__ = ("zxid", "path", "exists", "version", "cversion", "aversion", "acl", "owner",
-                 "num_children", "children")
+                 "num_children", "children", "data")
 
     def __init__(self, zxid: int, path: str, exists: bool, version: int = 0, cversion: int = 0,
                  aversion: int = 0, acl: tuple[ACL, ...] = (), owner: int = 0, num_children: int = 0,
-                 children: frozenset[str] | None = None) -> None:
+                 children: frozenset[str] | None = None, data: bytes | None = None) -> None:
         self.zxid = zxid
         self.path = path
         self.exists = exists
@@ -72,10 +73,11 @@ class Change:
         self.owner = owner
         self.num_children = num_children
         self.children = children
+        self.data = data  # the node's data once the outstanding txns commit (for quota checks)
 
     def copy(self, zxid: int) -> Change:
         return Change(zxid, self.path, self.exists, self.version, self.cversion, self.aversion,
-                      self.acl, self.owner, self.num_children, self.children)
+                      self.acl, self.owner, self.num_children, self.children, self.data)
 
 
 class Preparer:
@@ -101,6 +103,10 @@ class Preparer:
         # zxid it will carry and the caller's ids, the new /zookeeper/config data, or a ZkError.
         # None outside an ensemble: a standalone server cannot change its membership.
         self.reconfig: Callable[[Any, int, list[Id]], bytes] | None = None
+        # zookeeper.enforceQuota: creates and setData checked against the committed tree's quotas
+        # (quota.Quotas.check); each warning line goes to on_quota_warning (the shell rate-limits it)
+        self.enforce_quota = False
+        self.on_quota_warning: Callable[[str], None] = lambda msg: None
 
     # ------------------------------------------------------------ outstanding changes
     def record(self, path: str) -> Change | None:
@@ -111,7 +117,7 @@ class Preparer:
         if node is None:
             return None
         return Change(node.mzxid, path, True, node.version, node.cversion, node.aversion,
-                      node.acl, node.owner, node.num_children)
+                      node.acl, node.owner, node.num_children, None, node.data)
 
     def exists(self, path: str) -> bool:
         """Whether ``path`` will exist once the outstanding txns commit (no allocation)."""
@@ -235,6 +241,8 @@ class Preparer:
             raise ZkError(Err.NOCHILDRENFOREPHEMERALS, path)
         if req.data is not None and len(req.data) > 0x7FFFFFFF:
             raise ZkError(Err.BADARGUMENTS, path)
+        if self.enforce_quota:
+            self._check_quota(path, None, req.data, True)
         new_cversion = counter + 1
         ephemeral = flags in CreateFlag.EPHEMERALS and not container
         if container:
@@ -250,7 +258,7 @@ class Preparer:
                    parent.owner, parent.num_children + 1)
         self._set_seq(parent_path, new_cversion)
         self._push(p)
-        self._push(Change(zxid, path, True, 0, 0, 0, acl, owner, 0))
+        self._push(Change(zxid, path, True, 0, 0, 0, acl, owner, 0, None, req.data))
         acl_list = list(acl)
         if container:
             return CreateContainerTxn(path, req.data, acl_list, new_cversion)
@@ -260,8 +268,9 @@ class Preparer:
 
     def _delete(self, hdr: TxnHeader, op: int, req: Any, auth: list[Id]) -> DeleteTxn:
         path = self._path(req.path)
-        if path == "/" or path == "/zookeeper" or path.startswith("/zookeeper/"):
-            # ZooKeeper refuses to delete the root and the system subtree
+        if path in ("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"):
+            # Apache refuses to delete its special nodes only; children a client made under
+            # /zookeeper (quota nodes among them) can go again
             raise ZkError(Err.BADARGUMENTS, path)
         parent_path = paths.parent_of(path)
         parent = self.record(parent_path)
@@ -291,14 +300,27 @@ class Preparer:
         if node is None:
             raise ZkError(Err.NONODE, path)
         AclCheck.check(Perm.WRITE, node.acl, auth, path)
+        if self.enforce_quota:
+            self._check_quota(path, node.data, req.data, False)
         version = req.version
         if version != -1 and version != node.version:
             raise ZkError(Err.BADVERSION, path)
         new_version = node.version + 1
         ch = node.copy(hdr.zxid)
         ch.version = new_version
+        ch.data = req.data
         self._push(ch)
         return SetDataTxn(path, req.data, new_version)
+
+    def _check_quota(self, path: str, last: bytes | None, data: bytes | None, create: bool) -> None:
+        try:
+            warnings = self.tree.quotas.check(self.tree, path, last, data, create)
+        except QuotaExceeded as exc:
+            for w in exc.warnings:
+                self.on_quota_warning(w)
+            raise ZkError(Err.QUOTAEXCEEDED, exc.prefix)
+        for w in warnings:
+            self.on_quota_warning(w)
 
     def _reconfig(self, hdr: TxnHeader, req: Any, auth: list[Id]) -> SetDataTxn:
         """As Apache: a setData of /zookeeper/config whose version field is -1."""

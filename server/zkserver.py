@@ -190,6 +190,7 @@ class ZooKeeperServer:
                         server_id=1)
         now = _now_ms()
         self.core = ServerCore(limits, tree, now)
+        self._quota_setup(cfg)
         for sid, timeout in (sessions or {}).items():
             self.core.sessions.add(sid, timeout, now)
         self.jute_maxbuffer = cfg.jute_maxbuffer
@@ -347,6 +348,17 @@ class ZooKeeperServer:
             if self.core.prep.record(p) is not None:
                 self.submit_internal(0, Op.deleteContainer, _PathReq(p))
         return len(doomed)
+
+    def _quota_setup(self, cfg: Any) -> None:
+        """zookeeper.enforceQuota and Apache's quota log lines (rate-limited warnings)."""
+        from .quota import RateLogger
+
+        rate = RateLogger(log.warning)
+        self.core.prep.enforce_quota = bool(getattr(cfg, "enforce_quota", False))
+        self.core.prep.on_quota_warning = lambda msg: rate.log(msg, int(time.monotonic() * 1000))
+        self.core.tree.quotas.log = log.error
+        if self.core.prep.enforce_quota:
+            log.info("zookeeper.enforceQuota = true, Quota Enforce enables")
 
     # ------------------------------------------------------------ reporting
     server_id = 0

@@ -20,9 +20,7 @@ from tests.support.ourzk import InProcessServer
 
 ZKCLI = [sys.executable, "-m", "zkops.zkcli"]
 NOISE = ("Connecting to ", "WATCHER::", "WatchedEvent state:SyncConnected type:None path:null",
-         "WatchedEvent state:Closed type:None path:null",
-         # zkcli leaves out quotas (docs/zkcli.md); zkCli.sh's usage lists them
-         "\tdelquota ", "\tlistquota ", "\tsetquota ")
+         "WatchedEvent state:Closed type:None path:null")
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +66,19 @@ SCRIPTS = {
                        ("setAcl", "{p}a", "bogus"), ("create", "{p}b", "x", "world:anyone:zz"),
                        ("get", "{p}c"), ("addWatch", "{p}c"), ("whoami",), ("getEphemerals", "{p}"),
                        ("printwatches", "off"), ("version",)],
+    "quotas": [("create", "{p}", "abc"), ("create", "{p}/c", "abc"), ("create", "{p}/c/d", "abc"),
+               ("setquota", "-n", "2", "{p}"), ("listquota", "{p}"), ("setquota", "-b", "10", "{p}"),
+               ("listquota", "{p}"), ("setquota", "-N", "3", "{p}/c"), ("setquota", "-n", "0", "{p}"),
+               ("setquota", "-b", "-1", "{p}"), ("setquota", "-n", "abc", "{p}"), ("setquota", "{p}"),
+               ("setquota", "-n", "2", "{p}/nope"), ("setquota", "-n", "2", "/zookeeper/quota{p}"),
+               ("listquota", "{p}/nope"), ("setquota", "-n", "5", "-b", "10", "{p}"), ("setquota", "-x", "1", "{p}"),
+               ("setquota", "-n", "2"), ("set", "{p}/c", "0123456789"), ("create", "{p}/e"), ("listquota", "{p}"),
+               ("delquota", "-n", "{p}"), ("listquota", "{p}"), ("delquota", "-n", "-b", "{p}"),
+               ("delquota", "-x", "{p}"), ("delquota", "{p}"), ("listquota", "{p}"), ("delquota", "{p}"),
+               ("setquota", "-B", "3", "{p}/c"), ("setquota", "-n", "9", "{p}"), ("listquota", "{p}/c"),
+               ("delquota", "-B", "{p}/c"), ("listquota", "{p}/c"), ("delquota", "{p}/c"), ("listquota",),
+               ("delquota",), ("delquota", "/"), ("listquota", "/"), ("listquota", "bad"), ("setquota", "-n", "1", "/"),
+               ("get", "{p}//x"), ("deleteall", "{p}")],
 }
 
 

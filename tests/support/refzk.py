@@ -127,3 +127,81 @@ def zkcli_env() -> dict[str, str]:
     env["CLASSPATH"] = classpath()
     env.setdefault("ZOO_LOG_DIR", tempfile.gettempdir())
     return env
+
+
+@dataclass
+class RefEnsemble:
+    """Apache ZooKeeper 3.8 QuorumPeerMain processes on loopback: ``voters`` participants and
+    ``observers`` observers, each with its AdminServer on a free port when ``admin`` is set."""
+
+    voters: int = 2
+    observers: int = 1
+    admin: bool = True
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="refzk-ens-")))
+    procs: dict[int, subprocess.Popen] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ids = list(range(1, self.voters + self.observers + 1))
+        self.observer_ids = set(self.ids[self.voters:])
+        # client, quorum, election, admin
+        self.ports = {i: (free_port(), free_port(), free_port(), free_port()) for i in self.ids}
+
+    def client_port(self, i: int) -> int:
+        return self.ports[i][0]
+
+    def admin_port(self, i: int) -> int:
+        return self.ports[i][3]
+
+    def start(self, timeout: float = 90.0) -> RefEnsemble:
+        members = []
+        for j in self.ids:
+            _, q, e, _ = self.ports[j]
+            members.append(f"server.{j}=127.0.0.1:{q}:{e}{':observer' if j in self.observer_ids else ''}")
+        for i in self.ids:
+            d = self.workdir / f"a{i}"
+            (d / "data").mkdir(parents=True, exist_ok=True)
+            (d / "data" / "myid").write_text(f"{i}\n")
+            lines = ["tickTime=500", "initLimit=20", "syncLimit=10", f"dataDir={d / 'data'}",
+                     f"clientPort={self.client_port(i)}", "clientPortAddress=127.0.0.1",
+                     "4lw.commands.whitelist=*", f"admin.enableServer={'true' if self.admin else 'false'}",
+                     f"admin.serverPort={self.admin_port(i)}", "admin.serverAddress=127.0.0.1"]
+            if i in self.observer_ids:
+                lines.append("peerType=observer")
+            (d / "zoo.cfg").write_text("\n".join(lines + members) + "\n")
+            log = open(d / "server.log", "wb")
+            self.procs[i] = subprocess.Popen(
+                ["java", "-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+                 "-cp", classpath(admin=self.admin), "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                 str(d / "zoo.cfg")], stdout=log, stderr=subprocess.STDOUT, cwd=d)
+            log.close()
+        try:
+            for i in self.ids:
+                wait_ruok(self.client_port(i), timeout)
+        except TimeoutError:
+            logs = "\n".join((self.workdir / f"a{i}" / "server.log").read_text(errors="replace")[-2000:]
+                             for i in self.ids)
+            self.cleanup()
+            raise RuntimeError("the Apache ensemble did not start:\n" + logs)
+        return self
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs.values():
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs.clear()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> RefEnsemble:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()

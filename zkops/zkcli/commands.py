@@ -50,11 +50,13 @@ SPECS: dict[str, Spec] = {
                    {"s": False, "e": False, "c": False, "t": True}, 1, 3),
     "delete": Spec("delete [-v version] path", {"v": True}, 1, 1),
     "deleteall": Spec("deleteall path [-b batch size]", {"b": True}, 1, 1),
+    "delquota": Spec("delquota [-n|-b|-N|-B] path", {}, 0, 0),  # parsed in zkcli.quota
     "get": Spec("get [-s] [-w] path", {"s": False, "w": False}, 1, 1),
     "getAcl": Spec("getAcl [-s] path", {"s": False}, 1, 1),
     "getAllChildrenNumber": Spec("getAllChildrenNumber path", {}, 1, 1),
     "getEphemerals": Spec("getEphemerals path", {}, 0, 1),
     "history": Spec("history ", {}, 0, 0),
+    "listquota": Spec("listquota path", {}, 0, 0),
     "ls": Spec("ls [-s] [-w] [-R] path", {"s": False, "w": False, "R": False}, 1, 1),
     "printwatches": Spec("printwatches on|off", {}, 0, 1),
     "quit": Spec("quit ", {}, 0, 0),
@@ -65,6 +67,7 @@ SPECS: dict[str, Spec] = {
     "removewatches": Spec("removewatches path [-c|-d|-a] [-l]", {"c": False, "d": False, "a": False, "l": False},
                           1, 1),
     "set": Spec("set [-s] [-v version] path data", {"s": False, "v": True}, 2, 2),
+    "setquota": Spec("setquota -n|-b|-N|-B val path", {}, 0, 0),
     "setAcl": Spec("setAcl [-s] [-v version] [-R] path acl", {"s": False, "v": True, "R": False}, 2, 2),
     "stat": Spec("stat [-w] path", {"w": False}, 1, 1),
     "sync": Spec("sync path", {}, 1, 1),
@@ -89,6 +92,7 @@ EVENT_TYPES = {-1: "None", 1: "NodeCreated", 2: "NodeDeleted", 3: "NodeDataChang
                5: "DataWatchRemoved", 6: "ChildWatchRemoved", 7: "PersistentWatchRemoved"}
 KEEPER_STATES = {0: "Disconnected", 3: "SyncConnected", 4: "AuthFailed", 5: "ConnectedReadOnly",
                  6: "SaslAuthenticated", -112: "Expired", 7: "Closed"}
+QUOTA_COMMANDS = frozenset({"setquota", "listquota", "delquota"})
 PERMS = (("c", 4), ("d", 8), ("r", 1), ("w", 2), ("a", 16))
 
 
@@ -109,7 +113,10 @@ def validate_path(path: str, sequential: bool = False) -> None:
     try:
         check(path, sequential)
     except InvalidPath as exc:
-        raise CliError(str(exc)) from None
+        reason = str(exc)
+        if "@" in reason:  # PathUtils names the path for the rules it checks name by name
+            reason = f'Invalid path string "{path}" caused by {reason}'
+        raise CliError(reason) from None
 
 
 def java_date(ms: int) -> str:
@@ -287,6 +294,8 @@ class Commands:
             self.usage()
             self.err.write(f"Command not found: Command not found {name}\n")
             return 127
+        if name in QUOTA_COMMANDS:
+            return self._quota(name, rest)
         try:
             opts, args = parse_options(spec, rest)
             handler: Callable[[dict, list[str]], None] = getattr(self, "do_" + name)
@@ -299,6 +308,23 @@ class Commands:
         except CliError as exc:
             if str(exc):
                 self.err.write(f"{exc}\n")
+            return exc.code
+        finally:
+            self.out.flush()
+            self.err.flush()
+
+    def _quota(self, name: str, words: list[str]) -> int:
+        """setquota, listquota, delquota (zkcli.quota): commons-cli's option group rules."""
+        from . import quota
+
+        try:
+            if self.zk is None or self.closed:
+                self.out.write("Not connected\n")
+                return 1
+            run = {"setquota": quota.set_quota, "listquota": quota.list_quota, "delquota": quota.del_quota}[name]
+            return run(self.zk, self._call, validate_path, words, self.out, self.err)
+        except (quota.QuotaError, CliError) as exc:
+            self.err.write(f"{exc}\n")
             return exc.code
         finally:
             self.out.flush()
