@@ -23,10 +23,10 @@ from typing import Any
 
 from kazoo.client import KazooClient
 
+from zkops.labs.history import History
 from zkops.labs.lab import Lab, LabError, four_letter
+from zkops.labs.linearizability import check_history
 
-from .history import History
-from .linearizability import check_history
 from .nemesis import Nemesis, plan
 from .workload import (
     EPH_PARENT,
