@@ -57,7 +57,7 @@ class Console:
         self.lock = threading.RLock()
         self.streams: set[queue.Queue] = set()
         self._streams_lock = threading.Lock()
-        self.state: dict[str, Any] = {"lab": None}
+        self.state: dict[str, Any] = {"lab": None, "nodes": [], "links": [], "leader": None}
         self.elections: list[dict[str, Any]] = []
         self.elections_version = 0
         self._elections_sig: Any = None
