@@ -272,3 +272,23 @@ def test_lab_ui_refuses_a_bad_network(tmp_path: Path):
     done = subprocess.run([sys.executable, "-m", "zkops.cli", "lab", "--dir", str(tmp_path), "ui",
                            "--allow-faults-from", "10.0.0.0/99"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--allow-faults-from" in done.stdout
+
+
+@pytest.mark.netns
+@pytest.mark.integration
+def test_the_console_over_a_netns_lab(tmp_path: Path):
+    """The same API over namespaces and iptables: the console uses only the Lab API."""
+    with console_over_lab(tmp_path, backend="netns") as (lab, console):
+        url = console.url
+        old = poll(lambda: leader(url), 60, "a leader drawn")
+        assert ensemble(url)["lab"]["clients"].startswith("172.31.")
+        assert post(url + "api/action", {"action": "kill", "node": old})[0] == 200
+        new = poll(lambda: (lead := leader(url)) not in (None, old) and lead, 60, "a new leader drawn")
+        assert post(url + "api/action", {"action": "isolate", "node": new})[0] == 200
+        poll(lambda: sum(1 for lk in ensemble(url)["links"] if lk["cut_ab"] and lk["cut_ba"]) == 2, 30, "cut links")
+        status, reply = post(url + "api/action", {"action": "slow", "a": 1, "b": 2, "ms": 100})
+        assert status == 409 and "netem" in reply["error"]  # as `zkops lab slow` says on this backend
+        assert post(url + "api/action", {"action": "heal"})[0] == 200
+        assert post(url + "api/action", {"action": "start", "node": old})[0] == 200
+        poll(lambda: all(n["role"] in ("LEADING", "FOLLOWING") for n in ensemble(url)["nodes"]), 60,
+             "every server back in the ensemble")
