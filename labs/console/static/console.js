@@ -190,10 +190,10 @@
     const r = await fetch("/api/elections");
     const data = await r.json();
     electionsVersion = data.version;
-    const following = !replay.election || replay.election.number === (elections.at(-1) || {}).number;
+    const current = replay.election ? replay.election.number : null;
+    const wasLatest = current === null || current === (elections.at(-1) || {}).number;
     elections = data.elections;
     const list = $("#election-list");
-    const chosen = list.value;
     list.textContent = "";
     for (const e of elections) {
       const o = document.createElement("option");
@@ -203,8 +203,11 @@
       list.appendChild(o);
     }
     if (!elections.length) return;
-    const keep = !following && elections.find((e) => String(e.number) === chosen);
-    choose(keep ? keep.number : elections.at(-1).number, !!keep);
+    const newest = elections.at(-1).number;
+    const stillThere = current !== null && elections.some((e) => e.number === current);
+    // a new election: show it, unless the class is looking at (or playing) an older one
+    if (stillThere && (!wasLatest || newest === current || replay.timer)) choose(current, true);
+    else choose(newest, false);
   }
 
   function choose(number, keepIndex) {
@@ -225,10 +228,9 @@
     show(keepIndex && sameOne ? Math.min(replay.index, e.steps.length - 1) : 0);
   }
 
-  function drawReplay(step, prev) {
+  function drawReplay(step) {
     const svg = $("#replay");
     svg.textContent = "";
-    const e = replay.election;
     const ids = Object.keys(step ? step.after : {}).map(Number);
     const pos = layout(ids, 300, 165, ids.length > 1 ? 115 : 0);
     for (let i = 0; i < ids.length; i++) for (let j = i + 1; j < ids.length; j++) {
@@ -263,13 +265,11 @@
       };
       replay.anim = requestAnimationFrame(frame);
     }
-    void prev; void e;
   }
 
   function show(i) {
     const e = replay.election;
     if (!e || !e.steps.length) return;
-    const prev = replay.index;
     replay.index = Math.max(0, Math.min(i, e.steps.length - 1));
     const step = e.steps[replay.index];
     $("#step-index").textContent = `step ${replay.index + 1} / ${e.steps.length}`;
@@ -281,7 +281,7 @@
     const items = $("#step-log").children;
     for (let k = 0; k < items.length; k++) items[k].classList.toggle("current", k === replay.index);
     if (items[replay.index]) items[replay.index].scrollIntoView({ block: "nearest" });
-    drawReplay(step, prev);
+    drawReplay(step);
   }
 
   function pause() { clearTimeout(replay.timer); replay.timer = null; document.body.dataset.replay = "paused"; }
@@ -291,8 +291,11 @@
     const tick = () => {
       const e = replay.election;
       if (!e || replay.index >= e.steps.length - 1) { pause(); return; }
-      show(replay.index + 1);
-      replay.timer = setTimeout(tick, 900 / replay.speed);
+      try {
+        show(replay.index + 1);
+      } finally {
+        replay.timer = setTimeout(tick, 900 / replay.speed);
+      }
     };
     replay.timer = setTimeout(tick, 300 / replay.speed);
   }
