@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import threading
 import time
 from http import HTTPStatus
@@ -385,7 +386,7 @@ class ConsoleServer(ThreadingHTTPServer):
     def __init__(self, lab_dir: Path, host: str = "127.0.0.1", port: int = 8480, *, access: Access | None = None,
                  journal_dir: Path | None = None, poll_s: float | None = None, verbose: bool = False) -> None:
         if ":" in host:
-            self.address_family = __import__("socket").AF_INET6
+            self.address_family = socket.AF_INET6
         super().__init__((host, port), Handler)
         self.access = access or Access()
         self.console = Console(lab_dir, journal_dir, poll_s)
