@@ -122,6 +122,19 @@ def test_replay_explains_each_vote_change_and_the_decision():
     assert replay.elections(events, [1, 2, 3], last=1)[0]["number"] == 2
 
 
+def test_replay_says_a_server_joins_an_established_leader_even_with_a_lower_myid():
+    events = [
+        _ev(50.0, 3, "state_changed", state="LOOKING", round=1),
+        _ev(50.01, 3, "vote_sent", vote=_vote(3, "0x100000002", 1)),
+        _ev(50.02, 3, "vote_received", peer=1, state="FOLLOWING", vote=_vote(2, "0x100000002", 1), round=4),
+        _ev(50.03, 3, "vote_changed", vote=_vote(2, "0x100000002", 1), round=4),
+        _ev(50.04, 3, "leader_elected", peer=2, state="FOLLOWING", vote=_vote(2, "0x100000002", 1), round=4),
+    ]
+    [election] = replay.elections(events, [1, 2, 3])
+    changed = next(s for s in election["steps"] if s["kind"] == "vote_changed")
+    assert "server 1 is already FOLLOWING with leader 2" in changed["reason"] and "higher myid" not in changed["reason"]
+
+
 # ---------------------------------------------------------------- graded histories
 
 

@@ -87,7 +87,7 @@ def steps(events: list[dict[str, Any]], servers: list[int]) -> list[dict[str, An
     votes: dict[int, dict[str, Any] | None] = {s: None for s in servers}
     states: dict[int, str] = {s: "?" for s in servers}
     rounds: dict[int, int] = {s: 0 for s in servers}
-    heard: dict[int, dict[int, tuple[dict[str, Any], int]]] = {s: {} for s in servers}  # at s: peer -> (vote, round)
+    heard: dict[int, dict[int, tuple[dict[str, Any], int, str]]] = {s: {} for s in servers}  # peer -> (vote, round, state)
     t0 = events[0].get("ts", 0) if events else 0
     out = []
     for e in events:
@@ -104,7 +104,7 @@ def steps(events: list[dict[str, Any]], servers: list[int]) -> list[dict[str, An
         elif kind == "vote_received":
             peer = e.get("peer")
             step["message"] = {"from": peer, "to": [s]}
-            heard[s][peer] = (vote or {}, int(e.get("round") or 0))
+            heard[s][peer] = (vote or {}, int(e.get("round") or 0), str(e.get("state", "")).upper())
             own = votes.get(s)
             if e.get("state") and not _looking(e):
                 step["reason"] = (f"server {peer} is already {str(e.get('state')).upper()}: "
@@ -114,9 +114,15 @@ def steps(events: list[dict[str, Any]], servers: list[int]) -> list[dict[str, An
             elif vote and own:
                 step["reason"] = f"not better than its own vote for {_show(own)}: it keeps its vote"
         elif kind == "vote_changed":
-            source = next((p for p, (v, _) in sorted(heard[s].items()) if vote and _key(v) == _key(vote)), None)
+            sources = [p for p, (v, _, _) in sorted(heard[s].items()) if vote and _key(v) == _key(vote)]
+            settled = [p for p in sources if heard[s][p][2] not in ("", "LOOKING")]
+            source = sources[0] if sources else None
             newer_round = int(e.get("round") or 0) > rounds[s] and rounds[s] > 0
-            if source is not None and heard[s][source][1] > rounds[s] and newer_round:
+            if settled:
+                step["reason"] = (f"server {settled[0]} is already {heard[s][settled[0]][2]} with leader "
+                                  f"{(vote or {}).get('leader')}, and a quorum backs that leader: server {s} "
+                                  f"takes that vote and follows it")
+            elif source is not None and heard[s][source][1] > rounds[s] and newer_round:
                 step["reason"] = (f"server {source} is in a newer round ({heard[s][source][1]}): server {s} "
                                   f"joins it and takes the best vote it knows, {_show(vote)}")
             elif source is not None:
@@ -132,7 +138,7 @@ def steps(events: list[dict[str, Any]], servers: list[int]) -> list[dict[str, An
                 step["reason"] = "it has no leader: it starts an election and votes for itself first"
         elif kind == "leader_elected":
             leader = e.get("peer")
-            agree = sorted({s} | {p for p, (v, _) in heard[s].items() if v.get("leader") == leader})
+            agree = sorted({s} | {p for p, (v, _, _) in heard[s].items() if v.get("leader") == leader})
             step["reason"] = (f"servers {', '.join(map(str, agree))} vote for {leader}: "
                               f"{len(agree)} of {len(servers)} servers, a quorum")
             states[s] = str(e.get("state", "?")).upper()
