@@ -126,6 +126,10 @@ class Registers:
             c.start()
         return self
 
+    def completed(self) -> int:
+        """How many operations have an answer (or a timeout) so far."""
+        return sum(1 for e in self.history.snapshot() if e.kind != "invoke")
+
     def stop(self) -> list[dict[str, Any]]:
         for c in self.clients:
             c.stopping.set()

@@ -50,6 +50,7 @@ def _kill(ctx: Context) -> None:
     # two more clients read, write and compare-and-set one znode throughout: `lab check` grades their history
     regs = registers.Registers("/lab6/register", [ctx.cluster.connect_string()] * 2).start()
     wait_for(lambda: len(writer.acked) >= 20, 30, "the writer to get going")
+    wait_for(lambda: regs.completed() >= 10, 60, "the register clients to get going")
     t_kill = time.monotonic()
     wall_kill = time.time()
     ctx.cluster.kill(leader)

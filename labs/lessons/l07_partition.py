@@ -19,6 +19,7 @@ def _isolate(ctx: Context) -> None:
     # consistent, not linearizable) and two on the majority; `lab check` grades their history
     regs = registers.Registers("/lab7/register", [ctx.cluster.connect_string([leader])]
                                + [ctx.cluster.connect_string(majority)] * 2, reads=[False, True, True]).start()
+    wait_for(lambda: regs.completed() >= 10, 60, "the register clients to get going")
     lonely = ctx.client(ids=[leader], command_retry=None, connection_retry={"max_tries": -1, "delay": 0.1})
     ctx.cluster.isolate(leader)
     pending = lonely.create_async("/lab7/doomed", b"written to a leader without a quorum")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from .. import registers
-from .engine import Check, Context, Lesson, Step
+from .engine import Check, Context, Lesson, Step, wait_for
 
 
 def writable(ctx: Context, ids: list[int], timeout: float = 15.0) -> bool:
@@ -44,6 +44,7 @@ def _survive(size: int):  # noqa: ANN202 - a step function
             else:
                 zk.create("/lab8-register", b"0")
             regs = registers.Registers("/lab8-register", [ctx.cluster.connect_string()] * 2).start()
+            wait_for(lambda: regs.completed() >= 10, 60, "the register clients to get going")
         alive = list(ctx.cluster.node_ids())
         survived = 0
         while alive:
