@@ -66,7 +66,8 @@ def _kill(ctx: Context) -> None:
     ctx.note("zxids_at_election", {str(k): hex(v) for k, v in sorted(own.items())})
     ctx.note("rule_winner", predicted_leader(own) if own else None)
     wait_for(lambda: writer.acked and writer.acked[-1][0] > t_kill, 60, "writes to resume")
-    time.sleep(0.5)  # a few register operations after the election too
+    done = regs.completed()  # and some register operations after the election too
+    wait_for(lambda: regs.completed() >= done + 20, 60, "register operations after the election")
     ctx.journal["register_initial"] = 0
     ctx.journal[registers.JOURNAL_KEY] = regs.stop()
     ctx.note("register_operations", sum(1 for e in ctx.journal[registers.JOURNAL_KEY] if e["kind"] != "invoke"))

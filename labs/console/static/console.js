@@ -38,6 +38,7 @@
     const ids = state.nodes.map((n) => n.id);
     const pos = layout(ids, 300, 215, ids.length > 1 ? 150 : 0);
     const byId = Object.fromEntries(state.nodes.map((n) => [n.id, n]));
+    if (!state.nodes.length) text(svg, 300, 215, state.message || "waiting for the lab…", "empty");
     for (const l of state.links) {
       const [x1, y1] = pos[l.a], [x2, y2] = pos[l.b];
       const cutBoth = l.cut_ab && l.cut_ba, cutOne = l.cut_ab !== l.cut_ba;
@@ -367,7 +368,8 @@
       const title = el("title", {}, r);
       const val = Array.isArray(o.value) ? `${o.value[0]}→${o.value[1]}` : String(o.value);
       title.textContent = `${o.f} ${val}: ${o.kind}${o.violation ? " — cannot be placed: not linearizable" : ""}`;
-      text(svg, x(o.start) + 3, 20 + i * lane, `${o.f[0]}${val === "null" ? "" : " " + val}`, "oplabel");
+      const label = `${o.f[0]}${val === "null" ? "" : " " + val}`;
+      if (x(end) - x(o.start) >= label.length * 6 + 6 || o.violation) text(svg, x(o.start) + 3, 20 + i * lane, label, "oplabel");
     }
     text(svg, left, procs.length * lane + 24, "0 s", "oplabel");
     text(svg, left + width - 30, procs.length * lane + 24, `${dur.toFixed(2)} s`, "oplabel");
