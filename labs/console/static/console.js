@@ -184,7 +184,8 @@
   }
 
   // ------------------------------------------------------------ election replay
-  const replay = { election: null, index: 0, timer: null, speed: 1, anim: null };
+  // touched: the class has used the replay controls, so a new election does not take the view away
+  const replay = { election: null, index: 0, timer: null, speed: 1, anim: null, touched: false };
   const voteText = (v) => (v ? `→ ${v.leader} (e${v.epoch}, ${v.zxid})` : "");
 
   async function loadElections() {
@@ -207,7 +208,7 @@
     const newest = elections.at(-1).number;
     const stillThere = current !== null && elections.some((e) => e.number === current);
     // a new election: show it, unless the class is looking at (or playing) an older one
-    if (stillThere && (!wasLatest || newest === current || replay.timer)) choose(current, true);
+    if (stillThere && (replay.touched || !wasLatest || newest === current || replay.timer)) choose(current, true);
     else choose(newest, false);
   }
 
@@ -286,6 +287,11 @@
   }
 
   function pause() { clearTimeout(replay.timer); replay.timer = null; document.body.dataset.replay = "paused"; }
+  for (const id of ["#replay-first", "#replay-back", "#replay-play", "#replay-pause", "#replay-step", "#replay-scrub",
+    "#election-list", "#step-log"]) {
+    $(id).addEventListener("pointerdown", () => { replay.touched = true; });
+    $(id).addEventListener("keydown", () => { replay.touched = true; });
+  }
   function play() {
     pause();
     document.body.dataset.replay = "playing";
