@@ -14,14 +14,12 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
+from .actions import NODE_ACTIONS as NODE_COMMANDS
+from .actions import perform
 from .lab import BACKENDS, Lab, LabError, NodeStatus, default_lab_dir
 from .timeline import elections, timeline
 
 console = Console(highlight=False)
-
-NODE_COMMANDS = {"kill": "SIGKILL a server (a crash)", "start": "start a stopped server",
-                 "pause": "SIGSTOP a server (a long GC pause)", "resume": "SIGCONT a paused server",
-                 "isolate": "cut a server off from all its peers"}
 
 
 def add_parser(sub: Any) -> None:
@@ -64,6 +62,13 @@ def add_parser(sub: Any) -> None:
     _backend_options(r)
     c = cmds.add_parser("check", help="grade a played lab: were the observations made?")
     c.add_argument("name")
+    ui = cmds.add_parser("ui", help="the lab console: a web page to watch and break the lab, replay elections")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a class)")
+    ui.add_argument("--port", type=int, default=8480, help="port (default 8480; 0 for any free port)")
+    ui.add_argument("--allow-faults-from", metavar="NETWORKS",
+                    help="let these machines press the fault buttons too, e.g. 10.1.2.0/24,10.1.3.7 or any "
+                         "(default: localhost only; everyone else watches read-only)")
+    ui.add_argument("--poll-ms", type=int, help="how often to read the lab (default 100 ms local/netns, 1000 ms others)")
     inv = cmds.add_parser("inventory", help="print a deploy inventory for the Vagrant VMs that are up")
     inv.add_argument("--vagrant-dir", help="directory of the Vagrantfile (default: this checkout's)")
     inv.add_argument("--nodes", type=int, default=3)
@@ -107,26 +112,11 @@ def status_table(rows: list[NodeStatus]) -> Table:
 
 
 def _watch(lab: Lab, path: str, seconds: float) -> int:
-    from kazoo.client import KazooClient
+    from .console.clients import Watcher
 
-    zk = KazooClient(hosts=lab.connect_string(), connection_retry={"max_tries": -1, "delay": 0.1, "max_delay": 1})
-    zk.add_listener(lambda state: console.print(f"[yellow]connection state: {state}[/]"))
-    zk.start(timeout=30)
-
-    def on_data(data: bytes | None, stat: Any, event: Any = None) -> None:
-        if event is not None:
-            console.print(f"WatchedEvent type:{event.type} path:{event.path}")
-        shown = "(does not exist)" if stat is None else f"data={escape(repr(data))} version={stat.version}"
-        console.print(f"  {path}: {shown}")
-
-    def on_children(children: list[str], event: Any = None) -> None:
-        if event is not None:
-            console.print(f"WatchedEvent type:{event.type} path:{event.path}")
-        console.print(f"  children of {path}: {sorted(children)}")
-
-    zk.DataWatch(path, on_data, send_event=True)
-    if zk.exists(path):
-        zk.ChildrenWatch(path, on_children, send_event=True)
+    watcher = Watcher(lab.connect_string(), path, lambda line: console.print(
+        f"[yellow]{escape(line)}[/]" if line.startswith("connection state") else escape(line)))
+    watcher.start(timeout=30)
     deadline = time.monotonic() + seconds if seconds else None
     try:
         while deadline is None or time.monotonic() < deadline:
@@ -134,8 +124,28 @@ def _watch(lab: Lab, path: str, seconds: float) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        zk.stop()
-        zk.close()
+        watcher.stop()
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from .console.access import Access, parse_networks
+    from .console.server import ConsoleServer
+
+    try:
+        networks = parse_networks(args.allow_faults_from)
+    except ValueError as exc:
+        raise LabError(f"--allow-faults-from: {exc}")
+    lab_dir = args.dir or default_lab_dir()
+    try:
+        server = ConsoleServer(lab_dir, args.host, args.port, access=Access(networks, names={args.host}),
+                               journal_dir=_journal_dir(args),
+                               poll_s=None if args.poll_ms is None else args.poll_ms / 1000)
+    except OSError as exc:
+        raise LabError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+    who = "localhost" + (f" and {args.allow_faults_from}" if networks else "")
+    print(f"lab console: {server.url}  (faults from {who}; everyone else read-only; Ctrl-C to stop)", flush=True)
+    server.run()
     return 0
 
 
@@ -196,6 +206,8 @@ def _main(args: argparse.Namespace) -> int:
     cmd = args.lab_command
     if cmd in ("list", "run", "check"):
         return _lessons(args)
+    if cmd == "ui":
+        return _ui(args)
     if cmd == "inventory":
         from .vagrant import inventory_yaml
 
@@ -230,26 +242,21 @@ def _main(args: argparse.Namespace) -> int:
         console.print("lab down: every process it started is stopped and its directory removed")
         return 0
     if cmd in NODE_COMMANDS:
-        getattr(lab, cmd)(args.node)
-        console.print(f"node {args.node}: {cmd} done")
+        console.print(perform(lab, cmd, node=args.node))
         return 0
     if cmd == "partition":
-        groups = lab.partition(args.groups)
-        console.print("partitioned: " + " | ".join(",".join(map(str, g)) for g in groups))
+        console.print(perform(lab, "partition", groups=args.groups))
         return 0
     if cmd == "oneway":
         a, b = _link("".join(args.link))
-        lab.oneway(a, b)
-        console.print(f"dropping everything {a} sends to {b}")
+        console.print(perform(lab, "oneway", src=a, dst=b))
         return 0
     if cmd == "slow":
         a, b = _link(args.link)
-        lab.slow(a, b, args.ms)
-        console.print(f"link {a}-{b}: {args.ms} ms each way")
+        console.print(perform(lab, "slow", a=a, b=b, ms=args.ms))
         return 0
     if cmd == "heal":
-        lab.heal()
-        console.print("network healed")
+        console.print(perform(lab, "heal"))
         return 0
     if cmd == "elections":
         events = lab.election_events()

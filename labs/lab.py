@@ -101,8 +101,15 @@ class Lab:
         state = LabState.load(lab_dir)
         return cls(lab_dir, state, _backend_class(state.backend)(lab_dir, state))
 
+    def reload(self) -> None:
+        """Re-read lab.json: another process (the console, another command) may have restarted a server."""
+        if (self.dir / "lab.json").exists():
+            fresh = LabState.load(self.dir)
+            self.state.__dict__.update(fresh.__dict__)
+
     def down(self) -> None:
         """Stop everything the lab started and remove its directory."""
+        self.reload()
         for n in self.state.nodes:
             if n.pid is not None or n.handle:
                 try:

@@ -15,7 +15,7 @@ from kazoo.client import KazooClient
 
 from tests.support.lab_scenarios import kill_isolate_heal
 from zkops.labs.faultproxy import Faults, Relay
-from zkops.labs.lab import Lab, LabError, parse_groups
+from zkops.labs.lab import Lab, LabError, four_letter, parse_groups
 from zkops.labs.local import free_ports
 from zkops.labs.timeline import elections, timeline
 
@@ -218,3 +218,26 @@ def test_watch_prints_events_as_they_happen(lab: Lab):
 def test_lab_commands_without_a_lab_say_what_to_do(tmp_path: Path):
     with pytest.raises(LabError, match="zkops lab up"):
         Lab.load(tmp_path / "none")
+
+
+@pytest.mark.integration
+def test_down_stops_a_server_another_process_restarted(tmp_path: Path):
+    """The console (or another `zkops lab` command) restarts a server and saves its new pid in
+    lab.json; a Lab object loaded before that must still stop it at `down`."""
+    first = Lab.up(tmp_path / "lab", nodes=3, tick_ms=200)
+    restarted = None
+    try:
+        other = Lab.load(tmp_path / "lab")
+        other.kill(1)
+        other.start(1)
+        restarted = other.node(1).pid
+        deadline = time.monotonic() + 60
+        while not four_letter(*other.address(1), "srvr") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert restarted is not None and _alive(restarted)
+    finally:
+        first.down()
+    deadline = time.monotonic() + 10
+    while restarted is not None and _alive(restarted) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert restarted is not None and not _alive(restarted), "lab down left the restarted server running"

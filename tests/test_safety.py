@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kazoo.client import KazooClient
 
-from tests.safety.history import Event, History, pair
-from tests.safety.linearizability import check_history, check_operations
+from zkops.labs.history import Event, History, pair
+from zkops.labs.linearizability import check_history, check_operations
 
 # ---------------------------------------------------------------- checker: hand-written histories
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+from .. import registers
 from .engine import Check, Context, Lesson, Step, predicted_leader, wait_for
 
 
@@ -30,6 +31,10 @@ def _prepare(ctx: Context) -> None:
     leader = ctx.note("leader_before", ctx.leader())
     zk = ctx.client()
     zk.ensure_path("/lab6")
+    if zk.exists("/lab6/register"):
+        zk.set("/lab6/register", b"0")
+    else:
+        zk.create("/lab6/register", b"0")
     for i in range(20):
         zk.set("/lab6", str(i).encode())
     zxids = {i: z for i, z in ctx.cluster.zxids().items() if i != leader}
@@ -42,7 +47,10 @@ def _kill(ctx: Context) -> None:
     zk = ctx.client(timeout=10.0)
     writer = _Writer(zk)
     writer.thread.start()
+    # two more clients read, write and compare-and-set one znode throughout: `lab check` grades their history
+    regs = registers.Registers("/lab6/register", [ctx.cluster.connect_string()] * 2).start()
     wait_for(lambda: len(writer.acked) >= 20, 30, "the writer to get going")
+    wait_for(lambda: regs.completed() >= 10, 60, "the register clients to get going")
     t_kill = time.monotonic()
     wall_kill = time.time()
     ctx.cluster.kill(leader)
@@ -58,6 +66,11 @@ def _kill(ctx: Context) -> None:
     ctx.note("zxids_at_election", {str(k): hex(v) for k, v in sorted(own.items())})
     ctx.note("rule_winner", predicted_leader(own) if own else None)
     wait_for(lambda: writer.acked and writer.acked[-1][0] > t_kill, 60, "writes to resume")
+    done = regs.completed()  # and some register operations after the election too
+    wait_for(lambda: regs.completed() >= done + 20, 60, "register operations after the election")
+    ctx.journal["register_initial"] = 0
+    ctx.journal[registers.JOURNAL_KEY] = regs.stop()
+    ctx.note("register_operations", sum(1 for e in ctx.journal[registers.JOURNAL_KEY] if e["kind"] != "invoke"))
     writer.stop.set()
     writer.thread.join(10)
     before = [t for t, _ in writer.acked if t <= t_kill]
@@ -88,7 +101,8 @@ LESSON = Lesson(
              "if the leader dies?", ("zkops lab status",), _prepare),
         Step("Kill it", "Start a client writing in a loop, kill the leader with SIGKILL, and watch the\n"
              "election, the client reconnecting and the writes resuming. Then restart the old leader.",
-             ("zkops lab kill <leader>", "zkops lab elections", "zkops lab status", "zkops lab start <leader>"),
+             ("zkops lab kill <leader>", "zkops lab elections", "zkops lab status", "zkops lab start <leader>",
+              "zkops lab ui  # kill from the page, watch the new leader drawn, replay the election"),
              _kill),
     ],
     questions=[
@@ -112,6 +126,8 @@ LESSON = Lesson(
               lambda j: None if j["outage_s"] < 30 else f"outage {j['outage_s']} s"),
         Check("no acknowledged write lost", lambda j: None if not j["acked_missing"] and j["acked_writes"] > 0
               else f"missing {j['acked_missing'][:5]}"),
+        Check("the clients' reads and writes of /lab6/register are linearizable (see them in `zkops lab ui`)",
+              registers.problem),
         Check("the old leader came back as a follower",
               lambda j: None if j["old_leader_rejoined_as"] == "follower" else j["old_leader_rejoined_as"]),
     ],

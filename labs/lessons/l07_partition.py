@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import registers
 from .engine import Check, Context, Lesson, Step, wait_for
 
 
@@ -11,6 +12,14 @@ def _isolate(ctx: Context) -> None:
     if setup.exists("/lab7"):
         setup.delete("/lab7", recursive=True)
     setup.create("/lab7", b"")
+    setup.create("/lab7/register", b"0")
+    majority = [i for i in ctx.cluster.node_ids() if i != leader]
+    # clients on the register throughout: one only on the leader (it writes; a cut-off leader may
+    # answer reads from its old state until it steps down: ZooKeeper's reads are sequentially
+    # consistent, not linearizable) and two on the majority; `lab check` grades their history
+    regs = registers.Registers("/lab7/register", [ctx.cluster.connect_string([leader])]
+                               + [ctx.cluster.connect_string(majority)] * 2, reads=[False, True, True]).start()
+    wait_for(lambda: regs.completed() >= 10, 60, "the register clients to get going")
     lonely = ctx.client(ids=[leader], command_retry=None, connection_retry={"max_tries": -1, "delay": 0.1})
     ctx.cluster.isolate(leader)
     pending = lonely.create_async("/lab7/doomed", b"written to a leader without a quorum")
@@ -21,11 +30,12 @@ def _isolate(ctx: Context) -> None:
         ctx.note("doomed_write", type(exc).__name__)
     wait_for(lambda: ctx.cluster.modes().get(leader) != "leader", 60, "the cut-off leader to step down")
     ctx.note("old_leader_mode_while_cut", ctx.cluster.modes().get(leader))
-    majority = [i for i in ctx.cluster.node_ids() if i != leader]
     ctx.note("leader_of_majority", ctx.leader(among=majority, timeout=60))
     zk = ctx.client(ids=majority)
     zk.create("/lab7/majority", b"written during the partition")
     ctx.note("majority_write", "acknowledged")
+    ctx.journal["register_initial"] = 0
+    ctx.journal[registers.JOURNAL_KEY] = regs.stop()
 
 
 def _heal(ctx: Context) -> None:
@@ -35,7 +45,7 @@ def _heal(ctx: Context) -> None:
     ctx.note("old_leader_mode_after_heal", ctx.cluster.modes().get(old))
     zk = ctx.client(ids=[old])
     zk.sync("/lab7")
-    ctx.note("children_seen_by_old_leader", sorted(zk.get_children("/lab7")))
+    ctx.note("children_seen_by_old_leader", sorted(c for c in zk.get_children("/lab7") if c != "register"))
 
 
 LESSON = Lesson(
@@ -56,7 +66,8 @@ LESSON = Lesson(
              ("zkops lab isolate <leader>", "zkcli -server <old leader> create /lab7/doomed",
               "zkops lab status", "zkcli -server <a survivor> create /lab7/majority"), _isolate),
         Step("Heal", "Restore the network and see the old leader rejoin as a follower. List /lab7 on it.",
-             ("zkops lab heal", "zkops lab status", "zkcli -server <old leader> ls /lab7"), _heal),
+             ("zkops lab heal", "zkops lab status", "zkcli -server <old leader> ls /lab7",
+              "zkops lab ui  # drag servers into groups to partition; cut links drawn red"), _heal),
     ],
     questions=[
         ("What happened to the write sent to the isolated leader?", "It was never acknowledged (the client "
@@ -67,6 +78,8 @@ LESSON = Lesson(
          "ensemble intersect, and the shared server accepts only the newest epoch's leader."),
     ],
     checks=[
+        Check("the clients' operations on /lab7/register are linearizable (see them in `zkops lab ui`)",
+              registers.problem),
         Check("the write to the cut-off leader was not acknowledged",
               lambda j: None if j["doomed_write"] != "acknowledged" else "the lonely leader acknowledged it"),
         Check("the cut-off leader stopped leading", lambda j: None if j["old_leader_mode_while_cut"] != "leader"

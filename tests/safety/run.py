@@ -23,11 +23,11 @@ from typing import Any
 
 from kazoo.client import KazooClient
 
+from zkops.labs.history import History
 from zkops.labs.lab import Lab, LabError
+from zkops.labs.linearizability import check_history
 from zkops.server.fourletterclient import four_letter_or_empty
 
-from .history import History
-from .linearizability import check_history
 from .nemesis import Nemesis, plan
 from .workload import (
     EPH_PARENT,

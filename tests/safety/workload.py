@@ -1,7 +1,7 @@
 """Client workloads: registers (read after sync / write / CAS), sequential creates, ephemerals.
 
 Every worker is one thread with its own kazoo client (its own session), connected either to one
-server or to all of them. Register operations go into a :class:`~tests.safety.history.History`
+server or to all of them. Register operations go into a :class:`~zkops.labs.history.History`
 for the linearizability checker; creates and ephemerals are recorded in plain lists for the
 end-of-run checks. A worker never records anything it did not see: an operation whose outcome
 is unknown is ``info``, and the worker then continues as a new logical process (as in Jepsen),
@@ -21,7 +21,7 @@ from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import BadVersionError, NoNodeError
 from kazoo.retry import KazooRetry
 
-from .history import History
+from zkops.labs.history import History
 
 REG_ROOT = "/safety/reg"
 SEQ_PARENT = "/safety/seq"
