@@ -114,7 +114,7 @@ class Node:
         self.save_manifest()
 
     def save_manifest(self) -> None:
-        self.run(f"install -d -m 0755 {STATE_DIR}")
+        self.run(f"[ -d {STATE_DIR} ] || install -d -m 0755 {STATE_DIR}")  # may also be the base dir (0750)
         body = json.dumps({"created": self.manifest()}, indent=1) + "\n"
         tmp = f"/tmp/.zkops-manifest-{secrets.token_hex(4)}"
         self.conn.put(io.BytesIO(body.encode()), tmp)
