@@ -108,8 +108,9 @@ class Node:
     def record(self, path: str, kind: str, data: bool = False) -> None:
         """Note that the play created ``path`` (call before creating it; it must not exist yet)."""
         entries = self.manifest()
-        if any(e["path"] == path for e in entries):
-            return
+        if any(e["path"] == path or (e["kind"] == "dir" and path.startswith(e["path"].rstrip("/") + "/"))
+               for e in entries):
+            return  # recorded already, or inside a directory the play created (removed with it)
         entries.append({"path": path, "kind": kind, "data": data})
         self.save_manifest()
 

@@ -142,3 +142,55 @@ def test_gather_facts_takes_a_python_the_service_user_can_run():
     assert "/usr/local/bin/python3: Python 3.12 has no venv module (install python3-venv)" in text
     with pytest.raises(TaskFailed, match=r"the inventory's python \(/opt/py/bin/python3\) cannot serve"):
         choose_python(["py=/opt/py/bin/python3|3.12|yes|no"], "/opt/py/bin/python3")
+
+
+class _FakeNode:
+    """Just enough of provision.remote.Node for destroy(): records the commands it is given."""
+
+    def __init__(self, created: list[dict]) -> None:
+        from zkops.provision.inventory import parse
+
+        self.host = parse({"all": {"hosts": {"a": {"address": "10.0.0.1"}}}}).hosts[0]
+        self.facts = {"systemd": "yes"}
+        self.created = created
+        self.commands: list[str] = []
+        self.saved: list[list[dict]] = []
+
+    def manifest(self) -> list[dict]:
+        return self.created
+
+    def save_manifest(self) -> None:
+        self.saved.append(list(self.created))
+
+    def run(self, command: str, check: bool = True) -> tuple[int, str]:
+        self.commands.append(command)
+        return (3 if command.startswith("systemctl is-active") else 0), ""
+
+
+def test_destroy_removes_exactly_what_the_manifest_lists():
+    from zkops.provision.remote import destroy
+
+    created = [{"path": "/opt/zkops", "kind": "dir", "data": False},
+               {"path": "user:zkops", "kind": "user", "data": False},
+               {"path": "/var/lib/zkops/data", "kind": "dir", "data": True},
+               {"path": "/etc/zkops", "kind": "dir", "data": False},
+               {"path": "/var/log/zkops", "kind": "dir", "data": False},
+               {"path": "/etc/default/zkops", "kind": "file", "data": False},
+               {"path": "/etc/systemd/system/zkops.service", "kind": "file", "data": False}]
+    keep = _FakeNode([dict(e) for e in created])
+    status, message = destroy(keep, purge_data=False)  # type: ignore[arg-type]
+    removed = [c for c in keep.commands if c.startswith(("rm ", "userdel"))]
+    assert removed == ["rm -f /etc/systemd/system/zkops.service", "rm -f /etc/default/zkops",
+                       "rm -rf /var/log/zkops", "rm -rf /etc/zkops", "rm -rf /opt/zkops"], removed
+    assert "data kept in /var/lib/zkops/data" in message
+    assert [e["path"] for e in keep.saved[-1]] == ["user:zkops", "/var/lib/zkops/data"], "data and its owner stay"
+    assert not any("zookeeper" in c for c in keep.commands)
+
+    purge = _FakeNode(keep.saved[-1])
+    destroy(purge, purge_data=True)  # type: ignore[arg-type]
+    assert [c for c in purge.commands if c.startswith(("rm ", "userdel"))][:2] == [
+        "rm -rf /var/lib/zkops/data", "userdel zkops"]
+    assert purge.commands[-1].startswith("rm -f /var/lib/zkops/manifest.json")
+
+    nothing = _FakeNode([])
+    assert destroy(nothing, purge_data=True)[0] == "ok" and nothing.commands == []  # type: ignore[arg-type]
