@@ -69,8 +69,14 @@ def add_parser(sub: Any) -> None:
                     help="let these machines press the fault buttons too, e.g. 10.1.2.0/24,10.1.3.7 or any "
                          "(default: localhost only; everyone else watches read-only)")
     ui.add_argument("--poll-ms", type=int, help="how often to read the lab (default 100 ms local/netns, 1000 ms others)")
+    vg = cmds.add_parser("vagrant", help="the Vagrant lab's files")
+    vg_cmds = vg.add_subparsers(dest="vagrant_command", required=True)
+    vinit = vg_cmds.add_parser("init", help="write zkops' Vagrantfile into DIR (the vagrant backend finds it there)")
+    vinit.add_argument("target", nargs="?", default=Path("."), type=Path, metavar="DIR")
+    vinit.add_argument("--force", action="store_true", help="overwrite a different Vagrantfile")
     inv = cmds.add_parser("inventory", help="print a deploy inventory for the Vagrant VMs that are up")
-    inv.add_argument("--vagrant-dir", help="directory of the Vagrantfile (default: this checkout's)")
+    inv.add_argument("--vagrant-dir", help="directory of the Vagrantfile (default: $ZKOPS_VAGRANT_DIR, the current "
+                     "directory, a checkout's)")
     inv.add_argument("--nodes", type=int, default=3)
     inv.add_argument("--observers", type=int, default=0)
     inv.add_argument("--tick-ms", type=int, default=2000)
@@ -78,7 +84,8 @@ def add_parser(sub: Any) -> None:
 
 def _backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inventory", help="ssh backend: the hosts, as a deploy inventory")
-    p.add_argument("--vagrant-dir", help="vagrant backend: directory of the Vagrantfile (default: this checkout's)")
+    p.add_argument("--vagrant-dir", help="vagrant backend: directory of the Vagrantfile (default: $ZKOPS_VAGRANT_DIR, the current "
+                     "directory, a checkout's)")
     p.add_argument("--wheel", help="ssh/vagrant backends: install this zkops wheel instead of building one")
 
 
@@ -208,6 +215,13 @@ def _main(args: argparse.Namespace) -> int:
         return _lessons(args)
     if cmd == "ui":
         return _ui(args)
+    if cmd == "vagrant":
+        from .vagrant import write_vagrantfile
+
+        target = write_vagrantfile(args.target, force=args.force)
+        console.print(f"wrote {target}; bring the VMs up with: "
+                      f"zkops lab up --backend vagrant --vagrant-dir {args.target}")
+        return 0
     if cmd == "inventory":
         from .vagrant import inventory_yaml
 

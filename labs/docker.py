@@ -1,7 +1,8 @@
 """The docker backend: one container per server on a private network, faults through the engine.
 
-The image is built from the project's ``Dockerfile`` (the official zookeeper image's ZOO_*
-variables) with a wheel of this checkout; ``ZKOPS_LAB_DOCKER_BASE`` picks the base image
+The image is built from the ``Dockerfile`` shipped in the package (``labs/files/``, the same
+file as the checkout's top-level one; the official zookeeper image's ZOO_* variables) with the
+wheel of the running zkops (a checkout's, or rebuilt from the installed copy: provision/wheel.py); ``ZKOPS_LAB_DOCKER_BASE`` picks the base image
 (default ``python:3.11-slim-bookworm``). Each node gets a fixed address on the lab's network
 and the name ``zkN``, so faults can name peers even while they are stopped: a cut link
 ``a -> b`` is an iptables DROP in a's container for b's address; kill is SIGKILL from the
@@ -14,12 +15,10 @@ import io
 import json
 import os
 import random
-import shutil
 import signal
-import subprocess
-import sys
 import tarfile
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +30,12 @@ IMAGE = "zkops-lab"
 
 
 def _client(docker_host: str | None) -> Any:
+    from ..requires import MissingPackage, need
+
     try:
-        import docker
-    except ImportError:
-        raise LabError("the docker backend needs docker-py: pip install 'zkops[docker]'") from None
+        docker = need("docker", "the docker lab backend")
+    except MissingPackage as exc:
+        raise LabError(str(exc)) from None
     try:
         c = docker.DockerClient(base_url=docker_host) if docker_host else docker.from_env()
         c.ping()
@@ -43,26 +44,25 @@ def _client(docker_host: str | None) -> Any:
         raise LabError(f"cannot reach a Docker engine ({exc}); is dockerd running, is DOCKER_HOST right?") from None
 
 
-def project_root() -> Path:
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "Dockerfile").exists() or not (root / "pyproject.toml").exists():
-        raise LabError("the docker backend builds its image from a zkops source checkout (Dockerfile not found)")
-    return root
+def packaged(*parts: str) -> bytes:
+    """A file shipped in the zkops.labs package (``labs/files/Dockerfile``, ...)."""
+    return resources.files("zkops.labs").joinpath(*parts).read_bytes()
 
 
 def build_image(client: Any, tag: str, base: str | None = None) -> str:
-    """Build ``tag`` from the Dockerfile with a wheel of this checkout."""
-    root = project_root()
+    """Build ``tag`` from the packaged Dockerfile with the wheel of the running zkops."""
+    from ..provision.wheel import WheelError
+    from ..provision.wheel import build as build_wheel
+
     with tempfile.TemporaryDirectory(prefix="zkops-image-") as tmp:
         ctx = Path(tmp)
-        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(ctx / "dist"),
-                               str(root)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise LabError(f"could not build the zkops wheel: {done.stderr.strip()[-500:]}")
-        wheel = next((ctx / "dist").glob("zkops-*.whl"))
-        shutil.copy(root / "Dockerfile", ctx / "Dockerfile")
+        try:
+            wheel = build_wheel(ctx / "dist").path
+        except WheelError as exc:
+            raise LabError(f"could not build the zkops wheel: {exc}") from None
+        (ctx / "Dockerfile").write_bytes(packaged("files", "Dockerfile"))
         (ctx / "labs" / "docker").mkdir(parents=True)
-        shutil.copy(root / "labs" / "docker" / "docker-entrypoint.sh", ctx / "labs" / "docker")
+        (ctx / "labs" / "docker" / "docker-entrypoint.sh").write_bytes(packaged("docker", "docker-entrypoint.sh"))
         args = {"WHEEL": f"dist/{wheel.name}"}
         if base:
             args["BASE"] = base

@@ -65,11 +65,30 @@ def inventory_from_ssh_config(text: str, voters: int, observers: int = 0, tick_m
 
 
 def find_vagrant_dir(given: str | None = None) -> Path:
-    """Where the Vagrantfile is: ``--vagrant-dir``, ``$ZKOPS_VAGRANT_DIR``, else this checkout's root."""
-    for candidate in (given, os.environ.get("ZKOPS_VAGRANT_DIR"), Path(__file__).resolve().parent.parent):
+    """Where the Vagrantfile is: ``--vagrant-dir``, ``$ZKOPS_VAGRANT_DIR``, the current directory,
+    else this checkout's root."""
+    if given:
+        if not (Path(given) / "Vagrantfile").is_file():
+            raise LabError(f"no Vagrantfile in {given}: write one with `zkops lab vagrant init {given}`")
+        return Path(given)
+    for candidate in (os.environ.get("ZKOPS_VAGRANT_DIR"), Path.cwd(), Path(__file__).resolve().parent.parent):
         if candidate and (Path(candidate) / "Vagrantfile").is_file():
             return Path(candidate)
-    raise LabError("no Vagrantfile found: pass --vagrant-dir (a zkops checkout has one at its top level)")
+    raise LabError("no Vagrantfile found: write one with `zkops lab vagrant init DIR`, then pass --vagrant-dir DIR "
+                   "or run from DIR")
+
+
+def write_vagrantfile(where: Path, force: bool = False) -> Path:
+    """Write the packaged Vagrantfile (``labs/files/Vagrantfile``) into ``where``."""
+    from importlib import resources
+
+    target = Path(where) / "Vagrantfile"
+    content = resources.files("zkops.labs").joinpath("files", "Vagrantfile").read_bytes()
+    if target.exists() and not force and target.read_bytes() != content:
+        raise LabError(f"{target} exists and differs from zkops' Vagrantfile; pass --force to overwrite it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(content)
+    return target
 
 
 def inventory_yaml(vagrant_dir: str | None, voters: int, observers: int, tick_ms: int) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import jinja2
 
+from .. import __version__
 from ..server.fourletterclient import four_letter_or_empty
 from .inventory import Host, Inventory
 from .status import EnsembleStatus, check_ensemble
@@ -61,12 +62,12 @@ def _env() -> jinja2.Environment:
 
 
 PLAY_VARS = {"firewall", "firewall_peers_only", "tls", "tls_port"}  # steer the play; not zoo.cfg settings
-TLS_DIR = "/etc/zookeeper/tls"
+TLS_DIR = "/etc/zkops/tls"
 
 
 def tls_settings(merged: dict, host: Host) -> dict[str, object]:
     """zoo.cfg keys for ``tls: true`` on an SSH host: a TLS client port and mutual TLS between servers,
-    with the certificates ``zkops deploy`` makes (provision/pki.py) in /etc/zookeeper/tls."""
+    with the certificates ``zkops deploy`` makes (provision/pki.py) in /etc/zkops/tls."""
     if not merged.get("tls") or host.connection != "ssh":
         return {}
     return {"secureClientPort": int(merged.get("tls_port", 2281)),
@@ -85,7 +86,7 @@ def render(inv: Inventory, host: Host) -> dict[str, str]:
              "autopurge.purgeInterval", "4lw.commands.whitelist"}
     extra = {k: v for k, v in merged.items() if k not in known and k not in PLAY_VARS}
     extra.update(tls_settings(merged, host))
-    ctx = {"host": host, "vars": merged, "peers": inv.hosts, "extra": extra}
+    ctx = {"host": host, "vars": merged, "peers": inv.hosts, "extra": extra, "version": __version__}
     return {"zoo.cfg": env.get_template("zoo.cfg.j2").render(**ctx),
             "myid": env.get_template("myid.j2").render(**ctx).strip() + "\n"}
 

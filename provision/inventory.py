@@ -27,7 +27,7 @@ DEFAULT_VARS: dict[str, Any] = {
 }
 HOST_KEYS = {"connection", "address", "client_address", "client_port", "quorum_port", "election_port", "myid",
              "role", "base_dir", "data_dir", "data_log_dir", "ssh_host", "ssh_user", "ssh_port", "ssh_key", "become",
-             "vars"}
+             "python", "vars"}
 CONNECTIONS = {"local", "ssh"}
 
 
@@ -46,14 +46,15 @@ class Host:
     myid: int
     role: str = "participant"
     client_address: str = "0.0.0.0"
-    base_dir: Path = Path("/var/lib/zookeeper")
-    data_dir: Path = Path("/var/lib/zookeeper/data")
+    base_dir: Path = Path("/var/lib/zkops")
+    data_dir: Path = Path("/var/lib/zkops/data")
     data_log_dir: Path | None = None
     ssh_user: str | None = None
     ssh_port: int = 22
     ssh_key: str | None = None
     ssh_host: str | None = None  # where SSH connects, when not ``address`` (a NAT port forward, a bastion name)
     become: bool = False  # run the play's commands through ``sudo -n`` (set when ssh_user is not root)
+    python: str | None = None  # the interpreter of the node's venv (default: found at gather facts)
     vars: dict[str, Any] = field(default_factory=dict)
 
 
@@ -139,7 +140,7 @@ def parse(data: Any, source: str = "<inventory>") -> Inventory:
             if myid in used_ids:
                 raise InventoryError(f"{where}.myid: {myid} is also {used_ids[myid]}'s; give each host its own")
             used_ids[myid] = name
-        base = Path(hv.get("base_dir", f"/var/lib/zookeeper/{name}" if conn == "local" else "/var/lib/zookeeper"))
+        base = Path(hv.get("base_dir", f"/var/lib/zookeeper/{name}" if conn == "local" else "/var/lib/zkops"))
         hosts.append(Host(
             name=name, connection=conn, address=str(hv.get("address", name)),
             client_port=_int(hv.get("client_port", 2181), f"{where}.client_port"),
@@ -151,7 +152,7 @@ def parse(data: Any, source: str = "<inventory>") -> Inventory:
             ssh_user=hv.get("ssh_user"), ssh_port=_int(hv.get("ssh_port", 22), f"{where}.ssh_port"),
             ssh_key=hv.get("ssh_key"), ssh_host=hv.get("ssh_host"),
             become=_bool(hv.get("become", hv.get("ssh_user") not in (None, "root")), f"{where}.become"),
-            vars=dict(hv.get("vars") or {})))
+            python=str(hv["python"]) if hv.get("python") else None, vars=dict(hv.get("vars") or {})))
     # stable myids for hosts that have none: in inventory order, skipping used ones
     next_id = 1
     for h in hosts:

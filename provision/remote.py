@@ -4,9 +4,15 @@ Every step is a task that reports ok / changed / failed / skipped for its host. 
 task fails skips the rest of its play (the others go on); the ensemble checks run at the end.
 What a node gets:
 
-- the project wheel, built once on the control machine, in ``/opt/zkops/<release>`` (a venv,
-  ``pip install --no-deps --no-index``: no internet, no JVM) with ``/opt/zkops/current``;
-- the ``zookeeper`` system user, data/log/config directories owned by it with tight modes;
+- the project wheel, built once on the control machine (from a checkout, or rebuilt from the
+  installed copy: provision/wheel.py), in ``/opt/zkops/<release>`` (a venv made with a Python
+  the service user can run, ``pip install --no-deps --no-index``: no internet, no JVM) with
+  ``/opt/zkops/current``;
+- the ``zkops`` system user, and directories of zkops' own (``/etc/zkops``, ``/var/log/zkops``,
+  ``/var/lib/zkops``: never ``/etc/zookeeper`` or ``/var/log/zookeeper``, which Debian's and other
+  ZooKeeper packages own) owned by it with tight modes;
+- a manifest (``/var/lib/zkops/manifest.json``) of every path the play created on the host, which
+  ``zkops destroy`` follows: it removes exactly those, and nothing it did not create;
 - ``zoo.cfg``, ``myid``, an environment file and (with systemd) a unit, rendered from
   ``templates/``; without systemd the service is ``zkserver start`` with its pidfile;
 - firewall rules for its ports with ufw, firewalld or iptables (``firewall: false`` opts out,
@@ -20,10 +26,9 @@ from __future__ import annotations
 import difflib
 import hashlib
 import io
+import json
 import secrets
 import shlex
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,17 +36,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
+from ..requires import install_hint, need
 from ..server.fourletterclient import four_letter_or_empty
 from .deploy import TLS_DIR, Recap, _env, render, tls_settings
 from .inventory import Host, Inventory
 from .status import check_ensemble
+from .wheel import Wheel, WheelError
+from .wheel import build as build_wheel_file
+from .wheel import from_file as wheel_from_file
 
 INSTALL_ROOT = "/opt/zkops"
-CONF_DIR = "/etc/zookeeper"
-LOG_DIR = "/var/log/zookeeper"
+CONF_DIR = "/etc/zkops"
+LOG_DIR = "/var/log/zkops"
+STATE_DIR = "/var/lib/zkops"
+MANIFEST = f"{STATE_DIR}/manifest.json"
 ENV_FILE = "/etc/default/zkops"
 UNIT = "/etc/systemd/system/zkops.service"
-USER = "zookeeper"
+USER = "zkops"
+MIN_PYTHON = (3, 10)
 
 
 class TaskFailed(Exception):
@@ -62,26 +75,12 @@ class Options:
     log: Callable[[str], None] = print
 
 
-@dataclass
-class Wheel:
-    path: Path
-    sha256: str
-
-    @property
-    def release(self) -> str:
-        version = self.path.name.split("-")[1]
-        return f"{version}-{self.sha256[:8]}"
-
-
 def build_wheel(dest: Path) -> Wheel:
     """The project wheel, built on the control machine from this checkout or installed copy."""
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest), str(root)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise TaskFailed(f"building the zkops wheel failed: {done.stderr.strip()[-400:]}")
-    path = next(dest.glob("zkops-*.whl"))
-    return Wheel(path, hashlib.sha256(path.read_bytes()).hexdigest())
+    try:
+        return build_wheel_file(dest)
+    except WheelError as exc:
+        raise TaskFailed(str(exc)) from None
 
 
 # ---------------------------------------------------------------- one host over SSH
@@ -95,10 +94,40 @@ class Node:
         self.opts = opts
         self.conn: Any = None
         self.facts: dict[str, str] = {}
+        self.created: list[dict[str, Any]] | None = None  # the manifest, once read
+
+    # ---- the manifest of what zkops created on this host
+    def manifest(self) -> list[dict[str, Any]]:
+        if self.created is None:
+            text = self.read(MANIFEST)
+            try:
+                self.created = list(json.loads(text)["created"]) if text else []
+            except (ValueError, KeyError, TypeError):
+                raise TaskFailed(f"{MANIFEST} is not zkops' manifest: refusing to guess what is ours") from None
+        return self.created
+
+    def record(self, path: str, kind: str, data: bool = False) -> None:
+        """Note that the play created ``path`` (call before creating it; it must not exist yet)."""
+        entries = self.manifest()
+        if any(e["path"] == path or (e["kind"] == "dir" and path.startswith(e["path"].rstrip("/") + "/"))
+               for e in entries):
+            return  # recorded already, or inside a directory the play created (removed with it)
+        entries.append({"path": path, "kind": kind, "data": data})
+        self.save_manifest()
+
+    def save_manifest(self) -> None:
+        self.run(f"[ -d {STATE_DIR} ] || install -d -m 0755 {STATE_DIR}")  # may also be the base dir (0750)
+        body = json.dumps({"created": self.manifest()}, indent=1) + "\n"
+        tmp = f"/tmp/.zkops-manifest-{secrets.token_hex(4)}"
+        self.conn.put(io.BytesIO(body.encode()), tmp)
+        self.run(f"install -m 0644 -o root -g root {tmp} {MANIFEST} && rm -f {tmp}")
+
+    def exists(self, path: str) -> bool:
+        return self.run(f"test -e {shlex.quote(path)} || test -L {shlex.quote(path)}", check=False)[0] == 0
 
     def connect(self) -> None:
-        import paramiko
-        from fabric import Connection
+        paramiko = need("paramiko", "zkops over SSH")
+        Connection = need("fabric", "zkops over SSH").Connection
 
         kwargs: dict[str, Any] = {"timeout": 10, "allow_agent": True, "look_for_keys": self.host.ssh_key is None}
         if self.host.ssh_key:
@@ -137,8 +166,7 @@ class Node:
     def _load_key(self, path: Path) -> Any:
         """Load the private key here, so a refused key reads as refused (paramiko, given a file name,
         reports the last key type it failed to parse instead) and a bad file names itself."""
-        import paramiko
-
+        paramiko = need("paramiko", "zkops over SSH")
         try:
             return paramiko.PKey.from_path(path)
         except FileNotFoundError:
@@ -175,6 +203,8 @@ class Node:
         return self.conn.run(self._as_root(f"cat {shlex.quote(path)}"), hide=True, warn=True, in_stream=False).stdout
 
     def put_text(self, path: str, content: str, mode: str, owner: str = "root") -> None:
+        if not self.exists(path):
+            self.record(path, "file", data=path.startswith(str(self.host.data_dir) + "/"))
         tmp = f"/tmp/.zkops-{hashlib.sha1(path.encode()).hexdigest()[:10]}-{secrets.token_hex(4)}"
         self.conn.put(io.BytesIO(content.encode()), tmp)
         self.run(f"install -D -m {mode} -o {owner} -g {owner} {tmp} {shlex.quote(path)} && rm -f {tmp}")
@@ -183,10 +213,56 @@ class Node:
 # ---------------------------------------------------------------- the tasks
 
 
+# Each candidate interpreter: its version, whether it has venv and ensurepip, and whether an
+# unprivileged user (nobody; the service user may not exist yet) can run it: a Python under a
+# private home (pyenv in /root, mode 0700) runs for root and for nobody else.
+PYTHON_PROBE = r"""
+for py in "$@"; do
+  real=$(command -v "$py" 2>/dev/null) || { echo "py=$py|missing"; continue; }
+  ver=$("$real" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || { echo "py=$real|broken"; continue; }
+  "$real" -c 'import venv, ensurepip' >/dev/null 2>&1 && venv=yes || venv=no
+  if [ "$(id -u)" = 0 ] && command -v runuser >/dev/null 2>&1; then
+    runuser -u nobody -- "$real" -c 'pass' >/dev/null 2>&1 && others=yes || others=no
+  else
+    others=yes
+  fi
+  echo "py=$real|$ver|$venv|$others"
+done
+"""
+SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3", "/usr/bin/python3.13", "/usr/bin/python3.12",
+                  "/usr/bin/python3.11", "/usr/bin/python3.10")
+
+
+def choose_python(lines: list[str], explicit: str | None) -> tuple[str, str]:
+    """(path, version) of the first usable interpreter in the probe's ``py=`` lines, or TaskFailed
+    naming every path tried and why it was refused."""
+    refused = []
+    for line in lines:
+        path, *rest = line[3:].split("|")
+        if rest == ["missing"]:
+            refused.append(f"{path}: not found")
+            continue
+        if rest == ["broken"]:
+            refused.append(f"{path}: does not run")
+            continue
+        ver, venv, others = rest
+        if tuple(int(x) for x in ver.split(".")) < MIN_PYTHON:
+            refused.append(f"{path}: Python {ver} is too old (zkops needs 3.10 or newer)")
+        elif others != "yes":
+            refused.append(f"{path}: Python {ver} cannot be run by the service user (a private install?)")
+        elif venv != "yes":
+            refused.append(f"{path}: Python {ver} has no venv module (install python3-venv)")
+        else:
+            return path, ver
+    if explicit:
+        raise TaskFailed(f"the inventory's python ({explicit}) cannot serve: " + "; ".join(refused))
+    raise TaskFailed("no Python 3.10 or newer the service can run (install python3 and python3-venv); tried: "
+                     + "; ".join(refused))
+
+
 def _facts(node: Node) -> str:
     script = r"""
 . /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-unknown}"
-echo "python=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo none)"
 [ -d /run/systemd/system ] && echo systemd=yes || echo systemd=no
 fw=none
 if command -v ufw >/dev/null 2>&1 && ufw status 2>/dev/null | grep -q 'Status: active'; then fw=ufw
@@ -198,14 +274,17 @@ echo "disk_kb=$(df -Pk / | awk 'NR==2 {print $4}')"
 """
     _, out = node.run(f"sh -c {shlex.quote(script)}")
     node.facts = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    py = node.facts.get("python", "none")
-    if py == "none":
-        raise TaskFailed("python3 is not installed on the host (install python3 and python3-venv)")
-    if tuple(int(x) for x in py.split(".")) < (3, 10):
-        raise TaskFailed(f"python3 {py} is too old: zkops needs 3.10 or newer")
+    explicit = node.host.python
+    # the login user's python3 first (what the host's owner uses), then the system's
+    login = node.conn.run("command -v python3", hide=True, warn=True, in_stream=False).stdout.strip()
+    candidates = [explicit] if explicit else list(dict.fromkeys([p for p in (login,) if p] + list(SYSTEM_PYTHONS)))
+    _, probed = node.run(f"sh -c {shlex.quote(PYTHON_PROBE)} probe " + " ".join(shlex.quote(c) for c in candidates))
+    lines = [line for line in probed.splitlines() if line.startswith("py=")]
+    path, py = choose_python(lines, explicit)
+    node.facts["python"], node.facts["python_path"] = py, path
     if int(node.facts.get("disk_kb", "0") or 0) < 200_000:
         raise TaskFailed(f"only {int(node.facts.get('disk_kb', '0')) // 1024} MiB free on /: need 200 MiB")
-    return f"{node.facts['os']}, Python {py}, systemd {node.facts['systemd']}, firewall {node.facts['firewall']}"
+    return f"{node.facts['os']}, Python {py} ({path}), systemd {node.facts['systemd']}, firewall {node.facts['firewall']}"
 
 
 def _install(node: Node, wheel: Wheel, check: bool) -> tuple[str, str]:
@@ -217,11 +296,14 @@ def _install(node: Node, wheel: Wheel, check: bool) -> tuple[str, str]:
     if check:
         return "changed", f"would install {wheel.release}"
     if stamp is None or stamp.strip() != wheel.sha256:
+        if not node.exists(INSTALL_ROOT):
+            node.record(INSTALL_ROOT, "dir")
         remote = f"{INSTALL_ROOT}/wheels/{wheel.path.name}"
         upload = f"/tmp/.zkops-upload-{wheel.sha256[:12]}.whl"  # writable by any login; moved as root
         node.conn.put(str(wheel.path), upload)
-        node.run(f"mkdir -p {INSTALL_ROOT}/wheels && mv -f {upload} {remote}")
-        node.run(f"rm -rf {venv} && python3 -m venv {venv} && {venv}/bin/pip install -q --no-deps --no-index "
+        python = shlex.quote(node.facts.get("python_path") or "python3")
+        node.run(f"mkdir -p {INSTALL_ROOT}/wheels && chmod 0755 {INSTALL_ROOT} && mv -f {upload} {remote}")
+        node.run(f"rm -rf {venv} && {python} -m venv {venv} && {venv}/bin/pip install -q --no-deps --no-index "
                  f"--disable-pip-version-check {remote}")
         node.put_text(f"{venv}/.zkops-wheel-sha256", wheel.sha256 + "\n", "0644")
     if current and current != venv:
@@ -245,8 +327,12 @@ def _user_and_dirs(node: Node, check: bool) -> tuple[str, str]:
     if check:
         return "changed", "would create " + ", ".join(([] if have_user else [f"user {USER}"]) + wrong)
     if not have_user:
+        node.record(f"user:{USER}", "user")
         node.run(f"useradd --system --home-dir {h.base_dir} --no-create-home --shell /usr/sbin/nologin {USER}")
     for d, mode in dirs:
+        if not node.exists(d):
+            is_data = d != CONF_DIR and d != LOG_DIR
+            node.record(d, "dir", data=is_data)
         node.run(f"install -d -m {mode} -o {USER} -g {USER} {shlex.quote(d)}")
     return "changed", ", ".join(([] if have_user else [f"user {USER}"]) + wrong)
 
@@ -257,7 +343,7 @@ def remote_files(inv: Inventory, node: Node, release: str) -> list[tuple[str, st
     files = render(inv, h)
     env = _env()
     ctx = {"host": h, "user": USER, "install_root": INSTALL_ROOT, "conf_dir": CONF_DIR, "log_dir": LOG_DIR,
-           "env_file": ENV_FILE, "release": release}
+           "env_file": ENV_FILE, "release": release, "version": __version__}
     out = [("render zoo.cfg", f"{CONF_DIR}/zoo.cfg", files["zoo.cfg"], "0640"),
            ("write myid", f"{h.data_dir}/myid", files["myid"], "0640"),
            ("render environment file", ENV_FILE, env.get_template("zkops.env.j2").render(**ctx), "0644")]
@@ -282,7 +368,8 @@ def _pki(inv: Inventory) -> Any:
         try:
             _PKIS[str(where)] = Pki(where)
         except ImportError:
-            raise TaskFailed("tls: true needs the cryptography package (pip install 'zkops[deploy]')") from None
+            raise TaskFailed("tls: true needs the Python package cryptography, which is not installed: "
+                             + install_hint("cryptography")) from None
         _PKIS[str(where)].client("admin")
     return _PKIS[str(where)]
 
@@ -436,6 +523,8 @@ class Play:
         return True
 
     def connect_all(self) -> list[Node]:
+        need("paramiko", "zkops over SSH")  # before any host: one clear message, not one failure per host
+        need("fabric", "zkops over SSH")
         ready = []
         for h in self.hosts():
             node = Node(h, self.opts)
@@ -462,9 +551,8 @@ def deploy_remote(inv: Inventory, opts: Options) -> Recap:
             return play.recap
         with tempfile.TemporaryDirectory(prefix="zkops-wheel-") as tmp:
             try:
-                wheel = Wheel(opts.wheel, hashlib.sha256(opts.wheel.read_bytes()).hexdigest()) if opts.wheel \
-                    else build_wheel(Path(tmp))
-            except (TaskFailed, OSError) as exc:
+                wheel = wheel_from_file(opts.wheel) if opts.wheel else build_wheel(Path(tmp))
+            except (TaskFailed, OSError, ValueError) as exc:
                 for n in nodes:
                     play.recap.add(n.host.name, "build wheel", "failed", str(exc))
                 return play.recap
@@ -565,19 +653,45 @@ def service_remote(inv: Inventory, opts: Options, action: str, purge_data: bool 
                 play.task(node, "start service", lambda node=node: ("ok", "running") if running(node)
                           else (start(node), ("changed", "started"))[-1])
             elif action == "destroy":
-                def destroy(node: Node = node) -> tuple[str, str]:
-                    if running(node):
-                        stop(node)
-                    if node.facts.get("systemd") == "yes":
-                        node.run(f"systemctl disable zkops 2>/dev/null; rm -f {UNIT}; systemctl daemon-reload")
-                    node.run(f"rm -rf {INSTALL_ROOT} {CONF_DIR} {ENV_FILE} {LOG_DIR}")
-                    kept = "data kept in " + str(node.host.base_dir)
-                    if purge_data:
-                        node.run(f"rm -rf {shlex.quote(str(node.host.base_dir))} {shlex.quote(str(node.host.data_dir))}")
-                        kept = "data purged"
-                    return "changed", kept
-
-                play.task(node, "destroy", destroy)
+                play.task(node, "destroy", lambda node=node: destroy(node, purge_data))
         return play.recap
     finally:
         play.close()
+
+
+def destroy(node: Node, purge_data: bool) -> tuple[str, str]:
+    """Stop the service and remove what the manifest says the play created: everything but the
+    data (unless ``purge_data``), newest first; nothing that is not in the manifest."""
+    entries = node.manifest()
+    if not entries:
+        return "ok", f"nothing to remove: {MANIFEST} lists nothing zkops created here"
+    if running(node):
+        stop(node)
+    if node.facts.get("systemd") == "yes" and any(e["path"] == UNIT for e in entries):
+        node.run("systemctl disable zkops 2>/dev/null; true")
+    removed, kept = 0, []
+    for entry in reversed(list(entries)):
+        path, kind = entry["path"], entry["kind"]
+        if entry.get("data") and not purge_data:
+            kept.append(entry)
+            continue
+        if kind == "user":
+            if any(e.get("data") for e in kept):
+                kept.append(entry)  # its files stay: keep the owner too
+                continue
+            node.run(f"userdel {shlex.quote(path.split(':', 1)[1])}", check=False)
+        elif kind == "dir":
+            node.run(f"rm -rf {shlex.quote(path)}")
+        else:
+            node.run(f"rm -f {shlex.quote(path)}")
+        removed += 1
+    if any(e["path"] == UNIT for e in entries) and node.facts.get("systemd") == "yes":
+        node.run("systemctl daemon-reload")
+    kept.reverse()
+    node.created = kept
+    if kept:
+        node.save_manifest()
+        where = ", ".join(e["path"] for e in kept if e["kind"] == "dir") or "place"
+        return "changed", f"removed {removed} paths zkops created; data kept in {where}"
+    node.run(f"rm -f {MANIFEST}; rmdir {STATE_DIR} 2>/dev/null; true")
+    return "changed", f"removed {removed} paths zkops created, data purged"

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..requires import need
 from .inventory import Inventory
 from .remote import CONF_DIR, INSTALL_ROOT, USER, Options, _ports
 
@@ -43,6 +44,9 @@ def verify(inv: Inventory, opts: Options) -> int:
     if not hosts:
         opts.log("verify checks SSH hosts; this inventory has none")
         return 2
+    need("pytest", "zkops verify")
+    need("testinfra", "zkops verify")
+    need("paramiko", "zkops verify over SSH")
     specs = []
     for h in hosts:
         spec = f"paramiko://{h.ssh_user or 'root'}@{h.ssh_host or h.address}:{h.ssh_port}"

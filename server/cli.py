@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .. import __version__ as ZKOPS_VERSION
 from .config import PIDFILE_NAME, ConfigError, ServerConfig, check_tls, load_config
 from .fourletterclient import four_letter
 
@@ -396,6 +397,7 @@ def cmd_version() -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``zkserver`` and ``python -m zkops.server``; returns the exit code."""
     parser = argparse.ArgumentParser(prog="zkserver", description="Run a zkops ZooKeeper server.")
+    parser.add_argument("--version", action="version", version=f"zkserver (zkops {ZKOPS_VERSION})")
     parser.add_argument("--config", metavar="DIR", help="directory holding zoo.cfg (like zkServer.sh --config)")
     parser.add_argument("--wait", type=float, metavar="SECONDS",
                         help=f"how long start waits to see the server serve (default {START_WAIT:.0f}) and "

@@ -75,8 +75,8 @@ def test_play_vars_stay_out_of_zoo_cfg_and_ssh_hosts_get_unit_and_env(tmp_path):
     node.facts = {"systemd": "yes"}
     files = {path: content for _, path, content, _ in remote_files(inv, node, "0.1.0-abcdef12")}
     unit = files["/etc/systemd/system/zkops.service"]
-    assert "ExecStart=/opt/zkops/current/bin/zkserver start-foreground /etc/zookeeper/zoo.cfg" in unit
-    assert "User=zookeeper" in unit and "ZKOPS_RELEASE=0.1.0-abcdef12" in files["/etc/default/zkops"]
+    assert "ExecStart=/opt/zkops/current/bin/zkserver start-foreground /etc/zkops/zoo.cfg" in unit
+    assert "User=zkops" in unit and "ZKOPS_RELEASE=0.1.0-abcdef12" in files["/etc/default/zkops"]
     node.facts = {"systemd": "no"}
     assert not any("systemd" in p for _, p, _, _ in remote_files(inv, node, "x"))
     assert _ports(inv, inv.hosts[0]) == [(2181, None), (2888, ["10.0.0.2", "10.0.0.3"]),
@@ -93,14 +93,14 @@ def test_tls_true_renders_tls_keys_certificates_and_ports(tmp_path, monkeypatch)
                                                           "c": {"address": "10.0.0.3"}}}})
     cfg = render(inv, inv.hosts[0])["zoo.cfg"]
     assert "secureClientPort=2281" in cfg and "sslQuorum=true" in cfg and "tls=" not in cfg
-    assert "ssl.quorum.keyStore.location=/etc/zookeeper/tls/node.pem" in cfg
+    assert "ssl.quorum.keyStore.location=/etc/zkops/tls/node.pem" in cfg
     node = Node(inv.hosts[0], Options())
     node.facts = {"systemd": "no"}
     files = {path: content for _, path, content, _ in remote_files(inv, node, "r")}
-    cert = x509.load_pem_x509_certificate(files["/etc/zookeeper/tls/node.pem"].encode())
+    cert = x509.load_pem_x509_certificate(files["/etc/zkops/tls/node.pem"].encode())
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "10.0.0.1" in {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
-    assert "PRIVATE KEY" in files["/etc/zookeeper/tls/node.pem"] and "PRIVATE KEY" not in files["/etc/zookeeper/tls/ca.pem"]
+    assert "PRIVATE KEY" in files["/etc/zkops/tls/node.pem"] and "PRIVATE KEY" not in files["/etc/zkops/tls/ca.pem"]
     again = {path: content for _, path, content, _ in remote_files(inv, node, "r")}
     assert again == files, "certificates are made once: a second deploy changes nothing"
     assert (tmp_path / "pki" / "admin.crt").exists() and oct((tmp_path / "pki" / "ca.key").stat().st_mode)[-3:] == "600"

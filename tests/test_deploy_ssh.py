@@ -97,7 +97,7 @@ def test_deploy_idempotence_status_verify_rolling_restart_upgrade_rollback_destr
     assert "passed" in ver.stdout
 
     # a node killed behind our back: status says so; deploy starts it again
-    code, _ = hosts.exec(hosts.hosts[2], "kill -9 $(cat /var/lib/zookeeper/data/zookeeper_server.pid)")
+    code, _ = hosts.exec(hosts.hosts[2], "kill -9 $(cat /var/lib/zkops/data/zookeeper_server.pid)")
     assert code == 0
     down = zkops("status", str(inv), cwd=tmp_path)
     assert down.returncode == 1 and "zk3" in down.stdout and "does not answer ruok" in down.stdout
@@ -149,7 +149,7 @@ def test_deploy_idempotence_status_verify_rolling_restart_upgrade_rollback_destr
     assert gone.returncode == 0, gone.stdout[-2000:]
     for h in hosts.hosts[:3]:
         assert hosts.exec(h, "test -e /opt/zkops")[0] != 0
-        assert hosts.exec(h, "test -f /var/lib/zookeeper/data/myid")[0] == 0, "data is kept without --purge-data"
+        assert hosts.exec(h, "test -f /var/lib/zkops/data/myid")[0] == 0, "data is kept without --purge-data"
 
 
 def test_clear_errors_for_bad_hosts(hosts: SshHosts, wheel: Path, tmp_path: Path):
@@ -180,12 +180,14 @@ def test_clear_errors_for_bad_hosts(hosts: SshHosts, wheel: Path, tmp_path: Path
     time.sleep(1)
     taken = run({"address": spare.address, "ssh_key": str(hosts.key_path)})
     assert taken.returncode == 1 and "port 2181 is already taken" in taken.stdout, taken.stdout[-2000:]
-    hosts.exec(spare, "mv /usr/bin/python3 /usr/bin/python3.away; rm -f /usr/bin/python3")
+    # no interpreter at all (python3 and the python3.11 it links to): gather facts names what it tried
+    hosts.exec(spare, "mv /usr/bin/python3.11 /usr/bin/python3.11.away; mv /usr/bin/python3 /usr/bin/python3.away")
     try:
         nopython = run({"address": spare.address, "ssh_key": str(hosts.key_path)})
-        assert nopython.returncode == 1 and "python3 is not installed" in nopython.stdout
+        assert nopython.returncode == 1 and "no Python 3.10 or newer the service can run" in nopython.stdout
+        assert "/usr/bin/python3: not found" in nopython.stdout, nopython.stdout[-2000:]
     finally:
-        hosts.exec(spare, "mv /usr/bin/python3.away /usr/bin/python3")
+        hosts.exec(spare, "mv /usr/bin/python3.away /usr/bin/python3; mv /usr/bin/python3.11.away /usr/bin/python3.11")
 
 
 def test_tls_deploy_makes_a_ca_and_serves_tls_clients_and_peers(hosts: SshHosts, wheel: Path, tmp_path: Path):
@@ -203,7 +205,7 @@ def test_tls_deploy_makes_a_ca_and_serves_tls_clients_and_peers(hosts: SshHosts,
         assert "tls: node certificate" in first.stdout
         pki = tmp_path / ".local" / "state" / "zkops" / "pki" / "tls"
         assert (pki / "ca.pem").exists() and (pki / "admin.crt").exists()
-        cfg = hosts.exec(hosts.hosts[0], "cat /etc/zookeeper/zoo.cfg")[1]
+        cfg = hosts.exec(hosts.hosts[0], "cat /etc/zkops/zoo.cfg")[1]
         assert "sslQuorum=true" in cfg and "secureClientPort=2281" in cfg
         a, b = hosts.hosts[0], hosts.hosts[1]
         zk = KazooClient(hosts=f"{a.address}:2281", use_ssl=True, ca=str(pki / "ca.pem"),

@@ -40,7 +40,7 @@ def test_faults_over_ssh_and_down_leaves_nothing(hosts: SshHosts, wheel: Path, t
     inv.write_text(yaml.safe_dump(_inventory(hosts)))
     lab = Lab.up(tmp_path / "lab", backend="ssh", inventory=str(inv), wheel=str(wheel))
     try:
-        assert all(hosts.exec(h, "id -u zookeeper")[0] == 0 for h in hosts.hosts), "deployed through sudo"
+        assert all(hosts.exec(h, "id -u zkops")[0] == 0 for h in hosts.hosts), "deployed through sudo"
         assert all(hosts.exec(h, "pgrep -f [z]kops")[0] == 0 for h in hosts.hosts), "the probe below sees servers"
         assert lab.state.tick_ms == 200 and [n.handle for n in lab.state.nodes] == ["zk1", "zk2", "zk3"]
         kill_isolate_heal(lab)
@@ -53,7 +53,7 @@ def test_faults_over_ssh_and_down_leaves_nothing(hosts: SshHosts, wheel: Path, t
         lab.down()
     for h in hosts.hosts:
         assert hosts.exec(h, "pgrep -f [z]kops")[0] != 0, f"a server still runs on {h.name}"
-        assert hosts.exec(h, "test -e /opt/zkops || test -e /var/lib/zookeeper/data/myid")[0] != 0
+        assert hosts.exec(h, "test -e /opt/zkops || test -e /var/lib/zkops/data/myid")[0] != 0
         assert "ZKOPS-LAB" not in hosts.exec(h, "iptables -S")[1], "the fault chain is gone"
     assert not (tmp_path / "lab").exists()
 

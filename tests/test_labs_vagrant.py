@@ -179,6 +179,9 @@ def test_without_a_vagrantfile_the_error_says_where_to_look(tmp_path, monkeypatc
 
     monkeypatch.delenv("ZKOPS_VAGRANT_DIR", raising=False)
     monkeypatch.setattr(vagrant, "__file__", str(tmp_path / "site-packages" / "zkops" / "labs" / "vagrant.py"))
-    with pytest.raises(LabError, match="no Vagrantfile found: pass --vagrant-dir"):
+    with pytest.raises(LabError, match="no Vagrantfile in .*: write one with `zkops lab vagrant init"):
         vagrant.find_vagrant_dir(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LabError, match="no Vagrantfile found: write one with `zkops lab vagrant init DIR`"):
+        vagrant.find_vagrant_dir(None)
     assert vagrant.find_vagrant_dir(str(ROOT)) == ROOT

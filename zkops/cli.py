@@ -15,11 +15,13 @@ from rich.markup import escape
 from rich.prompt import Confirm
 from rich.table import Table
 
+from zkops import __version__
 from zkops.provision.deploy import Recap, deploy, down
 from zkops.provision.inventory import Inventory, InventoryError, default_local, load
 from zkops.provision.remote import Options, deploy_remote, service_remote
 from zkops.provision.status import EnsembleStatus, check_ensemble
 from zkops.provision.verify import verify
+from zkops.requires import MissingPackage
 
 console = Console()
 STYLE = {"ok": "green", "changed": "yellow", "failed": "red", "skipped": "cyan"}
@@ -72,6 +74,16 @@ REMOTE_COMMANDS = {
 }
 
 
+def _all_parsers(ap: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parser and every subcommand's, so that ``--version`` works after any of them."""
+    out = [ap]
+    for action in ap._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for p in dict.fromkeys(action.choices.values()):
+                out.extend(_all_parsers(p))
+    return out
+
+
 def _options(args: argparse.Namespace) -> Options:
     return Options(check=getattr(args, "check", False), diff=getattr(args, "diff", False),
                    limit=set(args.limit.split(",")) if getattr(args, "limit", None) else None,
@@ -83,6 +95,7 @@ def _options(args: argparse.Namespace) -> Options:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="zkops", description="Java-free ZooKeeper: deploy and check ensembles.")
+    ap.add_argument("--version", action="version", version=f"zkops {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     for name, text in REMOTE_COMMANDS.items():
         p = sub.add_parser(name, help=text)
@@ -104,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     from zkops.labs import cli as lab_cli
 
     lab_cli.add_parser(sub)
+    for p in _all_parsers(ap):
+        if "--version" not in p._option_string_actions:
+            p.add_argument("--version", action="version", version=f"zkops {__version__}")
     args = ap.parse_args(argv)
     if args.command == "lab":
         return lab_cli.main(args)
@@ -112,6 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     except InventoryError as exc:
         console.print(f"[red]inventory error:[/] {escape(str(exc))}")
         return 2
+    try:
+        return _run(args, inv)
+    except MissingPackage as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        return 2
+
+
+def _run(args: argparse.Namespace, inv: Inventory) -> int:
     remote = any(h.connection == "ssh" for h in inv.hosts)
     if args.command == "status":
         hosts = [h for h in inv.hosts if h.connection == "local"] or inv.hosts

@@ -20,8 +20,11 @@ import time
 from pathlib import Path
 
 INCLUDE = ("python3", "python3-venv", "openssh-server", "iproute2", "iptables", "procps", "sudo")
+# a host as production has it: systemd as PID 1, and Debian's own ZooKeeper package (with its JVM)
+SYSTEMD_INCLUDE = (*INCLUDE, "systemd", "systemd-sysv", "dbus", "zookeeper")
 CACHE = Path("/var/tmp/zkops-test-images")
 BASE_TAG = "zkops-test-base:bookworm"
+SYSTEMD_TAG = "zkops-test-systemd:bookworm"
 
 
 class DockerUnavailable(RuntimeError):
@@ -41,9 +44,9 @@ def _mirror() -> str:
     return m.group(1)
 
 
-def rootfs_tarball() -> Path:
-    """The cached debootstrap root file system as a tar (built once, about a minute)."""
-    key = hashlib.sha256(",".join(INCLUDE).encode()).hexdigest()[:12]
+def rootfs_tarball(include: tuple[str, ...] = INCLUDE) -> Path:
+    """The cached debootstrap root file system as a tar (built once, about a minute; a few with a JVM)."""
+    key = hashlib.sha256(",".join(include).encode()).hexdigest()[:12]
     tar = CACHE / f"bookworm-minbase-{key}.tar"
     if tar.exists():
         return tar
@@ -52,7 +55,7 @@ def rootfs_tarball() -> Path:
         raise DockerUnavailable("debootstrap is not installed (scripts/install-test-deps installs it)")
     with tempfile.TemporaryDirectory(prefix="zkops-rootfs-", dir="/var/tmp") as tmp:
         root = Path(tmp) / "root"
-        subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(INCLUDE)}", "bookworm",
+        subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(include)}", "bookworm",
                         str(root), _mirror()], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         partial = tar.with_suffix(".partial")
         subprocess.run(["tar", "-C", str(root), "-cf", str(partial), "."], check=True)
@@ -98,6 +101,15 @@ class Engine:
             repo, tag = BASE_TAG.split(":")
             self.client.api.import_image_from_file(str(rootfs_tarball()), repository=repo, tag=tag)
         return BASE_TAG
+
+    def systemd_image(self) -> str:
+        """The base image plus systemd as PID 1 and Debian's zookeeper package."""
+        try:
+            self.client.images.get(SYSTEMD_TAG)
+        except Exception:  # noqa: BLE001 - docker.errors.ImageNotFound
+            repo, tag = SYSTEMD_TAG.split(":")
+            self.client.api.import_image_from_file(str(rootfs_tarball(SYSTEMD_INCLUDE)), repository=repo, tag=tag)
+        return SYSTEMD_TAG
 
     def stop(self) -> None:
         """Stop our dockerd (its containers die with it) and remove its directories."""

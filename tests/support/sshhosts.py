@@ -1,8 +1,16 @@
-"""Bare Debian hosts with sshd and python3, as containers of the tests' own Docker engine."""
+"""Bare Debian hosts with sshd and python3, as containers of the tests' own Docker engine.
+
+``add_systemd_host`` adds one as production hosts are: systemd as PID 1 (the container gets
+SYS_ADMIN, its own cgroup namespace and tmpfs on /run; never --privileged), sshd started by
+systemd, and Debian's own ``zookeeper`` package (with its JVM) installed.
+"""
 
 from __future__ import annotations
 
+import io
 import random
+import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +46,8 @@ class SshHosts:
         key = paramiko.RSAKey.generate(2048)
         key.write_private_key_file(str(self.key_path))
         public = f"{key.get_name()} {key.get_base64()} zkops-tests"
+        self.public = public
+        self.prefix = prefix
         for _ in range(20):
             self.third = random.randrange(1, 255)
             try:
@@ -62,6 +72,44 @@ class SshHosts:
             self.hosts.append(SshHost(f"zk{i}", address, engine.client.containers.get(created["Id"])))
         for h in self.hosts:
             self.wait_ssh(h)
+
+    def add_systemd_host(self, name: str, index: int) -> SshHost:
+        """A host whose PID 1 is systemd, with Debian's zookeeper package; address .10+index."""
+        api = self.engine.client.api
+        address = f"172.28.{self.third}.{10 + index}"
+        host_config = api.create_host_config(
+            cap_add=["SYS_ADMIN", "NET_ADMIN"], cgroupns="private",
+            security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+            tmpfs={"/run": "", "/run/lock": "", "/tmp": ""})
+        created = api.create_container(
+            self.engine.systemd_image(), ["/sbin/init"], name=f"{self.prefix}-{self.third}-{index}", hostname=name,
+            environment={"container": "docker"}, labels={"zkops.test": "ssh"}, stop_signal="SIGRTMIN+3",
+            host_config=host_config,
+            networking_config=api.create_networking_config(
+                {self.network.name: api.create_endpoint_config(ipv4_address=address)}))
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            d = tarfile.TarInfo(".ssh")
+            d.type, d.mode = tarfile.DIRTYPE, 0o700
+            tar.addfile(d)
+            body = (self.public + "\n").encode()
+            f = tarfile.TarInfo(".ssh/authorized_keys")
+            f.size, f.mode = len(body), 0o600
+            tar.addfile(f, io.BytesIO(body))
+        api.put_archive(created["Id"], "/root", buf.getvalue())
+        api.start(created["Id"])
+        host = SshHost(name, address, self.engine.client.containers.get(created["Id"]))
+        self.hosts.append(host)
+        deadline = time.monotonic() + 60
+        while True:
+            state = self.exec(host, "systemctl is-system-running 2>/dev/null")[1].strip()
+            if state in ("running", "degraded"):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"systemd in {name} did not finish booting: {state!r}")
+            time.sleep(0.5)
+        self.wait_ssh(host)
+        return host
 
     def wait_ssh(self, h: SshHost, timeout: float = 30.0) -> None:
         import socket

@@ -123,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.CRITICAL)  # kazoo's reconnect chatter is shown as WATCHER events
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["--version"], ["-version"]):
+        from zkops import __version__
+
+        sys.stdout.write(f"zkcli (zkops {__version__})\n")
+        return 0
     try:
         opts, command = parse_argv(argv)
         timeout = int(opts.get("timeout", "30000"))
