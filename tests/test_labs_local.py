@@ -15,9 +15,10 @@ from kazoo.client import KazooClient
 
 from tests.support.lab_scenarios import kill_isolate_heal
 from zkops.labs.faultproxy import Faults, Relay
-from zkops.labs.lab import Lab, LabError, four_letter, parse_groups
+from zkops.labs.lab import Lab, LabError, parse_groups
 from zkops.labs.local import free_ports
 from zkops.labs.timeline import elections, timeline
+from zkops.server.fourletterclient import four_letter_or_empty
 
 
 def _alive(pid: int) -> bool:
@@ -232,7 +233,7 @@ def test_down_stops_a_server_another_process_restarted(tmp_path: Path):
         other.start(1)
         restarted = other.node(1).pid
         deadline = time.monotonic() + 60
-        while not four_letter(*other.address(1), "srvr") and time.monotonic() < deadline:
+        while not four_letter_or_empty(*other.address(1), "srvr") and time.monotonic() < deadline:
             time.sleep(0.05)
         assert restarted is not None and _alive(restarted)
     finally:
