@@ -21,8 +21,9 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-PROC = "/zookeeper"
-QUOTA_ROOT = "/zookeeper/quota"
+from .paths import QUOTA as QUOTA_ROOT
+from .paths import ZOOKEEPER as PROC
+
 LIMIT_NODE = "zookeeper_limits"
 STAT_NODE = "zookeeper_stats"
 
