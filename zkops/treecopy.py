@@ -202,7 +202,7 @@ def import_tree(server: str, lines: IO[str], prefix: str = "", overwrite: bool =
                 auth: list[str] | None = None, timeout: float = 15.0, log: Log | None = None) -> ImportResult:
     """Create what the file holds under ``prefix``; existing nodes are left alone, or with
     ``overwrite`` get the file's data and ACL. Running it twice changes nothing the second time."""
-    from kazoo.exceptions import NodeExistsError, NoNodeError
+    from kazoo.exceptions import NoAuthError, NodeExistsError, NoNodeError
     from kazoo.security import ACL, Id
 
     head, records = read_tree(lines)
@@ -242,7 +242,14 @@ def import_tree(server: str, lines: IO[str], prefix: str = "", overwrite: bool =
                 try:
                     if fut is None:
                         raise NodeExistsError()
-                    fut.get()
+                    try:
+                        fut.get()
+                    except NoAuthError:
+                        # the parent's ACL is checked before the name: under a locked parent an
+                        # existing node answers NoAuth
+                        if zk.exists(path) is None:
+                            raise
+                        raise NodeExistsError() from None
                     res.created += 1
                     if not may_create(acl):
                         deferred.append((path, acl))
