@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from zkops.server import snapshot as snapmod
+from zkops.server.datatree import DataTree
 
 from . import backupset
 from .inventory import Host, Inventory
@@ -214,13 +215,13 @@ def backup(inv: Inventory, to: Path, opts: Options, keep: int | None = None,
                 continue
             files = src.listing()
             listings.append((src, files))
-            if h in leader and any(f.name.startswith("snapshot.") for f in files):
+            if h in leader and files:
                 chosen = (src, files)
                 break
         if chosen is None:
-            with_snap = [(s, f) for s, f in listings if any(x.name.startswith("snapshot.") for x in f)]
+            with_snap = [(s, f) for s, f in listings if f]
             if not with_snap:
-                raise backupset.BackupError("no voter has a snapshot to back up"
+                raise backupset.BackupError("no voter has a snapshot or a txn log to back up"
                                             + ("".join(f"\n  {e}" for e in errors)))
             chosen = max(with_snap, key=lambda sf: _newest(sf[1]))
         src, files = chosen
@@ -265,8 +266,20 @@ def _copy(src: Source, files: list[RemoteFile], to: Path, man: backupset.Manifes
         result.snapshot = key
         snap_zxid = snapmod.snapshot_zxid(Path(f.name))
         break
+    if snap_zxid is None and logs and (int(logs[0].name[4:], 16) & 0xFFFFFFFF) == 1:
+        # no snapshot yet (zkops writes its first after snapCount txns), but the logs go back
+        # to the first txn of the history: the tree before it is the empty one
+        snap_zxid = int(logs[0].name[4:], 16) - 1
+        name = snapmod.snapshot_name(snap_zxid)
+        key = f"{h.name}/{name}"
+        if key not in man.files:
+            data = snapmod.serialize(snap_zxid, {}, backupset.snapshot_nodes(DataTree()))
+            backupset.store(to, man, h.name, name, data, f"{h.name}:(empty tree before the first txn)", 0, 0.0)
+            result.fetched.append(key)
+        result.snapshot = key
     if snap_zxid is None:
-        raise backupset.BackupError(f"{h.name} has no whole snapshot")
+        raise backupset.BackupError(f"{h.name} has no whole snapshot, and its logs do not reach back to the "
+                                    f"first txn")
     # from the log holding the snapshot's zxid, or from where the stored logs end if that is
     # earlier, so that the chain goes on from the last run without a gap
     stored = [e.last for e in man.logs() if e.last]

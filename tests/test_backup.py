@@ -297,3 +297,37 @@ def test_verify_and_restore_name_what_is_not_a_backup(tmp_path: Path):
     inventory(data, "zk1", tmp_path / "t", 2999)
     done = zkops("restore", str(data), "--from", str(tmp_path / "nowhere"))
     assert done.returncode == 2 and "does not exist" in done.stderr
+
+
+def test_a_server_without_a_snapshot_yet_is_backed_up_from_its_first_txn(tmp_path: Path):
+    srv = ZkopsProcess().start()
+    try:
+        zk = client(srv.address)
+        try:
+            zk.create("/few", b"1")
+            zk.create("/few/more", b"2")
+        finally:
+            zk.stop()
+            zk.close()
+        assert not any(p.name.startswith("snapshot.") for p in (srv.data_dir / "version-2").iterdir())
+        inv = inventory(tmp_path / "inv.yaml", "zk1", srv.workdir, srv.port)
+        done = zkops("backup", str(inv), "--to", str(tmp_path / "b"))
+        assert done.returncode == 0, done.stdout + done.stderr
+        ver = zkops("backup", "verify", str(tmp_path / "b"))
+        assert ver.returncode == 0, ver.stdout
+    finally:
+        srv.cleanup()
+    target = ZkopsProcess(workdir=tmp_path / "r")
+    done = zkops("restore", str(inventory(tmp_path / "r.yaml", "zk1", target.workdir, target.port)),
+                 "--from", str(tmp_path / "b"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    try:
+        target.start()
+        zk = client(target.address)
+        try:
+            assert zk.get("/few/more")[0] == b"2"
+        finally:
+            zk.stop()
+            zk.close()
+    finally:
+        target.cleanup()
