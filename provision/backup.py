@@ -292,7 +292,9 @@ def _copy(src: Source, files: list[RemoteFile], to: Path, man: backupset.Manifes
     for f in logs[start:]:
         key = f"{h.name}/{f.name}"
         old = man.files.get(key)
-        if old is not None and old.source_size == f.size and old.source_mtime == f.mtime:
+        # a copy that ended in a record cut short is fetched again: mtime can miss the rest of
+        # that write (its granularity is a clock tick) and the file size is preallocated
+        if old is not None and old.source_size == f.size and old.source_mtime == f.mtime and not old.torn:
             result.unchanged += 1
             result.last_zxid = max(result.last_zxid, old.last)
             continue

@@ -57,6 +57,7 @@ class FileEntry:
     added: float = 0.0
     first_time: int = 0  # ms of its first txn (logs)
     last_time: int = 0  # ms of its last txn (logs); a snapshot: the file's mtime in ms
+    torn: bool = False  # the copy ends in a record cut short (copied while being written)
 
 
 @dataclass
@@ -109,14 +110,14 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def describe_log(data: bytes, name: str) -> tuple[int, int, int, int]:
-    """(first zxid, last zxid, first time, last time) of a log file's bytes; damage raises."""
-    recs, _, _ = txnlog.scan(data, name)
+def describe_log(data: bytes, name: str) -> tuple[int, int, int, int, bool]:
+    """(first zxid, last zxid, first time, last time, torn) of a log file's bytes; damage raises."""
+    recs, _, problem = txnlog.scan(data, name)
     if not recs:
-        return 0, 0, 0, 0
+        return 0, 0, 0, 0, problem == "torn"
     t0 = _TIME.unpack_from(data, recs[0][1] + _TIME_AT)[0]
     t1 = _TIME.unpack_from(data, recs[-1][1] + _TIME_AT)[0]
-    return recs[0][0], recs[-1][0], t0, t1
+    return recs[0][0], recs[-1][0], t0, t1, problem == "torn"
 
 
 def store(directory: Path, manifest: Manifest, host: str, name: str, data: bytes, source: str,
@@ -128,12 +129,13 @@ def store(directory: Path, manifest: Manifest, host: str, name: str, data: bytes
         if len(data) < txnlog.HEADER_SIZE:
             data = data.ljust(txnlog.HEADER_SIZE, b"\0")  # the header ends in zero bytes
         try:
-            first, last, t0, t1 = describe_log(data, source)
+            first, last, t0, t1, torn = describe_log(data, source)
         except txnlog.CorruptLogError as exc:
             raise BackupError(f"{source}: the server's log is damaged: {exc}") from None
     else:
         first = last = snapmod.snapshot_zxid(Path(name))
         t0 = t1 = int(source_mtime * 1000)
+        torn = False
     d = Path(directory) / "files" / host
     d.mkdir(parents=True, exist_ok=True)
     tmp = d / f".{name}.tmp"
@@ -143,7 +145,7 @@ def store(directory: Path, manifest: Manifest, host: str, name: str, data: bytes
         os.fsync(f.fileno())
     os.replace(tmp, d / name)
     entry = FileEntry(f"{host}/{name}", kind, len(data), sha256_of(data), first, last, source, source_size,
-                      source_mtime, time.time(), t0, t1)
+                      source_mtime, time.time(), t0, t1, torn)
     manifest.files[entry.name] = entry
     return entry
 
@@ -249,7 +251,8 @@ def verify(directory: Path, full: bool = True) -> Report:
     rep = Report(directory)
     times: dict[int, int] = {}
     chain: list[int] = []  # every txn zxid across the logs, merged, ascending
-    for e in man.logs():
+    logs = man.logs()
+    for e in logs:
         rep.checked += 1
         try:
             data, recs = _txn_times(directory, e)
@@ -282,6 +285,10 @@ def verify(directory: Path, full: bool = True) -> Report:
             z = chain[i]
             if not _next_ok(prev, z):
                 span.stops_because = f"no txn 0x{_successor(prev):x} in the logs (next is 0x{z:x})"
+                gap = (f"the txn chain has a gap: {span.stops_because}; a log file is missing or truncated "
+                       f"(`--keep` can drop the part before it)")
+                if gap not in rep.problems:
+                    rep.problems.append(gap)
                 break
             prev = z
             i += 1

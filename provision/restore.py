@@ -13,6 +13,7 @@ import os
 import secrets
 import shlex
 import signal
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,8 +40,19 @@ class RestoreResult:
     moved_aside: list[str]
 
 
+def _listening(h: Host) -> bool:
+    """Does anything accept connections on the node's client port? (A busy server may be slow
+    to answer ruok; a refused connection is the clear "not running".)"""
+    addr = "127.0.0.1" if h.address in ("0.0.0.0", "") else h.address
+    try:
+        with socket.create_connection((addr, h.client_port), timeout=5):
+            return True
+    except OSError:
+        return four_letter(h.address, h.client_port, "ruok", timeout=2) == "imok"
+
+
 def running_hosts(inv: Inventory) -> list[Host]:
-    return [h for h in inv.hosts if four_letter(h.address, h.client_port, "ruok", timeout=2) == "imok"]
+    return [h for h in inv.hosts if _listening(h)]
 
 
 def restore(inv: Inventory, src: Path, opts: Options, to_zxid: int | None = None, to_time_ms: int | None = None,
@@ -54,7 +66,7 @@ def restore(inv: Inventory, src: Path, opts: Options, to_zxid: int | None = None
     hosts = [h for h in inv.hosts if not opts.limit or h.name in opts.limit]
     up = running_hosts(inv)
     if up and not force:
-        raise backupset.BackupError("the ensemble is running (" + ", ".join(h.name for h in up) + " answer ruok): "
+        raise backupset.BackupError("the ensemble is running (" + ", ".join(h.name for h in up) + " listen on their client port): "
                                     "stop it first, or pass --force to have zkops stop it")
     if up:
         _stop(inv, opts, log)

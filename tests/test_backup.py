@@ -245,6 +245,10 @@ def _damage(src: Path, dst: Path, how: str) -> None:
         p = dst / "files" / entry["name"]
         b = bytearray(p.read_bytes())
         b[40] ^= 0x01  # inside the first record's txn
+    elif how == "truncated log":  # a log before the last one cut short, manifest rewritten to match
+        entry = logs[len(logs) // 2]
+        p = dst / "files" / entry["name"]
+        b = bytearray(p.read_bytes()[: -30])
     else:  # "truncated snapshot", manifest rewritten to match
         entry = snaps[-1]
         p = dst / "files" / entry["name"]
@@ -258,7 +262,8 @@ def _damage(src: Path, dst: Path, how: str) -> None:
 @pytest.mark.parametrize("how,says", [("missing log", "missing from the backup"),
                                       ("flipped byte", "sha256 differs"),
                                       ("bad log crc", "corrupt txn log"),
-                                      ("truncated snapshot", "truncated")])
+                                      ("truncated snapshot", "truncated"),
+                                      ("truncated log", "truncated")])
 def test_damaged_backups_are_reported_and_refused(loaded, tmp_path: Path, how: str, says: str):
     _, _, backup_dir, _, _, _ = loaded
     bad = tmp_path / "bad"

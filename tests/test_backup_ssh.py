@@ -40,6 +40,17 @@ def _seed(hosts: SshHosts) -> None:
         zk.close()
     finally:
         srv.stop()
+    # then txns after the newest snapshot, so that restore points follow it
+    srv.extra_cfg["snapCount"] = "100000"
+    srv.start()
+    try:
+        zk = client(srv.address)
+        for i in range(100):
+            zk.set(f"/seed/n{i:03d}", b"changed")
+        zk.stop()
+        zk.close()
+    finally:
+        srv.stop()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(srv.data_dir / "version-2", arcname="version-2")
