@@ -4,6 +4,14 @@
 alias (``srvr`` is ``server_stats``, ``mntr`` is ``monitor``, ...), and answers with the
 keys Apache ZooKeeper's commands use plus ``command`` (the primary name) and ``error``
 (null on success). The 4lw whitelist does not apply here, as in Apache ZooKeeper.
+
+``snapshot`` (GET, ``?streaming=true`` for the bytes) and ``restore`` (POST of snapshot
+bytes) are Apache 3.9's commands with its names and shapes. Unlike Apache they are off
+unless ``admin.snapshot.enabled`` / ``admin.restore.enabled`` (zoo.cfg, or
+``-Dzookeeper.admin.*`` in SERVER_JVMFLAGS) is true; they need an ``Authorization:
+digest user:password`` (or ``ip``) header whose ids have ALL on the root's ACL, and each
+runs at most once per ``admin.snapshot.intervalInMS`` / ``admin.restore.intervalInMS``
+(default 5 minutes). A restore restarts the server from the posted snapshot.
 """
 
 from __future__ import annotations
@@ -240,17 +248,172 @@ def run_command(s: ZooKeeperServer, name: str, query: dict[str, list[str]] | Non
     return 200, {**body, "command": primary, "error": error}
 
 
+# ---------------------------------------------------------------- snapshot and restore
+MAX_RESTORE_BYTES = 1 << 30
+_FLAGS = {"snapshot": ("admin.snapshot.enabled", "admin.snapshot.intervalInMS"),
+          "restore": ("admin.restore.enabled", "admin.restore.intervalInMS")}
+
+
+def _setting(s: ZooKeeperServer, key: str) -> str | None:
+    raw = getattr(s.cfg, "raw", None) or {}
+    for k in (key, "zookeeper." + key):
+        if k in raw:
+            return str(raw[k])
+    from .config import jvm_properties
+
+    props = jvm_properties(os.environ)
+    found = props.get("zookeeper." + key)
+    return found[0] if found else None
+
+
+class _Guard:
+    """Whether a command is on, who may run it, and how often."""
+
+    def __init__(self, s: ZooKeeperServer) -> None:
+        self.s = s
+        self.last: dict[str, float] = {}
+
+    def enabled(self, name: str) -> bool:
+        return (_setting(self.s, _FLAGS[name][0]) or "false").strip().lower() == "true"
+
+    def interval_s(self, name: str) -> float:
+        try:
+            return int(_setting(self.s, _FLAGS[name][1]) or 300000) / 1000
+        except ValueError:
+            return 300.0
+
+    def authorized(self, header: str | None, peer: str) -> tuple[int, str | None]:
+        """(0, None) when the caller's ids have ALL on the root's ACL, else (status, why)."""
+        from .acl import authenticate
+        from .codes import Perm
+        from .records import Id
+
+        if not header:
+            return 401, "Authorization header required (digest user:password, or ip)"
+        scheme, _, cred = header.strip().partition(" ")
+        scheme = scheme.lower()
+        if scheme == "digest" and cred:
+            ids = authenticate("digest", cred.strip().encode(), getattr(self.s.cfg, "super_digest", None))
+        elif scheme == "ip":
+            ids = [Id("ip", peer)]
+        else:
+            return 401, f"unsupported Authorization scheme {scheme!r} (digest or ip)"
+        root = self.s.core.tree.get("/")
+        acl = list(root.acl) if root is not None else []
+        if any(i.scheme == "super" for i in ids):
+            return 0, None
+        for entry in acl:
+            if entry.perms & Perm.ALL != Perm.ALL:
+                continue
+            if entry.id.scheme == "world" and entry.id.id == "anyone":
+                return 0, None
+            for i in ids:
+                if i.scheme == entry.id.scheme and (i.id == entry.id.id or (
+                        i.scheme == "ip" and _ip_in(i.id, entry.id.id))):
+                    return 0, None
+        return 403, "Insufficient permission: ALL on the root is required"
+
+    def rate_limited(self, name: str) -> bool:
+        now = time.monotonic()
+        last = self.last.get(name)
+        if last is not None and now - last < self.interval_s(name):
+            return True
+        self.last[name] = now
+        return False
+
+
+def _ip_in(addr: str, spec: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(addr) in ipaddress.ip_network(spec, strict=False)
+    except ValueError:
+        return False
+
+
+def _snapshot_bytes(s: ZooKeeperServer) -> tuple[int, bytes]:
+    from . import snapshot as snapmod
+
+    tree = s.core.tree
+    zxid = tree.last_zxid
+    sessions = {sid: x.timeout for sid, x in s.core.sessions.sessions.items()}
+    nodes = ((("" if p == "/" else p), n.data, list(n.acl), n.persisted()) for p, n in tree.walk())
+    return zxid, snapmod.serialize(zxid, sessions, nodes)
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    import json
+
+    from .httpd import Response
+
+    return Response(status, "application/json", json.dumps(body, indent=2, default=str).encode(), headers or {})
+
+
+def _guarded(guard: _Guard, req: Any) -> Any:
+    """The snapshot and restore commands (Apache 3.9's shapes)."""
+    name = [p for p in req.path.split("/") if p][1]
+    if not guard.enabled(name):
+        return _json(503, {"command": name, "error": f"{name} command is disabled "
+                                                     f"(set {_FLAGS[name][0]}=true to enable it)"})
+    want = "POST" if name == "restore" else "GET"
+    if req.method not in (want, "HEAD" if want == "GET" else want):
+        return _json(405, {"command": name, "error": f"{name} needs {want}"})
+    status, why = guard.authorized(req.headers.get("authorization"), req.peer)
+    if status:
+        return _json(status, {"command": name, "error": why})
+    if guard.rate_limited(name):
+        return _json(429, {"command": name, "error": f"Rate limit exceeded: one {name} per "
+                                                     f"{guard.interval_s(name):g} s"})
+    s = guard.s
+    if name == "snapshot":
+        zxid, data = _snapshot_bytes(s)
+        head = {"last_zxid": f"0x{zxid:x}", "snapshot_size": str(len(data))}
+        if req.query.get("streaming", ["false"])[0].lower() == "true":
+            from .httpd import Response
+
+            return Response(200, "application/octet-stream", data, head)
+        from . import snapshot as snapmod
+
+        snapmod.install_snapshot_bytes(Path(s.cfg.data_dir), zxid, data)
+        return _json(200, {"last_zxid": zxid, "snapshot_size": len(data), "command": name, "error": None}, head)
+    from . import pendingrestore
+    from .snapshot import SnapshotError
+
+    if not req.body:
+        return _json(400, {"command": name, "error": "post the snapshot's bytes as the request body"})
+    try:
+        done = pendingrestore.install(Path(s.cfg.data_dir), Path(s.cfg.data_log_dir), req.body)
+    except SnapshotError as exc:
+        return _json(400, {"command": name, "error": f"not a valid snapshot: {exc}"})
+    pendingrestore.restart_soon(s.loop)
+    return _json(200, {"last_zxid": done.zxid, "command": name, "error": None})
+
+
 def handler(s: ZooKeeperServer) -> Callable[[str, dict[str, list[str]]], tuple[int, str, bytes]]:
+    guard = _Guard(s)
+
     def handle(path: str, query: dict[str, list[str]]) -> tuple[int, str, bytes]:
         parts = [p for p in path.split("/") if p]
         if not parts or parts[0] != "commands":
             return 404, "application/json", b'{"error": "not found: use /commands"}'
         if len(parts) == 1:
-            links = "".join(f'<a href="/commands/{n}">{n}</a><br/>\n' for n in sorted(COMMANDS))
+            links = "".join(f'<a href="/commands/{n}">{n}</a><br/>\n' for n in sorted([*COMMANDS, *_FLAGS]))
             return 200, "text/html", f"<h1>ZooKeeper AdminServer commands</h1>\n{links}".encode()
         import json  # at the first request, not at start-up
 
         status, body = run_command(s, parts[1], query)
         return status, "application/json", json.dumps(body, indent=2, default=str).encode()
 
+    def request(req: Any) -> Any:
+        from .httpd import Response
+
+        parts = [p for p in req.path.split("/") if p]
+        if len(parts) == 2 and parts[0] == "commands" and parts[1] in _FLAGS:
+            return _guarded(guard, req)
+        if req.method == "POST":
+            return Response(405, "text/plain", b"only GET\n")
+        return Response(*handle(req.path, req.query))
+
+    handle.request = request  # type: ignore[attr-defined]
+    handle.max_body = MAX_RESTORE_BYTES  # type: ignore[attr-defined]
     return handle

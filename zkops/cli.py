@@ -1,7 +1,8 @@
 """zkops: deploy an ensemble from an inventory and show its health.
 
 ``zkops deploy [inventory.yaml]`` (no inventory: the embedded local three-node
-default), ``zkops status [inventory.yaml]``, ``zkops down [inventory.yaml]``.
+default), ``zkops status [inventory.yaml]``, ``zkops down [inventory.yaml]``; backups and
+logical copies are in :mod:`zkops.backup_cli` (``backup``, ``restore``, ``export``, ``import``).
 """
 
 from __future__ import annotations
@@ -114,15 +115,19 @@ def main(argv: list[str] | None = None) -> int:
         if name == "destroy":
             p.add_argument("--purge-data", action="store_true", help="also delete the data directories")
             p.add_argument("--yes", action="store_true", help="do not ask")
+    from zkops import backup_cli
     from zkops.labs import cli as lab_cli
 
     lab_cli.add_parser(sub)
+    backup_cli.add_parsers(sub)
     for p in _all_parsers(ap):
         if "--version" not in p._option_string_actions:
             p.add_argument("--version", action="version", version=f"zkops {__version__}")
     args = ap.parse_args(argv)
     if args.command == "lab":
         return lab_cli.main(args)
+    if args.command in backup_cli.COMMANDS:
+        return backup_cli.run(args)
     try:
         inv = _inventory(args.inventory)
     except InventoryError as exc:
