@@ -22,10 +22,10 @@ from typing import Protocol
 from zkops.server import snapshot as snapmod
 from zkops.server.datatree import DataTree
 
+from ..server.fourletterclient import four_letter_or_empty
 from . import backupset
 from .inventory import Host, Inventory
 from .remote import Options, TaskFailed
-from .status import four_letter
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def open_source(h: Host, opts: Options) -> Source:
 
 
 def _mode(h: Host) -> str | None:
-    for line in four_letter(h.address, h.client_port, "srvr", timeout=2).splitlines():
+    for line in four_letter_or_empty(h.address, h.client_port, "srvr", timeout=2).splitlines():
         if line.startswith("Mode: "):
             return line[6:].strip()
     return None

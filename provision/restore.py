@@ -22,10 +22,10 @@ from pathlib import Path
 
 from zkops.server import snapshot as snapmod
 
+from ..server.fourletterclient import four_letter_or_empty
 from . import backupset
 from .inventory import Host, Inventory
 from .remote import Options
-from .status import four_letter
 
 
 @dataclass
@@ -48,7 +48,7 @@ def _listening(h: Host) -> bool:
         with socket.create_connection((addr, h.client_port), timeout=5):
             return True
     except OSError:
-        return four_letter(h.address, h.client_port, "ruok", timeout=2) == "imok"
+        return four_letter_or_empty(h.address, h.client_port, "ruok", timeout=2) == "imok"
 
 
 def running_hosts(inv: Inventory) -> list[Host]:
