@@ -156,7 +156,8 @@ class Ensemble:
             request=self._on_request, pinged=self._on_pinged, revalidate=self._on_revalidate,
             touched=self._touched, synced=self._on_synced, activate_leader=self._designated_leader,
             last_seen_config=lambda: self.last_seen.text().encode(),
-            config_version=lambda: self.membership.version, history_last=lambda: self.peer.zab.history.last)
+            config_version=lambda: self.membership.version, history_last=lambda: self.peer.zab.history.last,
+            learner_alive=self._learner_alive)
         self.quorum_net = QuorumNetwork(self.sid, (_bind(me.host), me.quorum_port), callbacks, tls=tls,
                                         connect_timeout=max(5.0, cfg.tick_time * cfg.init_limit / 1000))
         server.core.prep.reconfig = self.prepare_reconfig
@@ -372,6 +373,10 @@ class Ensemble:
     def _answer_sync(self, conn: ClientConnection, req: Request) -> None:
         conn.send_reply(req.xid, self.server.core.last_zxid, 0, PathOnly(req.record.path))
         conn.record_latency(req, self.server.core.last_zxid)
+
+    def _learner_alive(self, sid: int) -> bool:
+        lr = self.peer.zab.learners.get(sid)
+        return lr is not None and lr.phase == "synced" and self.peer.zab.now - lr.last_heard <= 2
 
     def _designated_leader(self, zxid: int) -> int | None:
         """For a reconfig's commit: the server that leads under the new membership (us if we

@@ -67,6 +67,7 @@ class QuorumCallbacks:
     last_seen_config: Callable[[], bytes]  # leader: NEWLEADER's config text
     config_version: Callable[[], int]  # learner: LearnerInfo's config version
     history_last: Callable[[], int]  # learner: the core's last logged zxid
+    learner_alive: Callable[[int], bool] = lambda sid: False  # leader: synced and heard from lately
 
 
 @dataclass(eq=False)
@@ -294,8 +295,12 @@ class QuorumNetwork:
                     writer.close()
                     return
                 await asyncio.sleep(0.02)
-            link = _Link(writer, info.sid, next(self.conn_ids), observer=first.type == T.OBSERVERINFO)
             old = self.learners.get(info.sid)
+            if old is not None and not old.closed and self.cb.learner_alive(info.sid):
+                # a learner that restarts or gives up closes its connection first: a second one
+                # for a server we hear from is someone else's, and must not cut the real one off
+                raise qw.QuorumWireError(f"server {info.sid} is already following us and alive")
+            link = _Link(writer, info.sid, next(self.conn_ids), observer=first.type == T.OBSERVERINFO)
             if old is not None:
                 self._close(old)
             self.learners[info.sid] = link
