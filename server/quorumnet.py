@@ -81,6 +81,7 @@ class _Link:
     pending: set[int] = field(default_factory=set)  # leader: sync proposals not yet COMMITted
     committed: int = 0  # learner: the newest zxid the leader said is committed
     info_sent: bool = False
+    uptodate: bool = False  # learner: UPTODATE came; before it Apache's leader takes only our ACK
     closed: bool = False
 
     def write(self, *packets: QuorumPacket, extra: bytes = b"") -> None:
@@ -262,9 +263,11 @@ class QuorumNetwork:
             link.newleader_core = self.cb.history_last()
             msg = NewLeader(link.epoch, link.newleader_core)
         elif t == T.UPTODATE:
+            link.uptodate = True
             msg = UpToDate(link.committed)
         elif t == T.PING:
-            link.write(QuorumPacket(T.PING, p.zxid, qw.encode_sessions(self.cb.touched()), p.authinfo))
+            if link.uptodate:  # during the sync Apache's leader expects the NEWLEADER ACK, nothing else
+                link.write(QuorumPacket(T.PING, p.zxid, qw.encode_sessions(self.cb.touched()), p.authinfo))
             msg = Ping(p.zxid)
         elif t == T.SYNC:
             self.cb.synced()

@@ -29,6 +29,7 @@ def _kinds(ctx: Context) -> None:
         ctx.note("ephemeral_child", "NoChildrenForEphemerals")
     owner.stop()
     owner.close()
+    other.sync("/lab2")  # another server may not have applied the close yet: catch up first
     ctx.note("after_close", sorted(other.get_children("/lab2")))
 
 
@@ -56,6 +57,7 @@ def _versions(ctx: Context) -> None:
                     break
                 except BadVersionError:
                     retries += 1
+    zk.sync("/lab2/counter")  # b's last increment may have gone through another server
     data, st = zk.get("/lab2/counter")
     ctx.note("counter", int(data))
     ctx.note("counter_version", st.version)
