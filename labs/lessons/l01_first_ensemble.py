@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from .engine import Check, Context, Lesson, Step, four_letter
+from .engine import Check, Context, Lesson, Step, four_letter, wait_for
 
 
 def _up(ctx: Context) -> None:
     leader = ctx.leader()
+    # a quorum serves first; the last server joins a moment later
+    wait_for(lambda: all(m is not None for m in ctx.cluster.modes().values()), 60, "every server to join")
     ctx.note("leader", leader)
     ctx.note("modes", {str(k): v for k, v in ctx.cluster.modes().items()})
 
