@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from .engine import Check, Context, Lesson, Step, four_letter, wait_for
+from .engine import Check, Context, Lesson, Step, four_letter
 
 
 def _up(ctx: Context) -> None:
+    from .engine import wait_for
+
     leader = ctx.leader()
     # a quorum serves first; the last server joins a moment later
     wait_for(lambda: all(m is not None for m in ctx.cluster.modes().values()), 60, "every server to join")

@@ -29,7 +29,7 @@ def _kinds(ctx: Context) -> None:
         ctx.note("ephemeral_child", "NoChildrenForEphemerals")
     owner.stop()
     owner.close()
-    other.sync("/lab2")  # another server may not have applied the close yet: catch up first
+    other.sync("/lab2")  # the session's close is committed; make sure other's server applied it
     ctx.note("after_close", sorted(other.get_children("/lab2")))
 
 
@@ -57,7 +57,7 @@ def _versions(ctx: Context) -> None:
                     break
                 except BadVersionError:
                     retries += 1
-    zk.sync("/lab2/counter")  # b's last increment may have gone through another server
+    zk.sync("/lab2/counter")  # b wrote last, perhaps through another server
     data, st = zk.get("/lab2/counter")
     ctx.note("counter", int(data))
     ctx.note("counter_version", st.version)
