@@ -70,9 +70,10 @@ class Node:
         owner = self.owner
         if owner < 0:
             owner = 0
-        return Stat(self.czxid, self.mzxid, self.ctime, self.mtime, self.version, self.cversion,
-                    self.aversion, owner, len(self.data) if self.data is not None else 0,
-                    len(ch) if ch else 0, self.pzxid)
+        n = len(ch) if ch else 0
+        # Apache keeps the number of child creations and shows creations plus deletions
+        return Stat(self.czxid, self.mzxid, self.ctime, self.mtime, self.version, 2 * self.cversion - n,
+                    self.aversion, owner, len(self.data) if self.data is not None else 0, n, self.pzxid)
 
     def persisted(self) -> StatPersisted:
         return StatPersisted(self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
@@ -134,9 +135,8 @@ class DataTree:
     # ---------------------------------------------------------------- setup
     def _install_system_nodes(self) -> None:
         root = Node(b"", self.acls.intern(OPEN_ACL_UNSAFE), 0, 0, 0)
-        root.cversion = -1  # as ZooKeeper: /zookeeper is added without a cversion bump
+        # as ZooKeeper, the system nodes are added without counting a creation (Stat shows -1, -2)
         zk = Node(b"", root.acl, 0, 0, 0)
-        zk.cversion = -2
         quota = Node(b"", root.acl, 0, 0, 0)
         config = Node(b"", self.acls.intern(READ_ACL_UNSAFE), 0, 0, 0)
         config.aversion = -1
@@ -245,11 +245,13 @@ class DataTree:
             parent.children = {}
         elif name in parent.children:
             raise ZkError(Err.NODEEXISTS, path)
-        # Apache ZooKeeper 3.8 bumps the parent's cversion by one on every create and
-        # delete, whatever parentCVersion the txn carries (that one drives the
-        # sequential suffix, which counts creations only).
-        parent.cversion += 1
-        if zxid > parent.pzxid:
+        # As Apache ZooKeeper 3.8: a node's cversion counts the creations of its children (a
+        # delete changes only pzxid; Stat shows 2 * cversion - children). The txn's
+        # parentCVersion wins when it is higher; a replayed create leaves both alone.
+        if parent_cversion == -1:
+            parent_cversion = parent.cversion + 1
+        if parent_cversion > parent.cversion:
+            parent.cversion = parent_cversion
             parent.pzxid = zxid
         parent.children[name] = None
         if len(parent.children) > parent.capacity * 3 // 4:
@@ -284,7 +286,6 @@ class DataTree:
         del self.nodes[path]
         if parent.children:
             parent.children.pop(paths.basename(path), None)
-        parent.cversion += 1
         if zxid > parent.pzxid:
             parent.pzxid = zxid
         owner = node.owner

@@ -145,7 +145,10 @@ class Election:
         if n.sender == self.my_id:
             return out
         out.events.append(ElectionEvent("vote_received", n.round, n.vote, n.sender, n.state))
-        if n.state != ServerState.LOOKING.value and n.config and n.config_version > self.config_version:
+        if (n.state != ServerState.LOOKING.value and n.config and n.config_version > self.config_version
+                and n.sender in self.voters | self.observers):
+            # only a member we know may tell us of a newer membership (the owner still checks
+            # that the text reads as one that keeps the sender): anyone can reach the port
             # a server that serves knows a membership we missed (committed while we were away)
             out.adopt = (n.config_version, n.config)
             return out

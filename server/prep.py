@@ -287,7 +287,6 @@ class Preparer:
         zxid = hdr.zxid
         p = parent.copy(zxid)
         p.num_children -= 1
-        p.cversion += 1
         self._push(p)
         self._push(Change(zxid, path, False))
         if path in self.seq:
@@ -373,7 +372,6 @@ class Preparer:
             if parent is not None:
                 pc = parent.copy(zxid)
                 pc.num_children -= 1
-                pc.cversion += 1
                 self._push(pc)
             self._push(Change(zxid, p, False))
         return CloseSessionTxn(sorted(doomed))

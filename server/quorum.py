@@ -13,35 +13,37 @@ apply when the COMMIT comes back, and answer the client whose (session, cxid) it
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import acl as aclmod
+from . import quorumwire as qw
 from . import snapshot as snapmod
 from .codes import Err, Op, Perm, ZkError
 from .config import ConfigError, ServerConfig
 from .connection import ClientConnection, Request
 from .database import Database
-from .election import ElectionEvent, Notification, ServerState, Vote
+from .election import ElectionEvent, Notification, ServerState
+from .electionnet import ElectionNetwork
 from .membership import Membership
-from .peernet import PeerNetwork
-from .peerwire import Registry
+from .quorumnet import QuorumCallbacks, QuorumNetwork
 from .quorumpeer import ConfigAdopted, PeerOutput, QuorumPeer
 from .records import Id, PathOnly
 from .txncodec import decode_txn, encode_txn
 from .wire import REQUEST_TYPES, decode_multi
 from .zab import (
-    MESSAGES,
     Abandon,
     Append,
     CommitTxn,
+    Envelope,
     Established,
+    FollowerInfo,
     History,
     InstallSnapshot,
     MembershipChanged,
@@ -56,48 +58,6 @@ log = logging.getLogger("zkops.server.quorum")
 ELECTION_TICK = 0.05  # seconds: the election runs on its own fast tick (finalize wait, resends)
 # proposals kept in memory for DIFF; a learner further behind gets a SNAP
 HISTORY_WINDOW = int(os.environ.get("ZKOPS_HISTORY_WINDOW", "50000"))
-
-
-# ---------------------------------------------------------------- shell-to-shell messages
-@dataclass(frozen=True)
-class ForwardedWrite:
-    """A client write a learner hands to the leader to prepare and propose."""
-
-    session: int
-    cxid: int
-    op: int
-    request: bytes
-    auth: tuple
-    time: int
-
-
-@dataclass(frozen=True)
-class Touch:
-    """Sessions a learner's clients kept alive this tick (the leader owns expiry)."""
-
-    sessions: tuple
-
-
-@dataclass(frozen=True)
-class SyncRequest:
-    token: int
-
-
-@dataclass(frozen=True)
-class SyncDone:
-    token: int
-
-
-def _registry_election() -> Registry:
-    r = Registry()
-    r.register(Notification, Vote)
-    return r
-
-
-def _registry_quorum() -> Registry:
-    r = Registry()
-    r.register(*MESSAGES, ForwardedWrite, Touch, SyncRequest, SyncDone)
-    return r
 
 
 def _encode_request(op: int, record: Any) -> bytes:
@@ -133,21 +93,26 @@ def _decode_request(op: int, data: bytes) -> Any:
 
 
 class EpochFiles:
-    """acceptedEpoch and currentEpoch in dataDir, as ZooKeeper names them."""
+    """acceptedEpoch and currentEpoch in dataDir/version-2, as Apache writes them (the decimal
+    number, no newline); files an older zkops left in dataDir itself are still read."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.dir = data_dir
+        self.dir = Path(data_dir) / "version-2"
+        self.old_dir = Path(data_dir)
 
     def read(self, name: str, default: int) -> int:
-        try:
-            return int((self.dir / name).read_text().strip())
-        except (OSError, ValueError):
-            return default
+        for d in (self.dir, self.old_dir):
+            try:
+                return int((d / name).read_text().strip())
+            except (OSError, ValueError):
+                continue
+        return default
 
     def write(self, name: str, value: int) -> None:
-        tmp = self.dir / f".{name}.tmp"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f"{name}.tmp"
         with open(tmp, "w") as f:
-            f.write(f"{value}\n")
+            f.write(f"{value}")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.dir / name)
@@ -183,19 +148,26 @@ class Ensemble:
         from .tls import quorum_contexts
 
         tls = quorum_contexts(getattr(cfg, "raw", {}))
-        self.election_net = PeerNetwork(
+        self.election_net = ElectionNetwork(
             self.sid, (_bind(me.host), me.election_port), self._peer_addresses("election"),
-            _registry_election(), self._on_election, tag=b"E", tls=tls)
-        self.quorum_net = PeerNetwork(
-            self.sid, (_bind(me.host), me.quorum_port), self._peer_addresses("quorum"),
-            _registry_quorum(), self._on_quorum, on_link=self._on_link, tag=b"Q", tls=tls)
+            self._on_election, is_observer=lambda s: s in self.membership.observers, tls=tls)
+        callbacks = QuorumCallbacks(
+            deliver=self._on_zab, link_down=self._on_link_down, is_leading=lambda: self.peer.zab.role == "leader",
+            request=self._on_request, pinged=self._on_pinged, revalidate=self._on_revalidate,
+            touched=self._touched, synced=self._on_synced, activate_leader=self._designated_leader,
+            last_seen_config=lambda: self.last_seen.text().encode(),
+            config_version=lambda: self.membership.version, history_last=lambda: self.peer.zab.history.last,
+            learner_alive=self._learner_alive)
+        self.quorum_net = QuorumNetwork(self.sid, (_bind(me.host), me.quorum_port), callbacks, tls=tls,
+                                        connect_timeout=max(5.0, cfg.tick_time * cfg.init_limit / 1000))
         server.core.prep.reconfig = self.prepare_reconfig
         self._show_config(self.membership.version)
         self.next_voters: set[int] | None = None  # set by prepare_reconfig for the proposal it prepares
         self.waiting: dict[tuple[int, int], Pending] = {}
-        self.sync_waiters: dict[int, tuple[ClientConnection, Request]] = {}
-        self.sync_pending: list[tuple[int, int, int]] = []  # leader: (zxid, learner, token)
-        self.next_token = 0
+        # learner: syncs sent up, answered in order; leader: (zxid, learner) answered once zxid commits
+        self.sync_waiters: collections.deque[tuple[ClientConnection, Request]] = collections.deque()
+        self.local_syncs: collections.deque[tuple[ClientConnection, Request]] = collections.deque()
+        self.sync_pending: list[tuple[int, int]] = []
         self.look_started = time.monotonic()
         self.events_path = Path(cfg.data_log_dir) / "election-events.jsonl"
         self.events: list[dict] = []
@@ -209,6 +181,10 @@ class Ensemble:
         if kind == "election":
             return {s: (p.host, p.election_port) for s, p in servers.items()}
         return {s: (p.host, p.quorum_port) for s, p in servers.items()}
+
+    def _quorum_address(self, sid: int) -> tuple[str, int]:
+        p = self.membership.servers.get(sid) or self.last_seen.servers.get(sid) or self.cfg.servers[sid]
+        return p.host, p.quorum_port
 
     def _show_config(self, zxid: int) -> None:
         """Put the committed membership in /zookeeper/config, as every Apache server shows it."""
@@ -258,7 +234,6 @@ class Ensemble:
         log.info("membership version 0x%x active: voters %s, observers %s (were %s, %s)", new.version,
                  sorted(new.voters), sorted(new.observers), sorted(old.voters), sorted(old.observers))
         self.election_net.set_peers(self._peer_addresses("election"))
-        self.quorum_net.set_peers(self._peer_addresses("quorum"))
         if getattr(self.cfg, "reconfig_enabled", False):
             self._write_dynamic_config()
 
@@ -358,47 +333,81 @@ class Ensemble:
             out = PeerOutput()
             self.peer._zab(out, self.peer.zab.tick())
             self._apply(out)
-            role = self.peer.zab.role
-            if role in ("follower", "observer") and self.peer.established and self.peer.leader is not None:
-                sessions = tuple(self.server.touched_sessions)
-                self.server.touched_sessions.clear()
-                if sessions:
-                    self.quorum_net.send(self.peer.leader, Touch(sessions))
         self._timers.append(self.loop.call_later(self.cfg.tick_time / 1000, self._zab_tick))
 
     # ------------------------------------------------------------ network inputs
-    def _on_election(self, sid: int, msg: Any) -> None:
-        if isinstance(msg, Notification):
-            self._apply(self.peer.receive_election(msg))
+    def _on_election(self, sid: int, msg: Notification) -> None:
+        self._apply(self.peer.receive_election(msg))
 
-    def _on_link(self, sid: int, up: bool) -> None:
-        if not up:
-            self._apply(self.peer.zab_link_down(sid))
+    def _on_link_down(self, sid: int) -> None:
+        self._apply(self.peer.zab_link_down(sid))
 
-    def _on_quorum(self, sid: int, msg: Any) -> None:
-        if isinstance(msg, ForwardedWrite):
-            self._leader_write(msg)
-        elif isinstance(msg, Touch):
-            now = int(time.time() * 1000)
-            for s in msg.sessions:
-                self.server.core.sessions.touch(s, now)
-        elif isinstance(msg, SyncRequest):
-            self._leader_sync(sid, msg.token)
-        elif isinstance(msg, SyncDone):
-            waiter = self.sync_waiters.pop(msg.token, None)
-            if waiter is not None:
-                conn, req = waiter
-                conn.send_reply(req.xid, self.server.core.last_zxid, 0, PathOnly(req.record.path))
-                conn.record_latency(req, self.server.core.last_zxid)
+    def _on_zab(self, sid: int, env: Envelope) -> None:
+        self._apply(self.peer.receive_zab(sid, env))
+
+    def _on_request(self, sid: int, req: qw.ForwardedRequest, auth: tuple) -> None:
+        if req.op == Op.sync:
+            self._leader_sync(sid)
         else:
-            self._apply(self.peer.receive_zab(sid, msg))
+            self._leader_write(req, auth)
+
+    def _on_pinged(self, sid: int, sessions: list[tuple[int, int]]) -> None:
+        now = int(time.time() * 1000)
+        for session, _ in sessions:
+            self.server.core.sessions.touch(session, now)
+
+    def _on_revalidate(self, session: int, timeout: int) -> bool:
+        """A client moved its session to a learner: it is valid while the leader tracks it."""
+        s = self.server.core.sessions.sessions.get(session)
+        if s is None or s.closing:
+            return False
+        self.server.core.sessions.touch(session, int(time.time() * 1000))
+        return True
+
+    def _touched(self) -> list[tuple[int, int]]:
+        tracked = self.server.core.sessions.sessions
+        out = [(s, tracked[s].timeout) for s in self.server.touched_sessions if s in tracked]
+        self.server.touched_sessions.clear()
+        return out
+
+    def _on_synced(self) -> None:
+        if self.sync_waiters:
+            conn, req = self.sync_waiters.popleft()
+            self._answer_sync(conn, req)
+
+    def _answer_sync(self, conn: ClientConnection, req: Request) -> None:
+        conn.send_reply(req.xid, self.server.core.last_zxid, 0, PathOnly(req.record.path))
+        conn.record_latency(req, self.server.core.last_zxid)
+
+    def _learner_alive(self, sid: int) -> bool:
+        lr = self.peer.zab.learners.get(sid)
+        return lr is not None and lr.phase == "synced" and self.peer.zab.now - lr.last_heard <= 2
+
+    def _designated_leader(self, zxid: int) -> int | None:
+        """For a reconfig's commit: the server that leads under the new membership (us if we
+        still vote), as COMMITANDACTIVATE names it; None for other txns."""
+        h = self.peer.zab.history
+        i = h.index.get(zxid)
+        if i is None:
+            return None
+        config = _config_of(h.entries[i][1])
+        if config is None:
+            return None
+        voters, _ = _members_of(config)
+        return self.sid if self.sid in voters or not voters else min(voters)
 
     # ------------------------------------------------------------ outputs
     def _apply(self, out: PeerOutput) -> None:
         for to, n in out.election:
             self.election_net.send(to, n)
+        leading = self.peer.zab.role == "leader"
         for to, m in out.zab:
-            self.quorum_net.send(to, m)
+            if leading:
+                self.quorum_net.send_to_learner(to, m)
+            elif isinstance(m.msg, FollowerInfo):
+                self.quorum_net.follow(to, self._quorum_address(to), m)
+            else:
+                self.quorum_net.send_to_leader(m)
         for ev in out.events:
             self._event(ev)
         for eff in out.effects:
@@ -460,6 +469,7 @@ class Ensemble:
         elif isinstance(eff, Abandon):
             log.warning("leaving %s: %s", server.state, eff.reason)
             self.last_seen = self.membership
+            self.quorum_net.close_all()
             self._unserve()
 
     def _wait_committer(self) -> None:
@@ -544,6 +554,7 @@ class Ensemble:
         self._schedule_read_only()
         self.waiting.clear()
         self.sync_waiters.clear()
+        self.local_syncs.clear()
         self.sync_pending.clear()
 
     # ------------------------------------------------------------ writes
@@ -567,9 +578,8 @@ class Ensemble:
             self._propose(session, cxid, op, record, auth, int(time.time() * 1000))
             return
         if self.peer.zab.role == "observer" or self.peer.zab.role == "follower":
-            msg = ForwardedWrite(session, cxid, op, _encode_request(op, record),
-                                 tuple((a.scheme, a.id) for a in auth), int(time.time() * 1000))
-            if self.peer.leader is None or not self.quorum_net.send(self.peer.leader, msg):
+            req = qw.ForwardedRequest(session, cxid, op, _encode_request(op, record))
+            if self.peer.leader is None or not self.quorum_net.forward(req, tuple((a.scheme, a.id) for a in auth)):
                 self.waiting.pop((session, cxid), None)
                 self._fail(origin, Err.CONNECTIONLOSS)
 
@@ -578,16 +588,16 @@ class Ensemble:
             origin.conn.send_reply(origin.req.xid, self.server.core.last_zxid, int(err))
             origin.conn.write_done()
 
-    def _leader_write(self, msg: ForwardedWrite) -> None:
+    def _leader_write(self, msg: qw.ForwardedRequest, auth_ids: tuple) -> None:
         if not self.peer.can_propose:
             return  # the learner will time out and its client reconnect
         try:
-            record = _decode_request(msg.op, msg.request)
+            record = _decode_request(msg.op, msg.body)
         except Exception as exc:  # a peer sent junk: refuse this write only
             log.warning("undecodable forwarded write op %s: %s", msg.op, exc)
             return
-        auth = [Id(s, i) for s, i in msg.auth]
-        self._propose(msg.session, msg.cxid, msg.op, record, auth, msg.time)
+        auth = [Id(s, i) for s, i in auth_ids]
+        self._propose(msg.session, msg.cxid, msg.op, record, auth, int(time.time() * 1000))
 
     def _propose(self, session: int, cxid: int, op: int, record: Any, auth: list[Id], now: int) -> None:
         core = self.server.core
@@ -610,8 +620,8 @@ class Ensemble:
             ready = [w for w in self.sync_pending if w[0] <= zxid]
             if ready:
                 self.sync_pending = [w for w in self.sync_pending if w[0] > zxid]
-                for _, learner, token in ready:
-                    self._sync_reply(learner, token)
+                for _, learner in ready:
+                    self._sync_reply(learner)
         if self.server.txns_since_snapshot >= self.server.snap_threshold:
             self.server._take_snapshot()
 
@@ -620,32 +630,35 @@ class Ensemble:
 
     # ------------------------------------------------------------ sync
     def client_sync(self, conn: ClientConnection, req: Request) -> bool:
-        """Follower: ask the leader to flush the pipe; True when the reply is deferred."""
+        """A client's sync: True when the reply is deferred (a learner asks the leader, which
+        answers once what it proposed before has committed)."""
         if self.peer.can_propose or self.peer.leader is None:
             outstanding = self.peer.zab.outstanding
             if not outstanding:
                 return False
-            self.next_token += 1
-            self.sync_waiters[self.next_token] = (conn, req)
-            self.sync_pending.append((next(reversed(outstanding)), self.sid, self.next_token))
+            self.local_syncs.append((conn, req))
+            self.sync_pending.append((next(reversed(outstanding)), self.sid))
             return True
-        self.next_token += 1
-        self.sync_waiters[self.next_token] = (conn, req)
-        self.quorum_net.send(self.peer.leader, SyncRequest(self.next_token))
+        body = PathOnly(req.record.path).to_bytes()
+        if not self.quorum_net.forward(qw.ForwardedRequest(conn.session_id, req.xid, int(Op.sync), body), ()):
+            return False
+        self.sync_waiters.append((conn, req))
         return True
 
-    def _leader_sync(self, learner: int, token: int) -> None:
+    def _leader_sync(self, learner: int) -> None:
         outstanding = self.peer.zab.outstanding
         if not outstanding:
-            self._sync_reply(learner, token)
+            self._sync_reply(learner)
         else:
-            self.sync_pending.append((next(reversed(outstanding)), learner, token))
+            self.sync_pending.append((next(reversed(outstanding)), learner))
 
-    def _sync_reply(self, learner: int, token: int) -> None:
+    def _sync_reply(self, learner: int) -> None:
         if learner == self.sid:
-            self._on_quorum(self.sid, SyncDone(token))
+            if self.local_syncs:
+                conn, req = self.local_syncs.popleft()
+                self._answer_sync(conn, req)
         else:
-            self.quorum_net.send(learner, SyncDone(token))
+            self.quorum_net.send_sync(learner)
 
     # ------------------------------------------------------------ reporting
     def mntr(self) -> list[tuple[str, object]]:

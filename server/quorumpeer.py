@@ -127,8 +127,15 @@ class QuorumPeer:
         return out
 
     def _adopt(self, out: PeerOutput, version: int, config: bytes) -> None:
-        """Take a newer membership a serving server told us of, then look again under it."""
-        voters, observers = self.zab.members_of(config)
+        """Take a newer membership a serving server told us of, then look again under it. Text
+        that does not read as a membership with voters is ignored: a forged or garbled
+        notification must never change who is in the ensemble."""
+        try:
+            voters, observers = self.zab.members_of(config)
+        except Exception:  # the parser is the owner's; whatever it refuses changes nothing
+            return
+        if not voters or not (voters & self.election.voters):
+            return
         self.election.set_members(voters, observers, version, config)
         out.effects.append(ConfigAdopted(version, config))
         self._zab(out, self.zab.reconfigure(voters, observers))

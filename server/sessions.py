@@ -7,18 +7,27 @@ the tracker only looks at one bucket per tick.
 
 from __future__ import annotations
 
-import struct
 import time as _time
 
-# ZooKeeper derives passwords from the session id and a fixed secret, so any server of
-# the ensemble (and a restarted one) can check them; we do the same with our own secret.
-_SECRET = b"zkops-session-secret-v1"
+# ZooKeeper derives a session's password from its id and a fixed secret: 16 bytes of
+# java.util.Random seeded with id ^ 0xB3415C00. Any server of an ensemble (and a restarted
+# one), of either kind, must compute the same bytes for a session to move between them.
+_SECRET = 0xB3415C00
+_MULT = 0x5DEECE66D
+_MASK = (1 << 48) - 1
 
 
 def session_password(session_id: int) -> bytes:
-    import hashlib  # here, not at the top: loading OpenSSL's libcrypto is a few ms of start-up
-
-    return hashlib.sha256(_SECRET + struct.pack(">q", session_id)).digest()[:16]
+    """Apache's password for ``session_id`` (``Random(id ^ secret).nextBytes(new byte[16])``)."""
+    seed = ((session_id ^ _SECRET) ^ _MULT) & _MASK
+    out = bytearray()
+    while len(out) < 16:
+        seed = (seed * _MULT + 0xB) & _MASK
+        word = seed >> 16  # nextInt(): the top 32 of 48 bits, used low byte first
+        for _ in range(min(4, 16 - len(out))):
+            out.append(word & 0xFF)
+            word >>= 8
+    return bytes(out)
 
 
 def initial_session_id(server_id: int, now_ms: int | None = None) -> int:

@@ -206,6 +206,7 @@ class History:
         self.index: dict[int, int] = {z: i for i, (z, _) in enumerate(self.entries)}
         self.start = start
         self.limit = limit
+        self.floor = start  # the owner's commit point: only entries at or below it may be dropped
 
     @property
     def last(self) -> int:
@@ -215,7 +216,10 @@ class History:
         self.index[zxid] = len(self.entries)
         self.entries.append((zxid, payload))
         if len(self.entries) > self.limit * 2:
-            drop = len(self.entries) - self.limit
+            # keep the window, and every entry not yet committed (a learner applies those later)
+            drop = min(len(self.entries) - self.limit, _first_after(self.entries, self.floor))
+            if drop <= 0:
+                return
             self.start = self.entries[drop - 1][0]
             self.entries = self.entries[drop:]
             self.index = {z: i for i, (z, _) in enumerate(self.entries)}
@@ -268,7 +272,8 @@ class ZabPeer:
         self.accepted_epoch = accepted_epoch
         self.current_epoch = current_epoch
         self.history = history
-        self.committed = committed  # applied to the tree
+        self._commit_point = committed  # applied to the tree
+        history.floor = committed
         self.snapshot = snapshot
         self.sync_limit = sync_limit
         self.init_limit = init_limit
@@ -300,6 +305,15 @@ class ZabPeer:
         self.pending_commit = 0
         self.awaiting_ack_newleader: int | None = None
         self.session = 0  # our current attempt to follow (learner side)
+
+    @property
+    def committed(self) -> int:
+        return self._commit_point
+
+    @committed.setter
+    def committed(self, zxid: int) -> None:
+        self._commit_point = zxid
+        self.history.floor = zxid
 
     @property
     def quorum(self) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(1800)]  # its own limit: 1800 s
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWN_FAILURES: set[str] = set()  # every test that passes against Apache 3.8 passes here

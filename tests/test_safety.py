@@ -302,19 +302,63 @@ def test_fuzzed_client_port_never_crashes_or_hangs_the_server():
 
 # ---------------------------------------------------------------- fuzzed bytes on the peer ports
 
-HELLO = struct.Struct(">4sqI")
-peer_payloads = st.one_of(
-    st.binary(min_size=0, max_size=300),
-    st.lists(st.binary(max_size=100), min_size=1, max_size=4).map(
-        lambda bs: b"".join(struct.pack(">I", len(b)) + b for b in bs)),
-    st.integers(0, (1 << 32) - 1).map(lambda n: struct.pack(">I", n)),  # a length and nothing
-    # a hello that claims to be a real member (no authentication between servers, as in Apache's
-    # default), then frames that do not decode
-    st.tuples(st.integers(1, 3), st.sampled_from([b"E", b"Q", b"", b"X"]),
-              st.lists(st.binary(max_size=60), max_size=3)).map(
-        lambda t: struct.pack(">I", HELLO.size + len(t[1])) + HELLO.pack(b"ZKOP", t[0], len(t[1])) + t[1]
-        + b"".join(struct.pack(">I", len(b)) + b for b in t[2])),
+INITIAL = struct.Struct(">qqi")  # Apache's election handshake: protocol version, sid, address length
+
+
+def _framed(frames: list[bytes]) -> bytes:
+    return b"".join(struct.pack(">i", len(b)) + b for b in frames)
+
+
+def _notification(state: int, leader: int, zxid: int, rnd: int, epoch: int, config: bytes) -> bytes:
+    return struct.pack(">iqqqqii", state, leader, zxid, rnd, epoch, 2, len(config)) + config
+
+
+_sids = st.sampled_from([1, 2, 3, 42, -1, 0, (1 << 63) - 1])
+_addresses = st.sampled_from([b"127.0.0.1:1", b"nonsense", b"", b"h:0", b"[::1]:9", b"x" * 3000])
+_configs = st.sampled_from([b"", b"version=ffffffffff", b"\xff\xfe", b"server.1=127.0.0.1:1:2:participant\nversion=fff",
+                            b"server.9=10.0.0.9:1:2:observer\nversion=7fffffffffff"])
+election_payloads = st.one_of(
+    st.binary(max_size=300),
+    # a well-formed handshake claiming a member (or a stranger), then notifications that may be
+    # forged (any state, a membership nobody agreed to) or not notifications at all
+    st.tuples(st.sampled_from([-65536, -65535, -65534, 7]), _sids, _addresses,
+              st.lists(st.one_of(
+                  st.builds(_notification, st.integers(-1, 5), _sids, st.integers(-1, 1 << 40),
+                            st.integers(0, 1 << 40), st.integers(-1, 1 << 20), _configs),
+                  st.binary(max_size=80)), max_size=4)).map(
+        lambda t: INITIAL.pack(t[0], t[1], len(t[2])) + t[2] + _framed(t[3])),
+    # a handshake, then a frame length out of range
+    st.tuples(_sids, st.sampled_from([0, -5, 1 << 20, 0x7FFFFFFF])).map(
+        lambda t: INITIAL.pack(-65536, t[0], 11) + b"127.0.0.1:1" + struct.pack(">i", t[1])),
 )
+
+
+def _packet(ptype: int, zxid: int, data: bytes | None, auth: int) -> bytes:
+    body = struct.pack(">iqi", ptype, zxid, -1 if data is None else len(data)) + (data or b"")
+    return body + struct.pack(">i", auth)
+
+
+quorum_payloads = st.one_of(
+    st.binary(max_size=300),
+    # FOLLOWERINFO/OBSERVERINFO with a LearnerInfo that claims a member or a stranger, then
+    # packets of any type, bodies that do not parse, or lengths out of range
+    st.tuples(st.sampled_from([11, 16, 3, 99]), _sids, st.lists(st.tuples(
+        st.integers(-1, 25), st.integers(-1, 1 << 40), st.none() | st.binary(max_size=40),
+        st.sampled_from([-1, 0, 1 << 20])), max_size=4)).map(
+        lambda t: _packet(t[0], 1 << 32, struct.pack(">qiq", t[1], 0x10000, 0), -1)
+        + b"".join(_packet(*p) for p in t[2])),
+    st.integers(-(1 << 31), (1 << 31) - 1).map(lambda n: struct.pack(">iqi", 2, 0, n)),
+)
+
+
+def _config_of(address: str) -> bytes:
+    zk = KazooClient(hosts=address, timeout=10)
+    zk.start(15)
+    try:
+        return zk.get("/zookeeper/config")[0]
+    finally:
+        zk.stop()
+        zk.close()
 
 
 @pytest.mark.integration
@@ -324,18 +368,28 @@ def test_fuzzed_election_and_quorum_ports_keep_one_leader_serving_writes():
     with Ensemble(3) as ens:
         before = ens.wait_ready()
 
-        @settings(max_examples=120)
-        @given(st.sampled_from(ens.ids), st.sampled_from([1, 2]), peer_payloads)
-        def one(node: int, which: int, payload: bytes) -> None:
-            blast("127.0.0.1", ens.ports[node][which], payload, linger=0.05)
+        configs = {i: _config_of(ens.address(i)) for i in ens.ids}
 
-        one()
+        @settings(max_examples=60, deadline=None)
+        @given(st.sampled_from(ens.ids), election_payloads)
+        def election(node: int, payload: bytes) -> None:
+            blast("127.0.0.1", ens.ports[node][2], payload, linger=0.05)
+
+        @settings(max_examples=60, deadline=None)
+        @given(st.sampled_from(ens.ids), quorum_payloads)
+        def quorum(node: int, payload: bytes) -> None:
+            blast("127.0.0.1", ens.ports[node][1], payload, linger=0.05)
+
+        election()
+        quorum()
         assert all(p.poll() is None for p in ens.procs.values()), ens.log_tail()
         after = ens.wait_ready(timeout=60)
         modes = ens.modes()
         assert list(modes.values()).count("leader") == 1, modes
         served_by_kazoo(ens.connect_string, "/fuzz/peer-ports")
         assert after == before, "garbage on the peer ports should not cost the leader its role"
+        # no forged notification changed anyone's membership
+        assert {i: _config_of(ens.address(i)) for i in ens.ids} == configs
 
 
 # ---------------------------------------------------------------- the bug the harness found (fixed)

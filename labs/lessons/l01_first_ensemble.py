@@ -7,7 +7,11 @@ from .engine import Check, Context, Lesson, Step
 
 
 def _up(ctx: Context) -> None:
+    from .engine import wait_for
+
     leader = ctx.leader()
+    # a quorum serves first; the last server joins a moment later
+    wait_for(lambda: all(m is not None for m in ctx.cluster.modes().values()), 60, "every server to join")
     ctx.note("leader", leader)
     ctx.note("modes", {str(k): v for k, v in ctx.cluster.modes().items()})
 

@@ -78,6 +78,7 @@ def _kill(ctx: Context) -> None:
     ctx.note("outage_s", round(after[0] - (before[-1] if before else t_kill), 3))
     acked = [p for _, p in writer.acked]
     reader = ctx.client(ids=survivors)
+    reader.sync("/lab6")  # the writer's server may be ahead of the reader's: catch up first
     present = set(reader.get_children("/lab6"))
     ctx.note("acked_writes", len(acked))
     ctx.note("acked_missing", [p for p in acked if p.rsplit("/", 1)[1] not in present])

@@ -24,6 +24,7 @@ def _serve(ctx: Context) -> None:
     via_observer.sync("/lab9")
     ctx.note("observer_reads", via_observer.get("/lab9")[0].decode())
     via_observer.set("/lab9", b"through the observer")
+    via_voter.sync("/lab9")  # the voter it reads from may not have applied the commit yet
     ctx.note("voter_reads_forwarded_write", via_voter.get("/lab9")[0].decode())
 
 

@@ -81,7 +81,9 @@ def _zab(ctx: Context) -> None:
     writer.stop.set()
     writer.thread.join(10)
     survivors = [i for i in ctx.cluster.node_ids() if i != leader]
-    present = set(ctx.client(ids=survivors).get_children("/lab6"))
+    reader = ctx.client(ids=survivors)
+    reader.sync("/lab6")  # the writer's server may be ahead of the reader's: catch up first
+    present = set(reader.get_children("/lab6"))
     ctx.note("zab_writes_after_crash", sum(1 for t, _ in writer.acked if t > t_kill))
     ctx.note("zab_acked_missing", [p for _, p in writer.acked if p.rsplit("/", 1)[1] not in present])
     ctx.cluster.start(leader)

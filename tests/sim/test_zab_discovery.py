@@ -35,3 +35,32 @@ def test_follower_resends_follower_info_until_the_leader_answers():
         follower.receive(3, e)
     assert not _infos(follower.tick().messages)
 
+
+
+def test_a_learner_keeps_uncommitted_proposals_beyond_its_history_window():
+    """Found with an Apache leader: a DIFF longer than the in-memory window (and a sync cut off
+    before UPTODATE) made a learner forget proposals it had logged but not applied; UPTODATE then
+    applied only the newest ones and its tree lost writes. The window may only drop committed txns."""
+    from zkops.server.zab import (
+        CommitTxn,
+        Envelope,
+        NewLeader,
+        Proposal,
+        SyncStart,
+        UpToDate,
+        make_zxid,
+    )
+
+    follower = ZabPeer(1, {1, 2, 3}, set(), accepted_epoch=0, current_epoch=0, history=History(limit=2),
+                       committed=0, snapshot=lambda: (0, b""))
+    out = follower.follow(3)
+    session = out.messages[0][1].session
+    follower.receive(3, Envelope(session, LeaderInfo(1)))
+    follower.receive(3, Envelope(session, SyncStart("DIFF", 0)))
+    zxids = [make_zxid(1, n) for n in range(1, 9)]
+    for z in zxids:
+        follower.receive(3, Envelope(session, Proposal(z, b"txn%d" % z)))
+    follower.receive(3, Envelope(session, NewLeader(1, zxids[-1])))
+    follower.persisted(zxids[-1])
+    done = follower.receive(3, Envelope(session, UpToDate(zxids[-1])))
+    assert [e.zxid for e in done.effects if isinstance(e, CommitTxn)] == zxids

@@ -1,0 +1,224 @@
+"""The election port as Apache ZooKeeper 3.8's QuorumCnxManager runs it.
+
+One TCP connection per pair of servers, used both ways. The dialling side sends its
+initial message (see ``electionwire``); the connection survives only when the dialler has
+the larger sid, so a server dials a larger sid only to announce itself (it sends the
+message and closes) and the larger one dials back. Frames are int32 length + notification.
+A server keeps the last notification for each peer and sends it again when a connection
+comes up (Apache's ``lastMessageSent``). Bad bytes close that connection with a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from . import electionwire as ew
+from .election import Notification
+
+log = logging.getLogger("zkops.server.election")
+
+_LEN = struct.Struct(">i")
+HANDSHAKE_TIMEOUT = 5.0
+
+
+class ElectionNetwork:
+    """All election connections of one server."""
+
+    def __init__(self, my_sid: int, bind: tuple[str, int], peers: dict[int, tuple[str, int]],
+                 on_message: Callable[[int, Notification], None], is_observer: Callable[[int], bool],
+                 tls: tuple[Any, Any] | None = None, max_backoff: float = 1.0) -> None:
+        self.my_sid = my_sid
+        self.bind = bind
+        self.peers = {s: a for s, a in peers.items() if s != my_sid}
+        self.on_message = on_message
+        self.is_observer = is_observer
+        self.tls_server, self.tls_client = tls if tls is not None else (None, None)
+        self.max_backoff = max_backoff
+        self.running = False
+        self.writers: dict[int, asyncio.StreamWriter] = {}
+        self.last_sent: dict[int, bytes] = {}
+        self.dialing: set[int] = set()
+        self.learned: dict[int, tuple[str, int]] = {}  # servers outside our membership that dialled us
+        self.server: asyncio.base_events.Server | None = None
+        self.tasks: set[asyncio.Task] = set()
+        self.next_dial: dict[int, float] = {}
+        self.backoff: dict[int, float] = {}
+        self.sent = 0
+        self.received = 0
+        self.refused = 0
+
+    @property
+    def address(self) -> str:
+        host, port = self.bind
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    async def start(self) -> None:
+        self.running = True
+        self.server = await asyncio.start_server(self._accept, self.bind[0], self.bind[1], reuse_address=True,
+                                                 ssl=self.tls_server)
+
+    async def stop(self) -> None:
+        self.running = False
+        if self.server is not None:
+            self.server.close()
+        for w in list(self.writers.values()):
+            w.close()
+        for t in list(self.tasks):
+            t.cancel()
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    # ------------------------------------------------------------ sending
+    def send(self, sid: int, n: Notification) -> bool:
+        payload = ew.encode_notification(ew.from_core(n))
+        frame = _LEN.pack(len(payload)) + payload
+        self.last_sent[sid] = frame
+        w = self.writers.get(sid)
+        if w is not None and not w.is_closing():
+            w.write(frame)
+            self.sent += 1
+            return True
+        self._dial(sid)
+        return False
+
+    def kick(self) -> None:
+        """Retry every peer without a connection now."""
+        for sid in list(self.peers):
+            if sid not in self.writers:
+                self.next_dial.pop(sid, None)
+                self._dial(sid)
+
+    def set_peers(self, peers: dict[int, tuple[str, int]]) -> None:
+        self.peers = {s: a for s, a in peers.items() if s != self.my_sid}
+        for sid in list(self.writers):
+            if sid not in self.peers and sid not in self.learned:
+                self.writers.pop(sid).close()
+
+    def connected(self, sid: int) -> bool:
+        return sid in self.writers
+
+    def _dial(self, sid: int) -> None:
+        if not self.running or sid in self.dialing or sid in self.writers:
+            return
+        addr = self.peers.get(sid) or self.learned.get(sid)
+        if addr is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self.next_dial.get(sid, 0.0):
+            return
+        self.dialing.add(sid)
+        self._spawn(self._connect(sid, addr))
+
+    async def _connect(self, sid: int, addr: tuple[str, int]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            host, port = addr
+            tls = self.tls_client
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                host, port, ssl=tls, server_hostname=host if tls is not None else None), 5.0)
+        except (OSError, asyncio.TimeoutError):
+            back = min(self.backoff.get(sid, 0.05) * 2, self.max_backoff)
+            self.backoff[sid] = back
+            self.next_dial[sid] = loop.time() + back
+            self.dialing.discard(sid)
+            return
+        self.backoff[sid] = 0.05
+        writer.write(ew.encode_initial(ew.InitialMessage(self.my_sid, (self.address,))))
+        if sid > self.my_sid:
+            # the larger sid keeps the connection it dials: announce ourselves and let it dial back
+            try:
+                await writer.drain()
+            except OSError:
+                pass
+            writer.close()
+            self.next_dial[sid] = loop.time() + 0.5
+            self.dialing.discard(sid)
+            return
+        self.dialing.discard(sid)
+        self._adopt(sid, writer)
+        await self._read(sid, reader, writer)
+
+    def _adopt(self, sid: int, writer: asyncio.StreamWriter) -> None:
+        old = self.writers.get(sid)
+        if old is not None and old is not writer:
+            old.close()
+        self.writers[sid] = writer
+        frame = self.last_sent.get(sid)
+        if frame is not None:
+            writer.write(frame)
+
+    # ------------------------------------------------------------ receiving
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        try:
+            msg = await asyncio.wait_for(self._read_initial(reader), HANDSHAKE_TIMEOUT)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.TimeoutError):
+            writer.close()
+            return
+        except ew.ElectionWireError as exc:
+            self.refused += 1
+            log.warning("election connection from %s refused: %s", peer, exc)
+            writer.close()
+            return
+        sid = msg.sid
+        if sid == self.my_sid:
+            log.warning("election connection from %s claims our own sid %d; closing", peer, sid)
+            writer.close()
+            return
+        if sid not in self.peers:
+            if not msg.addresses:
+                log.warning("election connection from unknown server %d at %s without an address; closing",
+                            sid, peer)
+                writer.close()
+                return
+            self.learned[sid] = ew.split_address(msg.addresses[0])
+        if sid < self.my_sid:
+            # the larger sid keeps the connection: close this one and dial back
+            writer.close()
+            self.next_dial.pop(sid, None)
+            old = self.writers.get(sid)
+            if old is None or old.is_closing():
+                self._dial(sid)
+            return
+        self._adopt(sid, writer)
+        await self._read(sid, reader, writer)
+
+    async def _read_initial(self, reader: asyncio.StreamReader) -> ew.InitialMessage:
+        head = await reader.readexactly(8)
+        if ew.initial_head(head) >= 0:
+            return ew.decode_initial(head)
+        rest = await reader.readexactly(12)
+        (n,) = _LEN.unpack_from(rest, 8)
+        if n <= 0 or n > ew.MAX_ADDRESS:
+            raise ew.ElectionWireError(f"address length {n} out of range")
+        return ew.decode_initial(head + rest + await reader.readexactly(n))
+
+    async def _read(self, sid: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        try:
+            while True:
+                (n,) = _LEN.unpack(await reader.readexactly(4))
+                if n <= 0 or n > ew.MAX_FRAME:
+                    raise ew.ElectionWireError(f"frame of {n} bytes")
+                wire = ew.decode_notification(await reader.readexactly(n))
+                self.received += 1
+                try:
+                    self.on_message(sid, ew.to_core(sid, wire, self.is_observer(sid)))
+                except Exception:  # a bug of ours must not look like the peer's fault
+                    log.exception("handling a notification from server %d", sid)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        except ew.ElectionWireError as exc:
+            self.refused += 1
+            log.warning("closing the election connection of server %d (%s): %s", sid, peer, exc)
+        finally:
+            if self.writers.get(sid) is writer:
+                del self.writers[sid]
+            writer.close()

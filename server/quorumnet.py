@@ -1,0 +1,413 @@
+"""The quorum port as Apache ZooKeeper 3.8 runs it: one connection from each learner to the
+leader, QuorumPackets both ways (see ``quorumwire``).
+
+This shell translates between packets and the ZAB core's messages, which travel in
+``Envelope``s: the core's session of a learner is its connection here (a fresh number per
+accepted connection on the leader, the core's own attempt number on the learner). Where
+Apache's protocol says more than the core does, the translation keeps the difference:
+
+- NEWLEADER carries ``newEpoch << 32`` and the ACK of it must say the same, while the core's
+  NewLeader names the last zxid of the sync; each side remembers the other form.
+- Apache learners commit only what a COMMIT named: before UPTODATE the leader sends COMMIT for
+  every proposal of the sync that the core's UpToDate declares committed.
+- A learner answers the leader's PING with the sessions its clients touched; the leader's
+  PING, REQUEST (forwarded writes and syncs), REVALIDATE and SYNC go to the owner's callbacks.
+- A reconfig's commit travels as COMMITANDACTIVATE / INFORMANDACTIVATE.
+
+Bad bytes, an unknown first packet or a learner that never says who it is close that
+connection with a log line; the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import quorumwire as qw
+from .quorumwire import PacketType as T
+from .quorumwire import QuorumPacket
+from .zab import (
+    Ack,
+    AckEpoch,
+    Commit,
+    Envelope,
+    FollowerInfo,
+    Inform,
+    LeaderInfo,
+    NewLeader,
+    Ping,
+    Proposal,
+    SyncStart,
+    UpToDate,
+)
+
+log = logging.getLogger("zkops.server.quorumport")
+
+_COUNTER = 0xFFFFFFFF
+
+
+@dataclass
+class QuorumCallbacks:
+    """What the owner (the ensemble shell) answers or is told."""
+
+    deliver: Callable[[int, Envelope], None]  # a ZAB message from a peer
+    link_down: Callable[[int], None]  # the current connection to/from that peer ended
+    is_leading: Callable[[], bool]
+    request: Callable[[int, qw.ForwardedRequest, tuple], None]  # leader: a learner's REQUEST
+    pinged: Callable[[int, list[tuple[int, int]]], None]  # leader: sessions a learner's clients touched
+    revalidate: Callable[[int, int], bool]  # leader: is this session alive (it moved to a learner)
+    touched: Callable[[], list[tuple[int, int]]]  # learner: sessions to report in a PING reply
+    synced: Callable[[], None]  # learner: the leader answered our oldest SYNC
+    activate_leader: Callable[[int], int | None]  # leader: designated leader if zxid is a reconfig
+    last_seen_config: Callable[[], bytes]  # leader: NEWLEADER's config text
+    config_version: Callable[[], int]  # learner: LearnerInfo's config version
+    history_last: Callable[[], int]  # learner: the core's last logged zxid
+    learner_alive: Callable[[int], bool] = lambda sid: False  # leader: synced and heard from lately
+
+
+@dataclass(eq=False)
+class _Link:
+    writer: asyncio.StreamWriter
+    sid: int
+    session: int
+    observer: bool = False
+    epoch: int = 0
+    newleader_core: int | None = None  # the core's NewLeader zxid, until its ACK goes by
+    pending: set[int] = field(default_factory=set)  # leader: sync proposals not yet COMMITted
+    committed: int = 0  # learner: the newest zxid the leader said is committed
+    info_sent: bool = False
+    uptodate: bool = False  # learner: UPTODATE came; before it Apache's leader takes only our ACK
+    closed: bool = False
+
+    def write(self, *packets: QuorumPacket, extra: bytes = b"") -> None:
+        if self.closed or self.writer.is_closing():
+            return
+        self.writer.write(b"".join(qw.encode_packet(p) for p in packets) + extra)
+
+
+class QuorumNetwork:
+    def __init__(self, my_sid: int, bind: tuple[str, int], cb: QuorumCallbacks,
+                 tls: tuple[Any, Any] | None = None, connect_timeout: float = 10.0) -> None:
+        self.my_sid = my_sid
+        self.bind = bind
+        self.cb = cb
+        self.tls_server, self.tls_client = tls if tls is not None else (None, None)
+        self.connect_timeout = connect_timeout
+        self.server: asyncio.base_events.Server | None = None
+        self.learners: dict[int, _Link] = {}  # leader side: the current connection of each learner
+        self.leader_link: _Link | None = None  # learner side
+        self.follow_session = -1
+        self.conn_ids = itertools.count(1)
+        self.tasks: set[asyncio.Task] = set()
+        self.running = False
+        self.refused = 0
+
+    async def start(self) -> None:
+        self.running = True
+        self.server = await asyncio.start_server(self._accept, self.bind[0], self.bind[1], reuse_address=True,
+                                                 ssl=self.tls_server)
+
+    async def stop(self) -> None:
+        self.running = False
+        if self.server is not None:
+            self.server.close()
+        self.close_all()
+        for t in list(self.tasks):
+            t.cancel()
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    def close_all(self) -> None:
+        self.follow_session = -1
+        for link in list(self.learners.values()):
+            self._close(link)
+        self.learners.clear()
+        if self.leader_link is not None:
+            self._close(self.leader_link)
+            self.leader_link = None
+
+    @staticmethod
+    def _close(link: _Link) -> None:
+        link.closed = True
+        link.writer.close()
+
+    def connected(self, sid: int) -> bool:
+        link = self.leader_link
+        return sid in self.learners or (link is not None and link.sid == sid and not link.closed)
+
+    # ------------------------------------------------------------ learner side
+    def follow(self, leader: int, address: tuple[str, int], env: Envelope) -> None:
+        """Open this attempt's connection to the leader and say FOLLOWERINFO/OBSERVERINFO (the
+        core's FollowerInfo in ``env``); a repeat within one attempt goes nowhere."""
+        session = env.session
+        if session == self.follow_session:
+            return
+        self.follow_session = session
+        link = self.leader_link
+        if link is not None:
+            self._close(link)
+            self.leader_link = None
+        self._spawn(self._dial(leader, address, env))
+
+    async def _dial(self, leader: int, address: tuple[str, int], env: Envelope) -> None:
+        session = env.session
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        host, port = address
+        while True:
+            try:
+                tls = self.tls_client
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                    host, port, ssl=tls, server_hostname=host if tls is not None else None), 5.0)
+                break
+            except (OSError, asyncio.TimeoutError):
+                if self.follow_session != session or not self.running:
+                    return
+                if loop.time() > deadline:
+                    self.cb.link_down(leader)
+                    return
+                await asyncio.sleep(0.2)
+        if self.follow_session != session or not self.running:
+            writer.close()  # a newer attempt started meanwhile
+            return
+        link = _Link(writer, leader, session)
+        self.leader_link = link
+        self.send_to_leader(env)
+        await self._learner_read(link, reader)
+
+    def send_to_leader(self, env: Envelope) -> None:
+        link = self.leader_link
+        if link is None or link.session != env.session:
+            return
+        msg = env.msg
+        if isinstance(msg, FollowerInfo):
+            if link.info_sent:
+                return
+            link.info_sent = True
+            li = qw.LearnerInfo(self.my_sid, qw.PROTOCOL_VERSION, self.cb.config_version())
+            ptype = T.OBSERVERINFO if msg.observer else T.FOLLOWERINFO
+            link.write(QuorumPacket(ptype, msg.accepted_epoch << 32, qw.encode_learner_info(li), None))
+        elif isinstance(msg, AckEpoch):
+            link.write(QuorumPacket(T.ACKEPOCH, msg.last_zxid, qw.encode_int(msg.current_epoch), None))
+        elif isinstance(msg, Ack):
+            if link.newleader_core is not None and msg.zxid == link.newleader_core:
+                link.newleader_core = None
+                link.write(QuorumPacket(T.ACK, link.epoch << 32, None, None))
+            else:
+                link.write(QuorumPacket(T.ACK, msg.zxid, None, None))
+        # Ping: Apache learners only answer the leader's pings (see _learner_packet)
+
+    def forward(self, req: qw.ForwardedRequest, auth: tuple) -> bool:
+        """A client's write or sync for the leader; False when there is no connection."""
+        link = self.leader_link
+        if link is None or link.closed:
+            return False
+        link.write(QuorumPacket(T.REQUEST, -1, qw.encode_request(req), tuple(auth)))
+        return True
+
+    async def _learner_read(self, link: _Link, reader: asyncio.StreamReader) -> None:
+        peer = link.writer.get_extra_info("peername")
+        try:
+            while True:
+                p = await _run(reader, qw.read_packet())
+                snapshot = None
+                if p.type == T.SNAP:
+                    snapshot = qw.snapshot_file_of_stream(await _run(reader, qw.read_snap_stream()))
+                self._learner_packet(link, p, snapshot)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        except (qw.QuorumWireError, struct.error) as exc:
+            self.refused += 1
+            log.warning("closing the connection to leader %d (%s): %s", link.sid, peer, exc)
+        finally:
+            link.closed = True
+            link.writer.close()
+            if self.leader_link is link:
+                self.leader_link = None
+                self.cb.link_down(link.sid)
+
+    def _learner_packet(self, link: _Link, p: QuorumPacket, snapshot: bytes | None) -> None:
+        t = p.type
+        msg: Any = None
+        if t == T.LEADERINFO:
+            link.epoch = p.zxid >> 32
+            msg = LeaderInfo(link.epoch)
+        elif t in (T.DIFF, T.TRUNC):
+            link.committed = p.zxid
+            msg = SyncStart("DIFF" if t == T.DIFF else "TRUNC", p.zxid)
+        elif t == T.SNAP:
+            link.committed = p.zxid
+            msg = SyncStart("SNAP", p.zxid, snapshot)
+        elif t == T.PROPOSAL:
+            msg = Proposal(p.zxid, p.data or b"")
+        elif t in (T.COMMIT, T.COMMITANDACTIVATE):
+            link.committed = max(link.committed, p.zxid)
+            msg = Commit(p.zxid)
+        elif t == T.INFORM:
+            link.committed = max(link.committed, p.zxid)
+            msg = Inform(p.zxid, p.data or b"")
+        elif t == T.INFORMANDACTIVATE:
+            link.committed = max(link.committed, p.zxid)
+            _, payload = qw.split_activate(p.data)
+            msg = Inform(p.zxid, payload)
+        elif t == T.NEWLEADER:
+            link.epoch = p.zxid >> 32
+            link.newleader_core = self.cb.history_last()
+            msg = NewLeader(link.epoch, link.newleader_core)
+        elif t == T.UPTODATE:
+            link.uptodate = True
+            msg = UpToDate(link.committed)
+        elif t == T.PING:
+            if link.uptodate:  # during the sync Apache's leader expects the NEWLEADER ACK, nothing else
+                link.write(QuorumPacket(T.PING, p.zxid, qw.encode_sessions(self.cb.touched()), p.authinfo))
+            msg = Ping(p.zxid)
+        elif t == T.SYNC:
+            self.cb.synced()
+            return
+        elif t == T.REVALIDATE:
+            return  # zkops learners check sessions themselves (every server has every session)
+        else:
+            raise qw.QuorumWireError(f"unexpected {T(t).name} from the leader")
+        self.cb.deliver(link.sid, Envelope(link.session, msg))
+
+    # ------------------------------------------------------------ leader side
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        link: _Link | None = None
+        try:
+            first = await asyncio.wait_for(_run(reader, qw.read_packet()), self.connect_timeout)
+            if first.type not in (T.FOLLOWERINFO, T.OBSERVERINFO):
+                raise qw.QuorumWireError(f"first packet is {T(first.type).name}, not FOLLOWERINFO/OBSERVERINFO")
+            info = qw.decode_learner_info(first.data)
+            if info.sid == self.my_sid or info.sid < 0:
+                raise qw.QuorumWireError(f"learner claims sid {info.sid}")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.connect_timeout
+            while not self.cb.is_leading():
+                # the learner may hear the outcome of the election before we act on it
+                if loop.time() > deadline or not self.running:
+                    log.info("server %d wants to follow us, but we do not lead; closing", info.sid)
+                    writer.close()
+                    return
+                await asyncio.sleep(0.02)
+            old = self.learners.get(info.sid)
+            if old is not None and not old.closed and self.cb.learner_alive(info.sid):
+                # a learner that restarts or gives up closes its connection first: a second one
+                # for a server we hear from is someone else's, and must not cut the real one off
+                raise qw.QuorumWireError(f"server {info.sid} is already following us and alive")
+            link = _Link(writer, info.sid, next(self.conn_ids), observer=first.type == T.OBSERVERINFO)
+            if old is not None:
+                self._close(old)
+            self.learners[info.sid] = link
+            self.cb.deliver(info.sid, Envelope(link.session, FollowerInfo(first.zxid >> 32, 0, link.observer)))
+            while True:
+                p = await _run(reader, qw.read_packet())
+                self._leader_packet(link, p)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.TimeoutError):
+            pass
+        except (qw.QuorumWireError, struct.error) as exc:
+            self.refused += 1
+            who = f"server {link.sid}" if link is not None else "a learner"
+            log.warning("closing the quorum connection of %s (%s): %s", who, peer, exc)
+        finally:
+            writer.close()
+            if link is not None:
+                link.closed = True
+                if self.learners.get(link.sid) is link:
+                    del self.learners[link.sid]
+                    self.cb.link_down(link.sid)
+
+    def _leader_packet(self, link: _Link, p: QuorumPacket) -> None:
+        t = p.type
+        msg: Any = None
+        if t == T.ACKEPOCH:
+            msg = AckEpoch(qw.decode_int(p.data), p.zxid)
+        elif t == T.ACK:
+            if p.zxid & _COUNTER == 0:
+                if link.newleader_core is None or p.zxid != link.epoch << 32:
+                    return  # Apache learners ack NEWLEADER's zxid once more after UPTODATE
+                msg = Ack(link.newleader_core)
+                link.newleader_core = None
+            else:
+                msg = Ack(p.zxid)
+        elif t == T.PING:
+            self.cb.pinged(link.sid, qw.decode_sessions(p.data))
+            msg = Ping(p.zxid)
+        elif t == T.REQUEST:
+            self.cb.request(link.sid, qw.decode_request(p.data), p.authinfo or ())
+            msg = Ping(0)  # any packet shows the learner alive
+        elif t == T.REVALIDATE:
+            session, timeout = qw.decode_revalidate(p.data)
+            valid = self.cb.revalidate(session, timeout)
+            link.write(QuorumPacket(T.REVALIDATE, p.zxid, qw.encode_revalidate_reply(session, valid), None))
+            msg = Ping(0)
+        else:
+            raise qw.QuorumWireError(f"unexpected {T(t).name} from learner {link.sid}")
+        self.cb.deliver(link.sid, Envelope(link.session, msg))
+
+    def send_to_learner(self, sid: int, env: Envelope) -> None:
+        link = self.learners.get(sid)
+        if link is None or link.session != env.session:
+            return
+        msg = env.msg
+        if isinstance(msg, LeaderInfo):
+            link.epoch = msg.epoch
+            link.write(QuorumPacket(T.LEADERINFO, msg.epoch << 32, qw.encode_int(qw.PROTOCOL_VERSION), None))
+        elif isinstance(msg, SyncStart):
+            if msg.mode == "SNAP":
+                stream = qw.stream_of_snapshot_file(msg.snapshot or b"")
+                link.write(QuorumPacket(T.SNAP, msg.zxid, None, None), extra=stream)
+            else:
+                link.write(QuorumPacket(T.DIFF if msg.mode == "DIFF" else T.TRUNC, msg.zxid, None, None))
+        elif isinstance(msg, Proposal):
+            link.pending.add(msg.zxid)
+            link.write(QuorumPacket(T.PROPOSAL, msg.zxid, msg.payload, None))
+        elif isinstance(msg, Commit):
+            link.pending.discard(msg.zxid)
+            designated = self.cb.activate_leader(msg.zxid)
+            if designated is None:
+                link.write(QuorumPacket(T.COMMIT, msg.zxid, None, None))
+            else:
+                link.write(QuorumPacket(T.COMMITANDACTIVATE, msg.zxid, qw.encode_long(designated), None))
+        elif isinstance(msg, Inform):
+            designated = self.cb.activate_leader(msg.zxid)
+            if designated is None:
+                link.write(QuorumPacket(T.INFORM, msg.zxid, msg.payload, None))
+            else:
+                link.write(QuorumPacket(T.INFORMANDACTIVATE, msg.zxid, qw.encode_long(designated) + msg.payload,
+                                        None))
+        elif isinstance(msg, NewLeader):
+            link.epoch = msg.epoch
+            link.newleader_core = msg.zxid
+            link.write(QuorumPacket(T.NEWLEADER, msg.epoch << 32, self.cb.last_seen_config(), None))
+        elif isinstance(msg, UpToDate):
+            # Apache learners apply only what a COMMIT names: commit the sync's proposals first
+            done = sorted(z for z in link.pending if z <= msg.committed)
+            link.pending.difference_update(done)
+            link.write(*(QuorumPacket(T.COMMIT, z, None, None) for z in done),
+                       QuorumPacket(T.UPTODATE, -1, None, None))
+        elif isinstance(msg, Ping):
+            link.write(QuorumPacket(T.PING, msg.committed, None, None))
+
+    def send_sync(self, sid: int) -> None:
+        link = self.learners.get(sid)
+        if link is not None:
+            link.write(QuorumPacket(T.SYNC, 0, None, None))
+
+
+async def _run(reader: asyncio.StreamReader, parser: Any) -> Any:
+    """Drive a quorumwire reader over a stream."""
+    try:
+        n = next(parser)
+        while True:
+            n = parser.send(await reader.readexactly(n) if n else b"")
+    except StopIteration as stop:
+        return stop.value
