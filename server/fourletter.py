@@ -172,10 +172,9 @@ def dirs(s: ZooKeeperServer) -> str:
 
 
 def wchs(s: ZooKeeperServer) -> str:
-    by_watcher = s.core.watches.paths_by_watcher()
-    by_path = s.core.watches.watchers_by_path()
-    return (f"{len(by_watcher)} connections watching {len(by_path)} paths\n"
-            f"Total watches:{s.core.watches.watch_count()}\n")
+    # As Apache: the data watch table only, connections whose watches all fired included
+    conns, npaths, total = s.core.watches.summary()
+    return f"{conns} connections watching {npaths} paths\nTotal watches:{total}\n"
 
 
 def wchc(s: ZooKeeperServer) -> str:
