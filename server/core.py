@@ -246,10 +246,10 @@ class ServerCore:
                 out.append((watcher, EventType.NodeChildrenChanged, p))
             else:
                 self.watches.add_child(p, watcher)
-        for p in persistent or ():
-            self.watches.add_persistent(_given(p), watcher, recursive=False)
+        for p in persistent or ():  # a null path is a watch on null here, as in Apache's HashMap
+            self.watches.add_persistent(p, watcher, recursive=False)
         for p in recursive or ():
-            self.watches.add_persistent(_given(p), watcher, recursive=True)
+            self.watches.add_persistent(p, watcher, recursive=True)
         return out
 
     # ------------------------------------------------------------------ replies for writes

@@ -177,17 +177,22 @@ def wchs(s: ZooKeeperServer) -> str:
     return f"{conns} connections watching {npaths} paths\nTotal watches:{total}\n"
 
 
+def _java_str(path: str | None) -> str:
+    return "null" if path is None else path  # a watch set on a null path (setWatches2)
+
+
 def wchc(s: ZooKeeperServer) -> str:
     out = []
     for w, ps in s.core.watches.paths_by_watcher().items():
-        out.append(f"0x{getattr(w, 'session_id', 0):x}\n" + "".join(f"\t{p}\n" for p in sorted(ps)))
+        names = sorted(_java_str(p) for p in ps)
+        out.append(f"0x{getattr(w, 'session_id', 0):x}\n" + "".join(f"\t{p}\n" for p in names))
     return "".join(out) + "\n"
 
 
 def wchp(s: ZooKeeperServer) -> str:
     out = []
-    for p, ws in sorted(s.core.watches.watchers_by_path().items()):
-        out.append(f"{p}\n" + "".join(f"\t0x{getattr(w, 'session_id', 0):x}\n" for w in ws))
+    for p, ws in sorted(s.core.watches.watchers_by_path().items(), key=lambda kv: _java_str(kv[0])):
+        out.append(f"{_java_str(p)}\n" + "".join(f"\t0x{getattr(w, 'session_id', 0):x}\n" for w in ws))
     return "".join(out) + "\n"
 
 

@@ -401,22 +401,26 @@ class Preparer:
             if failed_at >= 0:
                 txns.append(Txn(Op.error, ErrorTxn(int(Err.RUNTIMEINCONSISTENCY)).to_bytes()))
                 continue
-            if op == Op.createTTL and not isinstance(req, CreateTTLRequest):
-                # a plain create with a TTL flag: Apache's cast fails and so does the whole multi
-                self._seq_undo = None
-                while len(self.outstanding) > saved_len:
-                    self.outstanding.pop()
-                self.by_path = saved
-                for path, old in reversed(undo_log):
-                    self._restore_seq(path, old)
-                raise ZkError(Err.MARSHALLINGERROR)
             try:
+                if op == Op.createTTL and not isinstance(req, CreateTTLRequest):
+                    # a plain create with a TTL flag: Apache's cast to CreateTTLRequest fails
+                    raise ZkError(Err.MARSHALLINGERROR)
                 if op not in (Op.create, Op.create2, Op.createContainer, Op.createTTL, Op.delete,
                               Op.setData, Op.check):
                     raise ZkError(Err.BADARGUMENTS)
                 body = self._one(hdr, op, req, auth)
                 txns.append(Txn(_txn_type(op, body), body.to_bytes()))
             except ZkError as exc:
+                if exc.code == Err.MARSHALLINGERROR:
+                    # what Apache meets as a Java exception, not a KeeperException, fails the
+                    # whole multi (one error txn), not just this op
+                    self._seq_undo = None
+                    while len(self.outstanding) > saved_len:
+                        self.outstanding.pop()
+                    self.by_path = saved
+                    for path, old in reversed(undo_log):
+                        self._restore_seq(path, old)
+                    raise
                 failed_at = i
                 err = exc.code
                 txns.append(Txn(Op.error, ErrorTxn(int(err)).to_bytes()))

@@ -8,11 +8,14 @@ sequence runs on a fresh Apache standalone and a fresh zkops process; a differen
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tests.fuzz.differential import (
     KNOWN,
     Difference,
+    ServerPool,
     check,
     compare,
     kept_cases,
@@ -25,7 +28,8 @@ from tests.support import refzk
 
 pytestmark = pytest.mark.reference
 
-SHORT_SEEDS = range(1000, 1003)
+KEPT_WORKERS = 3
+SHORT_SEEDS = range(1000, 1002)
 SHORT_STEPS = 40
 LONG_SEEDS = range(40)
 LONG_STEPS = 60
@@ -36,32 +40,65 @@ def _need_apache() -> None:
         pytest.fail("Apache ZooKeeper is not installed: run scripts/install-test-deps")
 
 
+@pytest.fixture(scope="module")
+def pool():
+    """Server pairs for this module: each sequence gets a fresh pair, the next one starting
+    while it runs; every server is stopped when the module ends."""
+    _need_apache()
+    with ServerPool() as p:
+        yield p
+
+
 def _explain(name: str, diff: Difference, replay: str) -> str:
     return f"{name} differs from Apache 3.8 (replay: python -m tests.fuzz.differential {replay})\n{diff}"
 
 
-@pytest.mark.parametrize("case", kept_cases(), ids=lambda p: p.stem)
-def test_kept_case_answers_as_apache(case):
+def test_kept_cases_answer_as_apache():
+    """Every kept case, three at a time (each on its own fresh pair of servers)."""
     _need_apache()
-    steps = load_case(case)["steps"]
-    diff = check(steps)
-    assert diff is None or diff.known is not None, _explain(case.stem, diff, f"--case {case}")
+    cases = kept_cases()
+    assert cases
+    failures: dict[str, str] = {}
+    lock = threading.Lock()
+    todo = list(cases)
+
+    def worker() -> None:
+        with ServerPool() as own:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    case = todo.pop(0)
+                try:
+                    diff = check(load_case(case)["steps"], own)
+                    problem = None if diff is None or diff.known else _explain(case.stem, diff, f"--case {case}")
+                except Exception as exc:  # a server that would not start: reported, not hidden
+                    problem = f"{case.stem}: {exc!r}"
+                if problem:
+                    with lock:
+                        failures[case.stem] = problem
+
+    threads = [threading.Thread(target=worker) for _ in range(KEPT_WORKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, f"{len(failures)} of {len(cases)} kept cases differ:\n\n" + "\n\n".join(
+        failures[k] for k in sorted(failures))
 
 
 @pytest.mark.parametrize("seed", SHORT_SEEDS)
-def test_short_seeded_run_answers_as_apache(seed):
-    _need_apache()
-    diff = check(generate(seed, SHORT_STEPS))
+def test_short_seeded_run_answers_as_apache(seed, pool):
+    diff = check(generate(seed, SHORT_STEPS), pool)
     assert diff is None or diff.known is not None, _explain(f"seed {seed}", diff,
                                                             f"--seed {seed} --steps {SHORT_STEPS}")
 
 
 @pytest.mark.slow
-def test_long_run_finds_no_unlisted_difference():
-    _need_apache()
+def test_long_run_finds_no_unlisted_difference(pool):
     failures = []
     for seed in LONG_SEEDS:
-        diff = check(generate(seed, LONG_STEPS))
+        diff = check(generate(seed, LONG_STEPS), pool)
         if diff is not None and diff.known is None:
             failures.append(_explain(f"seed {seed}", diff, f"--seed {seed} --steps {LONG_STEPS} --shrink"))
     assert not failures, f"{len(failures)} of {len(LONG_SEEDS)} sequences differ:\n\n" + "\n\n".join(failures)
@@ -135,7 +172,6 @@ def test_standalone_reconfig_answers_as_apache(enabled):
     assert seen["ZkopsProcess"] == seen["RefZooKeeper"]
 
 
-def test_a_bare_session_looks_the_same_on_both():
-    _need_apache()
-    a, z, a_alive, z_alive = run_pair([{"k": "connect", "c": 0}])
+def test_a_bare_session_looks_the_same_on_both(pool):
+    a, z, a_alive, z_alive = run_pair([{"k": "connect", "c": 0}], pool)
     assert a == z and a_alive and z_alive

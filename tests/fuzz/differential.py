@@ -48,7 +48,8 @@ def _op(step: Step) -> int | None:
 
 def _without_close(seen: dict[int, list[Any]], slot: int) -> dict[int, list[Any]]:
     out = dict(seen)
-    if out.get(slot, [None])[-1] == "closed":
+    # Apache closes after it answers; now and then the close comes after our ping's deadline
+    if out.get(slot, [None])[-1] in ("closed", "stalled"):
         rest = out.pop(slot)[:-1]
         if rest:
             out[slot] = rest
@@ -137,33 +138,84 @@ def _start(make: Callable[[], Any], out: dict[str, Any], key: str, attempts: int
     out[key + "-error"] = "\n".join(errors)
 
 
-def run_pair(steps: list[Step]) -> tuple[list[Any], list[Any], bool, bool]:
-    """Run ``steps`` on a fresh Apache and a fresh zkops at the same time; both traces, and
-    whether each server was still running at the end."""
-    servers: dict[str, Any] = {}
-    try:
-        starters = [threading.Thread(target=_start, args=(RefZooKeeper, servers, "apache")),
-                    threading.Thread(target=_start, args=(ZkopsProcess, servers, "zkops"))]
-        for t in starters:
+class ServerPool:
+    """Fresh server pairs (Apache, zkops), the next pair starting while a sequence runs on the
+    current one, and used pairs stopped in the background. ``close`` stops every server the
+    pool started (use it as a context manager)."""
+
+    def __init__(self, prefetch: bool = True) -> None:
+        self.prefetch = prefetch
+        self._next: tuple[list[threading.Thread], dict[str, Any]] | None = None
+        self._stoppers: list[threading.Thread] = []
+
+    def _launch(self) -> tuple[list[threading.Thread], dict[str, Any]]:
+        servers: dict[str, Any] = {}
+        threads = [threading.Thread(target=_start, args=(RefZooKeeper, servers, "apache")),
+                   threading.Thread(target=_start, args=(ZkopsProcess, servers, "zkops"))]
+        for t in threads:
             t.start()
-        for t in starters:
+        return threads, servers
+
+    def take(self) -> tuple[Any, Any]:
+        pending = self._next or self._launch()
+        self._next = None
+        threads, servers = pending
+        for t in threads:
             t.join()
+        if self.prefetch:
+            self._next = self._launch()
         if "apache" not in servers or "zkops" not in servers:
+            self.release(tuple(servers[k] for k in ("apache", "zkops") if k in servers))
             raise RuntimeError("a server did not start:\n" + servers.get("apache-error", "")
                                + servers.get("zkops-error", ""))
-        ref, ours = servers["apache"], servers["zkops"]
-        out: dict[str, Any] = {}
-        runners = [threading.Thread(target=run_one, args=(ref, steps, out, "apache")),
-                   threading.Thread(target=run_one, args=(ours, steps, out, "zkops"))]
-        for t in runners:
-            t.start()
-        for t in runners:
+        return servers["apache"], servers["zkops"]
+
+    def release(self, pair: tuple[Any, ...]) -> None:
+        t = threading.Thread(target=lambda: [s.cleanup() for s in pair])
+        t.start()
+        self._stoppers.append(t)
+
+    def close(self) -> None:
+        if self._next is not None:
+            threads, servers = self._next
+            self._next = None
+            for t in threads:
+                t.join()
+            for key in ("apache", "zkops"):
+                if key in servers:
+                    servers[key].cleanup()
+        for t in self._stoppers:
             t.join()
-        return out["apache"], out["zkops"], ref.proc.poll() is None, ours.proc.poll() is None
+        self._stoppers.clear()
+
+    def __enter__(self) -> ServerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_pair(steps: list[Step], pool: ServerPool | None = None) -> tuple[list[Any], list[Any], bool, bool]:
+    """Run ``steps`` on a fresh Apache and a fresh zkops at the same time; both traces, and
+    whether each server was still running at the end."""
+    own = pool is None
+    pool = pool or ServerPool(prefetch=False)
+    try:
+        ref, ours = pool.take()
+        try:
+            out: dict[str, Any] = {}
+            runners = [threading.Thread(target=run_one, args=(ref, steps, out, "apache")),
+                       threading.Thread(target=run_one, args=(ours, steps, out, "zkops"))]
+            for t in runners:
+                t.start()
+            for t in runners:
+                t.join()
+            return out["apache"], out["zkops"], ref.proc.poll() is None, ours.proc.poll() is None
+        finally:
+            pool.release((ref, ours))
     finally:
-        for key in ("apache", "zkops"):
-            if key in servers:
-                servers[key].cleanup()
+        if own:
+            pool.close()
 
 
 def compare(steps: list[Step], apache: list[Any], zkops: list[Any], apache_alive: bool = True,
@@ -187,8 +239,8 @@ def compare(steps: list[Step], apache: list[Any], zkops: list[Any], apache_alive
     return first_known
 
 
-def check(steps: list[Step]) -> Difference | None:
-    return compare(steps, *run_pair(steps))
+def check(steps: list[Step], pool: ServerPool | None = None) -> Difference | None:
+    return compare(steps, *run_pair(steps, pool))
 
 
 def shrink(steps: list[Step], diff: Difference, log: Callable[[str], None] = print,
@@ -196,7 +248,9 @@ def shrink(steps: list[Step], diff: Difference, log: Callable[[str], None] = pri
     """Delta debugging (ddmin) over steps: the smallest sequence that still shows the same
     kind of unlisted difference (``run`` compares one sequence; default: on fresh servers)."""
     want = diff.signature()
-    run = run or check
+    if run is None:
+        with ServerPool() as pool:
+            return shrink(steps, diff, log, lambda candidate: check(candidate, pool))
 
     def fails(candidate: list[Step]) -> bool:
         d = run(candidate)
@@ -262,13 +316,18 @@ def main(argv: list[str] | None = None) -> int:
         runs = [(f"seed {args.seed}", generate(args.seed, args.steps))]
     else:
         ap.error("give --seed, --seeds or --case")
+    with ServerPool() as pool:
+        return _run_all(runs, args, pool)
+
+
+def _run_all(runs: list[tuple[str, list[Step]]], args: argparse.Namespace, pool: ServerPool) -> int:
     differing = known = 0
     for name, steps in runs:
         if args.show:
             for i, s in enumerate(steps):
                 print(f"  {i:3d} {json.dumps(s)}")
         t0 = time.monotonic()
-        diff = check(steps)
+        diff = check(steps, pool)
         took = time.monotonic() - t0
         if diff is None:
             print(f"{name}: same ({took:.1f} s)")
@@ -280,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         differing += 1
         print(f"{name}: DIFFERS ({took:.1f} s)\n{diff}")
         if args.shrink:
-            small = shrink(steps, diff)
+            small = shrink(steps, diff, run=lambda candidate: check(candidate, pool))
             print(f"{name}: shrunk to {len(small)} steps:")
             for s in small:
                 print("  " + json.dumps(s))
