@@ -110,7 +110,7 @@ def test_generator_is_deterministic_and_covers_every_request():
     assert {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 100, 101, 103, 104,
             105, 106, 107, -11} <= ops
     kinds = {s["k"] for seed in range(40) for s in generate(seed, 60)}
-    assert kinds == {"connect", "attach", "drop", "req", "4lw"}
+    assert kinds == {"connect", "attach", "drop", "req", "4lw", "unknown"}
 
 
 def test_compare_reports_the_first_unlisted_difference_and_passes_listed_ones():

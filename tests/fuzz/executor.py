@@ -225,6 +225,8 @@ class Executor:
         k = st["k"]
         if k == "4lw":
             return ("4lw", st["w"], self.words(st["w"]))
+        if k == "unknown":
+            return ("unknown", self.unknown(st))
         slot = st["c"]
         if k == "connect" or k == "attach":
             old = self.conns.pop(slot, None)
@@ -294,6 +296,17 @@ class Executor:
         c.sid, c.passwd = resp.sessionId, resp.passwd
         self.conns[slot] = c
         return [obs]
+
+    def unknown(self, st: dict[str, Any]) -> list[Obs]:
+        """An unknown opcode on a new session's own connection: its reply, then the client
+        closes (Apache closes too, at a moment of its own choosing)."""
+        got = self.connect(-1, 0, b"\0" * 16)
+        c = self.conns.pop(-1, None)
+        if c is None:
+            return got
+        got += self.request(-1, c, dict(st, xid=None))
+        self._drop(c)
+        return got
 
     def request(self, slot: int, c: Conn, st: dict[str, Any]) -> list[Obs]:
         op = st["op"]
