@@ -402,8 +402,9 @@ class Preparer:
                 txns.append(Txn(Op.error, ErrorTxn(int(Err.RUNTIMEINCONSISTENCY)).to_bytes()))
                 continue
             try:
-                if op == Op.createTTL and not isinstance(req, CreateTTLRequest):
-                    # a plain create with a TTL flag: Apache's cast to CreateTTLRequest fails
+                if op != Op.createTTL and getattr(req, "flags", None) in CreateFlag.TTL:
+                    # a plain create with a TTL flag: Apache makes it a createTTL op without a
+                    # ttl, and its cast to CreateTTLRequest fails
                     raise ZkError(Err.MARSHALLINGERROR)
                 if op not in (Op.create, Op.create2, Op.createContainer, Op.createTTL, Op.delete,
                               Op.setData, Op.check):

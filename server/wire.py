@@ -73,9 +73,9 @@ _END = MultiHeader(-1, True, -1)
 
 
 def _create_type(flags: int) -> int:
-    """The op a create inside a multi becomes: Apache's Op.create picks it from the flags alone."""
-    if flags in (5, 6):
-        return Op.createTTL
+    """The op a create inside a multi becomes: Apache's Op.create picks it from the flags alone
+    (a TTL flag would make it a createTTL without a ttl: it stays a create here, and the
+    preparer fails the multi when it gets to it, as Apache's cast to CreateTTLRequest does)."""
     return Op.createContainer if flags == 4 else Op.create
 
 
@@ -100,8 +100,6 @@ def decode_multi(buf: bytes | memoryview, off: int, read: bool = False) -> list[
             raise JuteError(f"invalid op type {t} in multi")
         rec, off = cls.read(buf, off)
         if t in (Op.create, Op.create2, Op.createContainer):
-            # a TTL flag gives createTTL with a CreateRequest: the preparer fails the whole multi
-            # when it gets there, as Apache's cast to CreateTTLRequest does
             t = _create_type(rec.flags)
         elif t == Op.createTTL and rec.flags not in (5, 6):
             t = _create_type(rec.flags)
