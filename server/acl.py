@@ -52,7 +52,7 @@ def _valid_id(ident: Id) -> bool:
     if scheme == "world":
         return value == "anyone"
     if scheme == "digest":
-        return len(value.split(":")) == 2
+        return len(value.split(":")) == 2 and not value.endswith(":")  # Java's split drops a trailing ""
     if scheme == "ip":
         import ipaddress
 
@@ -61,9 +61,9 @@ def _valid_id(ident: Id) -> bool:
             return True
         except ValueError:
             return False
-    if scheme in ("sasl", "x509", "super"):
-        return bool(value) or scheme == "super"
-    return False
+    if scheme in ("sasl", "x509"):
+        return bool(value)
+    return False  # "super" and "world" ids other than anyone: Apache has no provider for them
 
 
 class AclCheck:
@@ -140,6 +140,8 @@ def _fixup(acl: list[ACL], auth: list[Id], path: str | None) -> tuple[ACL, ...]:
     for entry in acl:
         if entry is None or entry.id is None or entry.id.scheme is None:
             raise ZkError(Err.INVALIDACL, path)
+        if entry.id.id is None and entry.id.scheme in ("world", "digest", "ip"):
+            raise ZkError(Err.MARSHALLINGERROR, path)  # Apache's NullPointerException
         if entry.id.scheme == "auth":
             authed = [a for a in auth if a.scheme in AUTHENTICATED_SCHEMES and a.scheme != "super"]
             if not authed:
@@ -157,8 +159,11 @@ def _fixup(acl: list[ACL], auth: list[Id], path: str | None) -> tuple[ACL, ...]:
     return tuple(out)
 
 
-def authenticate(scheme: str, auth: bytes | None, super_digest: str | None) -> list[Id]:
-    """Ids granted by an addauth packet; raises ZkError(AUTHFAILED) for an unknown scheme."""
+def authenticate(scheme: str, auth: bytes | None, super_digest: str | None, peer: str = "") -> list[Id]:
+    """Ids granted by an addauth packet; raises ZkError(AUTHFAILED) for an unknown scheme.
+    The ip scheme grants the connection's own address, as Apache's IP provider does."""
+    if scheme == "ip":
+        return [Id("ip", peer)]
     if scheme == "digest":
         value = (auth or b"").decode("utf-8", "replace")
         ident = digest(value)
@@ -191,3 +196,25 @@ class AclCache:
             found = tuple(acl)
             self._by_value[key] = found
         return found
+
+
+def _java_string_hash(s: str) -> int:
+    h = 0
+    data = s.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    return h
+
+
+def id_set_order(ids: list[Id]) -> list[Id]:
+    """A connection's ids in the order Apache keeps them: a set backed by a ConcurrentHashMap
+    (16 buckets for a handful of ids), bucket by Id.hashCode, first come first within one."""
+    size = 16
+    while len(ids) > size * 3 // 4:
+        size *= 2
+
+    def bucket(i: Id) -> int:
+        h = (37 * (37 * 17 + _java_string_hash(i.scheme or "")) + _java_string_hash(i.id or "")) & 0xFFFFFFFF
+        return (h ^ (h >> 16)) & (size - 1)
+
+    return sorted(ids, key=bucket)

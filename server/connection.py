@@ -43,6 +43,7 @@ WRITE_OPS = frozenset({Op.create, Op.create2, Op.createContainer, Op.createTTL, 
 
 
 MALFORMED = object()  # the record of a request whose body did not decode
+UNKNOWN = object()  # the record of a request whose opcode Apache 3.8 does not know
 
 
 def _op_name(op: int) -> str:
@@ -192,11 +193,11 @@ class ClientConnection(asyncio.Protocol):
         self.touched = True
         try:
             if op == Op.multi or op == Op.multiRead:
-                record: Any = decode_multi(frame, 8)
+                record: Any = decode_multi(frame, 8, op == Op.multiRead)
             else:
                 cls = REQUEST_TYPES.get(op, False)
                 if cls is False:
-                    self.queue_request(Request(xid, op, None, time.monotonic(), False))
+                    self.queue_request(Request(xid, op, UNKNOWN, time.monotonic(), False))
                     return
                 record = cls.read(frame, 8)[0] if cls is not None else None
         except (JuteError, struct.error, IndexError, UnicodeDecodeError) as exc:
@@ -320,4 +321,4 @@ class ClientConnection(asyncio.Protocol):
         return self is other
 
 
-__all__ = ["ClientConnection", "Request", "WRITE_OPS", "Err"]
+__all__ = ["ClientConnection", "Request", "WRITE_OPS", "Err", "MALFORMED", "UNKNOWN"]

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import paths
-from .acl import AclCheck, user_name
+from .acl import AclCheck, id_set_order, user_name
 from .codes import Err, EventType, Op, Perm, WatcherType, ZkError
 from .datatree import ApplyResult, DataTree
+from .javaorder import hashset_capacity, hashset_order
 from .metrics import STAT_OVERHEAD_BYTES, PerNamespace
-from .paths import InvalidPath, validate_path
 from .prep import Preparer
 from .records import (
     ACL,
@@ -95,17 +95,28 @@ class ServerCore:
         notes: list[Notification] = []
         if result.events:
             trigger = self.watches.trigger
-            for etype, path in result.events:
-                notes.extend(trigger(etype, path))
+            allowed = AclCheck.allowed
+            for etype, path, acl in result.events:
+                for note in trigger(etype, path):
+                    # only to connections that may read the node (ZOOKEEPER-4799); a one-shot
+                    # watch that is not told is spent all the same, as in Apache
+                    auth = getattr(note[0], "auth", None)
+                    if auth is None or allowed(Perm.READ, acl, auth):
+                        notes.append(note)
         return result, notes
 
     # ------------------------------------------------------------------ reads
     def read(self, op: int, req: Any, watcher: Any, auth: list[Id], session_id: int) -> Any:
-        """Answer one read-side request; raises ZkError with the reply's error code."""
+        """Answer one read-side request; raises ZkError with the reply's error code.
+
+        As Apache's FinalRequestProcessor: read paths are looked up as given, never validated
+        (a malformed path is simply not there: NONODE; "" names the root, as in Apache's node
+        table); a null path fails the request with MARSHALLINGERROR.
+        """
         tree = self.tree
         if op == Op.getData:
-            path = _valid(req.path)
-            node = tree.nodes.get(path)
+            path = _given(req.path)
+            node = tree.nodes.get(path or "/")
             if node is None:
                 raise ZkError(Err.NONODE, path)
             AclCheck.check(Perm.READ, node.acl, auth, path)
@@ -114,8 +125,10 @@ class ServerCore:
             self.reads.add(path, (len(node.data) if node.data else 0) + STAT_OVERHEAD_BYTES)
             return GetDataResponse(node.data, node.stat())
         if op == Op.exists:
-            path = _valid(req.path)
-            node = tree.nodes.get(path)
+            path = _given(req.path)
+            if "\0" in path:
+                raise ZkError(Err.BADARGUMENTS, path)
+            node = tree.nodes.get(path or "/")
             if req.watch:
                 self.watches.add_data(path, watcher)
             if node is None:
@@ -123,8 +136,8 @@ class ServerCore:
             self.reads.add(path, STAT_OVERHEAD_BYTES)
             return StatResponse(node.stat())
         if op == Op.getChildren or op == Op.getChildren2:
-            path = _valid(req.path)
-            node = tree.nodes.get(path)
+            path = _given(req.path)
+            node = tree.nodes.get(path or "/")
             if node is None:
                 raise ZkError(Err.NONODE, path)
             AclCheck.check(Perm.READ, node.acl, auth, path)
@@ -136,8 +149,8 @@ class ServerCore:
                 return GetChildrenResponse(children)
             return GetChildren2Response(children, node.stat())
         if op == Op.getACL:
-            path = _valid(req.path)
-            node = tree.nodes.get(path)
+            path = _given(req.path)
+            node = tree.nodes.get(path or "/")
             if node is None:
                 raise ZkError(Err.NONODE, path)
             AclCheck.check(Perm.READ | Perm.ADMIN, node.acl, auth, path)
@@ -146,62 +159,78 @@ class ServerCore:
                 acl = [_redact(a) for a in acl]
             return GetACLResponse(acl, node.stat())
         if op == Op.getAllChildrenNumber:
-            path = _valid(req.path)
-            node = tree.nodes.get(path)
+            path = _given(req.path)
+            node = tree.nodes.get(path or "/")
             if node is None:
                 raise ZkError(Err.NONODE, path)
             AclCheck.check(Perm.READ, node.acl, auth, path)
-            return CountResponse(tree.count_descendants(path))
+            if path == "/":  # Apache: the size of its node table less its two keys for the root
+                return CountResponse(len(tree.nodes) - 1)
+            prefix = path + "/"
+            return CountResponse(sum(1 for p in tree.nodes if p.startswith(prefix)))
         if op == Op.getEphemerals:
-            prefix = req.path or "/"
+            prefix = req.path
             eph = tree.ephemerals_of(session_id)
-            found = sorted(p for p in eph if prefix == "/" or p.startswith(prefix))
-            return GetChildrenResponse(found)
+            if prefix is None or _java_trim(prefix) in ("", "/"):
+                found = list(eph)
+            else:
+                found = [p for p in eph if p.startswith(prefix)]
+            return GetChildrenResponse(hashset_order(sorted(found), hashset_capacity(len(eph))))
         if op == Op.sync:
             return PathOnly(req.path)
         if op == Op.addWatch:
-            path = _valid(req.path)
-            if req.mode not in (0, 1):
-                raise ZkError(Err.BADARGUMENTS, path)
-            self.watches.add_persistent(path, watcher, recursive=req.mode == 1)
-            return None
+            if req.mode not in (0, 1):  # WatcherMode.fromZooDef throws
+                raise ZkError(Err.MARSHALLINGERROR, req.path)
+            self.watches.add_persistent(req.path, watcher, recursive=req.mode == 1)
+            return ErrorResponse(0)
         if op == Op.checkWatches or op == Op.removeWatches:
-            path = _valid(req.path)
-            if req.type not in (WatcherType.CHILDREN, WatcherType.DATA, WatcherType.ANY, 4, 5):
-                raise ZkError(Err.BADARGUMENTS, path)
+            # WatcherType.fromInt knows Children, Data and Any only in 3.8
+            if req.type not in (WatcherType.CHILDREN, WatcherType.DATA, WatcherType.ANY):
+                raise ZkError(Err.MARSHALLINGERROR, req.path)
             if op == Op.checkWatches:
-                found = self.watches.contains(path, watcher, req.type)
+                if req.path is None:
+                    raise ZkError(Err.MARSHALLINGERROR)
+                found = self.watches.contains(req.path, watcher, req.type)
             else:
-                found = self.watches.remove(path, watcher, req.type)
+                found = req.path is not None and self.watches.remove(req.path, watcher, req.type)
             if not found:
-                raise ZkError(Err.NOWATCHER, path)
+                raise ZkError(Err.NOWATCHER, req.path)
             return None
         if op == Op.whoAmI:
-            return WhoAmIResponse([ClientInfo(a.scheme, user_name(a)) for a in auth])
+            return WhoAmIResponse([ClientInfo(a.scheme, user_name(a)) for a in id_set_order(auth)])
         raise ZkError(Err.UNIMPLEMENTED)
 
     def multi_read(self, ops: list[tuple[int, Any]], watcher: Any, auth: list[Id],
-                   session_id: int) -> list[tuple[int, int, Any]]:
-        """multiRead: each op answered on its own; a failing op yields an error result only."""
+                   session_id: int) -> tuple[list[tuple[int, int, Any]], int]:
+        """multiRead: each op answered on its own; a failing op yields an error result only.
+
+        As Apache's FinalRequestProcessor, a write op (or a null path) stops the loop: the
+        reply is MARSHALLINGERROR, and still carries the results gathered before it."""
         results: list[tuple[int, int, Any]] = []
         for op, req in ops:
             if op not in (Op.getChildren, Op.getData):
-                results.append((Op.error, int(Err.BADARGUMENTS), ErrorResponse(int(Err.BADARGUMENTS))))
-                continue
+                return results, int(Err.MARSHALLINGERROR)
             try:
                 results.append((op, 0, self.read(op, req, watcher, auth, session_id)))
             except ZkError as exc:
+                if exc.code == Err.MARSHALLINGERROR:
+                    return results, int(exc.code)
                 results.append((Op.error, int(exc.code), ErrorResponse(int(exc.code))))
-        return results
+        return results, 0
 
     def set_watches(self, rel_zxid: int, data: list[str], exist: list[str], child: list[str],
                     persistent: list[str], recursive: list[str], watcher: Any,
-                    auth: list[Id]) -> list[Notification]:
-        """Re-register a reconnecting client's watches; return events it missed while away."""
-        tree = self.tree
-        out: list[Notification] = []
+                    auth: list[Id], out: list[Notification] | None = None) -> list[Notification]:
+        """Re-register a reconnecting client's watches; return events it missed while away.
+
+        As Apache's DataTree.setWatches: lists in order, paths looked up as given ("" is the
+        root); a null path fails the request with MARSHALLINGERROR, after the events found
+        before it (they are in ``out`` for the caller to send)."""
+        nodes = self.tree.nodes
+        if out is None:
+            out = []
         for p in data or ():
-            node = tree.nodes.get(p)
+            node = nodes.get(_given(p) or "/")
             if node is None:
                 out.append((watcher, EventType.NodeDeleted, p))
             elif node.mzxid > rel_zxid:
@@ -209,20 +238,20 @@ class ServerCore:
             else:
                 self.watches.add_data(p, watcher)
         for p in exist or ():
-            node = tree.nodes.get(p)
+            node = nodes.get(_given(p) or "/")
             if node is not None:
                 out.append((watcher, EventType.NodeCreated, p))
             else:
                 self.watches.add_data(p, watcher)
         for p in child or ():
-            node = tree.nodes.get(p)
+            node = nodes.get(_given(p) or "/")
             if node is None:
                 out.append((watcher, EventType.NodeDeleted, p))
             elif node.pzxid > rel_zxid:
                 out.append((watcher, EventType.NodeChildrenChanged, p))
             else:
                 self.watches.add_child(p, watcher)
-        for p in persistent or ():
+        for p in persistent or ():  # a null path is a watch on null here, as in Apache's HashMap
             self.watches.add_persistent(p, watcher, recursive=False)
         for p in recursive or ():
             self.watches.add_persistent(p, watcher, recursive=True)
@@ -243,13 +272,15 @@ class ServerCore:
         return None
 
 
-def _valid(path: str | None) -> str:
-    try:
-        validate_path(path)
-    except InvalidPath:
-        raise ZkError(Err.BADARGUMENTS, path)
-    assert path is not None
+def _given(path: str | None) -> str:
+    """A read's path as given; null fails the request as Apache's NullPointerException does."""
+    if path is None:
+        raise ZkError(Err.MARSHALLINGERROR)
     return path
+
+
+def _java_trim(s: str) -> str:
+    return s.strip("".join(chr(c) for c in range(33)))
 
 
 def _redact(a: ACL) -> ACL:

@@ -38,7 +38,9 @@ ZOOKEEPER = "/zookeeper"
 QUOTA = "/zookeeper/quota"
 CONFIG = "/zookeeper/config"
 
-Event = tuple[int, str]  # (EventType, path)
+# (EventType, path, the ACL a watcher needs READ on to be told: the node's, or its parent's for
+# NodeChildrenChanged), as Apache 3.8 with ZOOKEEPER-4799
+Event = tuple[int, str, tuple[ACL, ...]]
 
 
 class Node:
@@ -341,10 +343,11 @@ class DataTree:
         if op == Op.setData:
             t: Any = txn
             node = self.set_data(t.path, t.data, t.version, zxid, time)
-            return ApplyResult(value=node.stat(), events=[(EventType.NodeDataChanged, t.path)])
+            return ApplyResult(value=node.stat(), events=[(EventType.NodeDataChanged, t.path, node.acl)])
         if op == Op.reconfig:  # a setData of /zookeeper/config; the reply carries the data too
             node = self.set_data(txn.path, txn.data, txn.version, zxid, time)
-            return ApplyResult(value=(node.data, node.stat()), events=[(EventType.NodeDataChanged, txn.path)])
+            return ApplyResult(value=(node.data, node.stat()),
+                               events=[(EventType.NodeDataChanged, txn.path, node.acl)])
         if op in (Op.create, Op.create2, Op.createContainer, Op.createTTL):
             if isinstance(txn, CreateTxn):
                 owner = client if txn.ephemeral else 0
@@ -355,14 +358,13 @@ class DataTree:
             else:
                 raise ZkError(Err.MARSHALLINGERROR)
             node = self.create(txn.path, txn.data, txn.acl, owner, txn.parentCVersion, zxid, time)
+            parent_path = paths.parent_of(txn.path)
             # the Stat is built only if the reply needs it (create2 and friends)
             return ApplyResult(value=(txn.path, node),
-                               events=[(EventType.NodeCreated, txn.path),
-                                       (EventType.NodeChildrenChanged, paths.parent_of(txn.path))])
+                               events=[(EventType.NodeCreated, txn.path, node.acl),
+                                       (EventType.NodeChildrenChanged, parent_path, self.nodes[parent_path].acl)])
         if op in (Op.delete, Op.deleteContainer):
-            self.delete(txn.path, zxid)
-            return ApplyResult(events=[(EventType.NodeDeleted, txn.path),
-                                       (EventType.NodeChildrenChanged, paths.parent_of(txn.path))])
+            return ApplyResult(events=self._delete_events(txn.path, zxid))
         if op == Op.setACL:
             node = self.set_acl(txn.path, txn.acl, txn.version)
             return ApplyResult(value=node.stat())
@@ -378,6 +380,15 @@ class DataTree:
             return self._apply_multi(txn, zxid, time, client)
         raise ZkError(Err.UNIMPLEMENTED)
 
+    def _delete_events(self, path: str, zxid: int) -> list[Event]:
+        """Delete ``path``; its events carry the ACLs that decide who may see them."""
+        node = self.nodes.get(path)
+        parent_path = paths.parent_of(path)
+        parent = self.nodes.get(parent_path)
+        self.delete(path, zxid)
+        assert node is not None and parent is not None
+        return [(EventType.NodeDeleted, path, node.acl), (EventType.NodeChildrenChanged, parent_path, parent.acl)]
+
     def _close_session(self, session_id: int, txn: CloseSessionTxn | None, zxid: int) -> ApplyResult:
         doomed = set(self.ephemerals.get(session_id, ()))
         if txn is not None and txn.paths2Delete:
@@ -386,9 +397,7 @@ class DataTree:
         # deepest first, so a parent never goes before its (impossible but replayed) children
         for p in sorted(doomed, key=lambda s: (-s.count("/"), s)):
             if p in self.nodes:
-                self.delete(p, zxid)
-                events.append((EventType.NodeDeleted, p))
-                events.append((EventType.NodeChildrenChanged, paths.parent_of(p)))
+                events.extend(self._delete_events(p, zxid))
         self.ephemerals.pop(session_id, None)
         return ApplyResult(events=events)
 

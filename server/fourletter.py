@@ -189,23 +189,27 @@ def dirs(s: ZooKeeperServer) -> str:
 
 
 def wchs(s: ZooKeeperServer) -> str:
-    by_watcher = s.core.watches.paths_by_watcher()
-    by_path = s.core.watches.watchers_by_path()
-    return (f"{len(by_watcher)} connections watching {len(by_path)} paths\n"
-            f"Total watches:{s.core.watches.watch_count()}\n")
+    # As Apache: the data watch table only, connections whose watches all fired included
+    conns, npaths, total = s.core.watches.summary()
+    return f"{conns} connections watching {npaths} paths\nTotal watches:{total}\n"
+
+
+def _java_str(path: str | None) -> str:
+    return "null" if path is None else path  # a watch set on a null path (setWatches2)
 
 
 def wchc(s: ZooKeeperServer) -> str:
     out = []
     for w, ps in s.core.watches.paths_by_watcher().items():
-        out.append(f"0x{getattr(w, 'session_id', 0):x}\n" + "".join(f"\t{p}\n" for p in sorted(ps)))
+        names = sorted(_java_str(p) for p in ps)
+        out.append(f"0x{getattr(w, 'session_id', 0):x}\n" + "".join(f"\t{p}\n" for p in names))
     return "".join(out) + "\n"
 
 
 def wchp(s: ZooKeeperServer) -> str:
     out = []
-    for p, ws in sorted(s.core.watches.watchers_by_path().items()):
-        out.append(f"{p}\n" + "".join(f"\t0x{getattr(w, 'session_id', 0):x}\n" for w in ws))
+    for p, ws in sorted(s.core.watches.watchers_by_path().items(), key=lambda kv: _java_str(kv[0])):
+        out.append(f"{_java_str(p)}\n" + "".join(f"\t0x{getattr(w, 'session_id', 0):x}\n" for w in ws))
     return "".join(out) + "\n"
 
 

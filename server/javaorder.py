@@ -33,3 +33,12 @@ def grown_capacity(capacity: int, size: int) -> int:
 def hashset_order(names_in_insertion_order: Iterable[str], capacity: int) -> list[str]:
     mask = capacity - 1
     return sorted(names_in_insertion_order, key=lambda n: java_hash(n) & mask)
+
+
+def hashset_capacity(size: int) -> int:
+    """The table size of a HashSet copied from one of ``size`` entries (HashMap.putMapEntries)."""
+    wanted = int(size / 0.75 + 1.0)
+    capacity = 1
+    while capacity < wanted:
+        capacity *= 2
+    return capacity

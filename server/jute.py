@@ -33,6 +33,8 @@ def _read_buffer(buf: bytes | memoryview, off: int) -> tuple[bytes | None, int]:
     (n,) = _unpack_int(buf, off)
     off += 4
     if n < 0:
+        if n != -1:  # only -1 means null, as Apache's BinaryInputArchive checks
+            raise JuteError(f"unreasonable length {n}")
         return None, off
     end = off + n
     if end > len(buf):
@@ -44,14 +46,14 @@ def _read_string(buf: bytes | memoryview, off: int) -> tuple[str | None, int]:
     (n,) = _unpack_int(buf, off)
     off += 4
     if n < 0:
+        if n != -1:
+            raise JuteError(f"unreasonable length {n}")
         return None, off
     end = off + n
     if end > len(buf):
         raise JuteError(f"string of {n} bytes overruns the record")
-    try:
-        return str(buf[off:end], "utf-8"), end
-    except UnicodeDecodeError as exc:
-        raise JuteError(f"string is not UTF-8: {exc}") from None
+    # bytes that are not UTF-8 become U+FFFD, as Java's String(bytes, UTF_8) makes them
+    return str(buf[off:end], "utf-8", "replace"), end
 
 
 def _write_buffer(out: bytearray, value: bytes | None) -> None:
@@ -127,8 +129,11 @@ def _emit_read(lines: list[str], target: str, ftype: Any, indent: str, depth: in
         lst = f"_l{depth}"
         item = f"_i{depth}"
         lines.append(f"{indent}({n},) = _unpack_int(buf, off); off += 4")
-        lines.append(f"{indent}if {n} < 0:")
+        # -1 is null; another negative count is an empty vector, as in Apache's BinaryIndex
+        lines.append(f"{indent}if {n} == -1:")
         lines.append(f"{indent}    {target} = None")
+        lines.append(f"{indent}elif {n} < 0:")
+        lines.append(f"{indent}    {target} = []")
         lines.append(f"{indent}else:")
         lines.append(f"{indent}    if {n} > len(buf) - off:")
         lines.append(f"{indent}        raise JuteError('vector of %d items overruns the record' % {n})")

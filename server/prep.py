@@ -48,6 +48,8 @@ from .records import (
 )
 
 CONFIG_PATH = "/zookeeper/config"
+# nodes no client may delete (DataTree.isSpecialPath); their clients' children may go
+SPECIAL_PATHS = frozenset({"/", "/zookeeper", "/zookeeper/quota", CONFIG_PATH})
 
 WRITE_OPS = frozenset({Op.create, Op.create2, Op.createContainer, Op.createTTL, Op.delete,
                        Op.setData, Op.setACL, Op.check, Op.multi, Op.createSession,
@@ -138,6 +140,12 @@ class Preparer:
         else:
             self.seq[path] = value
 
+    def _restore_seq(self, path: str, old: int | None) -> None:
+        if old is None:
+            self.seq.pop(path, None)
+        else:
+            self.seq[path] = old
+
     def committed(self, zxid: int) -> None:
         """Forget outstanding changes up to ``zxid``: the tree now shows them."""
         out = self.outstanding
@@ -175,6 +183,10 @@ class Preparer:
             hdr.type = Op.error
             return hdr, ErrorTxn(int(exc.code))
 
+    def prepare_error(self, session_id: int, cxid: int, code: int, now_ms: int) -> tuple[TxnHeader, Any]:
+        """An error txn for a write refused before its checks (it still takes a zxid, as in Apache)."""
+        return TxnHeader(session_id, cxid, self.take_zxid(), now_ms, Op.error), ErrorTxn(int(code))
+
     def _one(self, hdr: TxnHeader, op: int, req: Any, auth: list[Id]) -> Any:
         if op in (Op.create, Op.create2, Op.createContainer, Op.createTTL):
             return self._create(hdr, op, req, auth)
@@ -206,40 +218,52 @@ class Preparer:
         return path
 
     def _create(self, hdr: TxnHeader, op: int, req: CreateRequest | CreateTTLRequest, auth: list[Id]) -> Any:
+        """Checks in Apache's order (PrepRequestProcessor.pRequest2TxnCreate): flags, TTL, the
+        path's shape, the ACL list, the parent, its ACL, then the full path, existence and an
+        ephemeral parent."""
         flags = req.flags
         if flags not in CreateFlag.ALL:
             raise ZkError(Err.BADARGUMENTS, req.path)
         sequential = flags in CreateFlag.SEQUENTIAL
-        path = self._path(req.path, sequential)
         ttl = getattr(req, "ttl", -1) if op == Op.createTTL else -1
         is_ttl = flags in CreateFlag.TTL
-        if op == Op.createTTL:
-            if not self.extended_types or not is_ttl:
-                raise ZkError(Err.UNIMPLEMENTED if not self.extended_types else Err.BADARGUMENTS, path)
+        if is_ttl and not self.extended_types:
+            raise ZkError(Err.UNIMPLEMENTED, req.path)
+        if is_ttl:
             if ttl <= 0 or ttl > MAX_TTL:
-                raise ZkError(Err.BADARGUMENTS, path)
-        elif is_ttl:
+                raise ZkError(Err.BADARGUMENTS, req.path)
+        elif ttl >= 0:
+            raise ZkError(Err.BADARGUMENTS, req.path)
+        path = req.path
+        if path is None:
+            raise ZkError(Err.MARSHALLINGERROR)
+        last = path.rfind("/")
+        if last < 0 or "\0" in path:
             raise ZkError(Err.BADARGUMENTS, path)
-        # As Apache ZooKeeper: the createContainer op makes a container whatever its flags
-        # say, and a create/create2 with the CONTAINER flag makes one too.
-        container = op == Op.createContainer or flags == CreateFlag.CONTAINER
-        parent_path = paths.parent_of(path if not sequential or not path.endswith("/") else path + "x")
+        parent_path = path[:last] or "/"
+        acl = fixup_acl(req.acl, auth, path)
+        # As Apache: the createContainer op makes a container whatever its flags say; create
+        # and create2 never do (the CONTAINER flag on them makes a plain persistent node)
+        container = op == Op.createContainer
         parent = self.record(parent_path)
         if parent is None:
             raise ZkError(Err.NONODE, path)
         AclCheck.check(Perm.CREATE, parent.acl, auth, path)
-        acl = fixup_acl(req.acl, auth, path)
+        # the suffix counts the parent's child creations; the Stat's cversion counts creations
+        # and deletions (Apache's DataNode.copyStat reports 2 * creations - children)
         counter = self.seq.get(parent_path)
         if counter is None:
-            counter = parent.cversion
+            counter = (parent.cversion + parent.num_children) // 2
         if sequential:
             path = f"{path}{counter:010d}"
-            validate_path(path)
-        if path == "/" or self.exists(path):
+        self._path(path)
+        if self.exists(path):
             raise ZkError(Err.NODEEXISTS, path)
         if parent.owner and not (parent.owner == CONTAINER_OWNER or is_ttl_owner(parent.owner)):
             raise ZkError(Err.NOCHILDRENFOREPHEMERALS, path)
-        if req.data is not None and len(req.data) > 0x7FFFFFFF:
+        if op == Op.createTTL and not is_ttl:
+            # a createTTL with another flag and a negative ttl passes every check in Apache,
+            # which then fails applying it and stops; we refuse it (README, compatibility notes)
             raise ZkError(Err.BADARGUMENTS, path)
         if self.enforce_quota:
             self._check_quota(path, None, req.data, True)
@@ -267,23 +291,31 @@ class Preparer:
         return CreateTxn(path, req.data, acl_list, ephemeral, new_cversion)
 
     def _delete(self, hdr: TxnHeader, op: int, req: Any, auth: list[Id]) -> DeleteTxn:
-        path = self._path(req.path)
-        if path in ("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"):
-            # Apache refuses to delete its special nodes only; children a client made under
-            # /zookeeper (quota nodes among them) can go again
+        """Apache's order: the path's shape and the system nodes, the parent, its ACL, the node,
+        the version, children. The path is not validated further: "/a/" is just not there."""
+        path = req.path
+        if path is None:
+            raise ZkError(Err.MARSHALLINGERROR)
+        last = path.rfind("/")
+        if last < 0 or "\0" in path or path in SPECIAL_PATHS:
             raise ZkError(Err.BADARGUMENTS, path)
-        parent_path = paths.parent_of(path)
-        parent = self.record(parent_path)
+        parent_path = path[:last] or "/"
         node = self.record(path)
-        if parent is None or node is None:
+        parent = self.record(parent_path)
+        if op == Op.delete:
+            if parent is None:
+                raise ZkError(Err.NONODE, path)
+            AclCheck.check(Perm.DELETE, parent.acl, auth, path)
+        if node is None:
             raise ZkError(Err.NONODE, path)
         if op == Op.delete:
-            AclCheck.check(Perm.DELETE, parent.acl, auth, path)
             version = req.version
             if version != -1 and version != node.version:
                 raise ZkError(Err.BADVERSION, path)
         if node.num_children > 0:
             raise ZkError(Err.NOTEMPTY, path)
+        if parent is None:
+            raise ZkError(Err.NONODE, path)
         zxid = hdr.zxid
         p = parent.copy(zxid)
         p.num_children -= 1
@@ -335,11 +367,11 @@ class Preparer:
 
     def _set_acl(self, hdr: TxnHeader, req: Any, auth: list[Id]) -> SetACLTxn:
         path = self._path(req.path)
+        acl = fixup_acl(req.acl, auth, path)
         node = self.record(path)
         if node is None:
             raise ZkError(Err.NONODE, path)
         AclCheck.check(Perm.ADMIN, node.acl, auth, path)
-        acl = fixup_acl(req.acl, auth, path)
         version = req.version
         if version != -1 and version != node.aversion:
             raise ZkError(Err.BADVERSION, path)
@@ -379,7 +411,8 @@ class Preparer:
     def _multi(self, hdr: TxnHeader, ops: list[tuple[int, Any]], auth: list[Id]) -> tuple[TxnHeader, Any]:
         saved_len = len(self.outstanding)
         saved = dict(self.by_path)
-        self._seq_undo = []
+        undo_log: list[tuple[str, int | None]] = []
+        self._seq_undo = undo_log
         txns: list[Txn] = []
         failed_at = -1
         err = Err.OK
@@ -388,22 +421,33 @@ class Preparer:
                 txns.append(Txn(Op.error, ErrorTxn(int(Err.RUNTIMEINCONSISTENCY)).to_bytes()))
                 continue
             try:
+                if op != Op.createTTL and getattr(req, "flags", None) in CreateFlag.TTL:
+                    # a plain create with a TTL flag: Apache makes it a createTTL op without a
+                    # ttl, and its cast to CreateTTLRequest fails
+                    raise ZkError(Err.MARSHALLINGERROR)
                 if op not in (Op.create, Op.create2, Op.createContainer, Op.createTTL, Op.delete,
                               Op.setData, Op.check):
                     raise ZkError(Err.BADARGUMENTS)
                 body = self._one(hdr, op, req, auth)
                 txns.append(Txn(_txn_type(op, body), body.to_bytes()))
             except ZkError as exc:
+                if exc.code == Err.MARSHALLINGERROR:
+                    # what Apache meets as a Java exception, not a KeeperException, fails the
+                    # whole multi (one error txn), not just this op
+                    self._seq_undo = None
+                    while len(self.outstanding) > saved_len:
+                        self.outstanding.pop()
+                    self.by_path = saved
+                    for path, old in reversed(undo_log):
+                        self._restore_seq(path, old)
+                    raise
                 failed_at = i
                 err = exc.code
                 txns.append(Txn(Op.error, ErrorTxn(int(err)).to_bytes()))
         undo, self._seq_undo = self._seq_undo, None
         if failed_at >= 0:
             for path, old in reversed(undo):
-                if old is None:
-                    self.seq.pop(path, None)
-                else:
-                    self.seq[path] = old
+                self._restore_seq(path, old)
             while len(self.outstanding) > saved_len:
                 self.outstanding.pop()
             self.by_path = saved

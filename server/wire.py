@@ -68,21 +68,51 @@ MULTI_OP_TYPES: dict[int, type[Record]] = {
     Op.getChildren: PathRequest,
     Op.getData: PathRequest,
 }
-
+_READ_KIND = frozenset({Op.getChildren, Op.getData})
 _END = MultiHeader(-1, True, -1)
 
 
-def decode_multi(buf: bytes | memoryview, off: int) -> list[tuple[int, Any]]:
+def _create_type(flags: int) -> int:
+    """The op a create inside a multi becomes: Apache's Op.create picks it from the flags alone
+    (a TTL flag would make it a createTTL without a ttl: it stays a create here, and the
+    preparer fails the multi when it gets to it, as Apache's cast to CreateTTLRequest does)."""
+    return Op.createContainer if flags == 4 else Op.create
+
+
+def decode_multi(buf: bytes | memoryview, off: int, read: bool = False) -> list[tuple[int, Any]]:
+    """The ops of a multi (``read``: a multiRead), as Apache's MultiOperationRecord reads them.
+
+    create, create2 and createContainer all become the op their flags name (so a create2 in a
+    multi answers as a create, and flag 4 makes a container); createTTL stays one only with a
+    TTL flag. Read ops lose their watch flag. A record Apache could not read raises JuteError,
+    which fails the request with MARSHALLINGERROR: an unknown op type, read and write ops
+    mixed, read ops in a multi.
+    """
     ops: list[tuple[int, Any]] = []
+    kinds: set[bool] = set()
     while True:
         mh, off = MultiHeader.read(buf, off)
         if mh.done:
-            return ops
-        cls = MULTI_OP_TYPES.get(mh.type)
+            break
+        t = mh.type
+        cls = MULTI_OP_TYPES.get(t)
         if cls is None:
-            raise JuteError(f"invalid op type {mh.type} in multi")
+            raise JuteError(f"invalid op type {t} in multi")
         rec, off = cls.read(buf, off)
-        ops.append((mh.type, rec))
+        if t in (Op.create, Op.create2, Op.createContainer):
+            t = _create_type(rec.flags)
+        elif t == Op.createTTL and rec.flags not in (5, 6):
+            t = _create_type(rec.flags)
+            rec = CreateRequest(rec.path, rec.data, rec.acl, rec.flags)
+        elif t in _READ_KIND:
+            rec = PathRequest(rec.path, False)
+        kinds.add(t in _READ_KIND)
+        if len(kinds) > 1:
+            raise JuteError("read and write ops mixed in one multi")
+        ops.append((t, rec))
+    if ops and not read and kinds == {True}:
+        raise JuteError("read ops in a multi")
+    return ops  # write ops in a multiRead fail when they are reached (ZooKeeperServer.multi_read)
 
 
 def encode_multi_results(out: bytearray, results: list[tuple[int, int, Any]]) -> None:
@@ -92,7 +122,7 @@ def encode_multi_results(out: bytearray, results: list[tuple[int, int, Any]]) ->
             MultiHeader(Op.error, False, err).write(out)
             ErrorResponse(err).write(out)
             continue
-        if op in (Op.create2, Op.createContainer, Op.createTTL):
+        if op in (Op.create2, Op.createContainer, Op.createTTL):  # a CreateResult with a Stat
             MultiHeader(Op.create2, False, 0).write(out)
         else:
             MultiHeader(op, False, 0).write(out)

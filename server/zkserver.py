@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import threading
 import time
 from collections import deque
@@ -20,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from . import acl as aclmod
-from .codes import Err, Op, Perm, Xid, ZkError
-from .connection import MALFORMED, ClientConnection, Request
+from .codes import Err, Op, Xid, ZkError
+from .connection import MALFORMED, UNKNOWN, ClientConnection, Request
 from .core import Limits, ServerCore
 from .datatree import ApplyResult, DataTree
 from .records import (
@@ -84,6 +83,7 @@ class Pending:
     conn: ClientConnection | None
     req: Request | None
     on_commit: Callable[[ApplyResult], None] | None = None
+    answer: Callable[[], None] | None = None  # a reply that takes no txn, in its turn
 
 
 class GroupCommitter:
@@ -540,27 +540,20 @@ class ZooKeeperServer:
         if op == Op.ping:
             conn.send_reply(Xid.PING, core.last_zxid, 0)
             return
-        if req.record is MALFORMED:
-            if req.write and op != Op.closeSession:
-                self.submit(conn, req, Op.error, None)
-            else:
-                self._finish(conn, req, core.last_zxid, Err.MARSHALLINGERROR)
-            return
-        if req.write and conn.read_only_session:
-            if op == Op.closeSession:
-                conn.send_reply(xid, core.last_zxid, 0)
-                self._drop_ro_session(conn.session_id, "closed by the client")
-            else:
-                self._finish(conn, req, core.last_zxid, Err.NOTREADONLY)
-            return
         if req.write:
-            if op == Op.closeSession:
-                self.submit(conn, req, Op.closeSession, None)
+            self._write(conn, req)
+            return
+        if req.record is MALFORMED:
+            if op == Op.auth:  # Apache reads an auth packet on the connection's thread: it closes
+                log.warning("closing connection from %s: malformed auth packet", conn.peer[0])
+                conn.close()
                 return
-            if op == Op.reconfig and self.ensemble is None:
-                self._finish(conn, req, core.last_zxid, self._reconfig_refusal(conn, req.record))
-                return
-            self.submit(conn, req, op, req.record)
+            self._finish(conn, req, core.last_zxid, Err.MARSHALLINGERROR)
+            return
+        if req.record is UNKNOWN:
+            # as Apache's UnimplementedRequestProcessor: zxid -1 (Apache then closes the
+            # connection; we keep it, see README's compatibility notes)
+            self._finish(conn, req, -1, Err.UNIMPLEMENTED)
             return
         try:
             if op == Op.auth:
@@ -570,17 +563,20 @@ class ZooKeeperServer:
                 r = req.record
                 pers = getattr(r, "persistentWatches", None)
                 rec = getattr(r, "persistentRecursiveWatches", None)
-                notes = core.set_watches(r.relativeZxid, r.dataWatches, r.existWatches, r.childWatches,
-                                         pers, rec, conn, conn.auth)
-                for _w, etype, path in notes:
-                    conn.send_event(etype, path)
+                notes: list = []
+                try:
+                    core.set_watches(r.relativeZxid, r.dataWatches, r.existWatches, r.childWatches,
+                                     pers, rec, conn, conn.auth, notes)
+                finally:  # events found before a failure still go out first, as in Apache
+                    for _w, etype, path in notes:
+                        conn.send_event(etype, path)
                 conn.send_reply(xid, core.last_zxid, 0)
                 return
             if op == Op.multiRead:
-                results = core.multi_read(req.record, conn, conn.auth, conn.session_id)
+                results, err = core.multi_read(req.record, conn, conn.auth, conn.session_id)
                 payload = bytearray()
                 encode_multi_results(payload, results)
-                conn.send_raw_reply(xid, core.last_zxid, 0, payload)
+                conn.send_raw_reply(xid, core.last_zxid, err, payload)
                 conn.record_latency(req, core.last_zxid)
                 return
             if op == Op.sasl:
@@ -595,6 +591,75 @@ class ZooKeeperServer:
             return
         conn.send_reply(xid, core.last_zxid, 0, body)
         conn.record_latency(req, core.last_zxid)
+
+    def _write(self, conn: ClientConnection, req: Request) -> None:
+        """A write: into the pipeline as a txn (refusals too take a zxid, as in Apache), or
+        answered at once; either way the session's later requests go on (write_done)."""
+        op = req.op
+        core = self.core
+        if conn.read_only_session:
+            if op == Op.closeSession:
+                conn.send_reply(req.xid, core.last_zxid, 0)
+                conn.write_done()
+                self._drop_ro_session(conn.session_id, "closed by the client")
+            else:
+                self._finish(conn, req, core.last_zxid, Err.NOTREADONLY)
+                conn.write_done()
+            return
+        if op == Op.deleteContainer:
+            # Apache reads a client's deleteContainer body as a raw path, length prefix and all,
+            # and that never passes its path check
+            self._refuse(conn, req, Err.BADARGUMENTS)
+            return
+        if req.record is MALFORMED:
+            if op == Op.reconfig or op == Op.closeSession:
+                # Apache decodes a reconfig before it makes a txn of it: no zxid
+                self._answer_in_turn(conn, req, Err.MARSHALLINGERROR)
+            else:
+                self.submit(conn, req, Op.error, None)
+            return
+        if op == Op.multi and any(getattr(r, "path", "") is None for _t, r in req.record):
+            # Apache takes the multi's zxid, then looks up every op's path before it makes the
+            # txn: a null one fails the request with no txn (the zxid is skipped), and the
+            # reply still carries an empty result list
+            if self.ensemble is None:
+                core.prep.take_zxid()
+            self._answer_in_turn(conn, req, Err.MARSHALLINGERROR, _EMPTY_MULTI)
+            return
+        if op == Op.reconfig and self.ensemble is None:
+            self._refuse(conn, req, self._reconfig_refusal(conn, req.record))
+            return
+        self.submit(conn, req, op, req.record)
+
+    def _answer_in_turn(self, conn: ClientConnection, req: Request, code: int, payload: bytes | None = None) -> None:
+        """Answer a write that takes no txn once the writes before it are answered, as it
+        would leave Apache's pipeline."""
+
+        def answer() -> None:
+            if not conn.closing:
+                if payload is None:
+                    conn.send_reply(req.xid, self.core.last_zxid, int(code))
+                else:
+                    conn.send_raw_reply(req.xid, self.core.last_zxid, int(code), payload)
+                conn.record_latency(req, self.core.last_zxid)
+            conn.write_done()
+
+        if self.ensemble is not None or not self.pending:
+            answer()
+            return
+        last = self.pending[-1].hdr
+        self.pending.append(Pending(TxnHeader(0, 0, last.zxid, 0, Op.error), None, None, None, answer=answer))
+
+    def _refuse(self, conn: ClientConnection, req: Request, code: int) -> None:
+        """Answer a write with ``code`` through an error txn, which takes a zxid as in Apache."""
+        if self.ensemble is not None:  # the leader prepares it (ensembles are not fuzzed)
+            if req.record is MALFORMED:
+                self.submit(conn, req, Op.error, None)
+            else:
+                self.submit(conn, req, req.op, req.record)
+            return
+        hdr, body = self.core.prep.prepare_error(conn.session_id, req.xid, code, _now_ms())
+        self._enqueue(Pending(hdr, body, conn, req))
 
     def _sasl(self, conn: ClientConnection, req: Request) -> None:
         """One step of a client's SASL DIGEST-MD5 exchange (users from the JAAS file, see sasl.py)."""
@@ -622,29 +687,12 @@ class ZooKeeperServer:
         conn.send_reply(req.xid, self.core.last_zxid, 0, SaslToken(reply))
 
     def _reconfig_refusal(self, conn: ClientConnection, r: Any) -> int:
-        """Why a standalone server refuses a reconfig, checked in Apache's order (PrepRequestProcessor:
-        enabled, config version, arguments, then the ACL of /zookeeper/config); one that passes every
-        check is still refused, as Apache refuses it outside an ensemble. In an ensemble the
-        leader prepares reconfigs (quorum.Ensemble.prepare_reconfig)."""
+        """Why a standalone server refuses a reconfig, as Apache's PrepRequestProcessor does:
+        RECONFIGDISABLED unless reconfigEnabled, else UNIMPLEMENTED (a standalone server has no
+        membership to change; Apache checks no argument first). In an ensemble the leader
+        prepares reconfigs (quorum.Ensemble.prepare_reconfig)."""
         if not getattr(self.cfg, "reconfig_enabled", False):
             return Err.RECONFIGDISABLED
-        config = self.core.tree.nodes.get("/zookeeper/config")
-        data = (config.data if config is not None else None) or b""
-        version = next((int(line[8:], 16) for line in data.decode(errors="replace").splitlines()
-                        if line.startswith("version=")), 0)
-        if r.curConfigId not in (-1, version):
-            return Err.BADVERSION
-        joining = [j for j in (r.joiningServers or "").split(",") if j.strip()]
-        leaving = [x for x in (r.leavingServers or "").split(",") if x.strip()]
-        members = [m for m in (r.newMembers or "").split(",") if m.strip()]
-        if (members and (joining or leaving)) or not (joining or leaving or members) \
-                or not all(_SERVER_SPEC.fullmatch(j.strip()) for j in joining + members) \
-                or not all(x.strip().isdigit() for x in leaving):
-            return Err.BADARGUMENTS
-        from .acl import AclCheck
-
-        if config is not None and not AclCheck.allowed(Perm.WRITE, config.acl, conn.auth):
-            return Err.NOAUTH
         log.warning("reconfig from %s refused: a standalone server has no membership to change", conn.peer[0])
         return Err.UNIMPLEMENTED
 
@@ -655,7 +703,7 @@ class ZooKeeperServer:
     def _auth(self, conn: ClientConnection, req: Request) -> None:
         pkt = req.record
         try:
-            ids = aclmod.authenticate(pkt.scheme or "", pkt.auth, self.cfg.super_digest)
+            ids = aclmod.authenticate(pkt.scheme or "", pkt.auth, self.cfg.super_digest, conn.peer[0])
         except ZkError:
             log.warning("Authentication failed for scheme: %s", pkt.scheme)
             conn.send_reply(Xid.AUTH, 0, int(Err.AUTHFAILED))
@@ -706,6 +754,9 @@ class ZooKeeperServer:
         pending = self.pending
         while pending and pending[0].hdr.zxid <= zxid:
             p = pending.popleft()
+            if p.answer is not None:
+                p.answer()
+                continue
             self.apply_txn(p.hdr, p.body, p)
         if self.txns_since_snapshot >= self.snap_threshold:
             self._take_snapshot()
@@ -821,8 +872,6 @@ class ZooKeeperServer:
         self.loop.call_later(0.05, reap)
 
 
-# server.N=host:quorumPort:electionPort[:participant|observer][;[clientHost:]clientPort]
-_SERVER_SPEC = re.compile(r"server\.\d+=[^:;=\s]+:\d+:\d+(:(participant|observer))?(;([^:;\s]+:)?\d+)?")
 
 
 class _PathReq:
@@ -833,6 +882,9 @@ class _PathReq:
     def __init__(self, path: str) -> None:
         self.path = path
         self.version = -1
+
+
+_EMPTY_MULTI = b"\xff\xff\xff\xff\x01\xff\xff\xff\xff"  # a MultiResponse with no results
 
 
 def _multi_value(op: int, value: Any) -> Any:

@@ -170,9 +170,21 @@ def test_a_length_beyond_the_frame_is_rejected_without_allocating():
         records.DeleteTxn.from_bytes(_i(10) + b"/a")
 
 
-def test_invalid_utf8_is_a_jute_error():
+def test_invalid_utf8_becomes_replacement_characters_as_in_java():
+    # Java's new String(bytes, UTF_8) never fails: a path of such bytes is then refused as a
+    # path with a bad character, not as a record that does not decode
+    assert records.DeleteTxn.from_bytes(_i(2) + b"\xff\xfe").path == "\ufffd\ufffd"
+
+
+def test_negative_lengths_as_apaches_binary_input_archive():
+    # -1 is null; another negative string or buffer length is an error; a vector with a
+    # negative count other than -1 is read as empty
     with pytest.raises(JuteError):
-        records.DeleteTxn.from_bytes(_i(2) + b"\xff\xfe")
+        records.DeleteTxn.from_bytes(_i(-2))
+    with pytest.raises(JuteError):
+        records.SetDataTxn.from_bytes(_s("/a") + _i(-1000) + _i(0))
+    assert records.GetChildrenResponse.from_bytes(_i(-5)).children == []
+    assert records.GetChildrenResponse.from_bytes(_i(-1)).children is None
 
 
 def test_trailing_bytes_are_refused_by_from_bytes_only():
