@@ -27,6 +27,7 @@ import yaml
 
 from zkops.server import snapshot as snapmod
 from zkops.server.codes import Op
+from zkops.server.paths import QUOTA, ZOOKEEPER
 from zkops.server.records import ACL, Id, SetDataTxn, StatPersisted, TxnHeader
 from zkops.server.txnlog import TxnLog, encode_txn
 
@@ -43,8 +44,8 @@ def build(data_dir: Path, znodes: int, txns: int) -> int:
     def nodes():
         empty = StatPersisted(0, 0, 0, 0, 0, 0, 0, 0, 0)
         yield "", b"", OPEN, empty
-        yield "/zookeeper", b"", OPEN, empty
-        yield "/zookeeper/quota", b"", OPEN, empty
+        yield ZOOKEEPER, b"", OPEN, empty
+        yield QUOTA, b"", OPEN, empty
         zxid = 1
         for p in range(parents):
             parent = f"/p{p:04d}"

@@ -249,11 +249,11 @@ class Preparer:
         if parent is None:
             raise ZkError(Err.NONODE, path)
         AclCheck.check(Perm.CREATE, parent.acl, auth, path)
-        # the suffix counts the parent's child creations; the Stat's cversion counts creations
-        # and deletions (Apache's DataNode.copyStat reports 2 * creations - children)
+        # the suffix counts the parent's child creations, which is what a node's cversion
+        # keeps (the Stat shows 2 * creations - children, as Apache's DataNode.copyStat)
         counter = self.seq.get(parent_path)
         if counter is None:
-            counter = (parent.cversion + parent.num_children) // 2
+            counter = parent.cversion
         if sequential:
             path = f"{path}{counter:010d}"
         self._path(path)

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from zkops.server.paths import ZOOKEEPER
+
 FORMAT = "zkops-tree/1"
 BATCH = 500
 Log = Callable[[str], None]
@@ -128,7 +130,7 @@ def export_tree(server: str, out: IO[str], root: str = "/", ephemerals: bool = F
                 continue
             kids = [_join(parent, n) for n in names]
             if not include_system:
-                kids = [k for k in kids if k != "/zookeeper" and not k.startswith("/zookeeper/")]
+                kids = [k for k in kids if k != ZOOKEEPER and not k.startswith(ZOOKEEPER + "/")]
             later: list[str] = []
             for i in range(0, len(kids), BATCH):
                 for row in fetch(kids[i:i + BATCH]):
