@@ -75,6 +75,8 @@ class ClientConnection(asyncio.Protocol):
         self.timeout = 0
         self.auth: list[Id] = []
         self.queue: deque[Request] = deque()
+        # requests that came behind the ConnectRequest wait until its session is committed
+        self.held = False
         self.outstanding_writes = 0
         self.connected = False  # handshake done
         self.closing = False
@@ -215,7 +217,7 @@ class ClientConnection(asyncio.Protocol):
     # ------------------------------------------------------------ ordering
     def queue_request(self, req: Request) -> None:
         q = self.queue
-        if not q and (req.write or self.outstanding_writes == 0):
+        if not q and not self.held and (req.write or self.outstanding_writes == 0):
             self._dispatch(req)
             return
         q.append(req)
@@ -223,7 +225,7 @@ class ClientConnection(asyncio.Protocol):
 
     def drain(self) -> None:
         q = self.queue
-        while q and not self.closing:
+        while q and not self.closing and not self.held:
             req = q[0]
             if not req.write and self.outstanding_writes:
                 return

@@ -499,9 +499,11 @@ class ZooKeeperServer:
             conn.session_id = sid
             conn.timeout = timeout
             conn.outstanding_writes += 1
+            conn.held = True
 
             def created(result: ApplyResult, conn: ClientConnection = conn, sid: int = sid) -> None:
                 conn.outstanding_writes -= 1
+                conn.held = False
                 if conn.closing:
                     return
                 self.by_session[sid] = conn

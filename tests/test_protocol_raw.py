@@ -406,3 +406,26 @@ def test_watch_event_comes_before_the_reply_that_caused_it(address):
     second = ReplyHeader.read(c.read_frame(), 0)[0]
     assert (first.xid, second.xid) == (-1, c.xid)
     c.close()
+
+
+def test_requests_sent_behind_the_connect_request_are_served_after_it(address):
+    """A client may pipeline requests behind its ConnectRequest, before the reply: Apache
+    answers the connect first, then serves them in order on the new session."""
+    from zkops.server.records import ConnectRequest, RequestHeader
+
+    host, port = address.rsplit(":", 1)
+    path = "/pipelined-" + uuid.uuid4().hex[:6]
+    connect = ConnectRequest(0, 0, 30000, 0, b"\0" * 16).to_bytes() + b"\0"
+    create = RequestHeader(1, Op.create).to_bytes() + CreateRequest(path, b"x", OPEN, 0).to_bytes()
+    read = RequestHeader(2, Op.exists).to_bytes() + PathRequest(path, False).to_bytes()
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"".join(struct.pack(">i", len(f)) + f for f in (connect, create, read)))
+
+        def frame() -> bytes:
+            (n,) = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))
+            return s.recv(n, socket.MSG_WAITALL)
+
+        _, timeout, session = struct.unpack_from(">iiq", frame())
+        assert timeout > 0 and session != 0
+        replies = [struct.unpack_from(">iqi", frame()) for _ in range(2)]
+    assert [(xid, err) for xid, _, err in replies] == [(1, 0), (2, 0)]
