@@ -36,3 +36,15 @@ def test_pipelined_generator_reports_throughput_and_tail():
             assert m.ops_per_s > 0 and 0 < m.p50_ms <= m.p99_ms
     finally:
         s.cleanup()
+
+
+def test_mixed_ensemble_benchmark_runs_one_arrangement_against_the_baseline():
+    from benchmarks import mixed
+
+    results = mixed.run(["AAA", "ZAA"], duration=0.5, reps=1, depth=2, failover_trials=1, tick_ms=200)
+    assert set(results["runs"]) == {"AAA", "ZAA"}
+    for r in results["runs"].values():
+        assert r["samples"]["set"]["ops_per_s"][0] > 0 and r["samples"]["get"]["ops_per_s"][0] > 0
+        assert 0 < r["failover"]["max"] < 120
+    table = mixed.report(results)
+    assert "| ZAA (leader " in table and "| AAA (leader " in table
