@@ -18,6 +18,7 @@ from typing import Any
 
 from .lab import LabError, LabState
 from .ssh import SshBackend
+from .vagrantcheck import environment, preflight
 
 DEFAULT_SUBNET = "192.168.56"  # the Vagrantfile's default; both read $ZKOPS_SUBNET
 
@@ -78,7 +79,7 @@ def inventory_yaml(vagrant_dir: str | None, voters: int, observers: int, tick_ms
 
     where = find_vagrant_dir(vagrant_dir)
     subnet = os.environ.get("ZKOPS_SUBNET", DEFAULT_SUBNET)
-    env = dict(os.environ, ZKOPS_NODES=str(voters + observers), ZKOPS_SUBNET=subnet)
+    env = environment(voters + observers, subnet)
     text = _vagrant(where, "ssh-config", env=env, capture=True)
     return yaml.safe_dump(inventory_from_ssh_config(text, voters, observers, tick_ms, subnet), sort_keys=False)
 
@@ -102,11 +103,20 @@ class VagrantBackend(SshBackend):
                wheel: str | None = None) -> LabState:
         where = find_vagrant_dir(vagrant_dir)
         subnet = os.environ.get("ZKOPS_SUBNET", DEFAULT_SUBNET)
-        env = dict(os.environ, ZKOPS_NODES=str(nodes + observers), ZKOPS_SUBNET=subnet)
-        _vagrant(where, "up", env=env, capture=False)
-        config = _vagrant(where, "ssh-config", env=env, capture=True)
-        data = inventory_from_ssh_config(config, nodes, observers, tick_ms, subnet)
-        state = cls.from_inventory(lab_dir, data, wheel)
+        env = environment(nodes + observers, subnet)
+        preflight(env, nodes + observers)  # before anything is made
+        try:
+            _vagrant(where, "up", env=env, capture=False)
+            config = _vagrant(where, "ssh-config", env=env, capture=True)
+            data = inventory_from_ssh_config(config, nodes, observers, tick_ms, subnet)
+            state = cls.from_inventory(lab_dir, data, wheel)
+        except BaseException as exc:
+            # A VM that never got an address, a box that would not boot: remove what `up` made.
+            try:
+                _vagrant(where, "destroy", "-f", env=env, capture=True)
+            except LabError as again:
+                raise LabError(f"{exc}\n(and removing the VMs failed too: {again})") from exc
+            raise
         state.extra.update({"vagrant_dir": str(where), "vagrant_nodes": nodes + observers, "subnet": subnet})
         return state
 
@@ -116,6 +126,6 @@ class VagrantBackend(SshBackend):
         finally:
             where = self.state.extra.get("vagrant_dir")
             if where:
-                env = dict(os.environ, ZKOPS_NODES=str(self.state.extra.get("vagrant_nodes", 3)),
-                           ZKOPS_SUBNET=self.state.extra.get("subnet", DEFAULT_SUBNET))
+                env = environment(int(self.state.extra.get("vagrant_nodes", 3)),
+                                  self.state.extra.get("subnet", DEFAULT_SUBNET))
                 _vagrant(Path(where), "destroy", "-f", env=env, capture=False)
