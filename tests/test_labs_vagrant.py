@@ -293,3 +293,13 @@ def test_box_add_is_skipped_when_vagrant_has_this_very_box(tmp_path, monkeypatch
     said: list[str] = []
     vagrantbox.add(tmp_path / "zkops-bookworm-libvirt-0123456789abcdef.box", log=said.append)
     assert said == ["vagrant already has zkops/bookworm (0123456789abcdef)"]
+
+
+def test_building_the_box_without_root_says_so(tmp_path, monkeypatch):
+    from zkops.labs import vagrantbox
+
+    monkeypatch.setenv("ZKOPS_BOX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(vagrantbox.os, "geteuid", lambda: 1000)
+    with pytest.raises(LabError, match="building the box needs root .*run it with sudo"):
+        vagrantbox.build(log=lambda text: None)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
