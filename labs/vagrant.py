@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +106,10 @@ class VagrantBackend(SshBackend):
         subnet = os.environ.get("ZKOPS_SUBNET", DEFAULT_SUBNET)
         env = environment(nodes + observers, subnet)
         preflight(env, nodes + observers)  # before anything is made
+        began = time.monotonic()
         try:
             _vagrant(where, "up", env=env, capture=False)
+            booted = time.monotonic() - began
             config = _vagrant(where, "ssh-config", env=env, capture=True)
             data = inventory_from_ssh_config(config, nodes, observers, tick_ms, subnet)
             state = cls.from_inventory(lab_dir, data, wheel)
@@ -117,8 +120,14 @@ class VagrantBackend(SshBackend):
             except LabError as again:
                 raise LabError(f"{exc}\n(and removing the VMs failed too: {again})") from exc
             raise
-        state.extra.update({"vagrant_dir": str(where), "vagrant_nodes": nodes + observers, "subnet": subnet})
+        state.extra.update({"vagrant_dir": str(where), "vagrant_nodes": nodes + observers, "subnet": subnet,
+                            "vagrant_up_s": round(booted, 1)})
         return state
+
+    def prepare(self) -> None:
+        began = time.monotonic()
+        super().prepare()
+        self.state.extra["deploy_s"] = round(time.monotonic() - began, 1)
 
     def destroy(self) -> None:
         try:

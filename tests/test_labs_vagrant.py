@@ -256,7 +256,7 @@ def test_a_refused_lab_up_leaves_no_lab_directory(tmp_path, monkeypatch):
     lab_dir = tmp_path / "state" / "lab"
     with pytest.raises(LabError, match="cannot bring the Vagrant lab up"):
         Lab.up(lab_dir, backend="vagrant", vagrant_dir=str(ROOT))
-    assert not lab_dir.exists()
+    assert not (tmp_path / "state").exists(), "nor the parent directory it made for the lab"
     assert "up " not in log.read_text(), "nothing was booted"
 
 

@@ -97,6 +97,8 @@ def test_three_vms_deploy_partition_lesson_and_leave_nothing(libvirt, wheel, tmp
         assert sorted(doms) == [f"{prefix}_zk{i}" for i in (1, 2, 3)]
 
         lab = Lab.load(lab_dir)
+        timings["of which vagrant up"] = lab.state.extra["vagrant_up_s"]
+        timings["of which deploy"] = lab.state.extra["deploy_s"]
         assert [n.host for n in lab.state.nodes] == ["192.168.56.11", "192.168.56.12", "192.168.56.13"]
         leader = lab.wait_leader(timeout=120)
         assert sorted(m for m in lab.modes().values()) == ["follower", "follower", "leader"]
