@@ -80,6 +80,13 @@ def add_parser(sub: Any) -> None:
     inv.add_argument("--nodes", type=int, default=3)
     inv.add_argument("--observers", type=int, default=0)
     inv.add_argument("--tick-ms", type=int, default=2000)
+    vg = cmds.add_parser("vagrant", help="the Vagrant lab's own box")
+    vcmds = vg.add_subparsers(dest="vagrant_command", required=True)
+    box = vcmds.add_parser("box", help="build a Debian box for libvirt here (no box download) and add it")
+    box.add_argument("--name", default="zkops/bookworm", help="the box's name in Vagrant (default zkops/bookworm)")
+    box.add_argument("--suite", default="bookworm", help="the Debian suite (default bookworm)")
+    box.add_argument("--rebuild", action="store_true", help="build it again even if a cached one matches")
+    box.add_argument("--no-add", action="store_true", help="only build the .box file, do not `vagrant box add` it")
 
 
 def _backend_options(p: argparse.ArgumentParser) -> None:
@@ -201,6 +208,22 @@ def _lessons(args: argparse.Namespace) -> int:
     return 0 if journal.get("completed") else 1
 
 
+def _vagrant_box(args: argparse.Namespace) -> int:
+    from . import vagrantbox
+
+    def log(text: str) -> None:
+        console.print(escape(text))
+
+    path = vagrantbox.build(args.suite, log=log, force=args.rebuild)
+    if args.no_add:
+        console.print(f"add it with: vagrant box add --name {args.name} {path}")
+    else:
+        vagrantbox.add(path, args.name, log=log)
+        console.print(f"`vagrant up` (libvirt) and `zkops lab up --backend vagrant` now boot {args.name}")
+    console.print(escape(vagrantbox.VIRTUALBOX_HINT))
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         return _main(args)
@@ -227,6 +250,8 @@ def _main(args: argparse.Namespace) -> int:
 
         print(inventory_yaml(args.vagrant_dir, args.nodes, args.observers, args.tick_ms), end="")
         return 0
+    if cmd == "vagrant":
+        return _vagrant_box(args)
     if cmd == "up":
         lab = Lab.up(args.dir, backend=args.backend, nodes=args.nodes, observers=args.observers,
                      start=not args.no_start, tick_ms=args.tick_ms, **_backend_kwargs(args))

@@ -74,10 +74,16 @@ class Lab:
             existing.down()
         if nodes < 1 or observers < 0:
             raise LabError("--nodes must be at least 1 and --observers at least 0")
-        lab_dir.mkdir(parents=True, exist_ok=True)
         impl = _backend_class(backend)
         options = {k: v for k, v in backend_options.items() if v is not None}
-        state = impl.create(lab_dir, nodes, observers, tick_ms, **options)
+        made = [d for d in (lab_dir, *lab_dir.parents) if not d.exists()]  # the lab dir and its new parents
+        lab_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            state = impl.create(lab_dir, nodes, observers, tick_ms, **options)
+        except BaseException:
+            if made:  # a refused or half-made lab leaves no directory behind
+                shutil.rmtree(made[-1], ignore_errors=True)
+            raise
         state.save(lab_dir)
         lab = cls(lab_dir, state, impl(lab_dir, state))
         try:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 from .model import LabError, LabState
 from .ssh import SshBackend
+from .vagrantcheck import environment, preflight
 
 DEFAULT_SUBNET = "192.168.56"  # the Vagrantfile's default; both read $ZKOPS_SUBNET
 
@@ -97,7 +99,7 @@ def inventory_yaml(vagrant_dir: str | None, voters: int, observers: int, tick_ms
 
     where = find_vagrant_dir(vagrant_dir)
     subnet = os.environ.get("ZKOPS_SUBNET", DEFAULT_SUBNET)
-    env = dict(os.environ, ZKOPS_NODES=str(voters + observers), ZKOPS_SUBNET=subnet)
+    env = environment(voters + observers, subnet)
     text = _vagrant(where, "ssh-config", env=env, capture=True)
     return yaml.safe_dump(inventory_from_ssh_config(text, voters, observers, tick_ms, subnet), sort_keys=False)
 
@@ -121,13 +123,30 @@ class VagrantBackend(SshBackend):
                wheel: str | None = None) -> LabState:
         where = find_vagrant_dir(vagrant_dir)
         subnet = os.environ.get("ZKOPS_SUBNET", DEFAULT_SUBNET)
-        env = dict(os.environ, ZKOPS_NODES=str(nodes + observers), ZKOPS_SUBNET=subnet)
-        _vagrant(where, "up", env=env, capture=False)
-        config = _vagrant(where, "ssh-config", env=env, capture=True)
-        data = inventory_from_ssh_config(config, nodes, observers, tick_ms, subnet)
-        state = cls.from_inventory(lab_dir, data, wheel)
-        state.extra.update({"vagrant_dir": str(where), "vagrant_nodes": nodes + observers, "subnet": subnet})
+        env = environment(nodes + observers, subnet)
+        preflight(env, nodes + observers)  # before anything is made
+        began = time.monotonic()
+        try:
+            _vagrant(where, "up", env=env, capture=False)
+            booted = time.monotonic() - began
+            config = _vagrant(where, "ssh-config", env=env, capture=True)
+            data = inventory_from_ssh_config(config, nodes, observers, tick_ms, subnet)
+            state = cls.from_inventory(lab_dir, data, wheel)
+        except BaseException as exc:
+            # A VM that never got an address, a box that would not boot: remove what `up` made.
+            try:
+                _vagrant(where, "destroy", "-f", env=env, capture=True)
+            except LabError as again:
+                raise LabError(f"{exc}\n(and removing the VMs failed too: {again})") from exc
+            raise
+        state.extra.update({"vagrant_dir": str(where), "vagrant_nodes": nodes + observers, "subnet": subnet,
+                            "vagrant_up_s": round(booted, 1)})
         return state
+
+    def prepare(self) -> None:
+        began = time.monotonic()
+        super().prepare()
+        self.state.extra["deploy_s"] = round(time.monotonic() - began, 1)
 
     def destroy(self) -> None:
         try:
@@ -135,6 +154,6 @@ class VagrantBackend(SshBackend):
         finally:
             where = self.state.extra.get("vagrant_dir")
             if where:
-                env = dict(os.environ, ZKOPS_NODES=str(self.state.extra.get("vagrant_nodes", 3)),
-                           ZKOPS_SUBNET=self.state.extra.get("subnet", DEFAULT_SUBNET))
+                env = environment(int(self.state.extra.get("vagrant_nodes", 3)),
+                                  self.state.extra.get("subnet", DEFAULT_SUBNET))
                 _vagrant(Path(where), "destroy", "-f", env=env, capture=False)

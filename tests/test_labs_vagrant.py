@@ -84,6 +84,8 @@ def _validate(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     work = tmp_path / "lab"
     work.mkdir()
     shutil.copy(ROOT / "Vagrantfile", work / "Vagrantfile")
+    # the KVM probe is the VM test's business (tests/test_vagrant_vms.py); here it would cost 20 s
+    env = {"ZKOPS_LIBVIRT_DRIVER": "qemu", **env}
     return subprocess.run(["vagrant", "validate"], cwd=work, capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, VAGRANT_HOME=str(tmp_path / "home"), **env))
 
@@ -136,6 +138,10 @@ def test_missing_machine_says_what_to_do():
 
 @pytest.fixture
 def fake_vagrant(tmp_path, monkeypatch):
+    return _fake_vagrant(tmp_path, monkeypatch)
+
+
+def _fake_vagrant(tmp_path, monkeypatch, fail_up: bool = False):
     """A ``vagrant`` on PATH that logs its arguments and ZKOPS_NODES, and answers ssh-config."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -146,13 +152,23 @@ def fake_vagrant(tmp_path, monkeypatch):
     script.write_text(f"#!{sys.executable}\nimport os, sys\n"
                       f"open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + ' nodes=' + "
                       f"os.environ.get('ZKOPS_NODES', '') + ' cwd=' + os.getcwd() + '\\n')\n"
-                      f"if sys.argv[1:2] == ['ssh-config']: print(open({str(sample)!r}).read())\n")
+                      f"if sys.argv[1:2] == ['ssh-config']: print(open({str(sample)!r}).read())\n"
+                      + ("if sys.argv[1:2] == ['up']: sys.exit('zk2: timed out while waiting for the machine "
+                         "to get an IP address')\n" if fail_up else ""))
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     return log
 
 
-def test_lab_up_boots_the_vms_and_writes_the_inventory(tmp_path, fake_vagrant):
+@pytest.fixture
+def ready(monkeypatch):
+    """Everything the preflight looks for is there (the real checks are tested below)."""
+    from zkops.labs import vagrant
+
+    monkeypatch.setattr(vagrant, "preflight", lambda env, nodes: None)
+
+
+def test_lab_up_boots_the_vms_and_writes_the_inventory(tmp_path, fake_vagrant, ready):
     lab_dir = tmp_path / "lab"
     lab_dir.mkdir()
     state = VagrantBackend.create(lab_dir, 3, 0, 500, vagrant_dir=str(ROOT))
@@ -185,3 +201,108 @@ def test_without_a_vagrantfile_the_error_says_where_to_look(tmp_path, monkeypatc
     with pytest.raises(LabError, match="no Vagrantfile found: write one with `zkops lab vagrant init DIR`"):
         vagrant.find_vagrant_dir(None)
     assert vagrant.find_vagrant_dir(str(ROOT)) == ROOT
+
+
+# ---------------------------------------------------------------- the preflight and half-made labs
+def _meminfo(tmp_path: Path, available_mib: int) -> Path:
+    p = tmp_path / "meminfo"
+    p.write_text(f"MemTotal:       {available_mib * 2048} kB\nMemAvailable:   {available_mib * 1024} kB\n")
+    return p
+
+
+def test_preflight_names_every_missing_piece(tmp_path, monkeypatch):
+    from zkops.labs import vagrantcheck
+
+    _fake_vagrant(tmp_path, monkeypatch)  # its `plugin list` lists nothing
+    monkeypatch.setattr(vagrantcheck.shutil, "which", lambda tool: None if tool == "VBoxManage" else "/usr/bin/x")
+    monkeypatch.setattr(vagrantcheck, "libvirt_problem", lambda uri: "libvirtd does not answer at " + uri)
+    env = {"VAGRANT_HOME": str(tmp_path / "empty-home")}
+    monkeypatch.setenv("VAGRANT_HOME", env["VAGRANT_HOME"])
+    with pytest.raises(LabError) as err:
+        vagrantcheck.preflight(env, 3, meminfo=_meminfo(tmp_path, 1500))
+    text = str(err.value)
+    assert "the vagrant-libvirt plugin is missing: apt install vagrant-libvirt" in text
+    assert "libvirtd does not answer at qemu:///system" in text
+    assert "Vagrant has no box debian/bookworm64: build it offline with `sudo zkops lab vagrant box`" in text
+    assert "not enough free memory for 3 VMs of 768 MiB: 3040 MiB needed, 1500 MiB available" in text
+
+
+def test_preflight_takes_our_box_and_enough_memory(tmp_path, monkeypatch):
+    from zkops.labs import vagrantcheck
+
+    monkeypatch.setenv("VAGRANT_HOME", str(tmp_path / "home"))
+    (tmp_path / "home/boxes/zkops-VAGRANTSLASH-bookworm/0/libvirt").mkdir(parents=True)
+    monkeypatch.setattr(vagrantcheck, "_vagrant_plugins", lambda: "vagrant-libvirt (0.11.2, system)\n")
+    monkeypatch.setattr(vagrantcheck, "libvirt_problem", lambda uri: None)
+    monkeypatch.setattr(vagrantcheck.shutil, "which", lambda tool: None if tool == "VBoxManage" else "/usr/bin/x")
+    plan = vagrantcheck.preflight({"ZKOPS_MEMORY": "512"}, 3, meminfo=_meminfo(tmp_path, 2300))
+    assert (plan.provider, plan.box, plan.memory_mib) == ("libvirt", "zkops/bookworm", 512)
+    with pytest.raises(LabError, match="Vagrant has no box generic/debian12"):
+        vagrantcheck.preflight({"ZKOPS_BOX": "generic/debian12"}, 3, meminfo=_meminfo(tmp_path, 9000))
+
+
+def test_libvirt_not_answering_says_how_to_start_it():
+    from zkops.labs.vagrantcheck import libvirt_problem
+
+    if shutil.which("virsh") is None:
+        pytest.fail("virsh is not installed: run scripts/install-test-deps")
+    problem = libvirt_problem("qemu+unix:///system?socket=/nonexistent/libvirt-sock")
+    assert problem is not None and "libvirtd -d" in problem and "systemctl start libvirtd" in problem
+
+
+def test_a_refused_lab_up_leaves_no_lab_directory(tmp_path, monkeypatch):
+    from zkops.labs.lab import Lab
+
+    log = _fake_vagrant(tmp_path, monkeypatch)
+    monkeypatch.setenv("VAGRANT_HOME", str(tmp_path / "empty-home"))
+    monkeypatch.setenv("ZKOPS_MEMORY", str(10**9))
+    lab_dir = tmp_path / "state" / "lab"
+    with pytest.raises(LabError, match="cannot bring the Vagrant lab up"):
+        Lab.up(lab_dir, backend="vagrant", vagrant_dir=str(ROOT))
+    assert not (tmp_path / "state").exists(), "nor the parent directory it made for the lab"
+    assert "up " not in log.read_text(), "nothing was booted"
+
+
+def test_a_vm_without_an_address_destroys_what_up_made(tmp_path, monkeypatch, ready):
+    from zkops.labs.lab import Lab
+
+    log = _fake_vagrant(tmp_path, monkeypatch, fail_up=True)
+    lab_dir = tmp_path / "lab"
+    with pytest.raises(LabError, match="`vagrant up` failed"):
+        Lab.up(lab_dir, backend="vagrant", vagrant_dir=str(ROOT))
+    assert [line.split(" nodes=")[0] for line in log.read_text().splitlines()] == ["up", "destroy -f"]
+    assert not lab_dir.exists()
+
+
+# ---------------------------------------------------------------- the box
+def test_box_inputs_are_hashed_and_vagrants_insecure_key_is_found():
+    from zkops.labs import vagrantbox
+
+    key = vagrantbox.insecure_public_key()
+    assert key.startswith("ssh-rsa ")
+    a = vagrantbox.input_hash(pubkey=key)
+    assert a == vagrantbox.input_hash(pubkey=key)
+    assert a != vagrantbox.input_hash(packages=(*vagrantbox.PACKAGES, "vim"), pubkey=key)
+    assert vagrantbox.box_file(a).name == f"zkops-bookworm-libvirt-{a}.box"
+
+
+def test_box_add_is_skipped_when_vagrant_has_this_very_box(tmp_path, monkeypatch):
+    from zkops.labs import vagrantbox
+
+    monkeypatch.setenv("VAGRANT_HOME", str(tmp_path / "home"))
+    marker = tmp_path / "home/boxes/zkops-VAGRANTSLASH-bookworm/0/libvirt/zkops-box-hash"
+    marker.parent.mkdir(parents=True)
+    marker.write_text("0123456789abcdef\n")
+    said: list[str] = []
+    vagrantbox.add(tmp_path / "zkops-bookworm-libvirt-0123456789abcdef.box", log=said.append)
+    assert said == ["vagrant already has zkops/bookworm (0123456789abcdef)"]
+
+
+def test_building_the_box_without_root_says_so(tmp_path, monkeypatch):
+    from zkops.labs import vagrantbox
+
+    monkeypatch.setenv("ZKOPS_BOX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(vagrantbox.os, "geteuid", lambda: 1000)
+    with pytest.raises(LabError, match="building the box needs root .*run it with sudo"):
+        vagrantbox.build(log=lambda text: None)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())

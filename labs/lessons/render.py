@@ -55,6 +55,9 @@ def index(lessons: list[Lesson]) -> str:
         "zkops lab run 06 --auto        # straight through (what CI does)",
         "zkops lab check 06             # grade: were the observations made?", "```", "",
         "| Lab | Title | Duration | Servers | Prerequisites |", "|---|---|---|---|---|", *rows, "",
+        "On VMs (`--backend vagrant`), each lab also needs Vagrant with libvirt (or VirtualBox) and a box:",
+        "build one once, without a box download, with `sudo zkops lab vagrant box`, and count about five",
+        "minutes per `lab up` without KVM (QEMU's TCG) before the lab starts; see `docs/lab-platform.md`.", "",
         "These pages are generated from the lessons in `labs/lessons/` "
         "(`python -m zkops.labs.lessons.render docs/labs`), so guide and script cannot disagree.", ""])
 
