@@ -69,7 +69,7 @@ def add_parser(sub: Any) -> None:
                     help="let these machines press the fault buttons too, e.g. 10.1.2.0/24,10.1.3.7 or any "
                          "(default: localhost only; everyone else watches read-only)")
     ui.add_argument("--poll-ms", type=int, help="how often to read the lab (default 100 ms local/netns, 1000 ms others)")
-    vg = cmds.add_parser("vagrant", help="the Vagrant lab's files")
+    vg = cmds.add_parser("vagrant", help="the Vagrant lab's files and its own box")
     vg_cmds = vg.add_subparsers(dest="vagrant_command", required=True)
     vinit = vg_cmds.add_parser("init", help="write zkops' Vagrantfile into DIR (the vagrant backend finds it there)")
     vinit.add_argument("target", nargs="?", default=Path("."), type=Path, metavar="DIR")
@@ -80,9 +80,7 @@ def add_parser(sub: Any) -> None:
     inv.add_argument("--nodes", type=int, default=3)
     inv.add_argument("--observers", type=int, default=0)
     inv.add_argument("--tick-ms", type=int, default=2000)
-    vg = cmds.add_parser("vagrant", help="the Vagrant lab's own box")
-    vcmds = vg.add_subparsers(dest="vagrant_command", required=True)
-    box = vcmds.add_parser("box", help="build a Debian box for libvirt here (no box download) and add it")
+    box = vg_cmds.add_parser("box", help="build a Debian box for libvirt here (no box download) and add it")
     box.add_argument("--name", default="zkops/bookworm", help="the box's name in Vagrant (default zkops/bookworm)")
     box.add_argument("--suite", default="bookworm", help="the Debian suite (default bookworm)")
     box.add_argument("--rebuild", action="store_true", help="build it again even if a cached one matches")
@@ -238,6 +236,8 @@ def _main(args: argparse.Namespace) -> int:
         return _lessons(args)
     if cmd == "ui":
         return _ui(args)
+    if cmd == "vagrant" and args.vagrant_command == "box":
+        return _vagrant_box(args)
     if cmd == "vagrant":
         from .vagrant import write_vagrantfile
 
@@ -250,8 +250,6 @@ def _main(args: argparse.Namespace) -> int:
 
         print(inventory_yaml(args.vagrant_dir, args.nodes, args.observers, args.tick_ms), end="")
         return 0
-    if cmd == "vagrant":
-        return _vagrant_box(args)
     if cmd == "up":
         lab = Lab.up(args.dir, backend=args.backend, nodes=args.nodes, observers=args.observers,
                      start=not args.no_start, tick_ms=args.tick_ms, **_backend_kwargs(args))

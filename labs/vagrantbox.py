@@ -30,7 +30,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .lab import LabError
+from .model import LabError
 
 BOX_NAME = "zkops/bookworm"
 SUITE = "bookworm"

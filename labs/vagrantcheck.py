@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .lab import LabError
+from .model import LabError
 from .vagrantbox import BOX_NAME, box_installed
 
 FALLBACK_BOX = "debian/bookworm64"  # the Vagrantfile's default without our own box
