@@ -27,7 +27,7 @@ DEFAULT_VARS: dict[str, Any] = {
 }
 HOST_KEYS = {"connection", "address", "client_address", "client_port", "quorum_port", "election_port", "myid",
              "role", "base_dir", "data_dir", "data_log_dir", "ssh_host", "ssh_user", "ssh_port", "ssh_key", "become",
-             "vars"}
+             "vars", "java"}
 CONNECTIONS = {"local", "ssh"}
 
 
@@ -55,6 +55,7 @@ class Host:
     ssh_host: str | None = None  # where SSH connects, when not ``address`` (a NAT port forward, a bastion name)
     become: bool = False  # run the play's commands through ``sudo -n`` (set when ssh_user is not root)
     vars: dict[str, Any] = field(default_factory=dict)
+    java: dict[str, Any] | None = None  # how Apache ZooKeeper runs there today (zkops migrate)
 
 
 @dataclass
@@ -151,7 +152,7 @@ def parse(data: Any, source: str = "<inventory>") -> Inventory:
             ssh_user=hv.get("ssh_user"), ssh_port=_int(hv.get("ssh_port", 22), f"{where}.ssh_port"),
             ssh_key=hv.get("ssh_key"), ssh_host=hv.get("ssh_host"),
             become=_bool(hv.get("become", hv.get("ssh_user") not in (None, "root")), f"{where}.become"),
-            vars=dict(hv.get("vars") or {})))
+            vars=dict(hv.get("vars") or {}), java=hv.get("java")))
     # stable myids for hosts that have none: in inventory order, skipping used ones
     next_id = 1
     for h in hosts:
