@@ -84,7 +84,8 @@ def _stop_pid(pid: int | None, marker: bytes) -> None:
 
 @pytest.fixture
 def apache() -> Iterator[MixedEnsemble]:
-    ens = MixedEnsemble({1: "apache", 2: "apache", 3: "apache"})
+    # sessions of 30 s (tickTime 200 would cap them at 4 s): a loaded machine must not expire them
+    ens = MixedEnsemble({1: "apache", 2: "apache", 3: "apache"}, extra={"maxSessionTimeout": "60000"})
     try:
         ens.start()
         ens.wait_ready(timeout=DEADLINE)
@@ -295,7 +296,7 @@ def test_an_unhealthy_ensemble_is_refused_before_any_host_is_touched(
         apache: MixedEnsemble, capsys: pytest.CaptureFixture) -> None:
     ens = apache
     inv = str(_inventory(ens))
-    leader = ens.leader()
+    leader = ens.wait_ready(timeout=DEADLINE)
     follower = next(i for i in ens.ids if i != leader)
     ens.kill(follower)
     pids = _java_pids(ens)
@@ -309,7 +310,7 @@ def test_an_unhealthy_ensemble_is_refused_before_any_host_is_touched(
 def test_a_data_dir_that_is_not_there_is_refused_before_any_host_is_touched(
         apache: MixedEnsemble, capsys: pytest.CaptureFixture) -> None:
     ens = apache
-    leader = ens.leader()
+    leader = ens.wait_ready(timeout=DEADLINE)
     # the leader is migrated last: its bad dataDir must stop the run before the followers are touched too
     inv = str(_inventory(ens, **{f"zk{leader}": {"data_dir": str(ens.workdir / "nowhere")}}))
     pids = _java_pids(ens)
