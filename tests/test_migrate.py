@@ -329,3 +329,16 @@ def test_a_data_dir_that_is_not_there_is_refused_before_any_host_is_touched(
     out = capsys.readouterr().out
     assert "holds no ZooKeeper data" in out, out
     assert _java_pids(ens) == pids and _kinds(ens) == dict.fromkeys(ens.ids, "java")
+
+
+def test_a_wrong_java_key_is_an_inventory_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(yaml.safe_dump({"all": {"vars": {"java": {"servise": "zookeeper"}},
+                                           "hosts": {"zk1": {"connection": "local", "client_port": refzk.free_port()}}}}))
+    assert _run(str(inv)) == 2
+    out = capsys.readouterr().out
+    assert "inventory error" in out and "all.vars.java.servise: unknown key" in out, out
+    inv.write_text(yaml.safe_dump({"all": {"hosts": {"zk1": {"connection": "local", "java": {
+        "service": "zookeeper", "command": "java -cp x Main"}}}}}))
+    assert _run(str(inv)) == 2
+    assert "give either service or command" in capsys.readouterr().out
