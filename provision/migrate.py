@@ -173,8 +173,10 @@ def gather(inv: Inventory) -> list[HostFacts]:
             f.problem = "connection: ssh is not supported by zkops migrate yet; only connection: local"
         else:
             f.problem = _check_files(f)
-        if f.problem is None and f.java.command is None and f.java.service is None:
-            f.problem = "java: give service or command"
+        if (f.problem is None and f.kind == Kind.JAVA and f.java.command is not None
+                and _java_pid(f) is None):
+            f.problem = (f"java.pid_file {f.java.pid_file} names no running Java ZooKeeper (QuorumPeerMain); "
+                         "give the pid file of the server that serves on this host's client port")
         facts.append(f)
     ids = {f.host.myid for f in facts}
     for f in facts:

@@ -307,7 +307,7 @@ def test_an_unhealthy_ensemble_is_refused_before_any_host_is_touched(
     assert all(k == "java" for i, k in _kinds(ens).items() if i != follower)
 
 
-def test_a_data_dir_that_is_not_there_is_refused_before_any_host_is_touched(
+def test_a_data_dir_or_pid_file_that_is_not_there_is_refused_before_any_host_is_touched(
         apache: MixedEnsemble, capsys: pytest.CaptureFixture) -> None:
     ens = apache
     leader = ens.wait_ready(timeout=DEADLINE)
@@ -317,6 +317,12 @@ def test_a_data_dir_that_is_not_there_is_refused_before_any_host_is_touched(
     assert _run(inv) == 1
     out = capsys.readouterr().out
     assert "nowhere" in out and "gather facts" in out, out
+    assert _java_pids(ens) == pids and _kinds(ens) == dict.fromkeys(ens.ids, "java")
+    # a pid file that names no Java server: refused before anything is stopped
+    inv = str(_inventory(ens, **{f"zk{leader}": {"pid_file": str(ens.workdir / "no.pid")}}))
+    assert _run(inv) == 1
+    out = capsys.readouterr().out
+    assert "names no running Java ZooKeeper" in out, out
     assert _java_pids(ens) == pids and _kinds(ens) == dict.fromkeys(ens.ids, "java")
     # a dataDir whose version-2 is missing (zoo.cfg names the wrong directory) is refused too
     cfg = ens.workdir / f"n{leader}" / "zoo.cfg"
