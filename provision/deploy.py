@@ -61,7 +61,7 @@ def _env() -> jinja2.Environment:
     return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
-PLAY_VARS = {"firewall", "firewall_peers_only", "tls", "tls_port"}  # steer the play; not zoo.cfg settings
+PLAY_VARS = {"firewall", "firewall_peers_only", "tls", "tls_port", "java"}  # steer the play; not zoo.cfg settings
 TLS_DIR = "/etc/zkops/tls"
 
 

@@ -27,7 +27,7 @@ DEFAULT_VARS: dict[str, Any] = {
 }
 HOST_KEYS = {"connection", "address", "client_address", "client_port", "quorum_port", "election_port", "myid",
              "role", "base_dir", "data_dir", "data_log_dir", "ssh_host", "ssh_user", "ssh_port", "ssh_key", "become",
-             "python", "vars"}
+             "python", "vars", "java"}
 CONNECTIONS = {"local", "ssh"}
 
 
@@ -56,6 +56,7 @@ class Host:
     become: bool = False  # run the play's commands through ``sudo -n`` (set when ssh_user is not root)
     python: str | None = None  # the interpreter of the node's venv (default: found at gather facts)
     vars: dict[str, Any] = field(default_factory=dict)
+    java: dict[str, Any] | None = None  # how Apache ZooKeeper runs there today (zkops migrate)
 
 
 @dataclass
@@ -152,7 +153,8 @@ def parse(data: Any, source: str = "<inventory>") -> Inventory:
             ssh_user=hv.get("ssh_user"), ssh_port=_int(hv.get("ssh_port", 22), f"{where}.ssh_port"),
             ssh_key=hv.get("ssh_key"), ssh_host=hv.get("ssh_host"),
             become=_bool(hv.get("become", hv.get("ssh_user") not in (None, "root")), f"{where}.become"),
-            python=str(hv["python"]) if hv.get("python") else None, vars=dict(hv.get("vars") or {})))
+            python=str(hv["python"]) if hv.get("python") else None, vars=dict(hv.get("vars") or {}),
+            java=hv.get("java")))
     # stable myids for hosts that have none: in inventory order, skipping used ones
     next_id = 1
     for h in hosts:

@@ -128,6 +128,13 @@ class Election:
         self.state = state
         self.vote = Vote(epoch, zxid, leader)
 
+    def established(self, epoch: int) -> None:
+        """The epoch we follow or lead in is established: newcomers hear it as our vote's epoch, as
+        Apache's updateElectionVote (ZOOKEEPER-1732), so every server outside the election tells a
+        joining Apache server the same (leader, peerEpoch) and it finds a quorum of them."""
+        if self.state != ServerState.LOOKING:
+            self.vote = Vote(epoch, self.vote.zxid, self.vote.leader)
+
     def tick(self) -> ElectionOutput:
         self.now += 1
         out = ElectionOutput()

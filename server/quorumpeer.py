@@ -97,6 +97,7 @@ class QuorumPeer:
                 self.election.set_members(set(eff.voters), set(eff.observers), eff.zxid, eff.config)
             elif isinstance(eff, Established):
                 self.established = True
+                self.election.established(eff.epoch)
             elif isinstance(eff, Abandon):
                 self._look(out)
                 return

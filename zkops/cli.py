@@ -115,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         if name == "destroy":
             p.add_argument("--purge-data", action="store_true", help="also delete the data directories")
             p.add_argument("--yes", action="store_true", help="do not ask")
+    mp = sub.add_parser("migrate", help="replace a running Apache ZooKeeper ensemble by zkops, one host at a time")
+    mp.add_argument("inventory", help="inventory YAML with each host's java: settings (docs/migrate.md)")
+    mp.add_argument("--check", action="store_true", help="say what would change, change nothing")
+    mp.add_argument("--rollback", action="store_true", help="put Java back on the hosts that run zkops")
+    mp.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a healthy ensemble (default 60)")
     from zkops import backup_cli
     from zkops.labs import cli as lab_cli
 
@@ -133,6 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     except InventoryError as exc:
         console.print(f"[red]inventory error:[/] {escape(str(exc))}")
         return 2
+    if args.command == "migrate":
+        from zkops.provision.migrate import migrate
+
+        try:
+            recap = migrate(inv, check=args.check, rollback=args.rollback, wait=args.wait)
+        except InventoryError as exc:
+            console.print(f"[red]inventory error:[/] {escape(str(exc))}")
+            return 2
+        print_recap(recap)
+        if recap.status is not None:
+            print_status(recap.status)
+        return 1 if recap.failed else 0
     try:
         return _run(args, inv)
     except MissingPackage as exc:
