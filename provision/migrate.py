@@ -45,9 +45,10 @@ from zkops.server.config import ConfigError, ServerConfig, load_config
 from zkops.server.snapshot import find_snapshots
 from zkops.server.txnlog import log_files
 
+from ..server.fourletterclient import four_letter_or_empty
 from .deploy import Recap
 from .inventory import Host, Inventory, InventoryError
-from .status import check_ensemble, four_letter
+from .status import check_ensemble
 
 JAVA_KEYS = {"service", "command", "zoo_cfg", "data_dir", "data_log_dir", "pid_file", "log_file"}
 DEBIAN_ZOO_CFG = "/etc/zookeeper/conf/zoo.cfg"  # Debian's zookeeper package (and zookeeperd's service)
@@ -121,7 +122,7 @@ def java_spec(inv: Inventory, host: Host) -> JavaSpec:
 # ------------------------------------------------------------------ facts
 def probe(host: Host) -> tuple[str | None, str | None]:
     """(kind, mode) from the client port's ``srvr``: which program serves there, and as what."""
-    text = four_letter(host.address, host.client_port, "srvr")
+    text = four_letter_or_empty(host.address, host.client_port, "srvr")
     fields = dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
     version = fields.get("Zookeeper version")
     if version is None:
@@ -188,7 +189,7 @@ def gather(inv: Inventory) -> list[HostFacts]:
 
 # ------------------------------------------------------------------ health
 def _mntr(host: Host) -> dict[str, str]:
-    text = four_letter(host.address, host.client_port, "mntr")
+    text = four_letter_or_empty(host.address, host.client_port, "mntr")
     return dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
 
 
@@ -264,7 +265,7 @@ def _wait_gone(pid: int, timeout: float = STOP_WAIT) -> bool:
 
 def _wait_port_free(host: Host, timeout: float = STOP_WAIT) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and four_letter(host.address, host.client_port, "ruok", timeout=0.5):
+    while time.monotonic() < deadline and four_letter_or_empty(host.address, host.client_port, "ruok", timeout=0.5):
         time.sleep(0.05)
 
 
