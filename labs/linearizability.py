@@ -163,11 +163,11 @@ def check_operations(ops: list[Operation], key: str = "", initial: Any = None,
         if len(stack) >= best_depth:
             best_depth = len(stack)
             pending = []
-            e = head.next
-            while e is not None and e is not entry:
-                if e.call:
-                    pending.append(e.op)
-                e = e.next
+            walk = head.next
+            while walk is not None and walk is not entry:
+                if walk.call:
+                    pending.append(walk.op)
+                walk = walk.next
             best = {"op": entry.op, "state": state, "pending": pending,
                     "recent": [s[0].op for s in stack[-8:]]}
         if not stack:

@@ -45,8 +45,10 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _proc_state(pid: int) -> str | None:
+def _proc_state(pid: int | None) -> str | None:
     """The kernel's one-letter state (R, S, T, Z, ...) or None when there is no such process."""
+    if pid is None:
+        return None
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -71,7 +73,7 @@ class LocalBackend:
         for i in range(1, total + 1):
             c, q, e = ports.pop(), ports.pop(), ports.pop()
             members.append(Node(i, "observer" if i > nodes else "participant", "127.0.0.1", c, q, e))
-        links = []
+        links: list[dict[str, Any]] = []
         for a in members:
             for b in members:
                 if a is not b:
@@ -153,12 +155,12 @@ class LocalBackend:
         n.pid = proc.pid
 
     def running(self, n: Node) -> bool:
-        return self._ours(n) and _proc_state(n.pid) not in (None, "Z", "X")  # type: ignore[arg-type]
+        return self._ours(n) and _proc_state(n.pid) not in (None, "Z", "X")
 
     def process_state(self, n: Node) -> str:
         if not self.running(n):
             return "stopped"
-        return "paused" if _proc_state(n.pid) in ("T", "t") else "running"  # type: ignore[arg-type]
+        return "paused" if _proc_state(n.pid) in ("T", "t") else "running"
 
     def kill(self, n: Node) -> None:
         if self._ours(n):

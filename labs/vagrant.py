@@ -85,7 +85,7 @@ def write_vagrantfile(where: Path, force: bool = False) -> Path:
     from importlib import resources
 
     target = Path(where) / "Vagrantfile"
-    content = resources.files("zkops.labs").joinpath("files", "Vagrantfile").read_bytes()
+    content = resources.files("zkops.labs").joinpath("files").joinpath("Vagrantfile").read_bytes()
     if target.exists() and not force and target.read_bytes() != content:
         raise LabError(f"{target} exists and differs from zkops' Vagrantfile; pass --force to overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)

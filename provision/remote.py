@@ -24,6 +24,7 @@ What a node gets:
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import io
 import json
@@ -413,7 +414,8 @@ def _firewall(inv: Inventory, node: Node, check: bool) -> tuple[str, str]:
     missing = []
     ruleset = node.run("nft list chain inet filter input", check=False)[1] if tool == "nftables" else ""
     for port, sources in _ports(inv, node.host):
-        for src in sources or [None]:
+        any_source: list[str | None] = [None]  # no list: one rule open to every source
+        for src in sources or any_source:
             if tool == "iptables":
                 rule = f"INPUT -p tcp --dport {port}" + (f" -s {src}" if src else "") + " -j ACCEPT"
                 if node.run(f"iptables -C {rule}", check=False)[0] != 0:
@@ -567,14 +569,14 @@ def deploy_remote(inv: Inventory, opts: Options) -> Recap:
                     return status, what
 
                 if not (play.task(node, "install zkops " + wheel.release, install)
-                        and play.task(node, "user and directories", lambda node=node: _user_and_dirs(node, opts.check))):
+                        and play.task(node, "user and directories", functools.partial(_user_and_dirs, node, opts.check))):
                     continue
                 try:
                     files_changed = _files(inv, node, wheel.release, play.recap, opts)
                 except (TaskFailed, Exception) as exc:  # noqa: BLE001
                     play.recap.add(node.host.name, "render files", "failed", str(exc))
                     continue
-                if not play.task(node, "firewall", lambda node=node: _firewall(inv, node, opts.check)):
+                if not play.task(node, "firewall", functools.partial(_firewall, inv, node, opts.check)):
                     continue
                 if opts.check:
                     continue
@@ -584,10 +586,9 @@ def deploy_remote(inv: Inventory, opts: Options) -> Recap:
                     to_restart.append(node)
                 else:
                     play.recap.add(node.host.name, "service", "ok", "running, nothing changed")
-            started = [n for n in to_start if play.task(n, "start service", lambda n=n: (start(n), ("changed", "started"))[-1])]
+            started = [n for n in to_start if play.task(n, "start service", functools.partial(_start_task, n))]
             for node in started:  # a lone node cannot join: wait only once every node was started
-                play.task(node, "join the ensemble", lambda node=node: (wait_joined(node, opts.join_timeout),
-                                                                       ("ok", f"serving as {mode(node.host)}"))[-1])
+                play.task(node, "join the ensemble", functools.partial(_join_task, node, opts.join_timeout))
             rolling_restart(play, to_restart, reason="files changed")
         if not opts.check:
             play.recap.status = check_ensemble([h for h in inv.hosts if h.connection == "ssh"], wait=opts.join_timeout)
@@ -647,16 +648,35 @@ def service_remote(inv: Inventory, opts: Options, action: str, purge_data: bool 
             rolling_restart(play, [n for n in nodes if running(n)], reason="requested")
         for node in nodes:
             if action == "stop":
-                play.task(node, "stop service", lambda node=node: ("changed", stop(node) or "stopped")
-                          if running(node) else ("ok", "not running"))
+                play.task(node, "stop service", functools.partial(_stop_task, node))
             elif action == "start":
-                play.task(node, "start service", lambda node=node: ("ok", "running") if running(node)
-                          else (start(node), ("changed", "started"))[-1])
+                play.task(node, "start service", functools.partial(_start_unless_running, node))
             elif action == "destroy":
-                play.task(node, "destroy", lambda node=node: destroy(node, purge_data))
+                play.task(node, "destroy", functools.partial(destroy, node, purge_data))
         return play.recap
     finally:
         play.close()
+
+
+def _start_task(node: Node) -> tuple[str, str]:
+    start(node)
+    return "changed", "started"
+
+
+def _start_unless_running(node: Node) -> tuple[str, str]:
+    return ("ok", "running") if running(node) else _start_task(node)
+
+
+def _stop_task(node: Node) -> tuple[str, str]:
+    if not running(node):
+        return "ok", "not running"
+    stop(node)
+    return "changed", "stopped"
+
+
+def _join_task(node: Node, timeout: float) -> tuple[str, str]:
+    wait_joined(node, timeout)
+    return "ok", f"serving as {mode(node.host)}"
 
 
 def destroy(node: Node, purge_data: bool) -> tuple[str, str]:

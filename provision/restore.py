@@ -82,10 +82,11 @@ def restore(inv: Inventory, src: Path, opts: Options, to_zxid: int | None = None
         with tempfile.TemporaryDirectory(prefix="zkops-restore-") as tmp:
             snap = snapmod.write_snapshot(Path(tmp), rebuilt.zxid, {}, backupset.snapshot_nodes(rebuilt.tree))
             for h in remote:
-                moved = _put_remote(h, opts, snap, stamp)
+                moved_remote = _put_remote(h, opts, snap, stamp)
                 result.written.append(f"{h.name}:{h.data_dir}/version-2/{snap.name}")
-                result.moved_aside += [f"{h.name}:{m}" for m in moved]
-                log(f"{h.name}: restored 0x{rebuilt.zxid:x}" + (f", old files in {', '.join(moved)}" if moved else ""))
+                result.moved_aside += [f"{h.name}:{m}" for m in moved_remote]
+                log(f"{h.name}: restored 0x{rebuilt.zxid:x}"
+                    + (f", old files in {', '.join(moved_remote)}" if moved_remote else ""))
     return result
 
 

@@ -101,7 +101,7 @@ class AclCheck:
             raise ZkError(Err.NOAUTH, path)
 
 
-_fixed: dict[tuple, tuple[ACL, ...]] = {}
+_fixed: dict[tuple[tuple[int, str, str], ...], tuple[ACL, ...]] = {}
 
 
 def acl_key(acl: list[ACL] | tuple[ACL, ...]) -> tuple[tuple[int, str, str], ...]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import fourletter
+from .version import VERSION_STRING
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
@@ -52,7 +53,7 @@ def _server_stats(s: ZooKeeperServer) -> dict[str, Any]:
     st = s.stats
     cfg = s.cfg
     return {
-        "version": fourletter.VERSION_STRING, "read_only": s.mode() == "read-only",
+        "version": VERSION_STRING, "read_only": s.mode() == "read-only",
         "server_stats": {
             "packets_sent": sum(c.packets_sent for c in s.connections) + st.packets_sent,
             "packets_received": sum(c.packets_received for c in s.connections) + st.packets_received,

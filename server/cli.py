@@ -388,7 +388,7 @@ def cmd_status(path: Path) -> int:
 
 def cmd_version() -> int:
     """Print the version as ZooKeeper's VersionInfoMain does."""
-    from .fourletter import VERSION_STRING
+    from .version import VERSION_STRING
 
     print(f"Apache ZooKeeper, version {VERSION_STRING}")
     return 0

@@ -198,7 +198,7 @@ class ClientConnection(asyncio.Protocol):
                 record: Any = decode_multi(frame, 8, op == Op.multiRead)
             else:
                 cls = REQUEST_TYPES.get(op, False)
-                if cls is False:
+                if isinstance(cls, bool):  # False: an op we do not know
                     self.queue_request(Request(xid, op, UNKNOWN, time.monotonic(), False))
                     return
                 record = cls.read(frame, 8)[0] if cls is not None else None

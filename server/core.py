@@ -190,10 +190,10 @@ class ServerCore:
             if op == Op.checkWatches:
                 if req.path is None:
                     raise ZkError(Err.MARSHALLINGERROR)
-                found = self.watches.contains(req.path, watcher, req.type)
+                watched = self.watches.contains(req.path, watcher, req.type)
             else:
-                found = req.path is not None and self.watches.remove(req.path, watcher, req.type)
-            if not found:
+                watched = req.path is not None and self.watches.remove(req.path, watcher, req.type)
+            if not watched:
                 raise ZkError(Err.NOWATCHER, req.path)
             return None
         if op == Op.whoAmI:
@@ -219,7 +219,7 @@ class ServerCore:
         return results, 0
 
     def set_watches(self, rel_zxid: int, data: list[str], exist: list[str], child: list[str],
-                    persistent: list[str], recursive: list[str], watcher: Any,
+                    persistent: list[str] | None, recursive: list[str] | None, watcher: Any,
                     auth: list[Id], out: list[Notification] | None = None) -> list[Notification]:
         """Re-register a reconnecting client's watches; return events it missed while away.
 

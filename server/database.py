@@ -8,7 +8,7 @@ uses. Sessions come back from the snapshot and the createSession/closeSession tx
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +68,10 @@ class Database:
             log.info("replayed %d txns up to 0x%x", replayed, tree.last_zxid)
         return cls(data_dir, log_dir, tree, sessions, txnlog)
 
-    def snapshot_writer(self, retain: int) -> Callable[[int, dict[int, int], list[tuple[str, Node]]], Path]:
+    def snapshot_writer(self, retain: int) -> Callable[[int, dict[int, int], Iterable[tuple[str, Node]]], Path]:
         """A function the server runs on a worker thread to write a fuzzy snapshot."""
 
-        def write(zxid: int, sessions: dict[int, int], items: list[tuple[str, Node]]) -> Path:
+        def write(zxid: int, sessions: dict[int, int], items: Iterable[tuple[str, Node]]) -> Path:
             path = snapmod.write_snapshot(self.data_dir, zxid, sessions, _snapshot_nodes(items))
             log.info("snapshot written: %s", path.name)
             return path
@@ -85,7 +85,7 @@ class Database:
         self.txnlog.close()
 
 
-def _snapshot_nodes(items: list[tuple[str, Node]]) -> Iterator[tuple[str, bytes, list[ACL], StatPersisted]]:
+def _snapshot_nodes(items: Iterable[tuple[str, Node]]) -> Iterator[tuple[str, bytes | None, list[ACL], StatPersisted]]:
     # sorted paths put every parent before its children, as a pre-order walk would
     for path, node in sorted(items, key=lambda kv: kv[0]):
         yield ("" if path == "/" else path), node.data, list(node.acl), node.persisted()

@@ -49,7 +49,7 @@ class Node:
     __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "cversion",
                  "aversion", "owner", "pzxid", "children", "capacity")
 
-    def __init__(self, data: bytes, acl: tuple[ACL, ...], zxid: int, time: int, owner: int) -> None:
+    def __init__(self, data: bytes | None, acl: tuple[ACL, ...], zxid: int, time: int, owner: int) -> None:
         self.data = data
         self.acl = acl
         self.czxid = zxid

@@ -36,6 +36,8 @@ class ElectionNetwork:
         self.peers = {s: a for s, a in peers.items() if s != my_sid}
         self.on_message = on_message
         self.is_observer = is_observer
+        self.tls_server: Any
+        self.tls_client: Any
         self.tls_server, self.tls_client = tls if tls is not None else (None, None)
         self.max_backoff = max_backoff
         self.running = False
@@ -44,7 +46,7 @@ class ElectionNetwork:
         self.dialing: set[int] = set()
         self.learned: dict[int, tuple[str, int]] = {}  # servers outside our membership that dialled us
         self.server: asyncio.base_events.Server | None = None
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
         self.next_dial: dict[int, float] = {}
         self.backoff: dict[int, float] = {}
         self.sent = 0

@@ -63,7 +63,8 @@ def encode_initial(msg: InitialMessage) -> bytes:
 
 def initial_head(first8: bytes) -> int:
     """The first int64: a protocol version (negative) or a bare sid (>= 0)."""
-    return _Q.unpack(first8)[0]
+    head: int = _Q.unpack(first8)[0]
+    return head
 
 
 def decode_initial(data: bytes) -> InitialMessage:

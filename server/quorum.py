@@ -74,7 +74,8 @@ def _encode_request(op: int, record: Any) -> bytes:
             sub.write(out)
         MultiHeader(-1, True, -1).write(out)
         return bytes(out)
-    return record.to_bytes()
+    data: bytes = record.to_bytes()
+    return data
 
 
 def _decode_request(op: int, data: bytes) -> Any:
@@ -170,7 +171,7 @@ class Ensemble:
         self.sync_pending: list[tuple[int, int]] = []
         self.look_started = time.monotonic()
         self.events_path = Path(cfg.data_log_dir) / "election-events.jsonl"
-        self.events: list[dict] = []
+        self.events: list[dict[str, Any]] = []
         self.election_ms: list[float] = []
         self._timers: list[asyncio.TimerHandle] = []
         self.stopped = False
@@ -253,7 +254,7 @@ class Ensemble:
             if not backup.exists():
                 _write_atomic(backup, text)
             me = self.membership.servers.get(self.sid)
-            drop = ("server.", "group.", "weight.", "dynamicConfigFile")
+            drop: tuple[str, ...] = ("server.", "group.", "weight.", "dynamicConfigFile")
             if me is not None and me.client_port is not None:
                 drop += ("clientPort", "clientPortAddress")  # this server's line carries them now
             kept = [line for line in text.splitlines()
@@ -345,7 +346,7 @@ class Ensemble:
     def _on_zab(self, sid: int, env: Envelope) -> None:
         self._apply(self.peer.receive_zab(sid, env))
 
-    def _on_request(self, sid: int, req: qw.ForwardedRequest, auth: tuple) -> None:
+    def _on_request(self, sid: int, req: qw.ForwardedRequest, auth: tuple[tuple[str, str], ...]) -> None:
         if req.op == Op.sync:
             self._leader_sync(sid)
         else:
@@ -588,7 +589,7 @@ class Ensemble:
             origin.conn.send_reply(origin.req.xid, self.server.core.last_zxid, int(err))
             origin.conn.write_done()
 
-    def _leader_write(self, msg: qw.ForwardedRequest, auth_ids: tuple) -> None:
+    def _leader_write(self, msg: qw.ForwardedRequest, auth_ids: tuple[tuple[str, str], ...]) -> None:
         if not self.peer.can_propose:
             return  # the learner will time out and its client reconnect
         try:

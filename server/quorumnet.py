@@ -58,7 +58,7 @@ class QuorumCallbacks:
     deliver: Callable[[int, Envelope], None]  # a ZAB message from a peer
     link_down: Callable[[int], None]  # the current connection to/from that peer ended
     is_leading: Callable[[], bool]
-    request: Callable[[int, qw.ForwardedRequest, tuple], None]  # leader: a learner's REQUEST
+    request: Callable[[int, qw.ForwardedRequest, tuple[tuple[str, str], ...]], None]  # leader: a learner's REQUEST
     pinged: Callable[[int, list[tuple[int, int]]], None]  # leader: sessions a learner's clients touched
     revalidate: Callable[[int, int], bool]  # leader: is this session alive (it moved to a learner)
     touched: Callable[[], list[tuple[int, int]]]  # learner: sessions to report in a PING reply
@@ -96,6 +96,8 @@ class QuorumNetwork:
         self.my_sid = my_sid
         self.bind = bind
         self.cb = cb
+        self.tls_server: Any
+        self.tls_client: Any
         self.tls_server, self.tls_client = tls if tls is not None else (None, None)
         self.connect_timeout = connect_timeout
         self.server: asyncio.base_events.Server | None = None
@@ -103,7 +105,7 @@ class QuorumNetwork:
         self.leader_link: _Link | None = None  # learner side
         self.follow_session = -1
         self.conn_ids = itertools.count(1)
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
         self.running = False
         self.refused = 0
 
@@ -205,7 +207,7 @@ class QuorumNetwork:
                 link.write(QuorumPacket(T.ACK, msg.zxid, None, None))
         # Ping: Apache learners only answer the leader's pings (see _learner_packet)
 
-    def forward(self, req: qw.ForwardedRequest, auth: tuple) -> bool:
+    def forward(self, req: qw.ForwardedRequest, auth: tuple[tuple[str, str], ...]) -> bool:
         """A client's write or sync for the leader; False when there is no connection."""
         link = self.leader_link
         if link is None or link.closed:

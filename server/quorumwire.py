@@ -182,7 +182,8 @@ def encode_int(value: int) -> bytes:
 def decode_int(data: bytes | None) -> int:
     if data is None or len(data) < 4:
         raise QuorumWireError("expected a 4-byte int")
-    return _I.unpack_from(data, 0)[0]
+    value: int = _I.unpack_from(data, 0)[0]
+    return value
 
 
 def encode_long(value: int) -> bytes:
@@ -192,7 +193,8 @@ def encode_long(value: int) -> bytes:
 def decode_long(data: bytes | None) -> int:
     if data is None or len(data) < 8:
         raise QuorumWireError("expected an 8-byte long")
-    return _Q.unpack_from(data, 0)[0]
+    value: int = _Q.unpack_from(data, 0)[0]
+    return value
 
 
 def encode_sessions(sessions: list[tuple[int, int]]) -> bytes:

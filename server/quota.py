@@ -210,10 +210,10 @@ class Quotas:
     def _charge(self, tree: TreeView, prefix: str, bytes_diff: int, count_diff: int) -> None:
         path = stat_path(prefix)
         data = tree.data_of(path)
-        if data == _MISSING:
+        if isinstance(data, int):  # _MISSING
             self.log(f"Missing node for stat {path}")
             return
-        st = StatsTrack.parse(data)  # type: ignore[arg-type]
+        st = StatsTrack.parse(data)
         st.set(COUNT, st.get(COUNT) + count_diff)
         st.set(BYTES, st.get(BYTES) + bytes_diff)
         tree.replace_data(path, st.to_bytes())
@@ -307,19 +307,19 @@ class Quotas:
         else:
             bytes_diff, count_diff = new_len - (len(last) if last else 0), 0
         limits_data = tree.data_of(limit_path(prefix))
-        if limits_data == _MISSING:
+        if isinstance(limits_data, int):  # _MISSING
             self.log(f"Missing limit node for quota {limit_path(prefix)}")
             return []
-        limits = StatsTrack.parse(limits_data)  # type: ignore[arg-type]
+        limits = StatsTrack.parse(limits_data)
         check_count = count_diff != 0 and (limits.get(COUNT) > -1 or limits.get(COUNT_HARD) > -1)
         check_bytes = bytes_diff != 0 and (limits.get(BYTES) > -1 or limits.get(BYTES_HARD) > -1)
         if not check_count and not check_bytes:
             return []
         stats_data = tree.data_of(stat_path(prefix))
-        if stats_data == _MISSING:
+        if isinstance(stats_data, int):  # _MISSING
             self.log(f"Missing node for stat {stat_path(prefix)}")
             return []
-        usage = StatsTrack.parse(stats_data)  # type: ignore[arg-type]
+        usage = StatsTrack.parse(stats_data)
         warnings: list[str] = []
         for checked, used_key, soft_key, hard_key, what, diff in (
                 (check_count, COUNT, COUNT, COUNT_HARD, "Count", count_diff),

@@ -8,6 +8,10 @@ the tracker only looks at one bucket per tick.
 from __future__ import annotations
 
 import time as _time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .records import Id
 
 # ZooKeeper derives a session's password from its id and a fixed secret: 16 bytes of
 # java.util.Random seeded with id ^ 0xB3415C00. Any server of an ensemble (and a restarted
@@ -48,7 +52,7 @@ class Session:
     __slots__ = ("session_id", "timeout", "expires_at", "closing", "local", "owner", "auth")
 
     def __init__(self, session_id: int, timeout: int, expires_at: int = 0, closing: bool = False,
-                 local: bool = False, owner: object | None = None, auth: list | None = None) -> None:
+                 local: bool = False, owner: object | None = None, auth: list[Id] | None = None) -> None:
         self.session_id = session_id
         self.timeout = timeout
         self.expires_at = expires_at

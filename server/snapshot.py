@@ -49,7 +49,7 @@ _I = struct.Struct(">i")
 _SEAL_TRAILER = b"\x00\x00\x00\x01/"  # ustring "/" after the checksum; ZooKeeper's cheap validity test
 _CHUNK = 1 << 20
 
-Node = tuple[str, bytes, list[ACL], StatPersisted]
+Node = tuple[str, bytes | None, list[ACL], StatPersisted]  # data None: a null znode
 
 
 class SnapshotError(ValueError):

@@ -52,7 +52,7 @@ class WatchTable:
 
     def has(self, path: str, watcher: Watcher) -> bool:
         table = self.by_path.get(path)
-        return bool(table) and watcher in table
+        return table is not None and watcher in table
 
     def remove(self, path: str, watcher: Watcher) -> bool:
         table = self.by_path.get(path)

@@ -357,6 +357,12 @@ class ZabPeer:
         self.pending_commit = 0
         self.awaiting_ack_newleader = None
 
+    @property
+    def _leader_sid(self) -> int:
+        """The leader a learner talks to (set by lead()/follow() before any learner message)."""
+        assert self.leader is not None
+        return self.leader
+
     def _abandon(self, out: ZabOutput, reason: str) -> None:
         self.role = None
         self.established = False
@@ -382,12 +388,12 @@ class ZabPeer:
                 self._abandon(out, f"leader {self.leader} silent for {limit} ticks")
                 return out
             if self.uptodate:
-                out.messages.append((self.leader, Ping(self.committed)))
+                out.messages.append((self._leader_sid, Ping(self.committed)))
             elif not self.heard_from_leader and self.follower_info is not None:
                 # the first FollowerInfo may have reached a server still finishing its election,
                 # or gone nowhere while the link connected: say it again (the leader ignores
                 # repeats of one attempt)
-                out.messages.append((self.leader, self.follower_info))
+                out.messages.append((self._leader_sid, self.follower_info))
         return self._seal(out)
 
     def link_down(self, sid: int) -> ZabOutput:
@@ -448,12 +454,12 @@ class ZabPeer:
         elif self.role == "follower":
             if self.awaiting_ack_newleader is not None and zxid >= self.awaiting_ack_newleader:
                 newleader_zxid = self.awaiting_ack_newleader
-                out.messages.append((self.leader, Ack(newleader_zxid)))
+                out.messages.append((self._leader_sid, Ack(newleader_zxid)))
                 self.awaiting_ack_newleader = None
                 if zxid > newleader_zxid:
-                    out.messages.append((self.leader, Ack(zxid)))
+                    out.messages.append((self._leader_sid, Ack(zxid)))
             elif self.uptodate or self.sync_mode == "done":
-                out.messages.append((self.leader, Ack(zxid)))
+                out.messages.append((self._leader_sid, Ack(zxid)))
         return self._seal(out)
 
     def propose(self, payload: bytes, next_voters: set[int] | None = None) -> tuple[int, ZabOutput]:
@@ -662,7 +668,7 @@ class ZabPeer:
             if msg.epoch > self.accepted_epoch:
                 self.accepted_epoch = msg.epoch
                 out.effects.append(SaveEpochs(self.accepted_epoch, self.current_epoch))
-            out.messages.append((self.leader, AckEpoch(self.current_epoch, self.history.last)))
+            out.messages.append((self._leader_sid, AckEpoch(self.current_epoch, self.history.last)))
             return out
         if isinstance(msg, SyncStart):
             self.sync_mode = msg.mode
@@ -699,7 +705,7 @@ class ZabPeer:
                 out.effects.append(SaveEpochs(self.accepted_epoch, self.current_epoch))
             self.sync_mode = "done"
             if self.persisted_zxid >= msg.zxid or self.role == "observer":
-                out.messages.append((self.leader, Ack(msg.zxid)))
+                out.messages.append((self._leader_sid, Ack(msg.zxid)))
             else:
                 self.awaiting_ack_newleader = msg.zxid
             return out

@@ -22,7 +22,7 @@ from . import acl as aclmod
 from .codes import Err, Op, Xid, ZkError
 from .connection import MALFORMED, UNKNOWN, ClientConnection, Request
 from .core import Limits, ServerCore
-from .datatree import ApplyResult, DataTree
+from .datatree import ApplyResult, DataTree, Node
 from .records import (
     ConnectRequest,
     ConnectResponse,
@@ -212,7 +212,7 @@ class ZooKeeperServer:
         self.snapshot_in_progress = False
         self.on_fatal: Callable[[BaseException], None] | None = None
         self._timers: list[asyncio.TimerHandle] = []
-        self.snapshot_writer: Callable[[int, dict[int, int], list], Any] | None = None
+        self.snapshot_writer: Callable[[int, dict[int, int], Iterable[tuple[str, Node]]], Any] | None = None
         self.fork_snapshots = True  # write snapshots from a forked child (see _fork_snapshot)
         # set by the quorum shell: writes then go through ZAB instead of the local log alone
         self.ensemble: Any = None
@@ -565,7 +565,7 @@ class ZooKeeperServer:
                 r = req.record
                 pers = getattr(r, "persistentWatches", None)
                 rec = getattr(r, "persistentRecursiveWatches", None)
-                notes: list = []
+                notes: list[tuple[Any, int, str]] = []
                 try:
                     core.set_watches(r.relativeZxid, r.dataWatches, r.existWatches, r.childWatches,
                                      pers, rec, conn, conn.auth, notes)
@@ -833,7 +833,7 @@ class ZooKeeperServer:
         items = list(tree.nodes.items())
         fut = self.loop.run_in_executor(None, self.snapshot_writer, zxid, sessions, items)
 
-        def done(f: asyncio.Future) -> None:
+        def done(f: asyncio.Future[Any]) -> None:
             self.snapshot_in_progress = False
             if f.exception() is not None:
                 log.error("snapshot at 0x%x failed: %s", zxid, f.exception())
@@ -841,7 +841,7 @@ class ZooKeeperServer:
         fut.add_done_callback(done)
 
 
-    def _fork_snapshot(self, zxid: int, sessions: dict[int, int], items: Iterable) -> None:
+    def _fork_snapshot(self, zxid: int, sessions: dict[int, int], items: Iterable[tuple[str, Node]]) -> None:
         """Write the snapshot from a forked child: copy-on-write gives it the tree exactly
         at ``zxid``, and serializing 100k nodes no longer competes with requests for the GIL."""
         writer = self.snapshot_writer

@@ -114,11 +114,11 @@ def _run(args: argparse.Namespace) -> int:
 
         to_zxid = backupset.parse_zxid(args.to_zxid) if args.to_zxid else None
         to_time = backupset.parse_time(args.to_time) if args.to_time else None
-        res = restore(_inventory(args.inventory), Path(args.source), _options(args), to_zxid, to_time,
-                      check=args.check, force=args.force, log=_say)
-        _say(f"{'would restore' if args.check else 'restored'} zxid 0x{res.zxid:x}: {res.znodes} znodes "
-             f"(snapshot {res.snapshot} + {res.txns} txns; {res.sessions_dropped} sessions and "
-             f"{res.ephemerals_dropped} ephemerals dropped)")
+        done = restore(_inventory(args.inventory), Path(args.source), _options(args), to_zxid, to_time,
+                       check=args.check, force=args.force, log=_say)
+        _say(f"{'would restore' if args.check else 'restored'} zxid 0x{done.zxid:x}: {done.znodes} znodes "
+             f"(snapshot {done.snapshot} + {done.txns} txns; {done.sessions_dropped} sessions and "
+             f"{done.ephemerals_dropped} ephemerals dropped)")
         return 0
     if args.command == "export":
         from zkops.treecopy import export_tree
@@ -139,18 +139,18 @@ def _run(args: argparse.Namespace) -> int:
 
         src = sys.stdin if args.file == "-" else open(args.file)  # noqa: SIM115
         try:
-            r = import_tree(args.server, src, args.prefix, overwrite=args.overwrite, auth=args.auth,
-                            log=lambda t: console.print(escape(t)))
+            imp = import_tree(args.server, src, args.prefix, overwrite=args.overwrite, auth=args.auth,
+                              log=lambda t: console.print(escape(t)))
         except TreeFileError as exc:
             console.print(f"[red]error:[/] {escape(args.file)}: {escape(str(exc))}")
             return 2
         finally:
             if src is not sys.stdin:
                 src.close()
-        console.print(f"imported: {r.created} created, {r.updated} updated, {r.skipped} left as they were"
-                      + (f", {r.ephemerals_skipped} ephemerals skipped" if r.ephemerals_skipped else "")
-                      + (f", {len(r.failed)} failed" if r.failed else ""))
-        return 1 if r.failed else 0
+        console.print(f"imported: {imp.created} created, {imp.updated} updated, {imp.skipped} left as they were"
+                      + (f", {imp.ephemerals_skipped} ephemerals skipped" if imp.ephemerals_skipped else "")
+                      + (f", {len(imp.failed)} failed" if imp.failed else ""))
+        return 1 if imp.failed else 0
     raise AssertionError(args.command)
 
 

@@ -79,7 +79,7 @@ def export_tree(server: str, out: IO[str], root: str = "/", ephemerals: bool = F
 
         def emit(path: str, data: bytes | None, acl: list, st: Any) -> None:
             nonlocal first
-            rec = {"path": path, "data": None if data is None else base64.b64encode(data).decode(),
+            rec: dict[str, Any] = {"path": path, "data": None if data is None else base64.b64encode(data).decode(),
                    "acl": [[a.perms, a.id.scheme, a.id.id] for a in acl], "stat": _stat_dict(st)}
             if st.ephemeralOwner:
                 rec["ephemeral"] = True

@@ -91,7 +91,8 @@ def steps(events: list[dict[str, Any]], servers: list[int]) -> list[dict[str, An
     t0 = events[0].get("ts", 0) if events else 0
     out = []
     for e in events:
-        s, kind = e.get("server"), e.get("kind")
+        s: int = e["server"]  # every event names its server (a None key would break sorted(votes) below)
+        kind = e.get("kind")
         if s not in votes:
             votes[s], states[s], rounds[s], heard[s] = None, "?", 0, {}
         vote = e.get("vote")
@@ -102,7 +103,7 @@ def steps(events: list[dict[str, Any]], servers: list[int]) -> list[dict[str, An
             votes[s] = vote
             step["reason"] = f"it tells every other voter its vote for {_show(vote)} in round {e.get('round')}"
         elif kind == "vote_received":
-            peer = e.get("peer")
+            peer: int = e["peer"]  # a received vote always names its sender
             step["message"] = {"from": peer, "to": [s]}
             heard[s][peer] = (vote or {}, int(e.get("round") or 0), str(e.get("state", "")).upper())
             own = votes.get(s)

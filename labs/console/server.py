@@ -42,7 +42,7 @@ MAX_BODY = 16384
 
 
 def _static(name: str) -> bytes:
-    return resources.files(__package__).joinpath("static", name).read_bytes()
+    return resources.files(__package__).joinpath("static").joinpath(name).read_bytes()
 
 
 class Console:
@@ -396,7 +396,8 @@ class ConsoleServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        name = str(host)
+        shown = f"[{name}]" if ":" in name else name
         if shown in ("0.0.0.0", "[::]"):
             shown = "127.0.0.1"
         return f"http://{shown}:{port}/"

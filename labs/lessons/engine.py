@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,7 +171,7 @@ def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
-def predicted_leader(zxids: dict[int, int | None]) -> int:
+def predicted_leader(zxids: Mapping[int, int | None]) -> int:
     """Fast leader election's choice among live voters: highest zxid, then highest myid."""
     live = {i: z for i, z in zxids.items() if z is not None}
     return max(live, key=lambda i: (live[i], i))
@@ -185,7 +185,7 @@ def journal_path(state_dir: Path, lesson: Lesson) -> Path:
 
 
 def play(lesson: Lesson, make_cluster: ClusterFactory, *, auto: bool, state_dir: Path,
-         say: Printer = _plain_print, pause: Callable[[str], None] | None = None,
+         say: Printer = _plain_print, pause: Callable[[str], object] | None = None,
          keep: bool = False) -> dict[str, Any]:
     """Bring up the lesson's ensemble, run each step (waiting for the student unless
     ``auto``), save the journal and return it. The ensemble is torn down unless ``keep``."""

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 from ...server.fourletterclient import four_letter_or_empty
 from .engine import Check, Context, Lesson, LessonFailed, Step, wait_for
@@ -47,7 +48,11 @@ def _negotiate(ctx: Context) -> None:
     for key, asked_ms in (("below_min", limits["minSessionTimeout"] // 2),
                           ("above_max", limits["maxSessionTimeout"] * 2)):
         zk = ctx.client(timeout=asked_ms / 1000)
-        found = wait_for(lambda zk=zk: _session_timeout(ctx, zk.client_id[0]), 10, "the session in `cons`")
+
+        def session(zk: Any = zk) -> tuple[int, int] | None:  # zk: a KazooClient
+            return _session_timeout(ctx, zk.client_id[0])
+
+        found = wait_for(session, 10, "the session in `cons`")
         ctx.note(f"asked_{key}", asked_ms)
         ctx.note(f"negotiated_{key}", found[1])
 

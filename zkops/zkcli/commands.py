@@ -8,6 +8,7 @@ prints them (``Node does not exist: /x``), never a traceback.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import deque
@@ -386,7 +387,7 @@ class Commands:
             while queue:
                 node = queue.popleft()
                 seen.append(node)
-                kids = self._call(node, lambda node=node: zk.get_children(node, watch=watch))
+                kids = self._call(node, functools.partial(zk.get_children, node, watch=watch))
                 queue.extend((node.rstrip("/") + "/" + k) for k in kids)
             self.out.write("".join(p + "\n" for p in seen))
             return
@@ -401,8 +402,9 @@ class Commands:
     def do_get(self, opts: dict, args: list[str]) -> None:
         path = args[0]
         validate_path(path)
-        assert self.zk is not None
-        data, stat = self._call(path, lambda: self.zk.get(path, watch=self._noop_watch if opts.get("w") else None))
+        zk = self.zk
+        assert zk is not None
+        data, stat = self._call(path, lambda: zk.get(path, watch=self._noop_watch if opts.get("w") else None))
         self.out.write(self._data(data) + "\n")
         if opts.get("s"):
             self.out.write(format_stat(stat))
@@ -410,8 +412,9 @@ class Commands:
     def do_stat(self, opts: dict, args: list[str]) -> None:
         path = args[0]
         validate_path(path)
-        assert self.zk is not None
-        stat = self._call(path, lambda: self.zk.exists(path, watch=self._noop_watch if opts.get("w") else None))
+        zk = self.zk
+        assert zk is not None
+        stat = self._call(path, lambda: zk.exists(path, watch=self._noop_watch if opts.get("w") else None))
         if stat is None:
             raise CliError(FRIENDLY[-101] + path)
         self.out.write(format_stat(stat))
@@ -420,8 +423,9 @@ class Commands:
         path, data = args
         validate_path(path)
         version = self._int(opts["v"], "version") if "v" in opts else -1
-        assert self.zk is not None
-        stat = self._call(path, lambda: self.zk.set(path, data.encode(), version=version))
+        zk = self.zk
+        assert zk is not None
+        stat = self._call(path, lambda: zk.set(path, data.encode(), version=version))
         if opts.get("s"):
             self.out.write(format_stat(stat))
 
@@ -457,8 +461,9 @@ class Commands:
         path = args[0]
         validate_path(path)
         version = self._int(opts["v"], "version") if "v" in opts else -1
-        assert self.zk is not None
-        self._call(path, lambda: self.zk.delete(path, version=version))
+        zk = self.zk
+        assert zk is not None
+        self._call(path, lambda: zk.delete(path, version=version))
 
     def do_deleteall(self, opts: dict, args: list[str]) -> None:
         path = args[0]
@@ -470,11 +475,11 @@ class Commands:
         while queue:  # breadth first, then delete deepest first, as ZKUtil.deleteRecursive does
             node = queue.popleft()
             order.append(node)
-            kids = self._call(node, lambda node=node: zk.get_children(node))
+            kids = self._call(node, functools.partial(zk.get_children, node))
             queue.extend(node.rstrip("/") + "/" + k for k in kids)
         for node in reversed(order):
             try:
-                self._call(node, lambda node=node: zk.delete(node))
+                self._call(node, functools.partial(zk.delete, node))
             except CliError as exc:
                 if not str(exc).startswith(FRIENDLY[-101]):  # gone meanwhile: fine
                     raise
@@ -482,8 +487,9 @@ class Commands:
     def do_getAcl(self, opts: dict, args: list[str]) -> None:  # noqa: N802 - zkCli's command name
         path = args[0]
         validate_path(path)
-        assert self.zk is not None
-        acls, stat = self._call(path, lambda: self.zk.get_acls(path))
+        zk = self.zk
+        assert zk is not None
+        acls, stat = self._call(path, lambda: zk.get_acls(path))
         for acl in acls:
             self.out.write(f"'{acl.id.scheme},'{acl.id.id}\n: {perm_string(acl.perms)}\n")
         if opts.get("s"):
@@ -507,7 +513,8 @@ class Commands:
                     queue.extend(node.rstrip("/") + "/" + k for k in zk.get_children(node))
             except KazooException as exc:
                 code = getattr(exc, "code", None)
-                self.out.write(f"KeeperErrorCode = {CODE_NAMES.get(code, type(exc).__name__)} for {node}")
+                name = CODE_NAMES.get(code, type(exc).__name__) if isinstance(code, int) else type(exc).__name__
+                self.out.write(f"KeeperErrorCode = {name} for {node}")
             return
         stat = self._call(path, lambda: zk.set_acls(path, acls, version=version))
         if opts.get("s"):
@@ -516,16 +523,18 @@ class Commands:
     def do_sync(self, opts: dict, args: list[str]) -> None:
         path = args[0]
         validate_path(path)
-        assert self.zk is not None
-        self._call(path, lambda: self.zk.sync(path))
+        zk = self.zk
+        assert zk is not None
+        self._call(path, lambda: zk.sync(path))
         self.out.write("Sync is OK\n")
 
     def do_addauth(self, opts: dict, args: list[str]) -> None:
         if len(args) < 2:
             raise CliError(SPECS["addauth"].usage)
-        assert self.zk is not None
+        zk = self.zk
+        assert zk is not None
         scheme, auth = args
-        self._call(None, lambda: self.zk.add_auth(scheme, auth))
+        self._call(None, lambda: zk.add_auth(scheme, auth))
 
     def do_whoami(self, opts: dict, args: list[str]) -> None:
         infos = self._call(None, lambda: self._raw(rq.WhoAmI()))
@@ -577,8 +586,9 @@ class Commands:
             zk._child_watchers.pop(full, None)
 
     def do_config(self, opts: dict, args: list[str]) -> None:
-        assert self.zk is not None
-        data, stat = self._call(CONFIG, lambda: self.zk.get(
+        zk = self.zk
+        assert zk is not None
+        data, stat = self._call(CONFIG, lambda: zk.get(
             CONFIG, watch=self._noop_watch if opts.get("w") else None))
         text = self._data(data) if data else ""
         if opts.get("c"):
@@ -590,7 +600,8 @@ class Commands:
 
     def do_reconfig(self, opts: dict, args: list[str]) -> None:
         """Change the ensemble's membership (the server checks everything again)."""
-        assert self.zk is not None
+        zk = self.zk
+        assert zk is not None
         whole = "file" in opts or "members" in opts
         if not whole and "add" not in opts and "remove" not in opts:
             raise CliError(SPECS["reconfig"].usage)
@@ -611,7 +622,7 @@ class Commands:
         if "file" in opts:
             members = _members_from_file(str(opts["file"]))
         # no path: errors read "Insufficient permission : ", as zkCli words them for reconfig
-        data, stat = self._call("", lambda: self.zk.reconfig(joining, leaving, members, from_config=version))
+        data, stat = self._call("", lambda: zk.reconfig(joining, leaving, members, from_config=version))
         self.out.write("Committed new configuration:\n" + self._data(data) + "\n")
         if opts.get("s"):
             self.out.write(format_stat(stat))
@@ -646,7 +657,7 @@ class Commands:
         self.history[-1] = line  # redo records the command it ran, as zkCli does
         code = self.execute(split_line(line), record=False)
         if code:
-            raise _Silent(code)
+            raise _Silent(str(code))  # the message is never shown; the exit status stays 1
 
     def do_quit(self, opts: dict, args: list[str]) -> None:
         raise Quit()

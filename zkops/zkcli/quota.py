@@ -4,6 +4,7 @@ server's business (``zkops.server.quota``); these commands only write limits and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -126,8 +127,8 @@ def set_quota(zk: KazooClient, call: Call, validate: Callable[[str], None], word
     node = QUOTA_ROOT
     for part in _java_split(path)[1:]:
         node = f"{node}/{part}"
-        if call(node, lambda node=node: zk.exists(node)) is None:
-            call(node, lambda node=node: _create_empty(zk, node))
+        if call(node, functools.partial(zk.exists, node)) is None:
+            call(node, functools.partial(_create_empty, zk, node))
     lp, sp = f"{node}/{LIMIT_NODE}", stat_path(path)
     if call(lp, lambda: zk.exists(lp)) is None:
         call(lp, lambda: zk.create(lp, limits.to_bytes()))
@@ -161,7 +162,7 @@ def _no_quota_below(zk: KazooClient, call: Call, validate: Callable[[str], None]
     stack = [top]
     while stack:
         node = stack.pop()
-        children = call(node, lambda node=node: _children(zk, node))
+        children = call(node, functools.partial(_children, zk, node))
         if children is _MISSING:
             continue
         if node != top and LIMIT_NODE in children:
@@ -174,7 +175,7 @@ def _no_quota_above(zk: KazooClient, call: Call, path: str) -> None:
     node = QUOTA_ROOT
     for part in _java_split(path)[1:-1]:
         node = f"{node}/{part}"
-        children = call(node, lambda node=node: _children(zk, node))
+        children = call(node, functools.partial(_children, zk, node))
         if children is _MISSING or not children:
             return
         if LIMIT_NODE in children and node != QUOTA_ROOT + path:
@@ -212,7 +213,7 @@ def list_quota(zk: KazooClient, call: Call, validate: Callable[[str], None], wor
     found = []
     for p in (limit_path(path), stat_path(path)):
         validate(p)
-        data = call(p, lambda p=p: _get(zk, p))
+        data = call(p, functools.partial(_get, zk, p))
         if data is _MISSING:
             err.write(f"quota for {path} does not exist.\n")
             return 0
@@ -240,12 +241,12 @@ def del_quota(zk: KazooClient, call: Call, validate: Callable[[str], None], word
     if flag is None:
         for child in call(parent, lambda: zk.get_children(parent)):
             cp = f"{parent}/{child}"
-            call(cp, lambda cp=cp: zk.delete(cp))
+            call(cp, functools.partial(zk.delete, cp))
         node = parent
         while node != QUOTA_ROOT:
-            if call(node, lambda node=node: zk.get_children(node)):
+            if call(node, functools.partial(zk.get_children, node)):
                 break
-            call(node, lambda node=node: zk.delete(node))
+            call(node, functools.partial(zk.delete, node))
             node = node[:node.rfind("/")]
         return 0
     limits = StatsTrack.parse(data)

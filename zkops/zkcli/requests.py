@@ -38,7 +38,7 @@ class CreateAny(namedtuple("CreateAny", "path data acl flags ttl")):
     None, which the wire carries as length -1, as zkCli.sh sends a create without data."""
 
     @property
-    def type(self) -> int:  # type: ignore[override]
+    def type(self) -> int:
         if self.flags == CONTAINER:
             return 19
         return 21 if self.flags in (TTL, TTL_SEQUENTIAL) else 15
