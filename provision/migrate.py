@@ -296,8 +296,8 @@ def start_java(f: HostFacts) -> str:
     assert f.java.command is not None
     log = f.java.log_file or (f.config.data_dir if f.config else Path(".")) / "zookeeper.out"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        p = subprocess.Popen(f.java.command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+    with open(log, "ab") as logf:
+        p = subprocess.Popen(f.java.command, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                              start_new_session=True, cwd=log.parent)
     if f.java.pid_file is not None:
         f.java.pid_file.parent.mkdir(parents=True, exist_ok=True)
