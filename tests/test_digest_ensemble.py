@@ -150,9 +150,17 @@ def _write_everywhere(ens: MixedEnsemble) -> None:
             c.close()
 
 
-def _followers(ens: MixedEnsemble) -> list[int]:
-    leader = ens.leader()
-    return [i for i in ens.ids if i != leader]
+def _rejoin_fresh(ens: MixedEnsemble, i: int) -> None:
+    """Stop server ``i``, empty its dataDir (keeping myid) and start it: it syncs from scratch
+    (SNAP or DIFF from the leader), then takes more writes."""
+    ens.kill(i)
+    data = ens.data(i)
+    for p in sorted(data.rglob("*"), reverse=True):
+        if p.name != "myid":
+            p.unlink() if p.is_file() else p.rmdir()
+    ens.start(i)
+    ens.wait_ready(DEADLINE)
+    _every_kind(ens.address(i), f"fresh{i}")
 
 
 def test_apache_follower_checks_zkops_leader_digests() -> None:
@@ -163,6 +171,11 @@ def test_apache_follower_checks_zkops_leader_digests() -> None:
         assert ens.leader() == 3
         assert {i: _mismatches(ens, i) for i in ens.ids} == {1: 0, 2: 0, 3: 0}, ens.log_tail()
         assert _checked(ens, 2) > 50 and _checked(ens, 3) > 50  # the leader checks its own too
+        _rejoin_fresh(ens, 1)
+        _rejoin_fresh(ens, 2)
+        assert ens.leader() == 3
+        assert {i: _mismatches(ens, i) for i in ens.ids} == {1: 0, 2: 0, 3: 0}, ens.log_tail()
+        assert _checked(ens, 2) > 10
     finally:
         ens.cleanup()
 
@@ -194,5 +207,9 @@ def test_zkops_ensemble_and_apache_leader_digests_match() -> None:
         _write_everywhere(ens)
         assert {i: _mismatches(ens, i) for i in (1, 2)} == {1: 0, 2: 0}, ens.log_tail()
         assert _checked(ens, 1) > 50 and _checked(ens, 2) > 50  # Apache's digests, compared by zkops
+        _rejoin_fresh(ens, 1)
+        assert ens.leader() == 3
+        assert {i: _mismatches(ens, i) for i in (1, 2)} == {1: 0, 2: 0}, ens.log_tail()
+        assert _checked(ens, 1) > 10
     finally:
         ens.cleanup()
