@@ -13,7 +13,7 @@ from typing import Any
 from . import paths
 from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, AclCache
 from .codes import CONTAINER_OWNER, TTL_OWNER_MASK, Err, EventType, Op, ZkError
-from .digest import M64, full_digest, node_digest
+from .digest import M64, node_digest
 from .javaorder import INITIAL_CAPACITY, grown_capacity, hashset_order
 from .metrics import PerNamespace
 from .quota import Quotas
@@ -48,7 +48,7 @@ class Node:
     """One znode: data, interned ACL, the persisted stat fields and child names."""
 
     __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "cversion",
-                 "aversion", "owner", "pzxid", "children", "capacity")
+                 "aversion", "owner", "pzxid", "children", "capacity", "dig")
 
     def __init__(self, data: bytes, acl: tuple[ACL, ...], zxid: int, time: int, owner: int) -> None:
         self.data = data
@@ -66,6 +66,7 @@ class Node:
         # decides the order Apache ZooKeeper lists them in (see javaorder)
         self.children: dict[str, None] | None = None
         self.capacity = INITIAL_CAPACITY
+        self.dig = 0  # this node's share of the tree digest (DataTree keeps it current)
 
     def stat(self) -> Stat:
         """The Stat clients see: containers and TTL nodes show ephemeralOwner 0, as in ZooKeeper."""
@@ -159,20 +160,25 @@ class DataTree:
 
     def recompute_digest(self) -> int:
         """Count the digest afresh from every node (after a snapshot load, or a switch)."""
-        self.digest = full_digest(self.nodes.items()) if self.digest_enabled else 0
-        return self.digest
+        total = 0
+        on = self.digest_enabled
+        for path, node in self.nodes.items():
+            node.dig = node_digest(path, node) if on else 0
+            total += node.dig
+        self.digest = total
+        return total
 
     def set_digest_enabled(self, on: bool) -> None:
         self.digest_enabled = on
         self.recompute_digest()
 
     def _unhash(self, path: str, node: Node) -> None:
-        if self.digest_enabled:
-            self.digest -= node_digest(path, node)
+        self.digest -= node.dig
 
     def _hash(self, path: str, node: Node) -> None:
         if self.digest_enabled:
-            self.digest += node_digest(path, node)
+            d = node.dig = node_digest(path, node)
+            self.digest += d
 
     def set_config(self, data: bytes, zxid: int, time: int) -> None:
         """Show the ensemble's membership in /zookeeper/config without a txn, as Apache does at

@@ -32,7 +32,8 @@ _CREATES = (Op.create, Op.create2, Op.createContainer, Op.createTTL)
 
 
 class NodeLike(Protocol):
-    """What a digest reads of a node (datatree.Node has these)."""
+    """What a digest reads of a node (datatree.Node has these); ``dig`` is the node's digest
+    as last counted (kept by whoever owns the node)."""
 
     data: bytes | None
     czxid: int
@@ -44,6 +45,7 @@ class NodeLike(Protocol):
     cversion: int
     aversion: int
     owner: int
+    dig: int
 
 
 def counted(path: str) -> bool:
@@ -79,7 +81,7 @@ class State:
     """A node as it will be once the outstanding txns are applied (only what a digest reads)."""
 
     __slots__ = ("data", "czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion", "aversion",
-                 "owner")
+                 "owner", "dig")
 
     def __init__(self, data: bytes | None, czxid: int, mzxid: int, pzxid: int, ctime: int, mtime: int,
                  version: int, cversion: int, aversion: int, owner: int) -> None:
@@ -93,6 +95,7 @@ class State:
         self.cversion = cversion
         self.aversion = aversion
         self.owner = owner
+        self.dig = 0
 
     @classmethod
     def of(cls, n: NodeLike) -> State:
@@ -151,9 +154,14 @@ class Predictor:
             return entry[1]
         return self.lookup(path)
 
-    def _put(self, zxid: int, path: str, state: State | None) -> None:
+    def _put(self, zxid: int, path: str, state: State | None) -> int:
+        """Record the node as the txn leaves it; returns its new digest (0 when deleted)."""
         self.overlay[path] = (zxid, state)
         self.order.append((zxid, path))
+        if state is None:
+            return 0
+        d = state.dig = node_digest(path, state)
+        return d
 
     def _delta(self, zxid: int, op: int, body: Any, time: int, client: int) -> int:
         if op == Op.multi:
@@ -177,8 +185,7 @@ class Predictor:
                 new.mzxid = zxid
                 new.mtime = time
                 new.version = body.version
-            self._put(zxid, body.path, new)
-            return node_digest(body.path, new) - node_digest(body.path, node)
+            return self._put(zxid, body.path, new) - node.dig
         if op == Op.closeSession and body is not None:
             delta = 0
             for p in sorted(body.paths2Delete or (), key=lambda s: (-s.count("/"), s)):
@@ -208,9 +215,7 @@ class Predictor:
             p.cversion = cversion
             p.pzxid = zxid
         child = State(body.data, zxid, zxid, zxid, time, time, 0, 0, 0, owner)
-        self._put(zxid, parent_path, p)
-        self._put(zxid, path, child)
-        return node_digest(parent_path, p) - node_digest(parent_path, parent) + node_digest(path, child)
+        return self._put(zxid, parent_path, p) - parent.dig + self._put(zxid, path, child)
 
     def _delete(self, zxid: int, path: str) -> int:
         node = self._get(path)
@@ -221,9 +226,7 @@ class Predictor:
         p = State.of(parent)
         if zxid > p.pzxid:
             p.pzxid = zxid
-        self._put(zxid, parent_path, p)
-        self._put(zxid, path, None)
-        return node_digest(parent_path, p) - node_digest(parent_path, parent) - node_digest(path, node)
+        return self._put(zxid, parent_path, p) - parent.dig + self._put(zxid, path, None) - node.dig
 
 
 __all__ = ["DIGEST_VERSION", "M64", "NodeLike", "Predictor", "State", "counted", "full_digest", "node_digest",
