@@ -518,7 +518,7 @@ class Ensemble:
         server.core.prep.reset(db.tree.last_zxid)
         server.core.prep.seq.clear()
         self.digest_fuzzy_until = db.fuzzy_until
-        if not self.cfg.digest_enabled:
+        if not getattr(self.cfg, "digest_enabled", True):
             db.tree.set_digest_enabled(False)
         now = int(time.time() * 1000)
         for sid, timeout in db.sessions.items():

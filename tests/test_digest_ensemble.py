@@ -21,6 +21,7 @@ from kazoo.security import make_acl
 from tests.support import refzk
 from tests.support.ensemble import four_letter
 from tests.support.mixed import MixedEnsemble
+from tests.support.ourzk import ZkopsProcess
 from tests.support.rawclient import RawClient
 from zkops.server.codes import Op
 from zkops.server.records import ACL, CreateRequest, CreateTTLRequest, Id
@@ -213,3 +214,64 @@ def test_zkops_ensemble_and_apache_leader_digests_match() -> None:
         assert _checked(ens, 1) > 10
     finally:
         ens.cleanup()
+
+
+def test_logged_digests_replay_in_apache_without_mismatch(tmp_path: Any) -> None:
+    """A standalone zkops server logs each txn with the digest the tree has after it (Apache's
+    txn log layout); Apache 3.8 replays that log comparing them: 0 mismatches, same tree."""
+    from zkops.server.digest import to_long
+    from zkops.server.txnlog import TxnLog, decode_txn_entry
+
+    common = {"dataDir": str(tmp_path / "data"), "znode.container.checkIntervalMs": "500"}
+    ours = ZkopsProcess(extra_cfg=dict(common), workdir=tmp_path / "zkops")
+    ours.start(timeout=60)
+    try:
+        _every_kind(ours.address, "solo")
+        k = _client(ours.address)
+        try:
+            _until(lambda: all(k.exists(f"/d-solo/{n}") is None for n in "cte"), "containers and TTL reaped")
+            k.set("/", b"root")
+            want = {p: k.get(p)[0] for p in ("/", "/d-solo/p", "/d-solo/m1")}
+        finally:
+            k.stop()
+            k.close()
+    finally:
+        ours.stop()
+    log = TxnLog(tmp_path / "data", force_sync=False)
+    try:
+        entries = [decode_txn_entry(data) for _, data in log.read_from(1)]
+    finally:
+        log.close()
+    assert len(entries) > 20 and all(e.digest is not None and e.digest.version == 2 for e in entries)
+    tree = _tree_on_disk(tmp_path / "data")
+    assert entries[-1].digest is not None and entries[-1].digest.treeDigest == to_long(tree.tree_digest())
+    # no snapshot was written (snapCount not reached): Apache replays the whole log from an
+    # empty tree, comparing every txn's digest
+    ref = refzk.RefZooKeeper(extra_cfg={**common, "snapshot.trust.empty": "true"}, workdir=tmp_path / "apache")
+    ref.start()
+    try:
+        mntr = _mntr_of(ref.port)
+        assert mntr["zk_digest_mismatches_count"] == "0", (ref.workdir / "server.log").read_text()
+        k = _client(ref.address)
+        try:
+            assert {p: k.get(p)[0] for p in want} == want
+        finally:
+            k.stop()
+            k.close()
+    finally:
+        ref.stop()
+
+
+def _tree_on_disk(data: Any) -> Any:
+    """The tree a restart would load from ``data``."""
+    from zkops.server.database import Database
+
+    db = Database.open(data, force_sync=False)
+    try:
+        return db.tree
+    finally:
+        db.close()
+
+
+def _mntr_of(port: int) -> dict[str, str]:
+    return dict(line.split("\t", 1) for line in four_letter(port, "mntr", timeout=10).splitlines() if "\t" in line)
