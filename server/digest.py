@@ -27,7 +27,8 @@ DIGEST_VERSION = 2  # DigestCalculator.DIGEST_VERSION in Apache 3.8
 EXCLUDED_PREFIX = "/zookeeper/"  # ZooDefs.ZOOKEEPER_NODE_SUBTREE
 M64 = (1 << 64) - 1
 _M32 = (1 << 32) - 1
-_STAT = struct.Struct(">QQQQQIIIQ")
+_STAT = struct.Struct(">qqqqqiiiq")
+_USTAT = struct.Struct(">QQQQQIIIQ")
 _CREATES = (Op.create, Op.create2, Op.createContainer, Op.createTTL)
 
 
@@ -61,9 +62,14 @@ def node_digest(path: str, node: NodeLike) -> int:
     data = node.data
     if data:
         crc = zlib.crc32(data, crc)
-    return zlib.crc32(_STAT.pack(node.czxid & M64, node.mzxid & M64, node.pzxid & M64, node.ctime & M64,
-                                 node.mtime & M64, node.version & _M32, node.cversion & _M32,
-                                 node.aversion & _M32, node.owner & M64), crc)
+    try:
+        stat = _STAT.pack(node.czxid, node.mzxid, node.pzxid, node.ctime, node.mtime, node.version,
+                          node.cversion, node.aversion, node.owner)
+    except struct.error:  # a value outside Java's signed range: its two's complement bits
+        stat = _USTAT.pack(node.czxid & M64, node.mzxid & M64, node.pzxid & M64, node.ctime & M64,
+                           node.mtime & M64, node.version & _M32, node.cversion & _M32,
+                           node.aversion & _M32, node.owner & M64)
+    return zlib.crc32(stat, crc)
 
 
 def full_digest(nodes: Iterable[tuple[str, NodeLike]]) -> int:

@@ -174,3 +174,10 @@ def test_txn_digest_split() -> None:
     h, body, d = decode_txn_digest(with_digest)
     assert body.paths2Delete == ["/abc"] and d is not None and (d.version, d.treeDigest) == (2, -5)
     assert decode_txn(with_digest)[1].paths2Delete == ["/abc"]
+
+
+def test_values_outside_the_signed_range_hash_as_their_bits() -> None:
+    tree = DataTree()
+    a = tree.create("/n", b"", OPEN, -1, -1, 7, 8)
+    b = tree.create("/m", b"", OPEN, (1 << 64) - 1, -1, 7, 8)
+    assert dg.node_digest("/x", a) == dg.node_digest("/x", b)
