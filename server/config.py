@@ -87,6 +87,7 @@ class ServerConfig:
     standalone_enabled: bool = True
     reconfig_enabled: bool = False
     enforce_quota: bool = False  # zookeeper.enforceQuota
+    digest_enabled: bool = True  # zookeeper.digest.enabled: Apache's tree digest with each txn
     readonly_mode_enabled: bool = False  # readonlymode.enabled
     local_sessions_enabled: bool = False
     local_sessions_upgrading_enabled: bool = False
@@ -382,6 +383,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("standalone_enabled", ("standaloneEnabled",), _boolean),
     _Setting("reconfig_enabled", ("reconfigEnabled",), _boolean),
     _Setting("enforce_quota", ("enforceQuota", "zookeeper.enforceQuota"), _boolean, ("zookeeper.enforceQuota",)),
+    _Setting("digest_enabled", ("digest.enabled", "zookeeper.digest.enabled"), _boolean,
+             ("zookeeper.digest.enabled",)),
     _Setting("readonly_mode_enabled", ("readonlymode.enabled",), _boolean, ("readonlymode.enabled",)),
     _Setting("local_sessions_enabled", ("localSessionsEnabled",), _boolean),
     _Setting("local_sessions_upgrading_enabled", ("localSessionsUpgradingEnabled",), _boolean),
@@ -412,7 +415,7 @@ _JVM_ONLY_PREFIXES = ("authProvider.", "ssl.", "sslQuorum", "quorum.auth", "quor
                       "portUnification", "quorumListenOnAllIPs", "clientPortListenBacklog",
                       "connectToLearnerMasterLimit", "cnxTimeout", "electionPortBindRetry",
                       "fsync.warningthresholdms", "audit.enable", "syncEnabled", "secureClientPortAddress",
-                      "multiAddress.reachabilityCheck", "digest.enabled", "snapshot.trust.empty",
+                      "multiAddress.reachabilityCheck", "snapshot.trust.empty",
                       "snapshot.compression.method", "requestThrottle", "learner.", "leaderServes",
                       "flushDelay", "maxWriteQueuePollTime", "maxBatchSize", "serializeLastProcessedZxid")
 # Keys that change ZooKeeper's behaviour in ways zkops does not implement: warned about by name.
@@ -830,6 +833,7 @@ def render_config(cfg: ServerConfig) -> str:
         ("standalone_enabled", "standaloneEnabled", _java_bool),
         ("reconfig_enabled", "reconfigEnabled", _java_bool),
         ("readonly_mode_enabled", "readonlymode.enabled", _java_bool),
+        ("digest_enabled", "digest.enabled", _java_bool),
         ("local_sessions_enabled", "localSessionsEnabled", _java_bool),
         ("local_sessions_upgrading_enabled", "localSessionsUpgradingEnabled", _java_bool),
         ("super_digest", "DigestAuthenticationProvider.superDigest", str),

@@ -33,6 +33,9 @@ class Database:
         self.tree = tree
         self.sessions = sessions
         self.txnlog = txnlog
+        # the zxid of a loaded snapshot's digest when the snapshot is fuzzy (its digest came after
+        # its start): txn digests are not compared until then, as in Apache
+        self.fuzzy_until = 0
 
     @classmethod
     def open(cls, data_dir: Path, log_dir: Path | None = None, *, force_sync: bool = True,
@@ -44,7 +47,10 @@ class Database:
         sessions: dict[int, int] = {}
         snap = snapmod.load_newest_valid(data_dir)
         start = 0
+        fuzzy_until = 0
         if snap is not None:
+            if snap.digest is not None and snap.digest.zxid > snap.zxid:
+                fuzzy_until = snap.digest.zxid
             for path, data, acl, stat in sorted(snap.nodes, key=lambda n: n[0]):
                 decode_snapshot_node(tree, path, data, acl, stat)
             tree.snapshot_loaded()
@@ -66,7 +72,9 @@ class Database:
             replayed += 1
         if replayed:
             log.info("replayed %d txns up to 0x%x", replayed, tree.last_zxid)
-        return cls(data_dir, log_dir, tree, sessions, txnlog)
+        db = cls(data_dir, log_dir, tree, sessions, txnlog)
+        db.fuzzy_until = fuzzy_until
+        return db
 
     def snapshot_writer(self, retain: int) -> Callable[[int, dict[int, int], Iterable[tuple[str, Node]]], Path]:
         """A function the server runs on a worker thread to write a fuzzy snapshot."""

@@ -13,6 +13,7 @@ from typing import Any
 from . import paths
 from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, AclCache
 from .codes import CONTAINER_OWNER, TTL_OWNER_MASK, Err, EventType, Op, ZkError
+from .digest import M64, node_digest
 from .javaorder import INITIAL_CAPACITY, grown_capacity, hashset_order
 from .metrics import PerNamespace
 from .quota import Quotas
@@ -47,7 +48,7 @@ class Node:
     """One znode: data, interned ACL, the persisted stat fields and child names."""
 
     __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "cversion",
-                 "aversion", "owner", "pzxid", "children", "capacity")
+                 "aversion", "owner", "pzxid", "children", "capacity", "dig")
 
     def __init__(self, data: bytes | None, acl: tuple[ACL, ...], zxid: int, time: int, owner: int) -> None:
         self.data = data
@@ -65,6 +66,7 @@ class Node:
         # decides the order Apache ZooKeeper lists them in (see javaorder)
         self.children: dict[str, None] | None = None
         self.capacity = INITIAL_CAPACITY
+        self.dig = 0  # this node's share of the tree digest (DataTree keeps it current)
 
     def stat(self) -> Stat:
         """The Stat clients see: containers and TTL nodes show ephemeralOwner 0, as in ZooKeeper."""
@@ -128,6 +130,10 @@ class DataTree:
         self.last_zxid = 0
         self.quotas = Quotas()
         self.writes = PerNamespace()  # bytes written per top-level namespace (mntr)
+        # Apache's tree digest (digest.py): kept by every change as it happens; 0 when disabled
+        # (zookeeper.digest.enabled=false), as Apache's DigestCalculator then counts nothing
+        self.digest_enabled = True
+        self.digest = 0
         self._install_system_nodes()
         # Apache's running count of path and data bytes (mntr's approximate_data_size): kept
         # by creates, deletes and setData, counted afresh after a snapshot load; the quota
@@ -145,6 +151,34 @@ class DataTree:
         self.nodes = {"/": root, ZOOKEEPER: zk, QUOTA: quota, CONFIG: config}
         root.children = {"zookeeper": None}
         zk.children = {"quota": None, "config": None}
+        self.recompute_digest()
+
+    # ---------------------------------------------------------------- digest
+    def tree_digest(self) -> int:
+        """The tree digest (unsigned 64 bits) as Apache's DataTree.getTreeDigest has it."""
+        return self.digest & M64
+
+    def recompute_digest(self) -> int:
+        """Count the digest afresh from every node (after a snapshot load, or a switch)."""
+        total = 0
+        on = self.digest_enabled
+        for path, node in self.nodes.items():
+            node.dig = node_digest(path, node) if on else 0
+            total += node.dig
+        self.digest = total
+        return total
+
+    def set_digest_enabled(self, on: bool) -> None:
+        self.digest_enabled = on
+        self.recompute_digest()
+
+    def _unhash(self, path: str, node: Node) -> None:
+        self.digest -= node.dig
+
+    def _hash(self, path: str, node: Node) -> None:
+        if self.digest_enabled:
+            d = node.dig = node_digest(path, node)
+            self.digest += d
 
     def set_config(self, data: bytes, zxid: int, time: int) -> None:
         """Show the ensemble's membership in /zookeeper/config without a txn, as Apache does at
@@ -177,15 +211,19 @@ class DataTree:
         return list(node.children) if node is not None and node.children else []
 
     def replace_data(self, path: str, data: bytes) -> None:
-        node = self.nodes.get(path or "/")
+        path = path or "/"
+        node = self.nodes.get(path)
         if node is not None:
+            self._unhash(path, node)
             node.data = data
+            self._hash(path, node)
 
     def snapshot_loaded(self) -> None:
         """After a snapshot's nodes are in: count the bytes, find the quotas and count their
         usage again (in Apache's order)."""
         self.approx_bytes = self._count_bytes()
         self.quotas.rebuild(self)
+        self.recompute_digest()
 
     def children_sorted(self, node: Node) -> list[str]:
         return sorted(node.children) if node.children else []
@@ -253,12 +291,15 @@ class DataTree:
         if parent_cversion == -1:
             parent_cversion = parent.cversion + 1
         if parent_cversion > parent.cversion:
+            self._unhash(parent_path, parent)
             parent.cversion = parent_cversion
             parent.pzxid = zxid
+            self._hash(parent_path, parent)
         parent.children[name] = None
         if len(parent.children) > parent.capacity * 3 // 4:
             parent.capacity = grown_capacity(parent.capacity, len(parent.children))
         self.nodes[path] = node
+        self._hash(path, node)
         owner = node.owner
         if owner:
             if owner == CONTAINER_OWNER:
@@ -286,10 +327,13 @@ class DataTree:
         if parent is None:
             raise ZkError(Err.NONODE, parent_path)
         del self.nodes[path]
+        self._unhash(path, node)
         if parent.children:
             parent.children.pop(paths.basename(path), None)
         if zxid > parent.pzxid:
+            self._unhash(parent_path, parent)
             parent.pzxid = zxid
+            self._hash(parent_path, parent)
         owner = node.owner
         if owner:
             if owner == CONTAINER_OWNER:
@@ -311,13 +355,15 @@ class DataTree:
         if node is None:
             raise ZkError(Err.NONODE, path)
         old = node.data
+        self._unhash(path, node)
         node.data = data
-        self.approx_bytes += _size(data) - _size(old)
-        self.quotas.data_changed(self, path, old, data)
-        self.writes.add(path, len(data) if data else 0)
         node.mzxid = zxid
         node.mtime = time
         node.version = version
+        self._hash(path, node)
+        self.approx_bytes += _size(data) - _size(old)
+        self.quotas.data_changed(self, path, old, data)
+        self.writes.add(path, len(data) if data else 0)
         return node
 
     def set_acl(self, path: str, acl: list[ACL] | tuple[ACL, ...], version: int) -> Node:
@@ -325,7 +371,9 @@ class DataTree:
         if node is None:
             raise ZkError(Err.NONODE, path)
         node.acl = self.acls.intern(acl)
+        self._unhash(path, node)
         node.aversion = version
+        self._hash(path, node)
         return node
 
     # ---------------------------------------------------------------- txns
@@ -451,12 +499,16 @@ def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: lis
     if path in ("", "/"):
         old = tree.nodes["/"]
         node.children = old.children
+        tree._unhash("/", old)
         tree.nodes["/"] = node
+        tree._hash("/", node)
         return
     existing = tree.nodes.get(path)
     if existing is not None:
         node.children = existing.children
+        tree._unhash(path, existing)
         tree.nodes[path] = node
+        tree._hash(path, node)
         return
     parent = tree.nodes.get(paths.parent_of(path))
     if parent is None:
@@ -466,6 +518,7 @@ def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: lis
     parent.children[paths.basename(path)] = None
     parent.capacity = grown_capacity(parent.capacity, len(parent.children))
     tree.nodes[path] = node
+    tree._hash(path, node)
     owner = node.owner
     if owner == CONTAINER_OWNER:
         tree.containers.add(path)

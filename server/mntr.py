@@ -118,7 +118,8 @@ INITIAL = {"last_client_response_size": -1, "max_client_response_size": -1, "min
            "min_proposal_size": -1, "max_proposal_size": -1, "last_proposal_size": -1,
            "connection_drop_probability": 0.0, "avg_latency": 0.0}
 # zkops' own keys, printed after Apache's
-OWN = ("fsync_count", "last_fsync_time_ms", "epoch", "election_count", "last_election_time_ms")
+OWN = ("fsync_count", "last_fsync_time_ms", "epoch", "election_count", "last_election_time_ms",
+       "digest_checked_count")
 
 
 class Measured:

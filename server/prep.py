@@ -25,6 +25,7 @@ from .codes import (
     ZkError,
 )
 from .datatree import DataTree, is_ttl_owner
+from .digest import Predictor
 from .paths import InvalidPath, validate_path
 from .quota import QuotaExceeded
 from .records import (
@@ -46,6 +47,7 @@ from .records import (
     Txn,
     TxnHeader,
 )
+from .txncodec import decode_body
 
 CONFIG_PATH = "/zookeeper/config"
 # nodes no client may delete (DataTree.isSpecialPath); their clients' children may go
@@ -109,6 +111,11 @@ class Preparer:
         # (quota.Quotas.check); each warning line goes to on_quota_warning (the shell rate-limits it)
         self.enforce_quota = False
         self.on_quota_warning: Callable[[str], None] = lambda msg: None
+        # the tree digest each prepared txn leaves (Apache's precalculated digest): what a leader
+        # sends with the proposal, None when digests are off
+        self.digests = Predictor(lambda path: self.tree.nodes.get(path), lambda: self.tree.tree_digest(),
+                                 decode_body)
+        self.last_digest: int | None = None
 
     # ------------------------------------------------------------ outstanding changes
     def record(self, path: str) -> Change | None:
@@ -153,10 +160,13 @@ class Preparer:
             ch = out.popleft()
             if self.by_path.get(ch.path) is ch:
                 del self.by_path[ch.path]
+        if self.digests.order:
+            self.digests.committed(zxid)
 
     def reset(self, last_zxid: int) -> None:
         self.outstanding.clear()
         self.by_path.clear()
+        self.digests.reset()
         self.next_zxid = last_zxid + 1
 
     def take_zxid(self) -> int:
@@ -167,25 +177,37 @@ class Preparer:
     # ------------------------------------------------------------ entry point
     def prepare(self, session_id: int, cxid: int, op: int, req: Any, auth: list[Id], now_ms: int,
                 zxid: int | None = None) -> tuple[TxnHeader, Any]:
-        """Build the txn for one write; never raises for a client error (it becomes an error txn)."""
+        """Build the txn for one write; never raises for a client error (it becomes an error txn).
+        ``last_digest`` is then the tree digest the txn leaves."""
         if zxid is None:
             zxid = self.take_zxid()
         hdr = TxnHeader(session_id, cxid, zxid, now_ms, op)
+        body: Any
         try:
             if session_id and op not in (Op.createSession, Op.closeSession) and not self.session_open(session_id):
                 raise ZkError(Err.SESSIONEXPIRED)
             if op == Op.multi:
-                return self._multi(hdr, req, auth)
-            body = self._one(hdr, op, req, auth)
-            hdr.type = _txn_type(op, body)
-            return hdr, body
+                hdr, body = self._multi(hdr, req, auth)
+            else:
+                body = self._one(hdr, op, req, auth)
+                hdr.type = _txn_type(op, body)
         except ZkError as exc:
             hdr.type = Op.error
-            return hdr, ErrorTxn(int(exc.code))
+            body = ErrorTxn(int(exc.code))
+        self._digest(hdr, body)
+        return hdr, body
 
     def prepare_error(self, session_id: int, cxid: int, code: int, now_ms: int) -> tuple[TxnHeader, Any]:
         """An error txn for a write refused before its checks (it still takes a zxid, as in Apache)."""
-        return TxnHeader(session_id, cxid, self.take_zxid(), now_ms, Op.error), ErrorTxn(int(code))
+        hdr, body = TxnHeader(session_id, cxid, self.take_zxid(), now_ms, Op.error), ErrorTxn(int(code))
+        self._digest(hdr, body)
+        return hdr, body
+
+    def _digest(self, hdr: TxnHeader, body: Any) -> None:
+        if self.tree.digest_enabled:
+            self.last_digest = self.digests.advance(hdr.zxid, hdr.type, body, hdr.time, hdr.clientId)
+        else:
+            self.last_digest = None
 
     def _one(self, hdr: TxnHeader, op: int, req: Any, auth: list[Id]) -> Any:
         if op in (Op.create, Op.create2, Op.createContainer, Op.createTTL):

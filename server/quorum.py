@@ -29,13 +29,15 @@ from .codes import Err, Op, Perm, ZkError
 from .config import ConfigError, ServerConfig
 from .connection import ClientConnection, Request
 from .database import Database
+from .digest import DIGEST_VERSION, to_long
 from .election import ElectionEvent, Notification, ServerState
 from .electionnet import ElectionNetwork
 from .membership import Membership
 from .quorumnet import QuorumCallbacks, QuorumNetwork
 from .quorumpeer import ConfigAdopted, PeerOutput, QuorumPeer
 from .records import Id, PathOnly
-from .txncodec import decode_txn, encode_txn
+from .txncodec import decode_txn, decode_txn_digest, encode_txn
+from .txnlog import TxnDigest
 from .wire import REQUEST_TYPES, decode_multi
 from .zab import (
     Abandon,
@@ -175,6 +177,14 @@ class Ensemble:
         self.election_ms: list[float] = []
         self._timers: list[asyncio.TimerHandle] = []
         self.stopped = False
+        # Apache's txn digests: sent with our proposals, compared after applying a leader's
+        # (mntr's zk_digest_mismatches_count). Txns up to digest_fuzzy_until came after a fuzzy
+        # snapshot and are not compared, as Apache skips them. ZKOPS_TEST_DIGEST_SKEW is fault
+        # injection for tests only: it adds to every digest we send, so learners must object.
+        self.digest_mismatches = 0
+        self.digests_checked = 0
+        self.digest_fuzzy_until = db.fuzzy_until
+        self.digest_skew = int(os.environ.get("ZKOPS_TEST_DIGEST_SKEW", "0") or 0)
 
     # ------------------------------------------------------------ membership
     def _peer_addresses(self, kind: str) -> dict[int, tuple[str, int]]:
@@ -508,6 +518,9 @@ class Ensemble:
         server.core.prep.tree = db.tree
         server.core.prep.reset(db.tree.last_zxid)
         server.core.prep.seq.clear()
+        self.digest_fuzzy_until = db.fuzzy_until
+        if not getattr(self.cfg, "digest_enabled", True):
+            db.tree.set_digest_enabled(False)
         now = int(time.time() * 1000)
         for sid, timeout in db.sessions.items():
             server.core.sessions.add(sid, timeout, now)
@@ -608,14 +621,18 @@ class Ensemble:
             pass
         self.next_voters = None
         hdr, body = core.prep.prepare(session, cxid, op, record, auth, now, zxid=zxid)
-        got, out = self.peer.propose(encode_txn(hdr, body), self.next_voters)
+        digest = core.prep.last_digest
+        txn_digest = None if digest is None else TxnDigest(DIGEST_VERSION, to_long(digest + self.digest_skew))
+        got, out = self.peer.propose(encode_txn(hdr, body, txn_digest), self.next_voters)
         assert got == zxid, (hex(got), hex(zxid))
         self._apply(out)
 
     def _commit(self, zxid: int, payload: bytes) -> None:
-        hdr, body = decode_txn(payload)
+        hdr, body, digest = decode_txn_digest(payload)
         origin = self.waiting.pop((hdr.clientId, hdr.cxid), None)
         self.server.apply_txn(hdr, body, origin)
+        if digest is not None:
+            self._check_digest(hdr.zxid, digest)
 
         if self.sync_pending:
             ready = [w for w in self.sync_pending if w[0] <= zxid]
@@ -625,6 +642,19 @@ class Ensemble:
                     self._sync_reply(learner)
         if self.server.txns_since_snapshot >= self.server.snap_threshold:
             self.server._take_snapshot()
+
+    def _check_digest(self, zxid: int, digest: TxnDigest) -> None:
+        """Apache's DataTree.compareDigest: our tree after a txn against the leader's number."""
+        tree = self.server.core.tree
+        if not tree.digest_enabled or digest.version != DIGEST_VERSION or zxid <= self.digest_fuzzy_until:
+            return
+        self.digests_checked += 1
+        ours = to_long(tree.tree_digest())
+        if ours != digest.treeDigest:
+            self.digest_mismatches += 1
+            if self.digest_mismatches == 1 or self.digest_mismatches % 1000 == 0:
+                log.error("digest mismatch on txn 0x%x: the leader says %d, our tree has %d (%d mismatches)",
+                          zxid, digest.treeDigest, ours, self.digest_mismatches)
 
     def persisted(self, zxid: int) -> None:
         self._apply(self.peer.persisted(zxid))
@@ -679,7 +709,9 @@ class Ensemble:
             ]
         rows += [("zk_quorum_size", len(self.peer.election.voters)), ("zk_epoch", zab.current_epoch),
                  ("zk_election_count", len(self.election_ms)),
-                 ("zk_last_election_time_ms", round(self.election_ms[-1], 1) if self.election_ms else 0)]
+                 ("zk_last_election_time_ms", round(self.election_ms[-1], 1) if self.election_ms else 0),
+                 ("zk_digest_mismatches_count", self.digest_mismatches),
+                 ("zk_digest_checked_count", self.digests_checked)]
         return rows
 
 

@@ -23,6 +23,7 @@ from .codes import Err, Op, Xid, ZkError
 from .connection import MALFORMED, UNKNOWN, ClientConnection, Request
 from .core import Limits, ServerCore
 from .datatree import ApplyResult, DataTree, Node
+from .digest import DIGEST_VERSION, to_long
 from .records import (
     ConnectRequest,
     ConnectResponse,
@@ -34,6 +35,7 @@ from .records import (
 )
 from .sessions import session_password
 from .txncodec import encode_txn
+from .txnlog import TxnDigest
 from .wire import encode_multi_results
 
 log = logging.getLogger("zkops.server")
@@ -190,6 +192,8 @@ class ZooKeeperServer:
                         server_id=1)
         now = _now_ms()
         self.core = ServerCore(limits, tree, now)
+        if not getattr(cfg, "digest_enabled", True):
+            self.core.tree.set_digest_enabled(False)  # zookeeper.digest.enabled=false
         self._quota_setup(cfg)
         for sid, timeout in (sessions or {}).items():
             self.core.sessions.add(sid, timeout, now)
@@ -742,7 +746,9 @@ class ZooKeeperServer:
             self.ensemble.submit(p)
             return
         self.pending.append(p)
-        data = encode_txn(p.hdr, p.body)
+        # as Apache logs it: the tree digest the txn leaves after its body (prepared just now)
+        digest = self.core.prep.last_digest
+        data = encode_txn(p.hdr, p.body, None if digest is None else TxnDigest(DIGEST_VERSION, to_long(digest)))
         if self.committer is None:
             self.loop.call_soon(self.durable, p.hdr.zxid)
         else:

@@ -139,6 +139,8 @@ KEYS = [
     ("standaloneEnabled=false", "standalone_enabled", False),
     ("reconfigEnabled=true", "reconfig_enabled", True),
     ("readonlymode.enabled=true", "readonly_mode_enabled", True),
+    ("digest.enabled=false", "digest_enabled", False),
+    ("zookeeper.digest.enabled=false", "digest_enabled", False),
     ("localSessionsEnabled=true", "local_sessions_enabled", True),
     ("localSessionsUpgradingEnabled=true", "local_sessions_upgrading_enabled", True),
     ("DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=", "super_digest",
@@ -825,3 +827,8 @@ def test_apache_quorum_peer_config_reads_our_configs_the_same(tmp_path):
                               "autopurge_purge_interval": ("24", "0")}
             continue
         assert ours == java[path], name
+
+
+def test_digest_enabled_by_default_and_from_the_jvm_flags():
+    assert parse(BASE).digest_enabled is True
+    assert parse(BASE, environ={"SERVER_JVMFLAGS": "-Dzookeeper.digest.enabled=false"}).digest_enabled is False
