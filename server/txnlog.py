@@ -87,6 +87,8 @@ class TxnDigest(Record):
 
     FIELDS = (("version", "int"), ("treeDigest", "long"))
     __slots__ = ("version", "treeDigest")
+    version: int
+    treeDigest: int
 
 
 class CreateTxnV0(Record):
@@ -94,6 +96,10 @@ class CreateTxnV0(Record):
 
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("ephemeral", "bool"))
     __slots__ = ("path", "data", "acl", "ephemeral")
+    path: str
+    data: bytes
+    acl: list[ACL]
+    ephemeral: bool
 
 
 # The body record of each txn type, as 3.8's SerializeUtils.deserializeTxn picks it
