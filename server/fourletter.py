@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .fourletterwords import NOT_SERVING_WORDS
+from .servermode import ServerMode
 from .version import VERSION_STRING
 
 if TYPE_CHECKING:
@@ -231,7 +232,7 @@ def dump(s: ZooKeeperServer) -> str:
 
 
 def isro(s: ZooKeeperServer) -> str:
-    return "ro" if s.mode() == "read-only" else "rw"
+    return "ro" if s.mode() == ServerMode.READ_ONLY else "rw"
 
 
 def ruok(s: ZooKeeperServer) -> str:
