@@ -16,7 +16,8 @@ from rich.table import Table
 
 from .actions import NODE_ACTIONS as NODE_COMMANDS
 from .actions import perform
-from .lab import BACKENDS, Lab, LabError, NodeStatus, default_lab_dir
+from .backends import REGISTRY
+from .lab import Lab, LabError, NodeStatus, default_lab_dir
 from .timeline import elections, timeline
 
 console = Console(highlight=False)
@@ -28,7 +29,7 @@ def add_parser(sub: Any) -> None:
     lab.add_argument("--dir", type=Path, help=f"lab directory (default {default_lab_dir()}, or $ZKOPS_LAB_DIR)")
     cmds = lab.add_subparsers(dest="lab_command", required=True)
     up = cmds.add_parser("up", help="bring up an ensemble")
-    up.add_argument("--backend", default="local", choices=BACKENDS)
+    up.add_argument("--backend", default="local", choices=tuple(REGISTRY))
     _backend_options(up)
     up.add_argument("--nodes", type=int, default=3)
     up.add_argument("--observers", type=int, default=0)
@@ -58,7 +59,7 @@ def add_parser(sub: Any) -> None:
     r.add_argument("name")
     r.add_argument("--auto", action="store_true", help="do not wait for Enter between steps")
     r.add_argument("--keep", action="store_true", help="leave the ensemble up afterwards")
-    r.add_argument("--backend", default="local", choices=BACKENDS)
+    r.add_argument("--backend", default="local", choices=tuple(REGISTRY))
     _backend_options(r)
     c = cmds.add_parser("check", help="grade a played lab: were the observations made?")
     c.add_argument("name")

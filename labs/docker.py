@@ -174,6 +174,14 @@ class DockerBackend:
             c.kill()
             c.wait(timeout=30)
 
+    def stop(self, n: Node) -> None:
+        """A clean stop: docker stop (SIGTERM, SIGKILL after 30 s)."""
+        c = self._container(n)
+        if c.status == "paused":
+            c.unpause()
+        if c.status in ("running", "paused"):
+            c.stop(timeout=30)
+
     def signal(self, n: Node, sig: int) -> None:
         c = self._container(n)
         if sig == signal.SIGSTOP:

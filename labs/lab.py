@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..server.fourletterclient import four_letter_or_empty
+from .backends import Backend, backend_class
 from .faultproxy import Faults
 from .model import LabError, LabState, Node, NodeStatus
 
@@ -55,7 +56,7 @@ def parse_groups(spec: str, known: list[int]) -> list[list[int]]:
 class Lab:
     """The Python API behind ``zkops lab``; also the ``Cluster`` the classroom lessons use."""
 
-    def __init__(self, lab_dir: Path, state: LabState, backend: Any) -> None:
+    def __init__(self, lab_dir: Path, state: LabState, backend: Backend) -> None:
         self.dir = lab_dir
         self.state = state
         self.backend = backend
@@ -74,7 +75,7 @@ class Lab:
             existing.down()
         if nodes < 1 or observers < 0:
             raise LabError("--nodes must be at least 1 and --observers at least 0")
-        impl = _backend_class(backend)
+        impl = backend_class(backend)
         options = {k: v for k, v in backend_options.items() if v is not None}
         made = [d for d in (lab_dir, *lab_dir.parents) if not d.exists()]  # the lab dir and its new parents
         lab_dir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +106,7 @@ class Lab:
         if not (lab_dir / "lab.json").exists():
             raise LabError(f"no lab in {lab_dir}; start one with `zkops lab up`")
         state = LabState.load(lab_dir)
-        return cls(lab_dir, state, _backend_class(state.backend)(lab_dir, state))
+        return cls(lab_dir, state, backend_class(state.backend)(lab_dir, state))
 
     def reload(self) -> None:
         """Re-read lab.json: another process (the console, another command) may have restarted a server."""
@@ -273,30 +274,3 @@ class Lab:
         for n in self.state.nodes:
             events += self.backend.election_events(n)
         return sorted(events, key=lambda e: e.get("ts", 0))
-
-
-def _backend_class(name: str) -> Any:
-    if name == "local":
-        from .local import LocalBackend
-
-        return LocalBackend
-    if name == "netns":
-        from .netns import NetnsBackend
-
-        return NetnsBackend
-    if name == "docker":
-        from .docker import DockerBackend
-
-        return DockerBackend
-    if name == "ssh":
-        from .ssh import SshBackend
-
-        return SshBackend
-    if name == "vagrant":
-        from .vagrant import VagrantBackend
-
-        return VagrantBackend
-    raise LabError(f"unknown backend {name!r}; this build has: {', '.join(BACKENDS)}")
-
-
-BACKENDS = ("local", "netns", "docker", "vagrant", "ssh")

@@ -169,6 +169,14 @@ class LocalBackend:
                 os.kill(n.pid, signal.SIGKILL)
             self._reap(n.id, n.pid)
 
+    def stop(self, n: Node) -> None:
+        """A clean stop: SIGTERM, then wait (up to 10 s) for the process to go."""
+        if self._ours(n):
+            assert n.pid is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(n.pid, signal.SIGTERM)
+            self._reap(n.id, n.pid)
+
     def signal(self, n: Node, sig: int) -> None:
         if not self.running(n):
             raise LabError(f"node {n.id} is not running")

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import fourletter
+from .servermode import ServerMode
 from .version import VERSION_STRING
+from .zab import LearnerPhase
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
@@ -53,7 +55,7 @@ def _server_stats(s: ZooKeeperServer) -> dict[str, Any]:
     st = s.stats
     cfg = s.cfg
     return {
-        "version": VERSION_STRING, "read_only": s.mode() == "read-only",
+        "version": VERSION_STRING, "read_only": s.mode() == ServerMode.READ_ONLY,
         "server_stats": {
             "packets_sent": sum(c.packets_sent for c in s.connections) + st.packets_sent,
             "packets_received": sum(c.packets_received for c in s.connections) + st.packets_received,
@@ -127,7 +129,7 @@ def _leader(s: ZooKeeperServer) -> dict[str, Any]:
         return {"error": "server is not initialized"}  # Apache's answer on a standalone server
     leader = ensemble.peer.leader
     spec = s.cfg.servers.get(leader) if leader is not None else None
-    return {"is_leader": s.mode() == "leader", "leader_id": leader if leader is not None else -1,
+    return {"is_leader": s.mode() == ServerMode.LEADER, "leader_id": leader if leader is not None else -1,
             "leader_ip": spec.host if spec else ""}
 
 
@@ -147,7 +149,7 @@ def _zabstate(s: ZooKeeperServer) -> dict[str, Any]:
     ensemble = getattr(s, "ensemble", None)
     if ensemble is None:
         return {"voting": False, "zabstate": "broadcast" if s.serving() else "election"}
-    return {"voting": s.mode() in ("leader", "follower"),
+    return {"voting": s.mode().voting,
             "zabstate": "broadcast" if ensemble.peer.established else "election"}
 
 
@@ -173,10 +175,10 @@ def _initial_configuration(s: ZooKeeperServer) -> dict[str, Any]:
 
 def _observers(s: ZooKeeperServer) -> dict[str, Any]:
     ensemble = getattr(s, "ensemble", None)
-    if ensemble is None or s.mode() != "leader":
+    if ensemble is None or s.mode() != ServerMode.LEADER:
         return {"synced_observers": 0, "observers": []}  # only the leader knows its observers
     learners = [lr for lr in ensemble.peer.zab.learners.values() if lr.observer]
-    return {"synced_observers": sum(1 for lr in learners if lr.phase == "synced"),
+    return {"synced_observers": sum(1 for lr in learners if lr.phase == LearnerPhase.SYNCED),
             "observers": [{"sid": getattr(lr, "sid", None), "phase": lr.phase} for lr in learners]}
 
 
@@ -215,7 +217,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], Command]] = {
     "observer_connection_stat_reset": (("orst",), lambda s: {}),
     "observers": (("obsr",), _observers),
     "set_trace_mask": (("stmk",), _set_trace_mask),
-    "is_read_only": (("isro",), lambda s: {"read_only": s.mode() == "read-only"}),
+    "is_read_only": (("isro",), lambda s: {"read_only": s.mode() == ServerMode.READ_ONLY}),
     "leader": (("lead",), _leader),
     "monitor": (("mntr",), _monitor),
     "ruok": ((), lambda s: {}),

@@ -19,17 +19,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .fourletterwords import ALL_WORDS, APACHE_WORDS, DEFAULT_WORDS
+
 log = logging.getLogger("zkops.server.config")
 
 # The four-letter words Apache ZooKeeper 3.8 knows; "*" in the whitelist means all of them.
-KNOWN_4LW = frozenset({"ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "dirs",
-                       "wchs", "wchc", "wchp", "dump", "isro", "gtmk", "stmk"})
+KNOWN_4LW = APACHE_WORDS
 # zkops adds "elec" (the election timeline); it is allowed by "*" or by name, never by default.
-ALL_4LW = KNOWN_4LW | {"elec"}
-# Apache's default is "srvr" alone. Health checks and monitoring need more, and these are
-# read-only and cheap; the ones that walk every watch or session (wchc, wchp, dump) or
-# change state (crst, srst, stmk) stay off.
-DEFAULT_4LW = frozenset({"ruok", "srvr", "stat", "mntr", "conf", "isro", "envi", "dirs", "cons", "wchs"})
+ALL_4LW = frozenset(ALL_WORDS)
+# Apache's default is "srvr" alone; zkops' default is in server.fourletterwords.
+DEFAULT_4LW = DEFAULT_WORDS
 
 MIN_SNAP_RETAIN_COUNT = 3  # PurgeTxnLog refuses to keep fewer
 MIN_SNAP_COUNT = 2  # ZooKeeperServer.getSnapCount resets smaller values to 2

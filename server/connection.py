@@ -16,6 +16,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .codes import Err, KeeperState, Op, Xid, name_of
+from .fourletterwords import WIRE_WORDS
 from .jute import JuteError
 from .records import (
     ConnectRequest,
@@ -33,10 +34,6 @@ log = logging.getLogger("zkops.server.cnxn")
 _LEN = struct.Struct(">i")
 _HDR = struct.Struct(">ii")
 _REPLY = struct.Struct(">iiqi")  # frame length, xid, zxid, err
-_FOUR_LETTER = frozenset(w.encode() for w in (
-    "ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "dirs",
-    "wchs", "wchc", "wchp", "dump", "isro", "gtmk", "stmk", "elec"))
-
 WRITE_OPS = frozenset({Op.create, Op.create2, Op.createContainer, Op.createTTL, Op.delete,
                        Op.setData, Op.setACL, Op.check, Op.multi, Op.reconfig, Op.closeSession,
                        Op.deleteContainer})
@@ -150,7 +147,7 @@ class ClientConnection(asyncio.Protocol):
         maxbuf = self.server.jute_maxbuffer
         try:
             while n - off >= 4:
-                if not self.connected and off == 0 and self.packets_received == 0 and bytes(buf[:4]) in _FOUR_LETTER:
+                if not self.connected and off == 0 and self.packets_received == 0 and bytes(buf[:4]) in WIRE_WORDS:
                     self.server.four_letter(self, bytes(buf[:4]).decode())
                     del buf[:]
                     return

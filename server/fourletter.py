@@ -15,15 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .fourletterwords import NOT_SERVING_WORDS
+from .servermode import ServerMode
 from .version import VERSION_STRING
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
     from .zkserver import ZooKeeperServer
-
-
-ALL_WORDS = ("ruok", "srvr", "stat", "mntr", "conf", "cons", "crst", "srst", "envi", "dirs",
-             "wchs", "wchc", "wchp", "dump", "isro", "gtmk", "stmk", "elec")
 
 
 def _dir_size(path: Path) -> int:
@@ -234,7 +232,7 @@ def dump(s: ZooKeeperServer) -> str:
 
 
 def isro(s: ZooKeeperServer) -> str:
-    return "ro" if s.mode() == "read-only" else "rw"
+    return "ro" if s.mode() == ServerMode.READ_ONLY else "rw"
 
 
 def ruok(s: ZooKeeperServer) -> str:
@@ -265,9 +263,7 @@ def answer(s: ZooKeeperServer, word: str, whitelist: frozenset[str]) -> str:
     """The text a 4lw gets back (the caller closes the connection after it)."""
     if word not in whitelist and "*" not in whitelist:
         return f"{word} is not executed because it is not in the whitelist.\n"
-    if not s.serving() and word not in ("ruok", "isro", "envi", "conf", "srvr", "stat", "mntr", "elec"):
-        return "This ZooKeeper instance is not currently serving requests\n"
-    if word in ("srvr", "stat") and not s.serving():
+    if not s.serving() and word not in NOT_SERVING_WORDS:
         return "This ZooKeeper instance is not currently serving requests\n"
     fn = WORDS.get(word)
     return fn(s) if fn else ""

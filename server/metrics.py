@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .servermode import ServerMode
+
 if TYPE_CHECKING:
     from .zkserver import ZooKeeperServer
 
@@ -114,7 +116,7 @@ def exposition(s: ZooKeeperServer) -> str:
     mode = s.mode()
     out += ["# HELP server_state 1 for the state this server is in", "# TYPE server_state gauge"]
     out += [f'server_state{{state="{m}"}} {1 if m == mode else 0}'
-            for m in ("leader", "follower", "observer", "standalone", "looking", "read-only")]
+            for m in ServerMode]
     ensemble = getattr(s, "ensemble", None)
     elections = Summary()
     for ms in getattr(ensemble, "election_ms", []) or []:

@@ -18,7 +18,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .quota import NAMESPACE_GAUGES, namespace_totals
+from .servermode import ServerMode
 from .version import VERSION_STRING
+from .zab import LearnerPhase
 
 if TYPE_CHECKING:
     from .zkserver import ZooKeeperServer
@@ -103,16 +105,16 @@ _FAMILIES = """
     p:server_write_committed_time_ms p:sync_processor_queue_time_ms p:sync_processor_queue_flush_time_ms
     p:write_commitproc_time_ms
 """
-FRONT: dict[str, tuple[str, ...]] = {
-    "standalone": _STANDALONE, "leader": _LEADER, "follower": _FOLLOWER, "observer": _OBSERVER,
-    "read-only": _FOLLOWER,  # a read-only member is one of Apache's quorum servers
+FRONT: dict[ServerMode, tuple[str, ...]] = {
+    ServerMode.STANDALONE: _STANDALONE, ServerMode.LEADER: _LEADER, ServerMode.FOLLOWER: _FOLLOWER,
+    ServerMode.OBSERVER: _OBSERVER, ServerMode.READ_ONLY: _FOLLOWER,  # a read-only member is one of Apache's quorum servers
 }
 # The metrics provider's part, the same for every role: c = counter, s = avg/min/max/cnt/sum,
 # p = the same plus p50/p95/p99/p999.
 FAMILIES: tuple[tuple[str, str], ...] = tuple((f[0], f[2:]) for f in _FAMILIES.split())
 SUMMARY = ("avg", "min", "max", "cnt", "sum")
 PERCENTILES = ("p50", "p95", "p99", "p999")
-PEER_STATES = {"leader": "leading", "follower": "following", "observer": "observing"}
+PEER_STATES = {ServerMode.LEADER: "leading", ServerMode.FOLLOWER: "following", ServerMode.OBSERVER: "observing"}
 # Apache's values before anything was measured, where they are not 0
 INITIAL = {"last_client_response_size": -1, "max_client_response_size": -1, "min_client_response_size": -1,
            "min_proposal_size": -1, "max_proposal_size": -1, "last_proposal_size": -1,
@@ -225,16 +227,16 @@ def _known(s: ZooKeeperServer) -> dict[str, object]:
     if zab is not None:
         learners = getattr(zab, "learners", None) or {}
         voters = getattr(zab, "voters", None)
-        if mode == "leader" and voters is not None:
+        if mode == ServerMode.LEADER and voters is not None:
             # followers outside the voting view (during a reconfig); observers are not followers
             known["synced_non_voting_followers"] = sum(
                 1 for sid, lr in learners.items()
-                if not getattr(lr, "observer", False) and sid not in voters and getattr(lr, "phase", "") == "synced")
-        if mode == "observer" and getattr(zab, "leader", None) is not None:
+                if not getattr(lr, "observer", False) and sid not in voters and getattr(lr, "phase", "") == LearnerPhase.SYNCED)
+        if mode == ServerMode.OBSERVER and getattr(zab, "leader", None) is not None:
             known["observer_master_id"] = zab.leader
         started = getattr(ensemble, "look_started", None)
         elections = getattr(ensemble, "election_ms", None)
-        if mode == "leader" and started is not None and elections:
+        if mode == ServerMode.LEADER and started is not None and elections:
             known["leader_uptime"] = int((time.monotonic() - started) * 1000 - elections[-1])
     return known
 
@@ -242,7 +244,7 @@ def _known(s: ZooKeeperServer) -> dict[str, object]:
 def learner_sids(s: ZooKeeperServer) -> list[int]:
     """The learners a leader has a handler for (Apache's per-learner keys name them)."""
     _, zab = _ensemble_parts(s)
-    if s.mode() != "leader" or zab is None:
+    if s.mode() != ServerMode.LEADER or zab is None:
         return []
     return sorted(getattr(zab, "learners", {}) or {})
 

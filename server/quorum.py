@@ -36,6 +36,7 @@ from .membership import Membership
 from .quorumnet import QuorumCallbacks, QuorumNetwork
 from .quorumpeer import ConfigAdopted, PeerOutput, QuorumPeer
 from .records import Id, PathOnly
+from .servermode import ServerMode
 from .txncodec import decode_txn, decode_txn_digest, encode_txn
 from .txnlog import TxnDigest
 from .wire import REQUEST_TYPES, decode_multi
@@ -48,7 +49,9 @@ from .zab import (
     FollowerInfo,
     History,
     InstallSnapshot,
+    LearnerPhase,
     MembershipChanged,
+    Role,
     SaveEpochs,
     Truncate,
     epoch_of,
@@ -155,7 +158,7 @@ class Ensemble:
             self.sid, (_bind(me.host), me.election_port), self._peer_addresses("election"),
             self._on_election, is_observer=lambda s: s in self.membership.observers, tls=tls)
         callbacks = QuorumCallbacks(
-            deliver=self._on_zab, link_down=self._on_link_down, is_leading=lambda: self.peer.zab.role == "leader",
+            deliver=self._on_zab, link_down=self._on_link_down, is_leading=lambda: self.peer.zab.role == Role.LEADER,
             request=self._on_request, pinged=self._on_pinged, revalidate=self._on_revalidate,
             touched=self._touched, synced=self._on_synced, activate_leader=self._designated_leader,
             last_seen_config=lambda: self.last_seen.text().encode(),
@@ -221,7 +224,7 @@ class Ensemble:
         if not voters:
             raise ZkError(Err.BADARGUMENTS, "Reconfig failed - new configuration must include at least 1 follower")
         zab = self.peer.zab
-        synced = {self.sid} | {sid for sid, lr in zab.learners.items() if lr.phase == "synced" and not lr.observer}
+        synced = {self.sid} | {sid for sid, lr in zab.learners.items() if lr.phase == LearnerPhase.SYNCED and not lr.observer}
         if not new.quorum_of(synced):
             raise ZkError(Err.NEWCONFIGNOQUORUM)
         node = self.server.core.tree.nodes.get("/zookeeper/config")
@@ -303,7 +306,7 @@ class Ensemble:
         """Make the server a member without a role: it serves no client until it has one.
         Called before the client port opens, so no client is ever served as if standalone."""
         self.server.ensemble = self
-        self.server.state = "looking"
+        self.server.state = ServerMode.LOOKING
         self.server.looking_count += 1
         self.server.expire_sessions = False
         self.server.serving_clients = False
@@ -392,7 +395,7 @@ class Ensemble:
 
     def _learner_alive(self, sid: int) -> bool:
         lr = self.peer.zab.learners.get(sid)
-        return lr is not None and lr.phase == "synced" and self.peer.zab.now - lr.last_heard <= 2
+        return lr is not None and lr.phase == LearnerPhase.SYNCED and self.peer.zab.now - lr.last_heard <= 2
 
     def _designated_leader(self, zxid: int) -> int | None:
         """For a reconfig's commit: the server that leads under the new membership (us if we
@@ -411,7 +414,7 @@ class Ensemble:
     def _apply(self, out: PeerOutput) -> None:
         for to, n in out.election:
             self.election_net.send(to, n)
-        leading = self.peer.zab.role == "leader"
+        leading = self.peer.zab.role == Role.LEADER
         for to, m in out.zab:
             if leading:
                 self.quorum_net.send_to_learner(to, m)
@@ -542,13 +545,13 @@ class Ensemble:
         delay = max(2.0, self.cfg.tick_time / 1000.0)
         self.loop.call_later(delay, self.server.enter_read_only)
 
-    def _serve(self, role: str, epoch: int) -> None:
+    def _serve(self, role: Role, epoch: int) -> None:
         server = self.server
         server.leave_read_only()
-        server.state = {"leader": "leader", "follower": "follower", "observer": "observer"}[role]
+        server.state = ServerMode(role.value)
         server.serving_clients = True
-        server.expire_sessions = role == "leader"
-        if role == "leader":
+        server.expire_sessions = role == Role.LEADER
+        if role == Role.LEADER:
             server.core.prep.reset(server.core.tree.last_zxid)
             server.core.prep.seq.clear()
             now = int(time.time() * 1000)
@@ -559,7 +562,7 @@ class Ensemble:
 
     def _unserve(self) -> None:
         server = self.server
-        server.state = "looking"
+        server.state = ServerMode.LOOKING
         server.looking_count += 1
         server.serving_clients = False
         server.expire_sessions = False
@@ -591,7 +594,7 @@ class Ensemble:
         if self.peer.can_propose:
             self._propose(session, cxid, op, record, auth, int(time.time() * 1000))
             return
-        if self.peer.zab.role == "observer" or self.peer.zab.role == "follower":
+        if self.peer.zab.role in (Role.OBSERVER, Role.FOLLOWER):
             req = qw.ForwardedRequest(session, cxid, op, _encode_request(op, record))
             if self.peer.leader is None or not self.quorum_net.forward(req, tuple((a.scheme, a.id) for a in auth)):
                 self.waiting.pop((session, cxid), None)
@@ -695,15 +698,15 @@ class Ensemble:
     def mntr(self) -> list[tuple[str, object]]:
         zab = self.peer.zab
         rows: list[tuple[str, object]] = [("zk_peer_state", f"{self.server.state} - broadcast"
-                                           if self.peer.established else "looking")]
+                                           if self.peer.established else ServerMode.LOOKING)]
         if self.peer.can_propose:
             learners = zab.learners.values()
             rows += [
                 ("zk_learners", len(learners)),
                 ("zk_followers", sum(1 for lr in learners if not lr.observer)),
-                ("zk_synced_followers", sum(1 for lr in learners if not lr.observer and lr.phase == "synced")),
-                ("zk_synced_non_voting_followers", sum(1 for lr in learners if lr.observer and lr.phase == "synced")),
-                ("zk_synced_observers", sum(1 for lr in learners if lr.observer and lr.phase == "synced")),
+                ("zk_synced_followers", sum(1 for lr in learners if not lr.observer and lr.phase == LearnerPhase.SYNCED)),
+                ("zk_synced_non_voting_followers", sum(1 for lr in learners if lr.observer and lr.phase == LearnerPhase.SYNCED)),
+                ("zk_synced_observers", sum(1 for lr in learners if lr.observer and lr.phase == LearnerPhase.SYNCED)),
                 ("zk_pending_syncs", len(self.sync_pending)),
                 ("zk_last_proposal_size", 0),
             ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .election import Election, ElectionEvent, Notification, ServerState
-from .zab import Abandon, Established, History, MembershipChanged, ZabOutput, ZabPeer
+from .zab import Abandon, Established, History, MembershipChanged, Role, ZabOutput, ZabPeer
 
 
 @dataclass(frozen=True)
@@ -164,4 +164,4 @@ class QuorumPeer:
 
     @property
     def can_propose(self) -> bool:
-        return self.state == ServerState.LEADING and self.established and self.zab.role == "leader"
+        return self.state == ServerState.LEADING and self.established and self.zab.role == Role.LEADER

@@ -24,7 +24,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .strenum import StrEnum
+
 EPOCH_SHIFT = 32
+
+
+class Role(StrEnum):
+    """The role ZAB runs on this server (None while it runs none)."""
+
+    LEADER = "leader"
+    FOLLOWER = "follower"
+    OBSERVER = "observer"
+
+
+class LearnerPhase(StrEnum):
+    """Where a learner is in the leader's eyes: discovery, then synchronisation, then broadcast."""
+
+    INFO = "info"  # its FOLLOWERINFO arrived
+    EPOCH = "epoch"  # LEADERINFO(new epoch) sent
+    ACKED = "acked"  # its ACKEPOCH arrived
+    SYNC = "sync"  # DIFF / TRUNC / SNAP and NEWLEADER sent
+    SYNCED = "synced"  # it acked NEWLEADER: it takes proposals
 
 
 def epoch_of(zxid: int) -> int:
@@ -145,7 +165,7 @@ class CommitTxn:
 
 @dataclass(frozen=True)
 class Established:
-    role: str
+    role: Role
     epoch: int
 
 
@@ -179,7 +199,7 @@ class _Learner:
     sid: int
     observer: bool
     accepted_epoch: int = -1
-    phase: str = "info"  # info -> epoch -> acked -> sync -> synced
+    phase: LearnerPhase = LearnerPhase.INFO  # INFO -> EPOCH -> ACKED -> SYNC -> SYNCED
     last_heard: int = 0
     newleader_zxid: int = 0
     their_last: int = 0
@@ -279,7 +299,7 @@ class ZabPeer:
         self.init_limit = init_limit
         self.follower_info: FollowerInfo | None = None  # this attempt's hello to the leader
         self.heard_from_leader = False
-        self.role: str | None = None
+        self.role: Role | None = None
         self.leader: int | None = None
         self.established = False
         self.now = 0
@@ -321,7 +341,7 @@ class ZabPeer:
 
     # ---------------------------------------------------------------- role changes
     def lead(self) -> ZabOutput:
-        self._reset("leader", self.my_id)
+        self._reset(Role.LEADER, self.my_id)
         self.learners = {}
         self.epoch_acks = {self.my_id}
         self.newleader_acks = set()
@@ -333,7 +353,7 @@ class ZabPeer:
         return out
 
     def follow(self, leader: int, observer: bool = False) -> ZabOutput:
-        self._reset("observer" if observer else "follower", leader)
+        self._reset(Role.OBSERVER if observer else Role.FOLLOWER, leader)
         self.session += 1
         out = ZabOutput()
         self.follower_info = FollowerInfo(self.accepted_epoch, self.history.last, observer)
@@ -344,7 +364,7 @@ class ZabPeer:
         self.role = None
         self.established = False
 
-    def _reset(self, role: str, leader: int) -> None:
+    def _reset(self, role: Role, leader: int) -> None:
         self.role = role
         self.leader = leader
         self.established = False
@@ -372,7 +392,7 @@ class ZabPeer:
     def tick(self) -> ZabOutput:
         self.now += 1
         out = ZabOutput()
-        if self.role == "leader":
+        if self.role == Role.LEADER:
             limit = self.sync_limit if self.established else self.init_limit
             alive = {self.my_id} | {s for s, lr in self.learners.items()
                                     if s in self.voters and not lr.observer and self.now - lr.last_heard <= limit}
@@ -380,9 +400,9 @@ class ZabPeer:
                 self._abandon(out, f"lost the quorum: hearing only {sorted(alive)}")
                 return out
             for sid, lr in self.learners.items():
-                if lr.phase == "synced":
+                if lr.phase == LearnerPhase.SYNCED:
                     out.messages.append((sid, Ping(self.committed)))
-        elif self.role in ("follower", "observer"):
+        elif self.role in (Role.FOLLOWER, Role.OBSERVER):
             limit = self.sync_limit if self.uptodate else self.init_limit
             if self.now - self.last_from_leader > limit:
                 self._abandon(out, f"leader {self.leader} silent for {limit} ticks")
@@ -398,9 +418,9 @@ class ZabPeer:
 
     def link_down(self, sid: int) -> ZabOutput:
         out = ZabOutput()
-        if self.role in ("follower", "observer") and sid == self.leader:
+        if self.role in (Role.FOLLOWER, Role.OBSERVER) and sid == self.leader:
             self._abandon(out, f"lost the connection to leader {sid}")
-        elif self.role == "leader" and sid in self.learners:
+        elif self.role == Role.LEADER and sid in self.learners:
             del self.learners[sid]
         return out
 
@@ -408,7 +428,7 @@ class ZabPeer:
         if not isinstance(env, Envelope):
             return ZabOutput()
         msg = env.msg
-        if self.role == "leader":
+        if self.role == Role.LEADER:
             lr = self.learners.get(sid)
             if isinstance(msg, FollowerInfo):
                 if lr is not None and env.session <= lr.session:
@@ -419,7 +439,7 @@ class ZabPeer:
             if isinstance(msg, FollowerInfo) and sid in self.learners:
                 self.learners[sid].session = env.session
             return self._seal(out)
-        if self.role in ("follower", "observer") and sid == self.leader and env.session == self.session:
+        if self.role in (Role.FOLLOWER, Role.OBSERVER) and sid == self.leader and env.session == self.session:
             self.last_from_leader = self.now
             self.heard_from_leader = True
             return self._seal(self._learner_receive(msg))
@@ -431,7 +451,7 @@ class ZabPeer:
         for sid, msg in out.messages:
             if isinstance(msg, Envelope):
                 sealed.append((sid, msg))
-            elif self.role == "leader":
+            elif self.role == Role.LEADER:
                 lr = self.learners.get(sid)
                 if lr is not None:
                     sealed.append((sid, Envelope(lr.session, msg)))
@@ -446,12 +466,12 @@ class ZabPeer:
         if zxid <= self.persisted_zxid:
             return out
         self.persisted_zxid = zxid
-        if self.role == "leader":
+        if self.role == Role.LEADER:
             for z, (_, ackers, _) in self.outstanding.items():
                 if z <= zxid:
                     ackers.add(self.my_id)
             self._try_commit(out)
-        elif self.role == "follower":
+        elif self.role == Role.FOLLOWER:
             if self.awaiting_ack_newleader is not None and zxid >= self.awaiting_ack_newleader:
                 newleader_zxid = self.awaiting_ack_newleader
                 out.messages.append((self._leader_sid, Ack(newleader_zxid)))
@@ -465,7 +485,7 @@ class ZabPeer:
     def propose(self, payload: bytes, next_voters: set[int] | None = None) -> tuple[int, ZabOutput]:
         """Leader: give ``payload`` the next zxid and send it to the learners. ``next_voters``
         marks a reconfig: from here until it commits, proposals need their quorum too."""
-        if self.role != "leader" or not self.established:
+        if self.role != Role.LEADER or not self.established:
             raise RuntimeError("not an established leader")
         if next_voters is not None:
             self.next_voters = frozenset(next_voters)
@@ -476,7 +496,7 @@ class ZabPeer:
         self.outstanding[zxid] = (payload, set(), self.next_voters)
         out.effects.append(Append(zxid, payload))
         for sid, lr in self.learners.items():
-            if lr.phase in ("sync", "synced") and not lr.observer:
+            if lr.phase in (LearnerPhase.SYNC, LearnerPhase.SYNCED) and not lr.observer:
                 out.messages.append((sid, Proposal(zxid, payload)))
         return zxid, self._seal(out)
 
@@ -509,7 +529,7 @@ class ZabPeer:
         member = self.my_id in self.voters or self.my_id in self.observers
         if not member:
             self._abandon(out, "removed from the ensemble by a reconfig")
-        elif self.role == "leader":
+        elif self.role == Role.LEADER:
             if self.my_id not in self.voters:
                 self._abandon(out, "a reconfig made the leader an observer")
             else:
@@ -533,7 +553,7 @@ class ZabPeer:
         out.effects.append(SaveEpochs(self.accepted_epoch, self.current_epoch))
         for sid, lr in self.learners.items():
             out.messages.append((sid, LeaderInfo(self.epoch)))
-            lr.phase = "epoch"
+            lr.phase = LearnerPhase.EPOCH
 
     def _leader_receive(self, sid: int, msg: Any) -> ZabOutput:
         out = ZabOutput()
@@ -547,21 +567,21 @@ class ZabPeer:
             lr = _Learner(sid, msg.observer, msg.accepted_epoch, last_heard=self.now)
             self.learners[sid] = lr
             if self.epoch_decided:
-                lr.phase = "epoch"
+                lr.phase = LearnerPhase.EPOCH
                 out.messages.append((sid, LeaderInfo(self.epoch)))
             else:
                 self._maybe_decide_epoch(out)
             return out
         if lr is None:
             return out
-        if isinstance(msg, AckEpoch) and lr.phase == "epoch":
+        if isinstance(msg, AckEpoch) and lr.phase == LearnerPhase.EPOCH:
             mine = (self.current_epoch, self.history.last)
             if (msg.current_epoch, msg.last_zxid) > mine and not self.established:
                 self._abandon(out, f"server {sid} has a newer history {msg} than ours {mine}")
                 return out
             if not lr.observer:  # one that calls itself an observer never votes, whatever we think
                 self.epoch_acks.add(sid)
-            lr.phase = "acked"
+            lr.phase = LearnerPhase.ACKED
             lr.their_last = msg.last_zxid
             if self.current_epoch != self.epoch and \
                     len([s for s in self.epoch_acks if s in self.voters]) >= self.quorum:
@@ -570,12 +590,12 @@ class ZabPeer:
                 out.effects.append(SaveEpochs(self.accepted_epoch, self.current_epoch))
             if self.current_epoch == self.epoch:
                 for other in list(self.learners.values()):
-                    if other.phase == "acked":
+                    if other.phase == LearnerPhase.ACKED:
                         self._sync_learner(out, other, other.their_last)
             return out
         if isinstance(msg, Ack):
-            if lr.phase == "sync" and msg.zxid == lr.newleader_zxid:
-                lr.phase = "synced"
+            if lr.phase == LearnerPhase.SYNC and msg.zxid == lr.newleader_zxid:
+                lr.phase = LearnerPhase.SYNCED
                 if not lr.observer:
                     self.newleader_acks.add(sid)
                     for z, (_, ackers, _) in self.outstanding.items():
@@ -587,7 +607,7 @@ class ZabPeer:
                 else:
                     self._maybe_establish(out)
                 return out
-            if lr.phase == "synced" and not lr.observer:
+            if lr.phase == LearnerPhase.SYNCED and not lr.observer:
                 # one ACK covers every proposal up to it (followers ack a synced batch)
                 for z, (_, ackers, _) in self.outstanding.items():
                     if z > msg.zxid:
@@ -616,7 +636,7 @@ class ZabPeer:
             if z <= self.committed:
                 out.messages.append((sid, Commit(z)))
         lr.newleader_zxid = h.last
-        lr.phase = "sync"
+        lr.phase = LearnerPhase.SYNC
         out.messages.append((sid, NewLeader(self.epoch, h.last)))
 
     def _maybe_establish(self, out: ZabOutput) -> None:
@@ -630,13 +650,13 @@ class ZabPeer:
         for z, p in self.history.entries:
             if z > self.committed:
                 self._committed(out, z, p)
-                if self.role != "leader":
+                if self.role != Role.LEADER:
                     return  # a reconfig in the history removed us: no epoch to establish
         self.outstanding.clear()
         self.counter = 0
-        out.effects.append(Established("leader", self.epoch))
+        out.effects.append(Established(Role.LEADER, self.epoch))
         for sid, lr in self.learners.items():
-            if lr.phase == "synced":
+            if lr.phase == LearnerPhase.SYNCED:
                 out.messages.append((sid, UpToDate(self.committed)))
 
     def _try_commit(self, out: ZabOutput) -> None:
@@ -648,14 +668,14 @@ class ZabPeer:
                 break
             self.outstanding.popitem(last=False)
             for sid, lr in self.learners.items():
-                if lr.phase not in ("sync", "synced"):
+                if lr.phase not in (LearnerPhase.SYNC, LearnerPhase.SYNCED):
                     continue
                 if lr.observer:
                     out.messages.append((sid, Inform(zxid, payload)))
                 else:
                     out.messages.append((sid, Commit(zxid)))
             self._committed(out, zxid, payload)
-            if self.role != "leader":
+            if self.role != Role.LEADER:
                 return
 
     # ---------------------------------------------------------------- learner
@@ -704,7 +724,7 @@ class ZabPeer:
                 self.current_epoch = msg.epoch
                 out.effects.append(SaveEpochs(self.accepted_epoch, self.current_epoch))
             self.sync_mode = "done"
-            if self.persisted_zxid >= msg.zxid or self.role == "observer":
+            if self.persisted_zxid >= msg.zxid or self.role == Role.OBSERVER:
                 out.messages.append((self._leader_sid, Ack(msg.zxid)))
             else:
                 self.awaiting_ack_newleader = msg.zxid
@@ -714,7 +734,7 @@ class ZabPeer:
             self._commit_through(out, msg.committed)
             if self.role is None:
                 return out
-            out.effects.append(Established(self.role or "follower", self.current_epoch))
+            out.effects.append(Established(self.role or Role.FOLLOWER, self.current_epoch))
             return out
         return out
 

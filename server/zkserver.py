@@ -33,6 +33,7 @@ from .records import (
     StatResponse,
     TxnHeader,
 )
+from .servermode import ServerMode
 from .sessions import session_password
 from .txncodec import encode_txn
 from .txnlog import TxnDigest
@@ -208,7 +209,7 @@ class ZooKeeperServer:
 
         self.fsync_summary = Summary()
         self.looking_count = 0  # times an ensemble member went looking (metrics: looking_count)
-        self.state = "standalone"
+        self.state = ServerMode.STANDALONE
         self.running = True
         self.servers: list[asyncio.base_events.Server] = []
         self.txns_since_snapshot = 0
@@ -368,8 +369,8 @@ class ZooKeeperServer:
     server_id = 0
     trace_mask = 0
 
-    def mode(self) -> str:
-        return "read-only" if self.read_only else self.state
+    def mode(self) -> ServerMode:
+        return ServerMode.READ_ONLY if self.read_only else self.state
 
     def serving(self) -> bool:
         return self.running and (self.serving_clients or self.read_only)
