@@ -22,9 +22,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from .codes import CONTAINER_OWNER, TTL_OWNER_MASK, Op
+from .paths import ZOOKEEPER
 
 DIGEST_VERSION = 2  # DigestCalculator.DIGEST_VERSION in Apache 3.8
-EXCLUDED_PREFIX = "/zookeeper/"  # ZooDefs.ZOOKEEPER_NODE_SUBTREE
+EXCLUDED_PREFIX = ZOOKEEPER + "/"  # ZooDefs.ZOOKEEPER_NODE_SUBTREE
 M64 = (1 << 64) - 1
 _M32 = (1 << 32) - 1
 _STAT = struct.Struct(">qqqqqiiiq")
