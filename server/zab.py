@@ -19,7 +19,7 @@ observers). A leader commits nothing that a quorum of voters has not persisted.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -324,6 +324,9 @@ class ZabPeer:
         self.uptodate = False
         self.pending_commit = 0
         self.awaiting_ack_newleader: int | None = None
+        # proposals received after NEWLEADER that still owe the leader an ACK: one ACK per
+        # zxid, in order (Apache's leader tracks them one by one)
+        self.unacked: deque[int] = deque()
         self.session = 0  # our current attempt to follow (learner side)
 
     @property
@@ -376,6 +379,7 @@ class ZabPeer:
         self.uptodate = False
         self.pending_commit = 0
         self.awaiting_ack_newleader = None
+        self.unacked.clear()
 
     @property
     def _leader_sid(self) -> int:
@@ -473,14 +477,17 @@ class ZabPeer:
             self._try_commit(out)
         elif self.role == Role.FOLLOWER:
             if self.awaiting_ack_newleader is not None and zxid >= self.awaiting_ack_newleader:
-                newleader_zxid = self.awaiting_ack_newleader
-                out.messages.append((self._leader_sid, Ack(newleader_zxid)))
+                out.messages.append((self._leader_sid, Ack(self.awaiting_ack_newleader)))
                 self.awaiting_ack_newleader = None
-                if zxid > newleader_zxid:
-                    out.messages.append((self._leader_sid, Ack(zxid)))
-            elif self.uptodate or self.sync_mode == "done":
-                out.messages.append((self._leader_sid, Ack(zxid)))
+                self._ack_through(out, zxid)
+            elif self.awaiting_ack_newleader is None and (self.uptodate or self.sync_mode == "done"):
+                self._ack_through(out, zxid)
         return self._seal(out)
+
+    def _ack_through(self, out: ZabOutput, zxid: int) -> None:
+        unacked = self.unacked
+        while unacked and unacked[0] <= zxid:
+            out.messages.append((self._leader_sid, Ack(unacked.popleft())))
 
     def propose(self, payload: bytes, next_voters: set[int] | None = None) -> tuple[int, ZabOutput]:
         """Leader: give ``payload`` the next zxid and send it to the learners. ``next_voters``
@@ -709,6 +716,8 @@ class ZabPeer:
                 return out  # already have it (a DIFF overlapping what we logged)
             self.history.append(msg.zxid, msg.payload)
             out.effects.append(Append(msg.zxid, msg.payload))
+            if self.role == Role.FOLLOWER and (self.uptodate or self.sync_mode == "done"):
+                self.unacked.append(msg.zxid)
             return out
         if isinstance(msg, Commit):
             self._commit_through(out, msg.zxid)

@@ -363,6 +363,18 @@ def test_a_follower_acks_a_proposal_only_once_it_is_on_disk() -> None:
     assert msgs(f.persisted(z(1, 1))) == [Ack(z(1, 1))]
 
 
+def test_a_follower_acks_every_proposal_one_by_one_when_a_sync_covers_several() -> None:
+    """Apache's leader checks ACKs zxid by zxid (LearnerHandler's sync limit check waits for
+    the ACK of each proposal it tracks and drops a follower that never sends it): a group
+    commit that persisted several proposals still owes one ACK each, in order."""
+    net = established(3, persist=False)
+    f = net.peers[2]
+    for counter in (1, 2, 3):
+        f.receive(1, Envelope(f.session, Proposal(z(1, counter), b"w")))
+    assert msgs(f.persisted(z(1, 2))) == [Ack(z(1, 1)), Ack(z(1, 2))]
+    assert msgs(f.persisted(z(1, 3))) == [Ack(z(1, 3))]
+
+
 def test_commits_happen_in_zxid_order_everywhere() -> None:
     net = established(3)
     zxids = [net.propose(1, f"w{i}".encode()) for i in range(5)]
