@@ -197,6 +197,26 @@ def test_one_apache_two_zkops_either_kind_leading() -> None:
         ens.cleanup()
 
 
+def test_a_zkops_follower_keeps_up_with_an_apache_leader_under_pipelined_writes() -> None:
+    """Apache's leader waits for the ACK of every proposal it tracks (syncLimit ticks, here
+    1 s) and drops a follower that skips one; a zkops follower whose one fsync covers several
+    proposals still acks each of them, so it stays a follower under a pipelined write load."""
+    from benchmarks.run import _prepare, measure
+
+    ens = _start_led_by({1: "zkops", 2: "zkops", 3: "apache"}, leader=3)
+    try:
+        _prepare(ens.address(3))
+        for _ in range(3):
+            measure([ens.address(1)], "set", 16, 2.0, 8)
+        log = (ens.workdir / "n1" / "zkops-server.log").read_text(errors="replace")
+        apache = (ens.workdir / "n3" / "stdout.log").read_text(errors="replace")
+        assert "lost the connection to leader" not in log, ens.log_tail()
+        assert "received before ACK" not in apache, ens.log_tail()
+        assert ens.modes()[1] == "follower"
+    finally:
+        ens.cleanup()
+
+
 # ---------------------------------------------------------------- every arrangement (slow)
 ARRANGEMENTS = [
     pytest.param({1: "apache", 2: "zkops", 3: "zkops"}, id="1apache-2zkops-zkops-leads"),
