@@ -30,6 +30,7 @@ from zkops.server import snapshot as snapmod
 from zkops.server import txnlog
 from zkops.server.codes import Op
 from zkops.server.datatree import DataTree, decode_snapshot_node, session_owner
+from zkops.server.pendingrestore import move_aside
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -431,18 +432,7 @@ def write_restored(rebuilt: Rebuilt, data_dir: Path, log_dir: Path | None = None
                    stamp: str | None = None) -> list[Path]:
     """Put the rebuilt tree into a data directory as its only snapshot; the old ``version-2``
     directories are moved aside (never deleted). Returns where they went."""
-    stamp = stamp or time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    moved = []
-    for base in dict.fromkeys([Path(data_dir), Path(log_dir or data_dir)]):
-        v2 = base / "version-2"
-        if v2.exists():
-            aside = base / f"version-2.before-restore-{stamp}"
-            n = 1
-            while aside.exists():
-                aside = base / f"version-2.before-restore-{stamp}-{n}"
-                n += 1
-            os.replace(v2, aside)
-            moved.append(aside)
+    moved = move_aside(Path(data_dir), Path(log_dir or data_dir), stamp)
     snapmod.write_snapshot(Path(data_dir), rebuilt.zxid, {}, snapshot_nodes(rebuilt.tree))
     return moved
 

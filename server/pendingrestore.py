@@ -43,11 +43,11 @@ def snapshot_zxid(data: bytes) -> tuple[int, int]:
     return newest, len(nodes)
 
 
-def install(data_dir: Path, log_dir: Path, data: bytes) -> Installed:
-    """Check ``data``, move the old files aside, and make it the only snapshot."""
-    zxid, count = snapshot_zxid(data)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    moved = []
+def move_aside(data_dir: Path, log_dir: Path, stamp: str | None = None) -> list[Path]:
+    """Rename the ``version-2`` directories of ``data_dir`` and ``log_dir`` to
+    ``version-2.before-restore-<stamp>`` (never deleted); returns where they went."""
+    stamp = stamp or time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    moved: list[Path] = []
     for base in dict.fromkeys([Path(data_dir), Path(log_dir)]):
         v2 = base / "version-2"
         if v2.exists():
@@ -58,6 +58,13 @@ def install(data_dir: Path, log_dir: Path, data: bytes) -> Installed:
                 n += 1
             os.replace(v2, aside)
             moved.append(aside)
+    return moved
+
+
+def install(data_dir: Path, log_dir: Path, data: bytes) -> Installed:
+    """Check ``data``, move the old files aside, and make it the only snapshot."""
+    zxid, count = snapshot_zxid(data)
+    moved = move_aside(data_dir, log_dir)
     snapmod.install_snapshot_bytes(Path(data_dir), zxid, data)
     if Path(log_dir) != Path(data_dir):
         (Path(log_dir) / "version-2").mkdir(parents=True, exist_ok=True)
