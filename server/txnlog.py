@@ -285,7 +285,8 @@ def scan(data: bytes | bytearray, name: str = "log") -> tuple[list[tuple[int, in
 
     ``problem`` is None when the log ends cleanly (zeros or end of file) and "torn"
     when unverifiable bytes follow the good part; damage followed by a valid record
-    raises :class:`CorruptLogError`. A file cut inside its header is "torn" at 0.
+    raises :class:`CorruptLogError`. A file cut inside its header is "torn" at 0. A
+    verified record whose zxid is not above the one before it is a repeat and is skipped.
     """
     limit = len(data.rstrip(b"\0"))
     if limit == 0:
@@ -305,7 +306,13 @@ def scan(data: bytes | bytearray, name: str = "log") -> tuple[list[tuple[int, in
     last = -1
     while off < limit:
         found = _record_at(mv, off, limit)
-        if found is None or found[0] <= last:
+        if found is not None and found[0] <= last:
+            # a record that verifies but repeats a zxid: Apache 3.8.0 can log a run of txns a
+            # second time when it rejoins by DIFF under writes, and reads such a log back
+            # applying each zxid once; so do we (the first copy is the one kept)
+            off = found[1] + 1
+            continue
+        if found is None:
             later = _verifiable_after(data, mv, off, limit, last)
             if later is not None:
                 raise CorruptLogError(name, off, f"a record that does not verify{_claimed_zxid(mv, off, limit)}, "
@@ -539,6 +546,7 @@ class TxnLog:
         Buffered txns are not seen until ``sync`` writes them. Damage before the end
         of the newest file raises :class:`CorruptLogError`; a torn tail of an older
         file (ZooKeeper leaves those after a crash, and starts a new file) is skipped.
+        A zxid Apache logged twice (within a file or across two) is read once.
         """
         with self._io:
             files = log_files(self.dir)
@@ -548,6 +556,7 @@ class TxnLog:
             if first <= zxid:
                 start = i
         chosen = files[start:]
+        last = -1
         for i, (_, path) in enumerate(chosen):
             data = read_used(path)
             if path == current:
@@ -558,7 +567,8 @@ class TxnLog:
                     raise CorruptLogError(path, end, "no readable txn, and later log files exist")
                 log.warning("%s: ignoring a torn record at byte offset %d before the next log file", path, end)
             for z, s, e in recs:
-                if z >= zxid:
+                if z >= zxid and z > last:  # a file may repeat the tail of the one before it
+                    last = z
                     yield z, data[s:e]
 
     def truncate(self, zxid: int) -> None:

@@ -47,6 +47,7 @@ from zkops.server.txnlog import (
     decode_txn,
     decode_txn_entry,
     encode_txn,
+    frame,
     log_files,
     read_log_file,
     read_used,
@@ -794,3 +795,27 @@ def test_we_read_the_txn_log_a_real_zookeeper_wrote(tmp_path):
     assert entries[7].body == CloseSessionTxn(["/p/e"])
     # 3.8 appends a TxnDigest to every txn; our reader takes it apart
     assert all(e.digest is not None and e.digest.version == 2 for e in entries)
+
+
+def test_a_run_of_txns_apache_logged_twice_is_read_once(tmp_path):
+    # Apache 3.8.0 can log a run of txns a second time when it rejoins by DIFF under writes
+    # ("Current zxid X is <= Y" in its log); it reads such a log back, and so must we
+    raw = HEADER + b"".join(frame(create(z)) for z in (1, 2, 3, 2, 3, 4))
+    vdir(tmp_path).mkdir()
+    (vdir(tmp_path) / "log.1").write_bytes(raw)
+    assert [z for z, _, _ in scan(raw)[0]] == [1, 2, 3, 4]
+    log = TxnLog(tmp_path)
+    assert log.last_zxid() == 4
+    assert [z for z, _ in log.read_from(1)] == [1, 2, 3, 4]
+    assert [z for z, _ in log.read_from(3)] == [3, 4]
+    log.append(5, create(5))
+    log.close()
+    assert zxids(tmp_path) == [1, 2, 3, 4, 5]
+
+
+def test_a_file_that_repeats_the_tail_of_the_one_before_is_read_once(tmp_path):
+    vdir(tmp_path).mkdir()
+    (vdir(tmp_path) / "log.1").write_bytes(HEADER + b"".join(frame(create(z)) for z in (1, 2, 3, 4)))
+    (vdir(tmp_path) / "log.3").write_bytes(HEADER + b"".join(frame(create(z)) for z in (3, 4, 5)))
+    assert zxids(tmp_path) == [1, 2, 3, 4, 5]
+    assert zxids(tmp_path, start=4) == [4, 5]
