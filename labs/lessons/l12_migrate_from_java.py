@@ -475,8 +475,10 @@ LESSON = Lesson(
            "writer pauses at a follower's step only when it was connected to that follower (it reconnects "
            "elsewhere: about a second), and for about one election (0.2-3 s on a loaded machine) at the "
            "leader's; no acknowledged write lost, the same tree everywhere, and every "
-           "session kept. Why the writer starts only after the rollback: with this build a zkops follower that "
-           "joins a Java leader while writes are in flight can log some transactions twice, and zkops then "
-           "refuses to start again on that dataDir (Java reads it); the node moved by hand is started as zkops "
-           "a second time in step 6, so the lab moves it while nothing is written (reported under issue 16).",
+           "session kept. Why the writer starts only after the rollback: Apache ZooKeeper 3.8.0, when it rejoins by "
+           "DIFF while writes are in flight, can write some transactions twice into its txn log (its log says "
+           "`Current zxid ... is <= ...`); Java reads such a log, but this build of zkops refuses it, so moving "
+           "that server to zkops again fails (migrate puts Java back and stops, touching nothing else). The "
+           "node rolled back in step 4 is moved again in step 6, so the lab rolls it back while nothing is "
+           "written (reported under issue 16).",
 )
