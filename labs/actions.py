@@ -23,6 +23,9 @@ def perform(lab: Lab, action: str, **args: Any) -> str:
     """Do ``action`` on ``lab`` (``node=``, ``groups=``, ``src=/dst=``, ``a=/b=/ms=``); say what was done."""
     if action in NODE_ACTIONS:
         node = _int(args, "node")
+        if action == "start" and args.get("program"):
+            lab.start(node, program=str(args["program"]))
+            return f"node {node}: started as {args['program']}"
         getattr(lab, action)(node)
         return f"node {node}: {action} done"
     if action == "partition":

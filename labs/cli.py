@@ -18,6 +18,7 @@ from .actions import NODE_ACTIONS as NODE_COMMANDS
 from .actions import perform
 from .backends import REGISTRY
 from .lab import Lab, LabError, NodeStatus, default_lab_dir
+from .model import Program
 from .timeline import elections, timeline
 
 console = Console(highlight=False)
@@ -35,11 +36,18 @@ def add_parser(sub: Any) -> None:
     up.add_argument("--observers", type=int, default=0)
     up.add_argument("--tick-ms", type=int, default=500, help="tickTime of the lab's servers (default 500)")
     up.add_argument("--no-start", action="store_true", help="lay the servers out but start none of them")
+    up.add_argument("--apache", action="store_true",
+                    help="run the nodes as Apache ZooKeeper 3.8 (Debian's zookeeper package and Java; local backend "
+                         "only) and write migrate.yaml, their `zkops migrate` inventory, in the lab directory")
     st = cmds.add_parser("status", help="node, mode, epoch, zxid, connections, sessions")
     st.add_argument("--follow", "-f", action="store_true", help="refresh every second until Ctrl-C")
     cmds.add_parser("down", help="stop everything the lab started and remove it")
     for name, text in NODE_COMMANDS.items():
-        cmds.add_parser(name, help=text).add_argument("node", type=int)
+        node_cmd = cmds.add_parser(name, help=text)
+        node_cmd.add_argument("node", type=int)
+        if name == "start":
+            node_cmd.add_argument("--as", dest="program", choices=[p.value for p in Program],
+                                  help="start the node as this program, on the same zoo.cfg and dataDir (local backend)")
     p = cmds.add_parser("partition", help="cut the peers into groups, e.g. 1,2/3")
     p.add_argument("groups")
     ow = cmds.add_parser("oneway", help="drop what A sends to B (B still reaches A), e.g. '1->2'")
@@ -112,12 +120,13 @@ def _link(text: str) -> tuple[int, int]:
 
 def status_table(rows: list[NodeStatus]) -> Table:
     table = Table(title="lab status")
-    for col in ("node", "role", "process", "mode", "epoch", "zxid", "connections", "sessions"):
+    for col in ("node", "role", "process", "server", "mode", "epoch", "zxid", "connections", "sessions"):
         table.add_column(col)
     colours = {"leader": "bold green", "follower": "green", "observer": "cyan", "looking": "yellow"}
     for s in rows:
         mode = s.mode or "-"
-        table.add_row(str(s.id), s.role, s.state, f"[{colours.get(mode, 'red')}]{mode}[/]",
+        table.add_row(str(s.id), s.role, s.state, "-" if s.program is None else s.program.value,
+                      f"[{colours.get(mode, 'red')}]{mode}[/]",
                       "-" if s.epoch is None else str(s.epoch), "-" if s.zxid is None else hex(s.zxid),
                       "-" if s.connections is None else str(s.connections),
                       "-" if s.sessions is None else str(s.sessions))
@@ -193,9 +202,9 @@ def _lessons(args: argparse.Namespace) -> int:
         return 0 if all(p is None for _, p in results) else 1
     lab_dir = args.dir or default_lab_dir()
 
-    def make_cluster(nodes: int, observers: int, start: bool) -> Lab:
+    def make_cluster(nodes: int, observers: int, start: bool, program: str = Program.ZKOPS.value) -> Lab:
         return Lab.up(lab_dir, backend=args.backend, nodes=nodes, observers=observers, start=start,
-                      **_backend_kwargs(args))
+                      program=program, **_backend_kwargs(args))
 
     def say(text: str = "", *, style: str | None = None) -> None:
         console.print(escape(text), style=style)
@@ -253,7 +262,8 @@ def _main(args: argparse.Namespace) -> int:
         return 0
     if cmd == "up":
         lab = Lab.up(args.dir, backend=args.backend, nodes=args.nodes, observers=args.observers,
-                     start=not args.no_start, tick_ms=args.tick_ms, **_backend_kwargs(args))
+                     start=not args.no_start, tick_ms=args.tick_ms,
+                     program=Program.APACHE.value if args.apache else Program.ZKOPS.value, **_backend_kwargs(args))
         if not args.no_start:
             try:
                 leader = lab.wait_leader(timeout=60)
@@ -262,6 +272,8 @@ def _main(args: argparse.Namespace) -> int:
                 console.print(f"[yellow]{escape(str(exc))}[/]")
         console.print(status_table(lab.status()))
         console.print(f"clients: {lab.connect_string()}")
+        if (lab.dir / "migrate.yaml").exists():
+            console.print(f"zkops migrate inventory: {lab.dir / 'migrate.yaml'}")
         return 0
     lab = Lab.load(args.dir)
     if cmd == "status":
@@ -280,7 +292,7 @@ def _main(args: argparse.Namespace) -> int:
         console.print("lab down: every process it started is stopped and its directory removed")
         return 0
     if cmd in NODE_COMMANDS:
-        console.print(perform(lab, cmd, node=args.node))
+        console.print(perform(lab, cmd, node=args.node, program=getattr(args, "program", None)))
         return 0
     if cmd == "partition":
         console.print(perform(lab, "partition", groups=args.groups))

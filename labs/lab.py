@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..server.fourletterclient import four_letter_or_empty
+from . import apache
 from .backends import Backend, backend_class
 from .faultproxy import Faults
-from .model import LabError, LabState, Node, NodeStatus
+from .model import LabError, LabState, Node, NodeStatus, Program
 
 
 def default_lab_dir() -> Path:
@@ -64,10 +65,18 @@ class Lab:
     # ------------------------------------------------------------ life cycle
     @classmethod
     def up(cls, lab_dir: Path | None = None, backend: str = "local", nodes: int = 3, observers: int = 0,
-           start: bool = True, tick_ms: int = 500, **backend_options: Any) -> Lab:
+           start: bool = True, tick_ms: int = 500, program: str = "zkops", **backend_options: Any) -> Lab:
         """``backend_options`` go to the backend's ``create`` (the ssh backend's ``inventory``, the
-        vagrant backend's ``vagrant_dir``); the process backends take none."""
+        vagrant backend's ``vagrant_dir``); the process backends take none. ``program="apache"``
+        runs every node as Apache ZooKeeper (local backend only; lesson 12 moves them to zkops)."""
         lab_dir = lab_dir or default_lab_dir()
+        if program not in {p.value for p in Program}:
+            raise LabError(f"unknown server program {program!r}; the lab runs: {', '.join(p.value for p in Program)}")
+        if program != Program.ZKOPS:
+            if backend != "local":
+                raise LabError(f"Apache ZooKeeper nodes run on the local backend only, not {backend!r}")
+            apache.require()
+            backend_options["program"] = program
         if (lab_dir / "lab.json").exists():
             existing = cls.load(lab_dir)
             if existing.any_running():
@@ -140,10 +149,19 @@ class Lab:
         return any(self.backend.running(n) for n in self.state.nodes)
 
     # ------------------------------------------------------------ node faults
-    def start(self, node_id: int) -> None:
+    def start(self, node_id: int, program: str | None = None) -> None:
+        """Start a stopped server; ``program`` (zkops | apache) changes what the node runs, on the same
+        zoo.cfg, myid and dataDir (by hand what ``zkops migrate`` does; local backend only)."""
         n = self.node(node_id)
         if self.backend.running(n):
             raise LabError(f"node {node_id} is already running")
+        if program is not None and program != n.program:
+            if program not in {p.value for p in Program}:
+                raise LabError(f"unknown server program {program!r}; the lab runs: "
+                               f"{', '.join(p.value for p in Program)}")
+            if self.state.backend != "local":
+                raise LabError(f"only the local backend changes a node's program, not {self.state.backend!r}")
+            n.program = program
         self.backend.start(n)
         self._save()
 
@@ -245,7 +263,8 @@ class Lab:
             zxid = int(fields["Zxid"], 16) if "Zxid" in fields else None
             conns = int(stats["zk_num_alive_connections"]) if "zk_num_alive_connections" in stats else None
             sessions = int(stats["zk_global_sessions"]) if "zk_global_sessions" in stats else None
-            out.append(NodeStatus(n.id, n.role, f"{n.host}:{n.client_port}", state, mode, zxid, conns, sessions))
+            out.append(NodeStatus(n.id, n.role, f"{n.host}:{n.client_port}", state, mode, zxid, conns, sessions,
+                                  fields.get("Zookeeper version")))
         return out
 
     def modes(self) -> dict[int, str | None]:

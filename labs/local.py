@@ -3,6 +3,12 @@
 No root needed. Each node's zoo.cfg names its peers by relay ports (node i reaches node j
 through the relay's ``i -> j`` port), so cutting or slowing a directed link is a rule in
 the relay. Clients connect to the servers directly.
+
+A node runs zkops or, with ``program="apache"``, Apache ZooKeeper 3.8 (Debian's package) on
+the same zoo.cfg and dataDir, so it can be moved from one to the other. Such a lab also
+writes ``migrate.yaml``, a ``zkops migrate`` inventory of its nodes (``connection: local``).
+A node's server is found again by its pid files (``n<i>/java.pid``, zkops' pidfile in its
+dataDir) when something else (``zkops migrate``) replaced it.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -18,8 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import apache
 from .faultproxy import Faults
-from .model import LabError, LabState, Node
+from .model import LabError, LabState, Node, Program
 
 KINDS = ("quorum", "election")
 
@@ -66,13 +74,17 @@ class LocalBackend:
 
     # ------------------------------------------------------------ layout
     @staticmethod
-    def create(lab_dir: Path, nodes: int, observers: int, tick_ms: int) -> LabState:
+    def create(lab_dir: Path, nodes: int, observers: int, tick_ms: int, program: str = "zkops") -> LabState:
+        program = Program(program).value
+        if program == Program.APACHE:
+            apache.require()
         total = nodes + observers
         ports = free_ports(3 * total + 2 * total * (total - 1))
         members = []
         for i in range(1, total + 1):
             c, q, e = ports.pop(), ports.pop(), ports.pop()
-            members.append(Node(i, "observer" if i > nodes else "participant", "127.0.0.1", c, q, e))
+            members.append(Node(i, "observer" if i > nodes else "participant", "127.0.0.1", c, q, e,
+                                program=program))
         links: list[dict[str, Any]] = []
         for a in members:
             for b in members:
@@ -93,6 +105,8 @@ class LocalBackend:
                 "maxClientCnxns=0", "autopurge.purgeInterval=1",
                 "admin.enableServer=false",  # processes share 127.0.0.1: one AdminServer port would not do
             ]
+            if program == Program.APACHE:  # the migration lab's clients keep 30 s sessions through every move
+                lines.append("maxSessionTimeout=60000")
             if a.role == "observer":
                 lines.append("peerType=observer")
             for b in members:
@@ -104,6 +118,8 @@ class LocalBackend:
                 role = ":observer" if b.role == "observer" else ""
                 lines.append(f"server.{b.id}=127.0.0.1:{q}:{e}{role}")
             (d / "zoo.cfg").write_text("\n".join(lines) + "\n")
+        if program == Program.APACHE:
+            (lab_dir / "migrate.yaml").write_text(migrate_inventory(lab_dir, members))
         return LabState("local", members, tick_ms)
 
     # ------------------------------------------------------------ the relay
@@ -135,27 +151,54 @@ class LocalBackend:
         time.sleep(0.05)  # the relay re-reads on its next loop turn
 
     def destroy(self) -> None:
+        for n in self.state.nodes:  # a server another tool started (zkops migrate) that the lab did not know of
+            self.kill(n)
         pid = self.state.extra.pop("proxy_pid", None)
         if pid is not None and "zkops.labs.faultproxy" in _cmdline(pid):
             os.kill(pid, signal.SIGTERM)
             self._reap(0, pid)
 
     # ------------------------------------------------------------ processes
+    def _serves(self, n: Node, pid: int | None) -> bool:
+        """``pid`` is a live server process on this node's zoo.cfg."""
+        return (pid is not None and str(self.dir / f"n{n.id}" / "zoo.cfg") in _cmdline(pid)
+                and _proc_state(pid) not in (None, "Z", "X"))
+
     def _ours(self, n: Node) -> bool:
-        return n.pid is not None and str(self.dir / f"n{n.id}" / "zoo.cfg") in _cmdline(n.pid)
+        """Whether the node's server runs, adopting (pid and program) the one another tool started on
+        its zoo.cfg: ``zkops migrate`` stops a node's server and starts the other program."""
+        if self._serves(n, n.pid):
+            return True
+        d = self.dir / f"n{n.id}"
+        for pidfile in (d / "java.pid", d / "data" / "zookeeper_server.pid"):
+            try:
+                pid = int(pidfile.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            if self._serves(n, pid):
+                n.pid = pid
+                n.program = apache.program_of(_cmdline(pid)).value
+                return True
+        return n.pid is not None and str(d / "zoo.cfg") in _cmdline(n.pid)  # a zombie: ours to reap
 
     def start(self, n: Node) -> None:
         d = self.dir / f"n{n.id}"
-        out = open(d / "stdout.log", "ab")
+        if n.program == Program.APACHE:
+            apache.require()
+            cmd, out_name = apache.command(d / "zoo.cfg"), "java.out"
+        else:
+            cmd, out_name = [sys.executable, "-m", "zkops.server", "start-foreground", str(d / "zoo.cfg")], "stdout.log"
+        out = open(d / out_name, "ab")
         env = dict(os.environ, ZOO_LOG_DIR=str(d))
-        proc = subprocess.Popen([sys.executable, "-m", "zkops.server", "start-foreground", str(d / "zoo.cfg")],
-                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=d, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=d, start_new_session=True)
         out.close()
         self.children[n.id] = proc
         n.pid = proc.pid
+        if n.program == Program.APACHE:  # where `zkops migrate` (java.pid_file) finds the Java server
+            (d / "java.pid").write_text(str(proc.pid))
 
     def running(self, n: Node) -> bool:
-        return self._ours(n) and _proc_state(n.pid) not in (None, "Z", "X")
+        return self._ours(n) and self._serves(n, n.pid)
 
     def process_state(self, n: Node) -> str:
         if not self.running(n):
@@ -185,6 +228,9 @@ class LocalBackend:
 
     def _reap(self, key: int, pid: int) -> None:
         proc = self.children.pop(key, None)
+        if proc is not None and proc.pid != pid:  # the node's server was replaced (zkops migrate)
+            proc.poll()
+            proc = None
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if proc is not None:
@@ -207,3 +253,20 @@ class LocalBackend:
             with contextlib.suppress(json.JSONDecodeError):
                 out.append(json.loads(line))
         return out
+
+
+def migrate_inventory(lab_dir: Path, members: list[Node]) -> str:
+    """A ``zkops migrate`` inventory of the lab's nodes, with how the lab runs each Java server."""
+    lab_dir = lab_dir.absolute()
+    lines = ["# zkops migrate inventory of this lab's nodes (written by `zkops lab up --apache`)",
+             "all:", "  hosts:"]
+    for n in members:
+        d = lab_dir / f"n{n.id}"
+        java = {"command": shlex.join(apache.command(d / "zoo.cfg")), "zoo_cfg": str(d / "zoo.cfg"),
+                "pid_file": str(d / "java.pid"), "log_file": str(d / "java.out")}
+        lines += [f"    zk{n.id}:", "      connection: local", f"      address: {n.host}",
+                  f"      client_port: {n.client_port}", f"      quorum_port: {n.quorum_port}",
+                  f"      election_port: {n.election_port}", f"      myid: {n.id}", f"      role: {n.role}",
+                  f"      base_dir: {json.dumps(str(d))}", "      java:",
+                  *[f"        {k}: {json.dumps(v)}" for k, v in java.items()]]
+    return "\n".join(lines) + "\n"

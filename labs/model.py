@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 
 class LabError(Exception):
     """A lab command that cannot be done, with what to do instead."""
+
+
+class Program(str, Enum):
+    """Which server program a lab node runs (Apache ZooKeeper only on the local backend)."""
+
+    ZKOPS = "zkops"
+    APACHE = "apache"
 
 
 @dataclass
@@ -26,6 +34,7 @@ class Node:
     election_port: int
     pid: int | None = None
     handle: str = ""  # backend-specific: container id, namespace name, ...
+    program: str = Program.ZKOPS.value  # what it runs, or ran last (a Program value)
 
 
 @dataclass
@@ -58,6 +67,14 @@ class NodeStatus:
     zxid: int | None
     connections: int | None
     sessions: int | None
+    version: str | None = None  # srvr's "Zookeeper version" line: which program serves there
+
+    @property
+    def program(self) -> Program | None:
+        """What the server says it is; None when it does not answer."""
+        if self.version is None:
+            return None
+        return Program.ZKOPS if "zkops" in self.version else Program.APACHE
 
     @property
     def epoch(self) -> int | None:

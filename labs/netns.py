@@ -34,7 +34,9 @@ class NetnsBackend(LocalBackend):
     """Processes as in the local backend, but each inside its namespace and without the relay."""
 
     @staticmethod
-    def create(lab_dir: Path, nodes: int, observers: int, tick_ms: int) -> LabState:
+    def create(lab_dir: Path, nodes: int, observers: int, tick_ms: int, program: str = "zkops") -> LabState:
+        if program != "zkops":
+            raise LabError(f"the netns backend runs zkops only, not {program!r}; try --backend local")
         if os.geteuid() != 0:
             raise LabError("the netns backend needs root (ip netns, veth, bridge, iptables); try --backend local")
         tag = f"{random.randrange(16**4):04x}"

@@ -25,7 +25,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "labs"
 
 def test_committed_guides_are_what_the_lessons_render():
     lessons = all_lessons()
-    assert [lesson.number for lesson in lessons] == list(range(1, 12))
+    assert [lesson.number for lesson in lessons] == list(range(1, 13))
     for lesson in lessons:
         path = DOCS / f"{lesson.name}.md"
         assert path.read_text() == guide(lesson), f"{path} is stale: python -m zkops.labs.lessons.render docs/labs"
@@ -99,9 +99,11 @@ def test_check_before_run_says_what_to_do(tmp_path: Path):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("lesson", all_lessons(), ids=lambda lesson: lesson.name)
+@pytest.mark.parametrize("lesson", [lesson for lesson in all_lessons() if lesson.program == "zkops"],
+                         ids=lambda lesson: lesson.name)
 def test_every_lab_plays_and_its_observations_happen_on_the_local_backend(lesson: Lesson, tmp_path: Path):
-    """What CI runs for each lab: `zkops lab run NAME --auto`, then `zkops lab check NAME`."""
+    """What CI runs for each lab: `zkops lab run NAME --auto`, then `zkops lab check NAME` (lab 12, which
+    starts from Apache ZooKeeper, has its own test in tests/test_lesson_migrate.py)."""
     from zkops.labs.lab import Lab
 
     def make_cluster(nodes: int, observers: int, start: bool) -> Lab:

@@ -9,7 +9,7 @@ from .engine import Lesson
 _MODULES = (
     "l01_first_ensemble", "l02_znodes", "l03_watches", "l04_sessions", "l05_startup_election",
     "l06_kill_leader", "l07_partition", "l08_quorum_arithmetic", "l09_observers", "l10_recipes",
-    "l11_two_phase_commit",
+    "l11_two_phase_commit", "l12_migrate_from_java",
 )
 
 

@@ -34,8 +34,9 @@ class Cluster(Protocol):
     def election_events(self) -> list[dict[str, Any]]: ...
 
 
-ClusterFactory = Callable[[int, int, bool], Cluster]
-"""Bring up ``nodes`` voters and ``observers`` observers; start them when the flag is true."""
+ClusterFactory = Callable[..., Cluster]
+"""Bring up ``nodes`` voters and ``observers`` observers; start them when the flag is true. A lesson
+whose servers are not zkops (``Lesson.program``) passes ``program=`` too (lab 12: ``apache``)."""
 
 
 class LessonFailed(Exception):
@@ -75,6 +76,7 @@ class Lesson:
     observers: int = 0
     start_all: bool = True
     timing: str = ""
+    program: str = "zkops"  # what the lab's servers run at the start (lab 12: apache)
 
     @property
     def name(self) -> str:
@@ -98,6 +100,7 @@ class Context:
     say: Printer = _plain_print
     journal: dict[str, Any] = field(default_factory=dict)
     _clients: list[Any] = field(default_factory=list)
+    _cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     def note(self, key: str, value: Any) -> Any:
         """Record an observation for ``check`` (and show it to the student)."""
@@ -117,7 +120,16 @@ class Context:
         self._clients.append(c)
         return c
 
+    def on_close(self, stop: Callable[[], None]) -> None:
+        """Run ``stop`` (a writer's, a watcher's) when the lesson ends, even when a step failed."""
+        self._cleanups.append(stop)
+
     def close_clients(self) -> None:
+        while self._cleanups:
+            try:
+                self._cleanups.pop()()
+            except Exception:  # noqa: BLE001 - a thread stopping against a dead ensemble
+                pass
         for c in self._clients:
             try:
                 c.stop()
@@ -191,7 +203,8 @@ def play(lesson: Lesson, make_cluster: ClusterFactory, *, auto: bool, state_dir:
     ``auto``), save the journal and return it. The ensemble is torn down unless ``keep``."""
     say(f"Lab {lesson.number}: {lesson.title}", style="bold")
     say(lesson.goal)
-    cluster = make_cluster(lesson.nodes, lesson.observers, lesson.start_all)
+    extra = {"program": lesson.program} if lesson.program != "zkops" else {}
+    cluster = make_cluster(lesson.nodes, lesson.observers, lesson.start_all, **extra)
     ctx = Context(cluster=cluster, make_cluster=make_cluster, say=say)
     ctx.journal["lesson"] = lesson.name
     ctx.journal["started"] = time.time()

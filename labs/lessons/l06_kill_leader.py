@@ -12,8 +12,9 @@ from .engine import Check, Context, Lesson, Step, predicted_leader, wait_for
 class _Writer:
     """Creates sequential znodes as fast as the ensemble acknowledges them, noting each ack."""
 
-    def __init__(self, zk: object) -> None:
+    def __init__(self, zk: object, prefix: str = "/lab6/w-") -> None:
         self.zk = zk
+        self.prefix = prefix
         self.acked: list[tuple[float, str]] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -21,7 +22,7 @@ class _Writer:
     def _run(self) -> None:
         while not self.stop.is_set():
             try:
-                path = self.zk.create("/lab6/w-", b"", sequence=True)  # type: ignore[attr-defined]
+                path = self.zk.create(self.prefix, b"", sequence=True)  # type: ignore[attr-defined]
                 self.acked.append((time.monotonic(), path))
             except Exception:  # noqa: BLE001 - connection loss during the election: retry
                 time.sleep(0.02)

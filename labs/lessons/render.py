@@ -12,10 +12,14 @@ from pathlib import Path
 from . import all_lessons
 from .engine import Lesson
 
+PROGRAM_NAMES = {"apache": "Apache ZooKeeper 3.8"}
+
 
 def guide(lesson: Lesson) -> str:
     """A student guide followed by the instructor section."""
     shape = f"{lesson.nodes} servers" + (f" and {lesson.observers} observer(s)" if lesson.observers else "")
+    if lesson.program != "zkops":
+        shape += f", {PROGRAM_NAMES.get(lesson.program, lesson.program)} at the start (local backend)"
     out = [f"# Lab {lesson.number}: {lesson.title}", "",
            f"*About {lesson.minutes} minutes. Ensemble: {shape}.*", "",
            "## Goal", "", lesson.goal, "",
@@ -43,7 +47,8 @@ def guide(lesson: Lesson) -> str:
 
 def index(lessons: list[Lesson]) -> str:
     rows = [f"| [{lesson.number}](./{lesson.name}.md) | {lesson.title} | {lesson.minutes} min | "
-            f"{lesson.nodes}{f' + {lesson.observers} obs.' if lesson.observers else ''} | "
+            f"{lesson.nodes}{f' + {lesson.observers} obs.' if lesson.observers else ''}"
+            f"{f' ({PROGRAM_NAMES.get(lesson.program, lesson.program)})' if lesson.program != 'zkops' else ''} | "
             f"{'; '.join(lesson.prerequisites)} |" for lesson in lessons]
     return "\n".join([
         "# Classroom labs: the teacher's page", "",
@@ -58,6 +63,8 @@ def index(lessons: list[Lesson]) -> str:
         "On VMs (`--backend vagrant`), each lab also needs Vagrant with libvirt (or VirtualBox) and a box:",
         "build one once, without a box download, with `sudo zkops lab vagrant box`, and count about five",
         "minutes per `lab up` without KVM (QEMU's TCG) before the lab starts; see `docs/lab-platform.md`.", "",
+        "Lab 12 starts from Apache ZooKeeper 3.8 servers (Java and Debian's `zookeeper` package; `zkops lab up",
+        "--apache`) and moves them to zkops with `zkops migrate`: it runs on the local backend only.", "",
         "These pages are generated from the lessons in `labs/lessons/` "
         "(`python -m zkops.labs.lessons.render docs/labs`), so guide and script cannot disagree.", ""])
 
