@@ -61,7 +61,7 @@ class _UpWatch(threading.Thread):
 
 @dataclass
 class _Run:
-    """What lives through the steps: the session clients, the up-watcher, and (from step 5) the writer."""
+    """What lives through the steps: the session clients, the up-watcher, and (from step 2) the writer."""
 
     up: _UpWatch
     writer: _Writer | None = None
@@ -370,6 +370,10 @@ LESSON = Lesson(
              ("zkops lab up --apache", "zkops lab status", "echo srvr | nc 127.0.0.1 <client port>",
               "cat ~/.local/state/zkops/lab/migrate.yaml", "zkcli -server <one server> create -e /lab12/session-1"),
              _apache),
+        Step("A client writes", "Start a client creating sequential znodes through every server as fast as\n"
+             "they are acknowledged. It runs through the move by hand, the rollback and the whole migration;\n"
+             "each acknowledged name is noted.",
+             ("zkops lab watch /lab12 &", "zkcli -server <all servers> create -s /lab12/w- x"), _write),
         Step("Move one follower by hand", "What migrate does for one host: stop a follower's Java server and\n"
              "start zkops on the same zoo.cfg and dataDir. It reads Java's snapshot and txn log, and rejoins\n"
              "as a follower of the Java leader, with the znodes written to Java.",
@@ -384,9 +388,6 @@ LESSON = Lesson(
         Step("Roll it back with zkops migrate --rollback", "`--rollback` puts Java back on the hosts that run\n"
              "zkops: here only the one you moved. Java reads what zkops wrote in the meantime.",
              ("zkops migrate --rollback ~/.local/state/zkops/lab/migrate.yaml", "zkops lab status"), _rollback),
-        Step("A client writes", "Start a client creating sequential znodes through every server as fast as\n"
-             "they are acknowledged. It runs through the whole migration; each acknowledged name is noted.",
-             ("zkops lab watch /lab12 &", "zkcli -server <all servers> create -s /lab12/w- x"), _write),
         Step("Migrate the ensemble with zkops migrate", "First `--check` (it says what it would change and\n"
              "changes nothing), then the real run. Watch `zkops lab status -f` in another terminal: one\n"
              "server away at a time, the followers first; when the leader's turn comes the others elect a\n"
@@ -475,10 +476,5 @@ LESSON = Lesson(
            "writer pauses at a follower's step only when it was connected to that follower (it reconnects "
            "elsewhere: about a second), and for about one election (0.2-3 s on a loaded machine) at the "
            "leader's; no acknowledged write lost, the same tree everywhere, and every "
-           "session kept. Why the writer starts only after the rollback: Apache ZooKeeper 3.8.0, when it rejoins by "
-           "DIFF while writes are in flight, can write some transactions twice into its txn log (its log says "
-           "`Current zxid ... is <= ...`); Java reads such a log, but this build of zkops refuses it, so moving "
-           "that server to zkops again fails (migrate puts Java back and stops, touching nothing else). The "
-           "node rolled back in step 4 is moved again in step 6, so the lab rolls it back while nothing is "
-           "written (reported under issue 16).",
+           "session kept.",
 )
