@@ -126,16 +126,11 @@ def read_body(op: int, data: bytes | memoryview, off: int = 0) -> tuple[Record |
         if rest == 0:
             return None, off
         try:
-            body, end = cls.read(data, off)
+            return cls.read(data, off)
         except JuteError:
             if rest == DIGEST_SIZE:  # no body, only the digest
                 return None, off
             raise
-        if rest == DIGEST_SIZE and end != len(data):
-            # 12 bytes are a body that fills them or a digest alone: a body cannot leave
-            # fewer than 12 bytes for a digest after it
-            return None, off
-        return body, end
     try:
         return cls.read(data, off)
     except JuteError:

@@ -135,9 +135,12 @@ def bodies(op: int) -> st.SearchStrategy:
 
 
 def _digest_reads_as_a_close_session(digest: TxnDigest) -> bool:
-    """A bare closeSession followed by these digest bytes is ambiguous: they also read as a body."""
+    """Whether a bare closeSession followed by this digest is ambiguous: the digest's bytes
+    also start a CloseSessionTxn, and the body is read first, as Apache reads it with
+    closeSessionTxn enabled. Apache's digests (version 2) read as a body only when
+    treeDigest's two halves are each 0 or -1."""
     try:
-        CloseSessionTxn.from_bytes(digest.to_bytes())
+        CloseSessionTxn.read(digest.to_bytes(), 0)
     except JuteError:
         return False
     return True
