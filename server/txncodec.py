@@ -145,31 +145,30 @@ def decode_body(op: int, data: bytes | memoryview, off: int = 0) -> Any:
     return read_body(op, data, off)[0]
 
 
-def decode_txn_entry(data: bytes | memoryview) -> TxnEntry:
-    """Split txn bytes into header, body and (when the sender wrote one) digest."""
+def decode_txn_digest(data: bytes | memoryview) -> tuple[TxnHeader, Any, TxnDigest | None]:
+    """(TxnHeader, body record or None, TxnDigest or None) of txn bytes.
+
+    The body is typed ``Any``: which record it is follows from the header's type (BODY_TYPES).
+    """
     header, off = TxnHeader.read(data, 0)
     body, off = read_body(header.type, data, off)
     rest = len(data) - off
     if rest == 0:
-        return TxnEntry(header, body)
+        return header, body, None
     if rest == DIGEST_SIZE:
-        return TxnEntry(header, body, TxnDigest.from_bytes(data[off:]))
+        return header, body, TxnDigest.from_bytes(data[off:])
     raise JuteError(f"{rest} unexpected bytes after a txn of type {header.type}")
 
 
 def decode_txn(data: bytes | memoryview) -> tuple[TxnHeader, Any]:
-    """(TxnHeader, body record or None) of txn bytes; a digest after the body is ignored.
-
-    The body is typed ``Any``: which record it is follows from ``header.type`` (BODY_TYPES).
-    """
-    entry = decode_txn_entry(data)
-    return entry.header, entry.body
+    """(TxnHeader, body record or None) of txn bytes; a digest after the body is ignored."""
+    header, body, _ = decode_txn_digest(data)
+    return header, body
 
 
-def decode_txn_digest(data: bytes | memoryview) -> tuple[TxnHeader, Any, TxnDigest | None]:
-    """(TxnHeader, body record or None, TxnDigest or None) of txn bytes."""
-    entry = decode_txn_entry(data)
-    return entry.header, entry.body, entry.digest
+def decode_txn_entry(data: bytes | memoryview) -> TxnEntry:
+    """:func:`decode_txn_digest` as a :class:`TxnEntry` (for readers of whole logs)."""
+    return TxnEntry(*decode_txn_digest(data))
 
 
 def decode_multi_txn(txn: MultiTxn) -> list[tuple[int, Record | None]]:
