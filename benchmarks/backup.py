@@ -29,7 +29,8 @@ from zkops.server import snapshot as snapmod
 from zkops.server.codes import Op
 from zkops.server.paths import QUOTA, ZOOKEEPER
 from zkops.server.records import ACL, Id, SetDataTxn, StatPersisted, TxnHeader
-from zkops.server.txnlog import TxnLog, encode_txn
+from zkops.server.txncodec import encode_txn
+from zkops.server.txnlog import TxnLog
 
 OPEN = [ACL(31, Id("world", "anyone"))]
 

@@ -10,7 +10,7 @@ This module only reads and writes that directory: it checks files (sha256, the
 snapshot's Adler32 seal, every log record's Adler32), follows the zxid chain from each
 snapshot through the logs, and rebuilds the tree at a chosen zxid or time. The file
 formats are read with the server's own codecs (``server/snapshot.py``,
-``server/txnlog.py``); nothing here parses them a second time.
+``server/txnlog.py``, ``server/txncodec.py``); nothing here parses them a second time.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from zkops.server import txnlog
 from zkops.server.codes import Op
 from zkops.server.datatree import DataTree, decode_snapshot_node, session_owner
 from zkops.server.pendingrestore import move_aside
+from zkops.server.txncodec import decode_txn
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -404,7 +405,7 @@ def rebuild(directory: Path, point: RestorePoint) -> Rebuilt:
     applied = 0
     man = Manifest.load(directory)
     for _z, raw in _txns_between(directory, man, point.snapshot.first, point.zxid):
-        hdr, body = txnlog.decode_txn(raw)
+        hdr, body = decode_txn(raw)
         tree.apply(hdr, body)
         if hdr.type == Op.createSession:
             live[hdr.clientId] = 0

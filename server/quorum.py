@@ -37,8 +37,7 @@ from .quorumnet import QuorumCallbacks, QuorumNetwork
 from .quorumpeer import ConfigAdopted, PeerOutput, QuorumPeer
 from .records import Id, PathOnly
 from .servermode import ServerMode
-from .txncodec import decode_txn, decode_txn_digest, encode_txn
-from .txnlog import TxnDigest
+from .txncodec import TxnDigest, decode_txn, decode_txn_digest, encode_txn
 from .wire import REQUEST_TYPES, decode_multi
 from .zab import (
     Abandon,

@@ -6,10 +6,9 @@ Layout of ``<dataLogDir>/version-2/log.<first zxid, lowercase hex>``::
     per txn      long Adler32(txn bytes), int length, txn bytes, byte 0x42 ('B')
     then zeros   the file is preallocated in blocks; a zero length ends the log
 
-The txn bytes are a TxnHeader followed by the body record its type names. ZooKeeper
-3.8 may append a TxnDigest (``int version, long treeDigest``) after the body; its
-reader treats the digest as optional (an EOF there means "no digest"), so we write
-none and accept one when reading files ZooKeeper wrote.
+The txn bytes inside a frame -- TxnHeader, body, and the TxnDigest 3.8 appends -- are
+:mod:`zkops.server.txncodec`'s to write and read; this module only frames, checksums,
+segments and scans them (it reads nothing of a txn but the zxid in its header).
 
 Group commit: :meth:`TxnLog.append` only buffers (cheap, callable from the event
 loop); :meth:`TxnLog.sync` writes everything buffered and fsyncs once, on whatever
@@ -35,24 +34,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .codes import Op
-from .jute import JuteError, Record
-from .records import (
-    ACL,
-    CheckVersionTxn,
-    CloseSessionTxn,
-    CreateContainerTxn,
-    CreateSessionTxn,
-    CreateTTLTxn,
-    CreateTxn,
-    DeleteTxn,
-    ErrorTxn,
-    FileHeader,
-    MultiTxn,
-    SetACLTxn,
-    SetDataTxn,
-    TxnHeader,
-)
+from .records import FileHeader
+from .txncodec import TXN_HEADER_SIZE, ZXID_OFFSET, TxnEntry, decode_txn_entry, txn_zxid
 
 log = logging.getLogger("zkops.server.txnlog")
 
@@ -63,11 +46,9 @@ HEADER = FileHeader(LOG_MAGIC, VERSION, DBID).to_bytes()
 HEADER_SIZE = len(HEADER)  # 16
 EOR = 0x42  # 'B', ZooKeeper's end-of-record marker
 DEFAULT_PREALLOC = 64 * 1024 * 1024  # ZooKeeper's zookeeper.preAllocSize default
-TXN_HEADER_SIZE = 32  # clientId 8, cxid 4, zxid 8, time 8, type 4
 _PREFIX = struct.Struct(">qi")  # checksum, length
 PREFIX_SIZE = _PREFIX.size
 _ZXID = struct.Struct(">q")
-_ZXID_AT = 12  # offset of the zxid inside a TxnHeader
 _SLACK = 4096  # like ZooKeeper: grow the file before a write comes this close to its end
 
 
@@ -79,136 +60,6 @@ class CorruptLogError(RuntimeError):
         self.path = str(path)
         self.offset = offset
         self.reason = reason
-
-
-# ---------------------------------------------------------------- txn bytes
-class TxnDigest(Record):
-    """What 3.8 may append after a txn body: the data tree's digest after applying it."""
-
-    FIELDS = (("version", "int"), ("treeDigest", "long"))
-    __slots__ = ("version", "treeDigest")
-    version: int
-    treeDigest: int
-
-
-class CreateTxnV0(Record):
-    """A create from before parentCVersion existed; ZooKeeper still reads these."""
-
-    FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("ephemeral", "bool"))
-    __slots__ = ("path", "data", "acl", "ephemeral")
-    path: str
-    data: bytes
-    acl: list[ACL]
-    ephemeral: bool
-
-
-# The body record of each txn type, as 3.8's SerializeUtils.deserializeTxn picks it
-# (plus check, which only occurs inside a multi but decodes the same way).
-BODY_TYPES: dict[int, type[Record]] = {
-    Op.create: CreateTxn,
-    Op.create2: CreateTxn,
-    Op.createContainer: CreateContainerTxn,
-    Op.createTTL: CreateTTLTxn,
-    Op.delete: DeleteTxn,
-    Op.deleteContainer: DeleteTxn,
-    Op.setData: SetDataTxn,
-    Op.reconfig: SetDataTxn,
-    Op.setACL: SetACLTxn,
-    Op.check: CheckVersionTxn,
-    Op.createSession: CreateSessionTxn,
-    Op.closeSession: CloseSessionTxn,
-    Op.error: ErrorTxn,
-    Op.multi: MultiTxn,
-}
-
-_DIGEST_SIZE = 12
-
-
-@dataclass(frozen=True)
-class TxnEntry:
-    """One decoded txn: header, body (None for a bare closeSession) and optional digest."""
-
-    header: TxnHeader
-    body: Record | None
-    digest: TxnDigest | None = None
-
-
-def encode_txn(header: TxnHeader, body: Record | None, digest: TxnDigest | None = None) -> bytes:
-    """Serialize a txn as ZooKeeper logs it: header, body if any, digest if any."""
-    out = bytearray()
-    header.write(out)
-    if body is not None:
-        body.write(out)
-    if digest is not None:
-        digest.write(out)
-    return bytes(out)
-
-
-def read_body(op: int, data: bytes | memoryview, off: int = 0) -> tuple[Record | None, int]:
-    """Decode the body of a txn of type ``op`` at ``off``: (record or None, new offset).
-
-    As ZooKeeper 3.8: an empty closeSession body is None (written before
-    CloseSessionTxn existed, or with closeSessionTxn disabled), and a create too
-    short for parentCVersion is an old CreateTxnV0 read with parentCVersion -1.
-    """
-    cls = BODY_TYPES.get(op)
-    if cls is None:
-        raise JuteError(f"unsupported txn type {op}")
-    rest = len(data) - off
-    if op == Op.closeSession:
-        if rest == 0:
-            return None, off
-        try:
-            return cls.read(data, off)
-        except JuteError:
-            if rest == _DIGEST_SIZE:  # no body, only the digest
-                return None, off
-            raise
-    try:
-        return cls.read(data, off)
-    except JuteError:
-        if op != Op.create:
-            raise
-        old, end = CreateTxnV0.read(data, off)
-        return CreateTxn(old.path, old.data, old.acl, old.ephemeral, -1), end
-
-
-def decode_txn_entry(data: bytes | memoryview) -> TxnEntry:
-    """Split logged txn bytes into header, body and (when ZooKeeper wrote one) digest."""
-    header, off = TxnHeader.read(data, 0)
-    body, off = read_body(header.type, data, off)
-    rest = len(data) - off
-    if rest == 0:
-        return TxnEntry(header, body)
-    if rest == _DIGEST_SIZE:
-        return TxnEntry(header, body, TxnDigest.from_bytes(data[off:]))
-    raise JuteError(f"{rest} unexpected bytes after a txn of type {header.type}")
-
-
-def decode_txn(data: bytes | memoryview) -> tuple[TxnHeader, Record | None]:
-    """(TxnHeader, body record or None) of logged txn bytes; a digest is ignored."""
-    entry = decode_txn_entry(data)
-    return entry.header, entry.body
-
-
-def decode_multi(txn: MultiTxn) -> list[tuple[int, Record | None]]:
-    """The (type, body) of every op inside a MultiTxn; each op's data is its own txn body."""
-    out: list[tuple[int, Record | None]] = []
-    for sub in txn.txns or ():
-        data = sub.data or b""
-        body, end = read_body(sub.type, data, 0)
-        if end != len(data):
-            raise JuteError(f"{len(data) - end} trailing bytes in a multi op of type {sub.type}")
-        out.append((sub.type, body))
-    return out
-
-
-def txn_zxid(txn: bytes | memoryview) -> int:
-    """The zxid in a serialized TxnHeader (without decoding the rest)."""
-    if len(txn) < TXN_HEADER_SIZE:
-        raise JuteError(f"{len(txn)} bytes cannot hold a TxnHeader")
-    zxid: int = _ZXID.unpack_from(txn, _ZXID_AT)[0]
-    return zxid
 
 
 # ---------------------------------------------------------------- file format
@@ -253,7 +104,7 @@ def _record_at(mv: memoryview, off: int, limit: int) -> tuple[int, int] | None:
     end = body + length
     if end >= limit or mv[end] != EOR or _adler(mv[body:end]) != crc:
         return None
-    return _ZXID.unpack_from(mv, body + _ZXID_AT)[0], end
+    return _ZXID.unpack_from(mv, body + ZXID_OFFSET)[0], end
 
 
 def _verifiable_after(data: bytes | bytearray, mv: memoryview, bad: int, limit: int, after_zxid: int) -> int | None:
@@ -276,7 +127,7 @@ def _verifiable_after(data: bytes | bytearray, mv: memoryview, bad: int, limit: 
 
 def _claimed_zxid(mv: memoryview, off: int, limit: int) -> str:
     """The zxid a damaged record's header claims, for the error message, if it has one."""
-    at = off + PREFIX_SIZE + _ZXID_AT
+    at = off + PREFIX_SIZE + ZXID_OFFSET
     return f" (its header says zxid 0x{_ZXID.unpack_from(mv, at)[0]:x})" if at + 8 <= limit else ""
 
 
@@ -618,7 +469,6 @@ def read_log_file(path: Path) -> Iterator[TxnEntry]:
 
 
 __all__ = [
-    "BODY_TYPES", "CorruptLogError", "CreateTxnV0", "DEFAULT_PREALLOC", "HEADER", "LOG_MAGIC", "TxnDigest",
-    "TxnEntry", "TxnLog", "decode_multi", "decode_txn", "decode_txn_entry", "encode_txn",
-    "frame", "log_files", "log_name", "read_body", "read_log_file", "read_used", "scan", "txn_zxid",
+    "CorruptLogError", "DEFAULT_PREALLOC", "HEADER", "HEADER_SIZE", "LOG_MAGIC", "TxnLog", "frame", "log_files",
+    "log_name", "read_log_file", "read_used", "scan",
 ]

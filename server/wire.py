@@ -1,4 +1,8 @@
-"""Client-port framing facts: which record each opcode carries, and multi encoding."""
+"""Client-port framing facts: which record each opcode carries, and a multi request's ops and results.
+
+The ops of a multi request are read by :mod:`zkops.server.multicodec` (the loop it shares with
+the multi txn); here are the request records they may be and what Apache makes of them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 from .codes import Op
 from .jute import JuteError, Record
+from .multicodec import decode_request_ops, table_reader
 from .records import (
     AddWatchRequest,
     AuthPacket,
@@ -69,6 +74,7 @@ MULTI_OP_TYPES: dict[int, type[Record]] = {
     Op.getData: PathRequest,
 }
 _READ_KIND = frozenset({Op.getChildren, Op.getData})
+_read_multi_op = table_reader(MULTI_OP_TYPES)
 _END = MultiHeader(-1, True, -1)
 
 
@@ -77,6 +83,17 @@ def _create_type(flags: int) -> int:
     (a TTL flag would make it a createTTL without a ttl: it stays a create here, and the
     preparer fails the multi when it gets to it, as Apache's cast to CreateTTLRequest does)."""
     return Op.createContainer if flags == 4 else Op.create
+
+
+def _normalize(op: int, rec: Any) -> tuple[int, Any]:
+    """The op (and record) a request-form multi op becomes, as Apache's MultiOperationRecord reads it."""
+    if op in (Op.create, Op.create2, Op.createContainer):
+        return _create_type(rec.flags), rec
+    if op == Op.createTTL and rec.flags not in (5, 6):
+        return _create_type(rec.flags), CreateRequest(rec.path, rec.data, rec.acl, rec.flags)
+    if op in _READ_KIND:
+        return op, PathRequest(rec.path, False)
+    return op, rec
 
 
 def decode_multi(buf: bytes | memoryview, off: int, read: bool = False) -> list[tuple[int, Any]]:
@@ -88,28 +105,10 @@ def decode_multi(buf: bytes | memoryview, off: int, read: bool = False) -> list[
     which fails the request with MARSHALLINGERROR: an unknown op type, read and write ops
     mixed, read ops in a multi.
     """
-    ops: list[tuple[int, Any]] = []
-    kinds: set[bool] = set()
-    while True:
-        mh, off = MultiHeader.read(buf, off)
-        if mh.done:
-            break
-        t = mh.type
-        cls = MULTI_OP_TYPES.get(t)
-        if cls is None:
-            raise JuteError(f"invalid op type {t} in multi")
-        rec, off = cls.read(buf, off)
-        if t in (Op.create, Op.create2, Op.createContainer):
-            t = _create_type(rec.flags)
-        elif t == Op.createTTL and rec.flags not in (5, 6):
-            t = _create_type(rec.flags)
-            rec = CreateRequest(rec.path, rec.data, rec.acl, rec.flags)
-        elif t in _READ_KIND:
-            rec = PathRequest(rec.path, False)
-        kinds.add(t in _READ_KIND)
-        if len(kinds) > 1:
-            raise JuteError("read and write ops mixed in one multi")
-        ops.append((t, rec))
+    ops = [_normalize(op, rec) for op, rec in decode_request_ops(buf, off, _read_multi_op)]
+    kinds = {op in _READ_KIND for op, _ in ops}
+    if len(kinds) > 1:
+        raise JuteError("read and write ops mixed in one multi")
     if ops and not read and kinds == {True}:
         raise JuteError("read ops in a multi")
     return ops  # write ops in a multiRead fail when they are reached (ZooKeeperServer.multi_read)

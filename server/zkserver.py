@@ -35,8 +35,7 @@ from .records import (
 )
 from .servermode import ServerMode
 from .sessions import session_password
-from .txncodec import encode_txn
-from .txnlog import TxnDigest
+from .txncodec import TxnDigest, encode_txn
 from .wire import encode_multi_results
 
 log = logging.getLogger("zkops.server")

@@ -29,8 +29,7 @@ from zkops.server.records import (
     SetDataRequest,
     TxnHeader,
 )
-from zkops.server.txncodec import decode_txn, decode_txn_digest, encode_txn
-from zkops.server.txnlog import TxnDigest
+from zkops.server.txncodec import TxnDigest, decode_txn, decode_txn_digest, encode_txn
 
 OPEN = [ACL(31, Id("world", "anyone"))]
 READ = [ACL(1, Id("world", "anyone"))]

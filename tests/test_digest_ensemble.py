@@ -227,7 +227,8 @@ def test_logged_digests_replay_in_apache_without_mismatch(tmp_path: Any) -> None
     """A standalone zkops server logs each txn with the digest the tree has after it (Apache's
     txn log layout); Apache 3.8 replays that log comparing them: 0 mismatches, same tree."""
     from zkops.server.digest import to_long
-    from zkops.server.txnlog import TxnLog, decode_txn_entry
+    from zkops.server.txncodec import decode_txn_entry
+    from zkops.server.txnlog import TxnLog
 
     common = {"dataDir": str(tmp_path / "data"), "znode.container.checkIntervalMs": "500"}
     ours = ZkopsProcess(extra_cfg=dict(common), workdir=tmp_path / "zkops")

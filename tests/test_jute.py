@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zkops.server import records, snapshot, txnlog
+from zkops.server import records, snapshot, txncodec, txnlog
 from zkops.server.jute import JuteError, Record
 
 
@@ -22,7 +22,7 @@ def _records_of(module) -> list[type[Record]]:
             if issubclass(c, Record) and c is not Record and c.__module__ == module.__name__]
 
 
-RECORDS = _records_of(records) + _records_of(txnlog) + _records_of(snapshot)
+RECORDS = _records_of(records) + _records_of(txncodec) + _records_of(snapshot)
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 INT64 = st.integers(-(2**63), 2**63 - 1)

@@ -19,7 +19,8 @@ from zkops.server import snapshot as snap
 from zkops.server.codes import Op
 from zkops.server.purge import logs_needed_from, purge
 from zkops.server.records import ACL, CreateTxn, Id, StatPersisted, TxnHeader
-from zkops.server.txnlog import TxnLog, encode_txn, log_files
+from zkops.server.txncodec import encode_txn
+from zkops.server.txnlog import TxnLog, log_files
 
 OPEN = [ACL(31, Id("world", "anyone"))]
 ROOT = [("", b"", OPEN, StatPersisted(0, 0, 0, 0, 0, 0, 0, 0, 0))]

@@ -24,7 +24,8 @@ from tests.support import refzk
 from zkops.server import snapshot as snap
 from zkops.server.codes import Op
 from zkops.server.records import ACL, CreateTxn, Id, SetDataTxn, StatPersisted, TxnHeader
-from zkops.server.txnlog import TxnLog, encode_txn
+from zkops.server.txncodec import encode_txn
+from zkops.server.txnlog import TxnLog
 
 OPEN = [ACL(31, Id("world", "anyone"))]
 SECRET = [ACL(31, Id("digest", "u:BvFaefuhWURhnvpD7ipe45CKTpk=")), ACL(1, Id("world", "anyone"))]

@@ -18,48 +18,30 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import refzk
+from tests.support.txns import EVERY_TYPE, OPEN, SID, hdr
 from zkops.server.codes import Op
 from zkops.server.jute import JuteError
 from zkops.server.records import (
-    ACL,
     CheckVersionTxn,
     CloseSessionTxn,
-    CreateContainerTxn,
     CreateSessionTxn,
     CreateTTLTxn,
     CreateTxn,
     DeleteTxn,
     ErrorTxn,
-    Id,
-    MultiTxn,
-    SetACLTxn,
     SetDataTxn,
-    Txn,
-    TxnHeader,
 )
+from zkops.server.txncodec import decode_multi_txn, decode_txn, decode_txn_entry, encode_txn
 from zkops.server.txnlog import (
     HEADER,
     CorruptLogError,
-    CreateTxnV0,
-    TxnDigest,
     TxnLog,
-    decode_multi,
-    decode_txn,
-    decode_txn_entry,
-    encode_txn,
     frame,
     log_files,
     read_log_file,
     read_used,
     scan,
 )
-
-OPEN = [ACL(31, Id("world", "anyone"))]
-SID = 0x1000A2B3C4D0000
-
-
-def hdr(zxid: int, op: int, sid: int = SID) -> TxnHeader:
-    return TxnHeader(sid, zxid & 0x7FFFFFFF, zxid, 1_700_000_000_000 + zxid, op)
 
 
 def create(zxid: int, path: str | None = None, data: bytes = b"d") -> bytes:
@@ -87,25 +69,6 @@ def written(d: Path, n: int, prealloc: int = 4096, start: int = 1) -> TxnLog:
 def zxids(d: Path, start: int = 1) -> list[int]:
     with TxnLog(d) as log:
         return [z for z, _ in log.read_from(start)]
-
-
-# one txn of every type the log holds, as the server serializes them
-EVERY_TYPE = [
-    (Op.createSession, CreateSessionTxn(30000)),
-    (Op.create, CreateTxn("/a", b"hi", OPEN, False, 1)),
-    (Op.create2, CreateTxn("/e", b"", OPEN, True, 2)),
-    (Op.createContainer, CreateContainerTxn("/c", b"x", OPEN, 3)),
-    (Op.createTTL, CreateTTLTxn("/t", b"y", OPEN, 4, 5000)),
-    (Op.setData, SetDataTxn("/a", b"bye", 1)),
-    (Op.setACL, SetACLTxn("/a", [ACL(1, Id("digest", "u:x"))], 1)),
-    (Op.multi, MultiTxn([Txn(Op.create, CreateTxn("/m", b"", OPEN, False, 5).to_bytes()),
-                         Txn(Op.check, CheckVersionTxn("/a", 1).to_bytes()),
-                         Txn(Op.delete, DeleteTxn("/m").to_bytes())])),
-    (Op.error, ErrorTxn(-101)),
-    (Op.deleteContainer, DeleteTxn("/c")),
-    (Op.delete, DeleteTxn("/t")),
-    (Op.closeSession, CloseSessionTxn(["/e"])),
-]
 
 
 def write_every_type(d: Path) -> TxnLog:
@@ -583,63 +546,6 @@ def test_truncate_beyond_the_end_changes_nothing(tmp_path):
     assert zxids(tmp_path) == [1, 2, 3]
 
 
-# ---------------------------------------------------------------- txn bytes
-@pytest.mark.parametrize("op,body", EVERY_TYPE, ids=lambda v: getattr(v, "name", type(v).__name__))
-def test_encode_decode_every_txn_type(op, body):
-    raw = encode_txn(hdr(7, op), body)
-    h, b = decode_txn(raw)
-    assert h == hdr(7, op) and b == body
-    digest = TxnDigest(2, 0x1234_5678_9ABC)
-    entry = decode_txn_entry(encode_txn(hdr(7, op), body, digest))
-    assert (entry.header, entry.body, entry.digest) == (hdr(7, op), body, digest)
-
-
-def test_delete_container_check_and_reconfig_bodies():
-    assert decode_txn(encode_txn(hdr(1, Op.deleteContainer), DeleteTxn("/c")))[1] == DeleteTxn("/c")
-    assert decode_txn(encode_txn(hdr(1, Op.check), CheckVersionTxn("/c", 3)))[1] == CheckVersionTxn("/c", 3)
-    assert decode_txn(encode_txn(hdr(1, Op.reconfig), SetDataTxn("/zookeeper/config", b"s", 2)))[1] \
-        == SetDataTxn("/zookeeper/config", b"s", 2)
-
-
-def test_close_session_with_an_empty_body_decodes_to_none():
-    raw = encode_txn(hdr(3, Op.closeSession), None)
-    assert len(raw) == 32
-    assert decode_txn(raw) == (hdr(3, Op.closeSession), None)
-    # closeSessionTxn disabled in ZooKeeper: no body, but a digest
-    entry = decode_txn_entry(raw + TxnDigest(2, 77).to_bytes())
-    assert entry.body is None and entry.digest == TxnDigest(2, 77)
-    assert decode_txn(encode_txn(hdr(3, Op.closeSession), CloseSessionTxn([])))[1] == CloseSessionTxn([])
-
-
-def test_an_old_create_without_parent_cversion_reads_as_minus_one():
-    old = CreateTxnV0("/v0", b"x", OPEN, True)
-    h, body = decode_txn(hdr(2, Op.create).to_bytes() + old.to_bytes())
-    assert body == CreateTxn("/v0", b"x", OPEN, True, -1)
-
-
-def test_bad_txn_bytes_are_jute_errors():
-    with pytest.raises(JuteError, match="unsupported txn type"):
-        decode_txn(encode_txn(hdr(1, Op.getData), DeleteTxn("/x")))
-    with pytest.raises(JuteError):
-        decode_txn(encode_txn(hdr(1, Op.setData), SetDataTxn("/a", b"x", 1))[:-2])
-    with pytest.raises(JuteError, match="unexpected bytes"):
-        decode_txn(encode_txn(hdr(1, Op.delete), DeleteTxn("/x")) + b"\0\0\0")
-    with pytest.raises(JuteError):
-        decode_txn(encode_txn(hdr(1, Op.createSession), None))
-    with pytest.raises(JuteError):
-        decode_txn(b"\0" * 10)
-
-
-def test_decode_multi_yields_each_op():
-    body = dict(EVERY_TYPE)[Op.multi]
-    assert decode_multi(body) == [(Op.create, CreateTxn("/m", b"", OPEN, False, 5)),
-                                  (Op.check, CheckVersionTxn("/a", 1)), (Op.delete, DeleteTxn("/m"))]
-    failed = MultiTxn([Txn(Op.error, ErrorTxn(0).to_bytes()), Txn(Op.error, ErrorTxn(-103).to_bytes())])
-    assert decode_multi(failed) == [(Op.error, ErrorTxn(0)), (Op.error, ErrorTxn(-103))]
-    with pytest.raises(JuteError):
-        decode_multi(MultiTxn([Txn(Op.delete, DeleteTxn("/m").to_bytes() + b"x")]))
-
-
 # ---------------------------------------------------------------- generated sequences
 PATHS = st.text("abcé/", min_size=1, max_size=8).map(lambda s: "/" + s.strip("/"))
 BODIES = st.one_of(
@@ -790,8 +696,8 @@ def test_we_read_the_txn_log_a_real_zookeeper_wrote(tmp_path):
     assert all(e.header.clientId == session for e in entries)
     assert [e.header.zxid for e in entries] == list(range(1, 9))
     assert entries[2].body.ephemeral is True and entries[4].body.data == b"2"
-    assert decode_multi(entries[5].body) == [(Op.create, CreateTxn("/m", b"x", OPEN, False, 2)),
-                                             (Op.check, CheckVersionTxn("/p", 2))]  # ZooKeeper logs version + 1
+    assert decode_multi_txn(entries[5].body) == [(Op.create, CreateTxn("/m", b"x", OPEN, False, 2)),
+                                                 (Op.check, CheckVersionTxn("/p", 2))]  # ZooKeeper logs version + 1
     assert entries[7].body == CloseSessionTxn(["/p/e"])
     # 3.8 appends a TxnDigest to every txn; our reader takes it apart
     assert all(e.digest is not None and e.digest.version == 2 for e in entries)
