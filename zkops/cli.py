@@ -168,7 +168,7 @@ def _run(args: argparse.Namespace, inv: Inventory) -> int:
         return verify(inv, _options(args))
     if not remote:
         if args.command in ("deploy", "upgrade"):
-            recap = deploy(inv, check_only=args.check)
+            recap = deploy(inv, _options(args))
         elif args.command in ("down", "stop", "destroy"):
             recap = down(inv)
         else:
