@@ -25,7 +25,17 @@ from ..server import logsetup
 from ..server.cli import running_pid
 from ..server.config import PIDFILE_NAME
 from .inventory import Host, Inventory
-from .play import Options, Play, Recap, Task, TaskFailed, TaskResult, file_task, stop_task
+from .play import (
+    Options,
+    Play,
+    Recap,
+    Task,
+    TaskFailed,
+    TaskResult,
+    file_task,
+    start_unless_running,
+    stop_task,
+)
 from .status import check_ensemble
 
 
@@ -141,6 +151,19 @@ def deploy(inv: Inventory, opts: Options | None = None) -> Recap:
     return play.recap
 
 
+def service_local(inv: Inventory, opts: Options, action: str) -> Recap:
+    """start | stop | restart (rolling, the same routine as deploy's and SSH's) for the local hosts."""
+    play = Play(inv, opts)
+    nodes = [LocalNode(h) for h in play.hosts("local")]
+    if action == "restart":
+        play.rolling_restart([n for n in nodes if n.running()], reason="requested")
+    task = {"start": Task("start service", start_unless_running), "stop": Task("stop service", stop_task)}.get(action)
+    if task is not None:
+        for node in nodes:
+            play.run(node, task)
+    return play.recap
+
+
 def down(inv: Inventory) -> Recap:
     """Stop the local nodes (SSH hosts: ``zkops stop``)."""
     play = Play(inv, Options())
@@ -152,4 +175,5 @@ def down(inv: Inventory) -> Recap:
     return play.recap
 
 
-__all__ = ["LocalNode", "Recap", "TaskResult", "deploy", "down", "local_tasks", "render", "template_env", "tls_settings"]
+__all__ = ["LocalNode", "Recap", "TaskResult", "deploy", "down", "local_tasks", "render", "service_local",
+           "template_env", "tls_settings"]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.support.refzk import free_port
 from zkops.provision.deploy import LocalNode, deploy, down, render
-from zkops.provision.inventory import InventoryError, default_local, parse
+from zkops.provision.inventory import Inventory, InventoryError, default_local, parse
+from zkops.provision.status import check_ensemble
 
 pytestmark = pytest.mark.integration
 
@@ -138,21 +140,21 @@ def _zkops(*args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "COLUMNS": "250"})
 
 
+def _write_inventory(inv: Inventory, path: Path, tick: int) -> None:
+    path.write_text(yaml.safe_dump({"all": {
+        "vars": {"tickTime": tick, "4lw.commands.whitelist": "*"},
+        "hosts": {h.name: {"connection": "local", "address": h.address, "client_address": h.client_address,
+                           "client_port": h.client_port, "quorum_port": h.quorum_port,
+                           "election_port": h.election_port, "base_dir": str(h.base_dir)} for h in inv.hosts}}}))
+
+
 def test_check_diff_on_a_local_inventory_shows_the_change_and_changes_nothing(tmp_path):
     """--check and --diff behave as over SSH: a unified diff of zoo.cfg, nothing written or
     restarted; the real deploy then applies it, and the one after changes nothing."""
     inv = _local_inventory(tmp_path)
     path = tmp_path / "inventory.yaml"
-
-    def write_inventory(tick: int) -> None:
-        path.write_text(yaml.safe_dump({"all": {
-            "vars": {"tickTime": tick, "4lw.commands.whitelist": "*"},
-            "hosts": {h.name: {"connection": "local", "address": h.address, "client_address": h.client_address,
-                               "client_port": h.client_port, "quorum_port": h.quorum_port,
-                               "election_port": h.election_port, "base_dir": str(h.base_dir)} for h in inv.hosts}}}))
-
     try:
-        write_inventory(200)
+        _write_inventory(inv, path, tick=200)
         first = _zkops("deploy", str(path))
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
         cfg = inv.hosts[0].base_dir / "conf" / "zoo.cfg"
@@ -160,7 +162,7 @@ def test_check_diff_on_a_local_inventory_shows_the_change_and_changes_nothing(tm
         pids = {h.name: LocalNode(h).pid() for h in inv.hosts}
         assert "tickTime=200" in cfg.read_text() and None not in pids.values()
 
-        write_inventory(300)
+        _write_inventory(inv, path, tick=300)
         check = _zkops("deploy", str(path), "--check", "--diff")
         assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-2000:]
         for h in inv.hosts:
@@ -181,5 +183,27 @@ def test_check_diff_on_a_local_inventory_shows_the_change_and_changes_nothing(tm
         assert third.returncode == 0 and "changed:" not in third.stdout and "tickTime" not in third.stdout, third.stdout
         fourth = _zkops("deploy", str(path))
         assert fourth.returncode == 0 and "changed:" not in fourth.stdout and "restart" not in fourth.stdout, fourth.stdout
+    finally:
+        down(inv)
+
+
+def test_local_nodes_restart_rolling_stop_and_start_as_ssh_hosts_do(tmp_path):
+    """``zkops restart --rolling``, ``stop`` and ``start`` on a local inventory: the play's one
+    rolling restart (followers first, the leader last, each back before the next)."""
+    inv = _local_inventory(tmp_path)
+    path = tmp_path / "inventory.yaml"
+    try:
+        _write_inventory(inv, path, tick=200)
+        first = _zkops("deploy", str(path))
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
+        restart = _zkops("restart", "--rolling", str(path))
+        assert restart.returncode == 0, restart.stdout[-3000:] + restart.stderr[-2000:]
+        assert restart.stdout.count("changed: [") == 3 and restart.stdout.count("restart (requested)") == 3
+        assert _zkops("stop", str(path)).returncode == 0
+        assert all(LocalNode(h).pid() is None for h in inv.hosts)
+        start = _zkops("start", str(path))
+        assert start.returncode == 0 and start.stdout.count("start service - started") == 3, start.stdout
+        status = check_ensemble(inv.hosts, wait=60)  # started, not waited for: an election may still run
+        assert status.healthy, status.problems
     finally:
         down(inv)

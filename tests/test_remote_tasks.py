@@ -98,3 +98,48 @@ def test_local_and_ssh_nodes_are_targets_of_one_shape() -> None:
     for cls in (LocalNode, Node):
         for name in ("read", "write", "running", "start", "stop", "log_tail", "roll_back"):
             assert callable(getattr(cls, name, None)), f"{cls.__name__}.{name}"
+
+
+@pytest.mark.parametrize("rollback", [False, True])
+def test_rolling_restart_goes_leader_last_and_stops_at_the_first_node_that_does_not_come_back(
+        monkeypatch: pytest.MonkeyPatch, rollback: bool) -> None:
+    inv = parse({"all": {"hosts": {n: {"connection": "local"} for n in ("a", "b", "c", "d", "e")}}})
+    modes = {"a": "follower", "b": "leader", "c": "follower", "d": "follower", "e": "follower"}
+    monkeypatch.setattr(play, "mode", lambda h: modes[h.name])
+    monkeypatch.setattr(play, "quorum_ok_without", lambda inv, name: True)
+    order: list[str] = []
+    rolled: list[str] = []
+
+    class Target(_FakeTarget):
+        def stop(self) -> None:
+            order.append(self.host.name)
+
+        def start(self) -> None:
+            if self.host.name == "d":
+                raise TaskFailed("did not start")
+
+        def roll_back(self) -> str | None:
+            rolled.append(self.host.name)
+            return None
+
+    targets = [Target(True, n) for n in ("b", "a", "c", "d", "e")]
+    p = Play(inv, Options(rollback=rollback))
+    p.rolling_restart([targets[0], targets[1], targets[2]], reason="requested")
+    assert order == ["a", "c", "b"], "followers first, the leader last"
+    assert [r.status for r in p.recap.results] == ["changed"] * 3
+    order.clear()
+    p = Play(inv, Options(rollback=rollback))
+    p.rolling_restart([targets[3], targets[4], targets[0]], reason="files changed")
+    assert order == ["d"], "nothing restarted after a node that did not come back"
+    assert [(r.host, r.status) for r in p.recap.results] == [("d", "failed"), ("e", "skipped"), ("b", "skipped")]
+    assert rolled == (["d", "e", "b"] if rollback else [])
+
+
+def test_rolling_restart_refuses_a_node_the_quorum_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    inv = parse({"all": {"hosts": {n: {"connection": "local"} for n in ("a", "b", "c")}}})
+    monkeypatch.setattr(play, "mode", lambda h: None if h.name == "c" else "follower")
+    target = _FakeTarget(True, "a")
+    p = Play(inv, Options())
+    p.rolling_restart([target], reason="requested")
+    assert target.calls == [] and p.recap.results[0].status == "failed"
+    assert "not a quorum without this node" in p.recap.results[0].message
