@@ -301,7 +301,8 @@ class Play:
 
     def rolling_restart(self, targets: list[T], reason: str) -> None:
         """One at a time, followers first and the leader last, each back in the quorum before the
-        next; refuse a restart that would leave the voters without a quorum, and stop at the first
+        next; refuse a restart that would leave the voters without a quorum (after waiting ``join_timeout``
+        for one), and stop at the first
         node that does not come back (with ``rollback``, after putting that node, and the ones not
         restarted, back on their previous release)."""
         name = f"restart ({reason})"
@@ -314,12 +315,22 @@ class Play:
                     note += f", current release put back to {previous}"
                 self.record(t, name, skipped(note))
                 continue
-            if not quorum_ok_without(self.inv, t.host.name):
+            if not self._quorum_without(t.host.name):
                 self.record(t, name, Result(TaskStatus.FAILED, "refused: the others are not a quorum without this node"))
                 failed = True
                 continue
             if not self.run(t, Task(name, self._restart)):
                 failed = True
+
+    def _quorum_without(self, name: str) -> bool:
+        """Whether the others are a quorum without ``name``, waiting up to ``join_timeout`` for one
+        (an ensemble settling after the previous restart, a follower catching up)."""
+        deadline = time.monotonic() + self.opts.join_timeout
+        while not quorum_ok_without(self.inv, name):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.3)
+        return True
 
     def _restart(self, target: Target) -> Result:
         target.stop()

@@ -141,6 +141,7 @@ def _zkops(*args: str) -> subprocess.CompletedProcess:
 
 
 def _write_inventory(inv: Inventory, path: Path, tick: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump({"all": {
         "vars": {"tickTime": tick, "4lw.commands.whitelist": "*"},
         "hosts": {h.name: {"connection": "local", "address": h.address, "client_address": h.client_address,
@@ -148,62 +149,71 @@ def _write_inventory(inv: Inventory, path: Path, tick: int) -> None:
                            "election_port": h.election_port, "base_dir": str(h.base_dir)} for h in inv.hosts}}}))
 
 
-def test_check_diff_on_a_local_inventory_shows_the_change_and_changes_nothing(tmp_path):
+@pytest.fixture
+def deployed(tmp_path):
+    """Three local nodes deployed by ``zkops deploy inventory.yaml`` (tickTime 500); stopped after.
+    Nine free ports drawn at random on a machine other test runs share: when another process
+    takes one before our node binds it, the deploy is tried again on fresh ports and directories."""
+    failures = []
+    for attempt in range(3):
+        inv = _local_inventory(tmp_path / f"try{attempt}")
+        path = tmp_path / f"try{attempt}" / "inventory.yaml"
+        _write_inventory(inv, path, tick=500)
+        first = _zkops("deploy", str(path))
+        if first.returncode == 0:
+            break
+        down(inv)
+        failures.append(first.stdout[-3000:] + first.stderr[-2000:])
+    else:
+        pytest.fail("the first deploy failed three times:\n" + "\n---\n".join(failures))
+    try:
+        yield inv, path
+    finally:
+        down(inv)
+
+
+def test_check_diff_on_a_local_inventory_shows_the_change_and_changes_nothing(deployed):
     """--check and --diff behave as over SSH: a unified diff of zoo.cfg, nothing written or
     restarted; the real deploy then applies it, and the one after changes nothing."""
-    inv = _local_inventory(tmp_path)
-    path = tmp_path / "inventory.yaml"
-    try:
-        _write_inventory(inv, path, tick=200)
-        first = _zkops("deploy", str(path))
-        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
-        cfg = inv.hosts[0].base_dir / "conf" / "zoo.cfg"
-        before = {h.name: (h.base_dir / "conf" / "zoo.cfg").read_text() for h in inv.hosts}
-        pids = {h.name: LocalNode(h).pid() for h in inv.hosts}
-        assert "tickTime=200" in cfg.read_text() and None not in pids.values()
+    inv, path = deployed
+    cfg = inv.hosts[0].base_dir / "conf" / "zoo.cfg"
+    before = {h.name: (h.base_dir / "conf" / "zoo.cfg").read_text() for h in inv.hosts}
+    pids = {h.name: LocalNode(h).pid() for h in inv.hosts}
+    assert "tickTime=500" in cfg.read_text() and None not in pids.values()
 
-        _write_inventory(inv, path, tick=300)
-        check = _zkops("deploy", str(path), "--check", "--diff")
-        assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-2000:]
-        for h in inv.hosts:
-            where = f"{h.name}:{h.base_dir}/conf/zoo.cfg"
-            assert f"--- {where} (before)" in check.stdout and f"+++ {where}" in check.stdout, check.stdout
-        assert check.stdout.count("-tickTime=200") == 3 and check.stdout.count("+tickTime=300") == 3
-        assert "changed: [zk1] render zoo.cfg" in check.stdout and "(check mode)" in check.stdout
-        assert "restart" not in check.stdout
-        assert {h.name: (h.base_dir / "conf" / "zoo.cfg").read_text() for h in inv.hosts} == before
-        assert {h.name: LocalNode(h).pid() for h in inv.hosts} == pids, "check mode restarted a node"
+    _write_inventory(inv, path, tick=600)
+    check = _zkops("deploy", str(path), "--check", "--diff")
+    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-2000:]
+    for h in inv.hosts:
+        where = f"{h.name}:{h.base_dir}/conf/zoo.cfg"
+        assert f"--- {where} (before)" in check.stdout and f"+++ {where}" in check.stdout, check.stdout
+    assert check.stdout.count("-tickTime=500") == 3 and check.stdout.count("+tickTime=600") == 3
+    assert "changed: [zk1] render zoo.cfg" in check.stdout and "(check mode)" in check.stdout
+    assert "restart" not in check.stdout
+    assert {h.name: (h.base_dir / "conf" / "zoo.cfg").read_text() for h in inv.hosts} == before
+    assert {h.name: LocalNode(h).pid() for h in inv.hosts} == pids, "check mode restarted a node"
 
-        second = _zkops("deploy", str(path))
-        assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
-        assert second.stdout.count("restart (files changed)") == 3 and "-tickTime=200" not in second.stdout
-        assert all("tickTime=300" in (h.base_dir / "conf" / "zoo.cfg").read_text() for h in inv.hosts)
+    second = _zkops("deploy", str(path))
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
+    assert second.stdout.count("restart (files changed)") == 3 and "-tickTime=500" not in second.stdout
+    assert all("tickTime=600" in (h.base_dir / "conf" / "zoo.cfg").read_text() for h in inv.hosts)
 
-        third = _zkops("deploy", str(path), "--check", "--diff")
-        assert third.returncode == 0 and "changed:" not in third.stdout and "tickTime" not in third.stdout, third.stdout
-        fourth = _zkops("deploy", str(path))
-        assert fourth.returncode == 0 and "changed:" not in fourth.stdout and "restart" not in fourth.stdout, fourth.stdout
-    finally:
-        down(inv)
+    third = _zkops("deploy", str(path), "--check", "--diff")
+    assert third.returncode == 0 and "changed:" not in third.stdout and "tickTime" not in third.stdout, third.stdout
+    fourth = _zkops("deploy", str(path))
+    assert fourth.returncode == 0 and "changed:" not in fourth.stdout and "restart" not in fourth.stdout, fourth.stdout
 
 
-def test_local_nodes_restart_rolling_stop_and_start_as_ssh_hosts_do(tmp_path):
+def test_local_nodes_restart_rolling_stop_and_start_as_ssh_hosts_do(deployed):
     """``zkops restart --rolling``, ``stop`` and ``start`` on a local inventory: the play's one
     rolling restart (followers first, the leader last, each back before the next)."""
-    inv = _local_inventory(tmp_path)
-    path = tmp_path / "inventory.yaml"
-    try:
-        _write_inventory(inv, path, tick=200)
-        first = _zkops("deploy", str(path))
-        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
-        restart = _zkops("restart", "--rolling", str(path))
-        assert restart.returncode == 0, restart.stdout[-3000:] + restart.stderr[-2000:]
-        assert restart.stdout.count("changed: [") == 3 and restart.stdout.count("restart (requested)") == 3
-        assert _zkops("stop", str(path)).returncode == 0
-        assert all(LocalNode(h).pid() is None for h in inv.hosts)
-        start = _zkops("start", str(path))
-        assert start.returncode == 0 and start.stdout.count("start service - started") == 3, start.stdout
-        status = check_ensemble(inv.hosts, wait=60)  # started, not waited for: an election may still run
-        assert status.healthy, status.problems
-    finally:
-        down(inv)
+    inv, path = deployed
+    restart = _zkops("restart", "--rolling", str(path))
+    assert restart.returncode == 0, restart.stdout[-3000:] + restart.stderr[-2000:]
+    assert restart.stdout.count("changed: [") == 3 and restart.stdout.count("restart (requested)") == 3
+    assert _zkops("stop", str(path)).returncode == 0
+    assert all(LocalNode(h).pid() is None for h in inv.hosts)
+    start = _zkops("start", str(path))
+    assert start.returncode == 0 and start.stdout.count("start service - started") == 3, start.stdout
+    status = check_ensemble(inv.hosts, wait=60)  # started, not waited for: an election may still run
+    assert status.healthy, status.problems

@@ -139,7 +139,7 @@ def test_rolling_restart_refuses_a_node_the_quorum_needs(monkeypatch: pytest.Mon
     inv = parse({"all": {"hosts": {n: {"connection": "local"} for n in ("a", "b", "c")}}})
     monkeypatch.setattr(play, "mode", lambda h: None if h.name == "c" else "follower")
     target = _FakeTarget(True, "a")
-    p = Play(inv, Options())
+    p = Play(inv, Options(join_timeout=0.5))  # how long it waits for the others to be a quorum
     p.rolling_restart([target], reason="requested")
     assert target.calls == [] and p.recap.results[0].status == "failed"
     assert "not a quorum without this node" in p.recap.results[0].message
