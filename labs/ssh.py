@@ -88,7 +88,7 @@ class SshBackend:
             node = remote.Node(self._host(n), self.opts)
             try:
                 node.connect()
-                remote._facts(node)
+                remote.gather_facts(node)
             except remote.TaskFailed as exc:
                 raise LabError(f"node {n.id} ({n.handle}): {exc}")
             self._nodes[n.id] = node

@@ -22,10 +22,9 @@ from typing import Protocol
 from zkops.server import snapshot as snapmod
 from zkops.server.datatree import DataTree
 
-from ..server.fourletterclient import four_letter_or_empty
 from . import backupset
 from .inventory import Host, Inventory
-from .remote import Options, TaskFailed
+from .play import Options, TaskFailed, mode
 
 
 @dataclass(frozen=True)
@@ -162,13 +161,6 @@ def open_source(h: Host, opts: Options) -> Source:
     return LocalSource(h) if h.connection == "local" else SshSource(h, opts)
 
 
-def _mode(h: Host) -> str | None:
-    for line in four_letter_or_empty(h.address, h.client_port, "srvr", timeout=2).splitlines():
-        if line.startswith("Mode: "):
-            return line[6:].strip()
-    return None
-
-
 def _newest(files: list[RemoteFile]) -> int:
     best = 0
     for f in files:
@@ -195,7 +187,7 @@ def backup(inv: Inventory, to: Path, opts: Options, keep: int | None = None,
     if not voters:
         raise backupset.BackupError("the inventory has no voter to back up")
     # the leader has every committed txn; with none serving, the voter with the newest files
-    modes = {h.name: _mode(h) for h in voters}
+    modes = {h.name: mode(h) for h in voters}
     leader = [h for h in voters if modes[h.name] in ("leader", "standalone")]
     candidates = leader + [h for h in voters if h not in leader]
     to = Path(to)

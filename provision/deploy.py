@@ -1,62 +1,46 @@
-"""zkops deploy: Ansible-style tasks with ok/changed/failed, a recap, and status checks.
+"""zkops deploy: render zoo.cfg and myid, start, restart what changed, check the ensemble.
 
-This module holds the play: render zoo.cfg and myid with Jinja2, start nodes that are
-not running, restart only those whose files changed (followers first, the leader
-last), then check the ensemble. Hosts with ``connection: local`` run on this machine
-as separate processes; ``connection: ssh`` hosts are not supported yet (the deploy
-issue tracks it) and fail their tasks with a clear message.
+Both connections run the same play (:mod:`.play`): per host a list of tasks that report ok /
+changed / failed / skipped (and, for files, a unified diff that ``--diff`` prints), then the
+services: start the nodes that are not running, restart rolling (followers first, the leader
+last, each back before the next) those whose files or release changed, and check the ensemble.
+This module has what is common to both (rendering) and the ``connection: local`` target: nodes
+on this machine, separate processes under each host's ``base_dir``. ``connection: ssh`` hosts
+get the same play over SSH, with the install, user, firewall and unit tasks of
+:mod:`.remote` (``zkops deploy`` picks the SSH play when the inventory has SSH hosts).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import jinja2
 
 from .. import __version__
-from ..server.fourletterclient import four_letter_or_empty
+from ..server import logsetup
+from ..server.cli import running_pid
+from ..server.config import PIDFILE_NAME
 from .inventory import Host, Inventory
-from .status import EnsembleStatus, check_ensemble
+from .play import (
+    Options,
+    Play,
+    Recap,
+    Task,
+    TaskFailed,
+    TaskResult,
+    file_task,
+    start_unless_running,
+    stop_task,
+)
+from .status import check_ensemble
 
 
-@dataclass
-class TaskResult:
-    host: str
-    task: str
-    status: str  # ok | changed | failed | skipped
-    message: str = ""
-
-
-@dataclass
-class Recap:
-    results: list[TaskResult] = field(default_factory=list)
-    status: EnsembleStatus | None = None
-
-    def add(self, host: str, task: str, status: str, message: str = "") -> TaskResult:
-        r = TaskResult(host, task, status, message)
-        self.results.append(r)
-        return r
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for r in self.results:
-            c = out.setdefault(r.host, {"ok": 0, "changed": 0, "failed": 0, "skipped": 0})
-            c[r.status] += 1
-        return out
-
-    @property
-    def failed(self) -> bool:
-        return any(r.status == "failed" for r in self.results) or (self.status is not None and not self.status.healthy)
-
-
-def _env() -> jinja2.Environment:
+def template_env() -> jinja2.Environment:
+    """Jinja2 over the package's templates/ (StrictUndefined: a missing variable is an error)."""
     loader = jinja2.FunctionLoader(lambda name: resources.files("zkops.templates").joinpath(name).read_text())
     return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
@@ -79,7 +63,7 @@ def tls_settings(merged: dict, host: Host) -> dict[str, object]:
 
 def render(inv: Inventory, host: Host) -> dict[str, str]:
     """The files one host needs, by name: zoo.cfg and myid."""
-    env = _env()
+    env = template_env()
     merged = dict(inv.vars)
     merged.update(host.vars)
     known = {"tickTime", "initLimit", "syncLimit", "maxClientCnxns", "autopurge.snapRetainCount",
@@ -91,114 +75,105 @@ def render(inv: Inventory, host: Host) -> dict[str, str]:
             "myid": env.get_template("myid.j2").render(**ctx).strip() + "\n"}
 
 
-def _write_if_changed(path: Path, content: str) -> bool:
-    try:
-        if path.read_text() == content:
-            return False
-    except OSError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(content)
-    os.replace(tmp, path)
-    return True
+class LocalNode:
+    """A ``connection: local`` host: a zkserver process on this machine, files under its base_dir."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    def read(self, path: str) -> str | None:
+        try:
+            return Path(path).read_text()
+        except OSError:
+            return None
+
+    def write(self, path: str, content: str, mode: str) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(content)
+        tmp.chmod(int(mode, 8))
+        os.replace(tmp, target)
+
+    def pid(self) -> int | None:
+        return running_pid(self.host.data_dir / PIDFILE_NAME)
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def _zkserver(self, command: str) -> subprocess.CompletedProcess:
+        env = dict(os.environ, ZOO_LOG_DIR=str(self.log_dir()))
+        return subprocess.run([sys.executable, "-m", "zkops.server", command, str(self.conf_dir() / "zoo.cfg")],
+                              capture_output=True, text=True, env=env, timeout=120)
+
+    def start(self) -> None:
+        out = self._zkserver("start")
+        if out.returncode != 0:
+            raise TaskFailed((out.stdout + out.stderr).strip()[-500:])
+
+    def stop(self) -> None:
+        out = self._zkserver("stop")
+        if out.returncode != 0:
+            raise TaskFailed((out.stdout + out.stderr).strip()[-500:])
+
+    def log_dir(self) -> Path:
+        return self.host.base_dir / "logs"
+
+    def conf_dir(self) -> Path:
+        return self.host.base_dir / "conf"
+
+    def log_tail(self, lines: int = 5) -> str:
+        text = self.read(str(self.log_dir() / logsetup.LOG_NAME)) or ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def roll_back(self) -> str | None:
+        return None  # a local node runs the zkops of the control machine: no releases to go back to
 
 
-def _pid(host: Host) -> int | None:
-    try:
-        pid = int((host.data_dir / "zookeeper_server.pid").read_text().strip())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
-        return None
+def local_tasks(inv: Inventory, node: LocalNode, opts: Options) -> list[Task]:
+    """The files of a ``connection: local`` host; a change restarts its node."""
+    files = render(inv, node.host)
+    return [file_task("render zoo.cfg", str(node.conf_dir() / "zoo.cfg"), files["zoo.cfg"], "0644", opts.check),
+            file_task("write myid", str(node.host.data_dir / "myid"), files["myid"], "0644", opts.check)]
 
 
-def _zkserver(host: Host, command: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ZOO_LOG_DIR=str(host.base_dir / "logs"))
-    return subprocess.run([sys.executable, "-m", "zkops.server", command, str(host.base_dir / "conf" / "zoo.cfg")],
-                          capture_output=True, text=True, env=env, timeout=120)
+def deploy(inv: Inventory, opts: Options | None = None) -> Recap:
+    """The play for the ``connection: local`` hosts (within ``--limit``): files, services, health.
+    ``opts.check`` changes nothing (and starts nothing); ``opts.diff`` prints the files' diffs."""
+    opts = opts or Options()
+    play = Play(inv, opts)
+    nodes = [LocalNode(h) for h in play.hosts("local")]
+    ready = play.run_tasks(nodes, lambda node: local_tasks(inv, node, opts))
+    if opts.check:
+        return play.recap
+    play.converge(ready)
+    play.recap.status = check_ensemble([h for h in inv.hosts if h.connection == "local"], wait=opts.join_timeout)
+    return play.recap
 
 
-def _wait_serving(host: Host, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if "Mode: " in four_letter_or_empty(host.address, host.client_port, "srvr"):
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def deploy(inv: Inventory, check_only: bool = False) -> Recap:
-    recap = Recap()
-    changed_hosts: list[Host] = []
-    for host in inv.hosts:
-        if host.connection != "local":
-            recap.add(host.name, "connect", "failed", "connection: ssh is not implemented yet (see the deploy issue)")
-            continue
-        files = render(inv, host)
-        conf = host.base_dir / "conf"
-        for task, path, content in (("render zoo.cfg", conf / "zoo.cfg", files["zoo.cfg"]),
-                                    ("write myid", host.data_dir / "myid", files["myid"])):
-            if check_only:
-                try:
-                    same = path.read_text() == content
-                except OSError:
-                    same = False
-                recap.add(host.name, task, "ok" if same else "changed", "(check mode)")
-                continue
-            changed = _write_if_changed(path, content)
-            recap.add(host.name, task, "changed" if changed else "ok", str(path))
-            if changed and host not in changed_hosts:
-                changed_hosts.append(host)
-    if check_only:
-        return recap
-    local = [h for h in inv.hosts if h.connection == "local"]
-    # start what is not running
-    for host in local:
-        if _pid(host) is None:
-            out = _zkserver(host, "start")
-            ok = out.returncode == 0
-            recap.add(host.name, "start service", "changed" if ok else "failed",
-                      "" if ok else (out.stdout + out.stderr).strip()[-500:])
-            if host in changed_hosts:
-                changed_hosts.remove(host)
-        else:
-            recap.add(host.name, "start service", "ok", f"running as {_pid(host)}")
-    # restart the changed ones, one at a time, followers first and the leader last
-    modes = {h.name: _mode(h) for h in changed_hosts}
-    for host in sorted(changed_hosts, key=lambda h: modes[h.name] == "leader"):
-        pid = _pid(host)
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                if _pid(host) is None:
-                    break
-                time.sleep(0.1)
-        out = _zkserver(host, "start")
-        ok = out.returncode == 0 and _wait_serving(host)
-        recap.add(host.name, "restart (files changed)", "changed" if ok else "failed",
-                  "" if ok else (out.stdout + out.stderr).strip()[-500:])
-    recap.status = check_ensemble(local)
-    return recap
-
-
-def _mode(host: Host) -> str | None:
-    for line in four_letter_or_empty(host.address, host.client_port, "srvr").splitlines():
-        if line.startswith("Mode: "):
-            return line[6:]
-    return None
+def service_local(inv: Inventory, opts: Options, action: str) -> Recap:
+    """start | stop | restart (rolling, the same routine as deploy's and SSH's) for the local hosts."""
+    play = Play(inv, opts)
+    nodes = [LocalNode(h) for h in play.hosts("local")]
+    if action == "restart":
+        play.rolling_restart([n for n in nodes if n.running()], reason="requested")
+    task = {"start": Task("start service", start_unless_running), "stop": Task("stop service", stop_task)}.get(action)
+    if task is not None:
+        for node in nodes:
+            play.run(node, task)
+    return play.recap
 
 
 def down(inv: Inventory) -> Recap:
-    recap = Recap()
+    """Stop the local nodes (SSH hosts: ``zkops stop``)."""
+    play = Play(inv, Options())
     for host in inv.hosts:
         if host.connection != "local":
-            recap.add(host.name, "stop service", "skipped", "not a local host")
+            play.recap.add(host.name, "stop service", "skipped", "not a local host")
             continue
-        pid = _pid(host)
-        if pid is None:
-            recap.add(host.name, "stop service", "ok", "not running")
-            continue
-        out = _zkserver(host, "stop")
-        recap.add(host.name, "stop service", "changed" if out.returncode == 0 else "failed", out.stdout.strip())
-    return recap
+        play.run(LocalNode(host), Task("stop service", stop_task))
+    return play.recap
+
+
+__all__ = ["LocalNode", "Recap", "TaskResult", "deploy", "down", "local_tasks", "render", "service_local",
+           "template_env", "tls_settings"]

@@ -1,8 +1,9 @@
 """zkops deploy over SSH: the play for ``connection: ssh`` hosts, with Fabric/paramiko.
 
-Every step is a task that reports ok / changed / failed / skipped for its host. A host whose
-task fails skips the rest of its play (the others go on); the ensemble checks run at the end.
-What a node gets:
+The play is the one of ``connection: local`` (:mod:`.play`): every step is a task that reports
+ok / changed / failed / skipped for its host, a host whose task fails skips the rest of its list
+(the others go on), the services are started or restarted by the same routine, and the ensemble
+checks run at the end. :class:`Node` is the SSH target; :func:`ssh_tasks` its list. What a node gets:
 
 - the project wheel, built once on the control machine (from a checkout, or rebuilt from the
   installed copy: provision/wheel.py), in ``/opt/zkops/<release>`` (a venv made with a Python
@@ -23,25 +24,36 @@ What a node gets:
 
 from __future__ import annotations
 
-import difflib
-import functools
+import contextlib
 import hashlib
 import io
 import json
 import secrets
 import shlex
 import tempfile
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..requires import install_hint, need
-from ..server.fourletterclient import four_letter_or_empty
-from .deploy import TLS_DIR, Recap, _env, render, tls_settings
+from .deploy import TLS_DIR, render, template_env, tls_settings
 from .inventory import Host, Inventory
+from .play import (
+    Options,
+    Play,
+    Recap,
+    Result,
+    Task,
+    TaskFailed,
+    changed,
+    file_task,
+    ok,
+    skipped,
+    start_unless_running,
+    stop_task,
+)
 from .status import check_ensemble
 from .wheel import Wheel, WheelError
 from .wheel import build as build_wheel_file
@@ -58,24 +70,6 @@ USER = "zkops"
 MIN_PYTHON = (3, 10)
 
 
-class TaskFailed(Exception):
-    """A task could not do its job; the message names what and why (never a secret)."""
-
-
-@dataclass
-class Options:
-    check: bool = False
-    diff: bool = False
-    limit: set[str] | None = None
-    verbose: bool = False
-    accept_new_host_keys: bool = False
-    known_hosts: Path | None = None
-    wheel: Path | None = None
-    rollback: bool = False
-    join_timeout: float = 60.0
-    log: Callable[[str], None] = print
-
-
 def build_wheel(dest: Path) -> Wheel:
     """The project wheel, built on the control machine from this checkout or installed copy."""
     try:
@@ -88,7 +82,8 @@ def build_wheel(dest: Path) -> Wheel:
 
 
 class Node:
-    """One SSH host: a Fabric connection plus small idempotent primitives."""
+    """One SSH host: a Fabric connection plus small idempotent primitives; the play's
+    :class:`~.play.Target` for ``connection: ssh``."""
 
     def __init__(self, host: Host, opts: Options) -> None:
         self.host = host
@@ -210,6 +205,31 @@ class Node:
         self.conn.put(io.BytesIO(content.encode()), tmp)
         self.run(f"install -D -m {mode} -o {owner} -g {owner} {tmp} {shlex.quote(path)} && rm -f {tmp}")
 
+    # ---- the play's Target
+    def write(self, path: str, content: str, mode: str) -> None:
+        """A rendered file: the service user owns its configuration and data files, root the rest."""
+        self.put_text(path, content, mode, owner=USER if path.startswith((CONF_DIR, str(self.host.data_dir)))
+                      else "root")
+
+    def running(self) -> bool:
+        return running(self)
+
+    def start(self) -> None:
+        start(self)
+
+    def stop(self) -> None:
+        stop(self)
+
+    def log_tail(self, lines: int = 5) -> str:
+        return self.run(f"tail -n {lines} {LOG_DIR}/zkops-server.log", check=False)[1]
+
+    def roll_back(self) -> str | None:
+        previous = self.run(f"readlink {INSTALL_ROOT}/previous", check=False)[1].strip()
+        if not previous:
+            return None
+        self.run(f"ln -sfn {previous} {INSTALL_ROOT}/current")
+        return previous
+
 
 # ---------------------------------------------------------------- the tasks
 
@@ -261,7 +281,8 @@ def choose_python(lines: list[str], explicit: str | None) -> tuple[str, str]:
                      + "; ".join(refused))
 
 
-def _facts(node: Node) -> str:
+def gather_facts(node: Node) -> str:
+    """OS, Python for the service, systemd, firewall tool and free disk into ``node.facts``; a summary."""
     script = r"""
 . /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-unknown}"
 [ -d /run/systemd/system ] && echo systemd=yes || echo systemd=no
@@ -288,14 +309,15 @@ echo "disk_kb=$(df -Pk / | awk 'NR==2 {print $4}')"
     return f"{node.facts['os']}, Python {py} ({path}), systemd {node.facts['systemd']}, firewall {node.facts['firewall']}"
 
 
-def _install(node: Node, wheel: Wheel, check: bool) -> tuple[str, str]:
+def install(node: Node, wheel: Wheel, check: bool) -> Result:
+    """The wheel's release in its own venv under /opt/zkops, ``current`` pointing at it."""
     venv = f"{INSTALL_ROOT}/{wheel.release}"
     stamp = node.read(f"{venv}/.zkops-wheel-sha256")
     current = node.run(f"readlink {INSTALL_ROOT}/current", check=False)[1]
     if stamp is not None and stamp.strip() == wheel.sha256 and current == venv:
-        return "ok", venv
+        return ok(venv)
     if check:
-        return "changed", f"would install {wheel.release}"
+        return changed(f"would install {wheel.release}")
     if stamp is None or stamp.strip() != wheel.sha256:
         if not node.exists(INSTALL_ROOT):
             node.record(INSTALL_ROOT, "dir")
@@ -310,10 +332,11 @@ def _install(node: Node, wheel: Wheel, check: bool) -> tuple[str, str]:
     if current and current != venv:
         node.run(f"ln -sfn {current} {INSTALL_ROOT}/previous")
     node.run(f"ln -sfn {venv} {INSTALL_ROOT}/current")
-    return "changed", venv
+    return changed(venv)
 
 
-def _user_and_dirs(node: Node, check: bool) -> tuple[str, str]:
+def user_and_dirs(node: Node, check: bool) -> Result:
+    """The ``zkops`` system user and its directories, with their modes."""
     h = node.host
     dirs = [(str(h.base_dir), "0750"), (str(h.data_dir), "0750"), (CONF_DIR, "0750"), (LOG_DIR, "0750")]
     if h.data_log_dir:
@@ -324,9 +347,9 @@ def _user_and_dirs(node: Node, check: bool) -> tuple[str, str]:
     wrong = [d for (d, mode), line in zip(dirs, out.splitlines(), strict=False)
              if line.split()[1:] != [mode.lstrip("0"), USER]]
     if have_user and not wrong:
-        return "ok", f"user {USER}, {len(dirs)} directories"
+        return ok(f"user {USER}, {len(dirs)} directories")
     if check:
-        return "changed", "would create " + ", ".join(([] if have_user else [f"user {USER}"]) + wrong)
+        return changed("would create " + ", ".join(([] if have_user else [f"user {USER}"]) + wrong))
     if not have_user:
         node.record(f"user:{USER}", "user")
         node.run(f"useradd --system --home-dir {h.base_dir} --no-create-home --shell /usr/sbin/nologin {USER}")
@@ -335,14 +358,14 @@ def _user_and_dirs(node: Node, check: bool) -> tuple[str, str]:
             is_data = d != CONF_DIR and d != LOG_DIR
             node.record(d, "dir", data=is_data)
         node.run(f"install -d -m {mode} -o {USER} -g {USER} {shlex.quote(d)}")
-    return "changed", ", ".join(([] if have_user else [f"user {USER}"]) + wrong)
+    return changed(", ".join(([] if have_user else [f"user {USER}"]) + wrong))
 
 
 def remote_files(inv: Inventory, node: Node, release: str) -> list[tuple[str, str, str, str]]:
     """(task, path, content, mode) for every file the host gets."""
     h = node.host
     files = render(inv, h)
-    env = _env()
+    env = template_env()
     ctx = {"host": h, "user": USER, "install_root": INSTALL_ROOT, "conf_dir": CONF_DIR, "log_dir": LOG_DIR,
            "env_file": ENV_FILE, "release": release, "version": __version__}
     out = [("render zoo.cfg", f"{CONF_DIR}/zoo.cfg", files["zoo.cfg"], "0640"),
@@ -375,25 +398,7 @@ def _pki(inv: Inventory) -> Any:
     return _PKIS[str(where)]
 
 
-def _files(inv: Inventory, node: Node, release: str, recap: Recap, opts: Options) -> bool:
-    changed = False
-    for task, path, content, mode in remote_files(inv, node, release):
-        old = node.read(path)
-        if old == content:
-            recap.add(node.host.name, task, "ok", path)
-            continue
-        changed = True
-        if opts.diff:
-            opts.log("".join(difflib.unified_diff((old or "").splitlines(True), content.splitlines(True),
-                                                  f"{node.host.name}:{path} (before)", f"{node.host.name}:{path}")))
-        if not opts.check:
-            node.put_text(path, content, mode, owner=USER if path.startswith((CONF_DIR, str(node.host.data_dir)))
-                          else "root")
-        recap.add(node.host.name, task, "changed", path + (" (check mode)" if opts.check else ""))
-    return changed
-
-
-def _ports(inv: Inventory, h: Host) -> list[tuple[int, list[str] | None]]:
+def firewall_ports(inv: Inventory, h: Host) -> list[tuple[int, list[str] | None]]:
     merged = {**inv.vars, **h.vars}
     peers_only = bool(merged.get("firewall_peers_only", False))
     peers = [p.address for p in inv.hosts if p is not h]
@@ -405,15 +410,16 @@ def _ports(inv: Inventory, h: Host) -> list[tuple[int, list[str] | None]]:
     return ports
 
 
-def _firewall(inv: Inventory, node: Node, check: bool) -> tuple[str, str]:
+def firewall(inv: Inventory, node: Node, check: bool) -> Result:
+    """Open the node's ports with the firewall tool in use (see :func:`firewall_ports`)."""
     if not {**inv.vars, **node.host.vars}.get("firewall", True):
-        return "skipped", "firewall: false"
+        return skipped("firewall: false")
     tool = node.facts.get("firewall", "none")
     if tool == "none":
-        return "skipped", "no firewall tool on the host"
+        return skipped("no firewall tool on the host")
     missing = []
     ruleset = node.run("nft list chain inet filter input", check=False)[1] if tool == "nftables" else ""
-    for port, sources in _ports(inv, node.host):
+    for port, sources in firewall_ports(inv, node.host):
         any_source: list[str | None] = [None]  # no list: one rule open to every source
         for src in sources or any_source:
             if tool == "iptables":
@@ -436,11 +442,11 @@ def _firewall(inv: Inventory, node: Node, check: bool) -> tuple[str, str]:
         status = node.run("ufw status", check=False)[1]
         missing = [(cmd, what) for cmd, what in missing if what.split()[0] + "/tcp" not in status]
     if not missing:
-        return "ok", f"{tool}: ports open"
+        return ok(f"{tool}: ports open")
     if not check:
         for cmd, _ in missing:
             node.run(cmd)
-    return "changed", f"{tool}: opened " + ", ".join(what for _, what in missing)
+    return changed(f"{tool}: opened " + ", ".join(what for _, what in missing))
 
 
 def _pidfile(h: Host) -> str:
@@ -473,82 +479,42 @@ def stop(node: Node) -> None:
              f"{CONF_DIR}/zoo.cfg", check=False)
 
 
-def mode(h: Host) -> str | None:
-    for line in four_letter_or_empty(h.address, h.client_port, "srvr").splitlines():
-        if line.startswith("Mode: "):
-            return line[6:].strip()
-    return None
-
-
-def wait_joined(node: Node, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if mode(node.host) in ("leader", "follower", "observer", "standalone"):
-            return
-        time.sleep(0.3)
-    tail = node.run(f"tail -n 5 {LOG_DIR}/zkops-server.log", check=False)[1]
-    raise TaskFailed(f"did not join the ensemble within {timeout:.0f} s; last log lines:\n{tail}")
-
-
-def quorum_ok_without(inv: Inventory, name: str) -> bool:
-    """Would the voters still have a quorum while ``name`` is down?"""
-    voters = [h for h in inv.hosts if h.role == "participant"]
-    serving = [h for h in voters if h.name != name and mode(h) in ("leader", "follower", "standalone")]
-    return len(voters) == 1 or len(serving) > len(voters) // 2
-
-
 # ---------------------------------------------------------------- plays
 
 
-@dataclass
-class Play:
-    inv: Inventory
-    opts: Options
-    recap: Recap = field(default_factory=Recap)
-    nodes: list[Node] = field(default_factory=list)
+def ssh_tasks(inv: Inventory, node: Node, wheel: Wheel, opts: Options) -> list[Task]:
+    """A host's deploy over SSH, in order; a change of release or of a file restarts its node."""
+    files = [file_task(name, path, content, mode, opts.check) for name, path, content, mode
+             in remote_files(inv, node, wheel.release)]
+    return [Task("install zkops " + wheel.release, partial(install, wheel=wheel, check=opts.check), restarts=True),
+            Task("user and directories", partial(user_and_dirs, check=opts.check)),
+            *files,
+            Task("firewall", partial(firewall, inv, check=opts.check))]
 
-    def hosts(self) -> list[Host]:
-        return [h for h in self.inv.hosts if h.connection == "ssh"
-                and (self.opts.limit is None or h.name in self.opts.limit)]
 
-    def task(self, node: Node, name: str, fn: Callable[[], tuple[str, str]]) -> bool:
-        """Run one task for one host; False when it failed (the host's play stops)."""
-        try:
-            status, message = fn()
-        except TaskFailed as exc:
-            self.recap.add(node.host.name, name, "failed", str(exc))
-            return False
-        except Exception as exc:  # noqa: BLE001 - a network error mid-task is that task's failure
-            self.recap.add(node.host.name, name, "failed", f"{type(exc).__name__}: {exc}")
-            return False
-        self.recap.add(node.host.name, name, status, message)
-        return True
+def _connect(node: Node) -> Result:
+    node.connect()
+    return ok(gather_facts(node))
 
-    def connect_all(self) -> list[Node]:
-        need("paramiko", "zkops over SSH")  # before any host: one clear message, not one failure per host
-        need("fabric", "zkops over SSH")
-        ready = []
-        for h in self.hosts():
-            node = Node(h, self.opts)
-            self.nodes.append(node)
 
-            def connect(node: Node = node) -> tuple[str, str]:
-                node.connect()
-                return "ok", _facts(node)
-
-            if self.task(node, "gather facts", connect):
-                ready.append(node)
-        return ready
-
-    def close(self) -> None:
-        for n in self.nodes:
+@contextlib.contextmanager
+def connected(play: Play) -> Iterator[list[Node]]:
+    """The play's SSH hosts (within ``--limit``), connected with their facts gathered: the ones
+    that answered (the others have a failed ``gather facts``); every connection closed after."""
+    need("paramiko", "zkops over SSH")  # before any host: one clear message, not one failure per host
+    need("fabric", "zkops over SSH")
+    nodes = [Node(h, play.opts) for h in play.hosts("ssh")]
+    try:
+        yield play.run_tasks(nodes, lambda node: [Task("gather facts", _connect)])
+    finally:
+        for n in nodes:
             n.close()
 
 
 def deploy_remote(inv: Inventory, opts: Options) -> Recap:
+    """The deploy play for the SSH hosts: install, files, firewall, services, health."""
     play = Play(inv, opts)
-    try:
-        nodes = play.connect_all()
+    with connected(play) as nodes:
         if not nodes:
             return play.recap
         with tempfile.TemporaryDirectory(prefix="zkops-wheel-") as tmp:
@@ -558,133 +524,39 @@ def deploy_remote(inv: Inventory, opts: Options) -> Recap:
                 for n in nodes:
                     play.recap.add(n.host.name, "build wheel", "failed", str(exc))
                 return play.recap
-            to_restart: list[Node] = []
-            to_start: list[Node] = []
-            for node in nodes:
-                installed: dict[str, str] = {}
-
-                def install(node: Node = node, installed: dict[str, str] = installed) -> tuple[str, str]:
-                    status, what = _install(node, wheel, opts.check)
-                    installed["status"] = status
-                    return status, what
-
-                if not (play.task(node, "install zkops " + wheel.release, install)
-                        and play.task(node, "user and directories", functools.partial(_user_and_dirs, node, opts.check))):
-                    continue
-                try:
-                    files_changed = _files(inv, node, wheel.release, play.recap, opts)
-                except (TaskFailed, Exception) as exc:  # noqa: BLE001
-                    play.recap.add(node.host.name, "render files", "failed", str(exc))
-                    continue
-                if not play.task(node, "firewall", functools.partial(_firewall, inv, node, opts.check)):
-                    continue
-                if opts.check:
-                    continue
-                if not running(node):
-                    to_start.append(node)
-                elif files_changed or installed.get("status") == "changed":
-                    to_restart.append(node)
-                else:
-                    play.recap.add(node.host.name, "service", "ok", "running, nothing changed")
-            started = [n for n in to_start if play.task(n, "start service", functools.partial(_start_task, n))]
-            for node in started:  # a lone node cannot join: wait only once every node was started
-                play.task(node, "join the ensemble", functools.partial(_join_task, node, opts.join_timeout))
-            rolling_restart(play, to_restart, reason="files changed")
-        if not opts.check:
-            play.recap.status = check_ensemble([h for h in inv.hosts if h.connection == "ssh"], wait=opts.join_timeout)
-        return play.recap
-    finally:
-        play.close()
+            ready = play.run_tasks(nodes, lambda node: ssh_tasks(inv, node, wheel, opts))
+            if not opts.check:
+                play.converge(ready)
+    if not opts.check:
+        play.recap.status = check_ensemble([h for h in inv.hosts if h.connection == "ssh"], wait=opts.join_timeout)
+    return play.recap
 
 
 def rolling_restart(play: Play, nodes: list[Node], reason: str) -> None:
-    """One at a time, followers first and the leader last, each back before the next; refuse a
-    restart that would leave the voters without a quorum, and stop at the first node that does
-    not come back (on upgrade, after putting that node back on the previous release)."""
-    failed = False
-    for node in sorted(nodes, key=lambda n: mode(n.host) == "leader"):
-        name = f"restart ({reason})"
-        if failed:
-            note = "an earlier node did not come back; not restarted"
-            previous = node.run(f"readlink {INSTALL_ROOT}/previous", check=False)[1].strip()
-            if play.opts.rollback and previous:
-                node.run(f"ln -sfn {previous} {INSTALL_ROOT}/current")
-                note += f", current release put back to {previous}"
-            play.recap.add(node.host.name, name, "skipped", note)
-            continue
-        if not quorum_ok_without(play.inv, node.host.name):
-            play.recap.add(node.host.name, name, "failed", "refused: the others are not a quorum without this node")
-            failed = True
-            continue
-
-        def restart(node: Node = node) -> tuple[str, str]:
-            stop(node)
-            try:
-                start(node)
-                wait_joined(node, play.opts.join_timeout)
-            except TaskFailed as exc:
-                previous = node.run(f"readlink {INSTALL_ROOT}/previous", check=False)[1].strip()
-                if not play.opts.rollback or not previous:
-                    raise
-                node.run(f"ln -sfn {previous} {INSTALL_ROOT}/current")
-                stop(node)
-                start(node)
-                wait_joined(node, play.opts.join_timeout)
-                first_line = str(exc).splitlines()[0]
-                raise TaskFailed(f"the new release did not come up ({first_line}); "
-                                 f"rolled back to {previous}") from None
-            return "changed", f"restarted, back as {mode(node.host)}"
-
-        if not play.task(node, name, restart):
-            failed = True
+    """The play's one rolling restart (:meth:`.play.Play.rolling_restart`) on these SSH nodes."""
+    play.rolling_restart(nodes, reason)
 
 
 def service_remote(inv: Inventory, opts: Options, action: str, purge_data: bool = False) -> Recap:
     """stop | start | restart (rolling) | destroy for the SSH hosts."""
     play = Play(inv, opts)
-    try:
-        nodes = play.connect_all()
+    with connected(play) as nodes:
         if action == "restart":
-            rolling_restart(play, [n for n in nodes if running(n)], reason="requested")
-        for node in nodes:
-            if action == "stop":
-                play.task(node, "stop service", functools.partial(_stop_task, node))
-            elif action == "start":
-                play.task(node, "start service", functools.partial(_start_unless_running, node))
-            elif action == "destroy":
-                play.task(node, "destroy", functools.partial(destroy, node, purge_data))
-        return play.recap
-    finally:
-        play.close()
+            play.rolling_restart([n for n in nodes if n.running()], reason="requested")
+        task = {"stop": Task("stop service", stop_task), "start": Task("start service", start_unless_running),
+                "destroy": Task("destroy", partial(destroy, purge_data=purge_data))}.get(action)
+        if task is not None:
+            for node in nodes:
+                play.run(node, task)
+    return play.recap
 
 
-def _start_task(node: Node) -> tuple[str, str]:
-    start(node)
-    return "changed", "started"
-
-
-def _start_unless_running(node: Node) -> tuple[str, str]:
-    return ("ok", "running") if running(node) else _start_task(node)
-
-
-def _stop_task(node: Node) -> tuple[str, str]:
-    if not running(node):
-        return "ok", "not running"
-    stop(node)
-    return "changed", "stopped"
-
-
-def _join_task(node: Node, timeout: float) -> tuple[str, str]:
-    wait_joined(node, timeout)
-    return "ok", f"serving as {mode(node.host)}"
-
-
-def destroy(node: Node, purge_data: bool) -> tuple[str, str]:
+def destroy(node: Node, purge_data: bool) -> Result:
     """Stop the service and remove what the manifest says the play created: everything but the
     data (unless ``purge_data``), newest first; nothing that is not in the manifest."""
     entries = node.manifest()
     if not entries:
-        return "ok", f"nothing to remove: {MANIFEST} lists nothing zkops created here"
+        return ok(f"nothing to remove: {MANIFEST} lists nothing zkops created here")
     if running(node):
         stop(node)
     if node.facts.get("systemd") == "yes" and any(e["path"] == UNIT for e in entries):
@@ -712,6 +584,6 @@ def destroy(node: Node, purge_data: bool) -> tuple[str, str]:
     if kept:
         node.save_manifest()
         where = ", ".join(e["path"] for e in kept if e["kind"] == "dir") or "place"
-        return "changed", f"removed {removed} paths zkops created; data kept in {where}"
+        return changed(f"removed {removed} paths zkops created; data kept in {where}")
     node.run(f"rm -f {MANIFEST}; rmdir {STATE_DIR} 2>/dev/null; true")
-    return "changed", f"removed {removed} paths zkops created, data purged"
+    return changed(f"removed {removed} paths zkops created, data purged")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..requires import need
 from .inventory import Inventory
-from .remote import CONF_DIR, INSTALL_ROOT, USER, Options, _ports
+from .remote import CONF_DIR, INSTALL_ROOT, USER, Options, firewall_ports
 
 SUITE = Path(__file__).with_name("verify_suite.py")
 
@@ -33,7 +33,7 @@ def expectations(inv: Inventory) -> dict[str, dict]:
         fw = {**inv.vars, **h.vars}.get("firewall", True)
         out[f"{h.ssh_host or h.address}:{h.ssh_port}"] = {"name": h.name, "zoo_cfg": files["zoo.cfg"], "myid": files["myid"],
                           "ports": [h.client_port, h.quorum_port, h.election_port],
-                          "firewall_ports": [p for p, _ in _ports(inv, h)] if fw else [],
+                          "firewall_ports": [p for p, _ in firewall_ports(inv, h)] if fw else [],
                           "data_dir": str(h.data_dir), "conf_dir": CONF_DIR, "install_root": INSTALL_ROOT,
                           "user": USER}
     return out

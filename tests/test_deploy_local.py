@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import yaml
 
 from tests.support.refzk import free_port
-from zkops.provision.deploy import deploy, down, render
-from zkops.provision.inventory import InventoryError, default_local, parse
+from zkops.provision.deploy import LocalNode, deploy, down, render
+from zkops.provision.inventory import Inventory, InventoryError, default_local, parse
+from zkops.provision.status import check_ensemble
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +71,7 @@ def test_default_inventory_renders_a_three_server_zoo_cfg(tmp_path):
 
 
 def test_play_vars_stay_out_of_zoo_cfg_and_ssh_hosts_get_unit_and_env(tmp_path):
-    from zkops.provision.remote import Node, Options, _ports, remote_files
+    from zkops.provision.remote import Node, Options, firewall_ports, remote_files
 
     inv = parse({"all": {"vars": {"firewall": False, "firewall_peers_only": True, "snapCount": 5000},
                          "hosts": {"a": {"address": "10.0.0.1"}, "b": {"address": "10.0.0.2"},
@@ -79,14 +86,14 @@ def test_play_vars_stay_out_of_zoo_cfg_and_ssh_hosts_get_unit_and_env(tmp_path):
     assert "User=zkops" in unit and "ZKOPS_RELEASE=0.1.0-abcdef12" in files["/etc/default/zkops"]
     node.facts = {"systemd": "no"}
     assert not any("systemd" in p for _, p, _, _ in remote_files(inv, node, "x"))
-    assert _ports(inv, inv.hosts[0]) == [(2181, None), (2888, ["10.0.0.2", "10.0.0.3"]),
+    assert firewall_ports(inv, inv.hosts[0]) == [(2181, None), (2888, ["10.0.0.2", "10.0.0.3"]),
                                          (3888, ["10.0.0.2", "10.0.0.3"])]
 
 
 def test_tls_true_renders_tls_keys_certificates_and_ports(tmp_path, monkeypatch):
     from cryptography import x509
 
-    from zkops.provision.remote import Node, Options, _ports, remote_files
+    from zkops.provision.remote import Node, Options, firewall_ports, remote_files
 
     monkeypatch.setenv("ZKOPS_PKI_DIR", str(tmp_path / "pki"))
     inv = parse({"all": {"vars": {"tls": True}, "hosts": {"a": {"address": "10.0.0.1"}, "b": {"address": "10.0.0.2"},
@@ -104,7 +111,7 @@ def test_tls_true_renders_tls_keys_certificates_and_ports(tmp_path, monkeypatch)
     again = {path: content for _, path, content, _ in remote_files(inv, node, "r")}
     assert again == files, "certificates are made once: a second deploy changes nothing"
     assert (tmp_path / "pki" / "admin.crt").exists() and oct((tmp_path / "pki" / "ca.key").stat().st_mode)[-3:] == "600"
-    assert (2281, None) in _ports(inv, inv.hosts[0])
+    assert (2281, None) in firewall_ports(inv, inv.hosts[0])
 
 
 def test_deploy_is_idempotent_and_leaves_a_healthy_ensemble(tmp_path):
@@ -126,3 +133,87 @@ def test_deploy_is_idempotent_and_leaves_a_healthy_ensemble(tmp_path):
         assert sum(1 for r in third.results if r.task == "restart (files changed)") == 3
     finally:
         down(inv)
+
+
+def _zkops(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "zkops.cli", *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "COLUMNS": "250"})
+
+
+def _write_inventory(inv: Inventory, path: Path, tick: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"all": {
+        "vars": {"tickTime": tick, "4lw.commands.whitelist": "*"},
+        "hosts": {h.name: {"connection": "local", "address": h.address, "client_address": h.client_address,
+                           "client_port": h.client_port, "quorum_port": h.quorum_port,
+                           "election_port": h.election_port, "base_dir": str(h.base_dir)} for h in inv.hosts}}}))
+
+
+@pytest.fixture
+def deployed(tmp_path):
+    """Three local nodes deployed by ``zkops deploy inventory.yaml`` (tickTime 500); stopped after.
+    Nine free ports drawn at random on a machine other test runs share: when another process
+    takes one before our node binds it, the deploy is tried again on fresh ports and directories."""
+    failures = []
+    for attempt in range(3):
+        inv = _local_inventory(tmp_path / f"try{attempt}")
+        path = tmp_path / f"try{attempt}" / "inventory.yaml"
+        _write_inventory(inv, path, tick=500)
+        first = _zkops("deploy", str(path))
+        if first.returncode == 0:
+            break
+        down(inv)
+        failures.append(first.stdout[-3000:] + first.stderr[-2000:])
+    else:
+        pytest.fail("the first deploy failed three times:\n" + "\n---\n".join(failures))
+    try:
+        yield inv, path
+    finally:
+        down(inv)
+
+
+def test_check_diff_on_a_local_inventory_shows_the_change_and_changes_nothing(deployed):
+    """--check and --diff behave as over SSH: a unified diff of zoo.cfg, nothing written or
+    restarted; the real deploy then applies it, and the one after changes nothing."""
+    inv, path = deployed
+    cfg = inv.hosts[0].base_dir / "conf" / "zoo.cfg"
+    before = {h.name: (h.base_dir / "conf" / "zoo.cfg").read_text() for h in inv.hosts}
+    pids = {h.name: LocalNode(h).pid() for h in inv.hosts}
+    assert "tickTime=500" in cfg.read_text() and None not in pids.values()
+
+    _write_inventory(inv, path, tick=600)
+    check = _zkops("deploy", str(path), "--check", "--diff")
+    assert check.returncode == 0, check.stdout[-3000:] + check.stderr[-2000:]
+    for h in inv.hosts:
+        where = f"{h.name}:{h.base_dir}/conf/zoo.cfg"
+        assert f"--- {where} (before)" in check.stdout and f"+++ {where}" in check.stdout, check.stdout
+    assert check.stdout.count("-tickTime=500") == 3 and check.stdout.count("+tickTime=600") == 3
+    assert "changed: [zk1] render zoo.cfg" in check.stdout and "(check mode)" in check.stdout
+    assert "restart" not in check.stdout
+    assert {h.name: (h.base_dir / "conf" / "zoo.cfg").read_text() for h in inv.hosts} == before
+    assert {h.name: LocalNode(h).pid() for h in inv.hosts} == pids, "check mode restarted a node"
+
+    second = _zkops("deploy", str(path))
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-2000:]
+    assert second.stdout.count("restart (files changed)") == 3 and "-tickTime=500" not in second.stdout
+    assert all("tickTime=600" in (h.base_dir / "conf" / "zoo.cfg").read_text() for h in inv.hosts)
+
+    third = _zkops("deploy", str(path), "--check", "--diff")
+    assert third.returncode == 0 and "changed:" not in third.stdout and "tickTime" not in third.stdout, third.stdout
+    fourth = _zkops("deploy", str(path))
+    assert fourth.returncode == 0 and "changed:" not in fourth.stdout and "restart" not in fourth.stdout, fourth.stdout
+
+
+def test_local_nodes_restart_rolling_stop_and_start_as_ssh_hosts_do(deployed):
+    """``zkops restart --rolling``, ``stop`` and ``start`` on a local inventory: the play's one
+    rolling restart (followers first, the leader last, each back before the next)."""
+    inv, path = deployed
+    restart = _zkops("restart", "--rolling", str(path))
+    assert restart.returncode == 0, restart.stdout[-3000:] + restart.stderr[-2000:]
+    assert restart.stdout.count("changed: [") == 3 and restart.stdout.count("restart (requested)") == 3
+    assert _zkops("stop", str(path)).returncode == 0
+    assert all(LocalNode(h).pid() is None for h in inv.hosts)
+    start = _zkops("start", str(path))
+    assert start.returncode == 0 and start.stdout.count("start service - started") == 3, start.stdout
+    status = check_ensemble(inv.hosts, wait=60)  # started, not waited for: an election may still run
+    assert status.healthy, status.problems

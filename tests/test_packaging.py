@@ -178,7 +178,7 @@ def test_destroy_removes_exactly_what_the_manifest_lists():
                {"path": "/etc/default/zkops", "kind": "file", "data": False},
                {"path": "/etc/systemd/system/zkops.service", "kind": "file", "data": False}]
     keep = _FakeNode([dict(e) for e in created])
-    status, message = destroy(keep, purge_data=False)  # type: ignore[arg-type]
+    message = destroy(keep, purge_data=False).message  # type: ignore[arg-type]
     removed = [c for c in keep.commands if c.startswith(("rm ", "userdel"))]
     assert removed == ["rm -f /etc/systemd/system/zkops.service", "rm -f /etc/default/zkops",
                        "rm -rf /var/log/zkops", "rm -rf /etc/zkops", "rm -rf /opt/zkops"], removed
@@ -193,4 +193,4 @@ def test_destroy_removes_exactly_what_the_manifest_lists():
     assert purge.commands[-1].startswith("rm -f /var/lib/zkops/manifest.json")
 
     nothing = _FakeNode([])
-    assert destroy(nothing, purge_data=True)[0] == "ok" and nothing.commands == []  # type: ignore[arg-type]
+    assert destroy(nothing, purge_data=True).status == "ok" and nothing.commands == []  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from rich.prompt import Confirm
 from rich.table import Table
 
 from zkops import __version__
-from zkops.provision.deploy import Recap, deploy, down
+from zkops.provision.deploy import Recap, deploy, down, service_local
 from zkops.provision.inventory import Inventory, InventoryError, default_local, load
 from zkops.provision.remote import Options, deploy_remote, service_remote
 from zkops.provision.status import EnsembleStatus, check_ensemble
@@ -168,11 +168,13 @@ def _run(args: argparse.Namespace, inv: Inventory) -> int:
         return verify(inv, _options(args))
     if not remote:
         if args.command in ("deploy", "upgrade"):
-            recap = deploy(inv, check_only=args.check)
+            recap = deploy(inv, _options(args))
         elif args.command in ("down", "stop", "destroy"):
             recap = down(inv)
+        elif args.command in ("start", "restart"):
+            recap = service_local(inv, _options(args), args.command)
         else:
-            console.print(f"[red]{args.command}[/] is for SSH hosts; local nodes: zkops deploy / zkops down")
+            console.print(f"[red]{args.command}[/] is for SSH hosts")
             return 2
     else:
         opts = _options(args)
