@@ -67,6 +67,7 @@ def _modified_wheel(wheel: Path, dest: Path, main_body: str | None = None) -> Pa
     return out
 
 
+@pytest.mark.timeout(900)  # three deploys, two upgrades and a rollback over SSH: 190-290 s under heavy load
 def test_deploy_idempotence_status_verify_rolling_restart_upgrade_rollback_destroy(
         hosts: SshHosts, wheel: Path, tmp_path: Path):
     inv = _inventory(hosts, tmp_path / "inventory.yaml")
