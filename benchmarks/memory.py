@@ -12,13 +12,16 @@ python3 -m benchmarks.memory [--fill 100000] [--recover 1000000] [--runs 3] [--s
   server started on a copy of it, timed from process start until ``srvr`` answers (the tree
   is loaded before the client port opens) and a read of the last znode succeeds; then its
   RSS. Apache is left out here: the test harness starts it with a 512 MiB heap, too small
-  for a million znodes.
+  for a million znodes. ``--baseline PYTHONPATH`` recovers with another zkops tree too (a
+  checkout of an older commit laid out as an installed ``zkops`` package), alternating run by
+  run, so a before/after comparison sees the same machine load.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -58,13 +61,23 @@ def _read(address: str, path: str, timeout: float) -> None:
         c.close()
 
 
-def recover(source: Path, last_path: str) -> tuple[float, int]:
+def recover(source: Path, last_path: str, pythonpath: str | None = None) -> tuple[float, int]:
     """(seconds until serving, RSS in KiB) of zkops started on a copy of ``source``."""
     z = ZkopsProcess(extra_cfg={"admin.enableServer": "false"})
+    saved = os.environ.get("PYTHONPATH")
     try:
         shutil.copytree(source, z.data_dir)
+        if pythonpath is not None:
+            os.environ["PYTHONPATH"] = pythonpath
         t0 = time.monotonic()
-        z.start(timeout=600)
+        try:
+            z.start(timeout=600)
+        finally:
+            if pythonpath is not None:
+                if saved is None:
+                    del os.environ["PYTHONPATH"]
+                else:
+                    os.environ["PYTHONPATH"] = saved
         _read(z.address, last_path, 120)
         took = time.monotonic() - t0
         time.sleep(1.0)
@@ -84,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--recover", type=int, default=1_000_000, help="znodes in the recovered snapshot (0: skip)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--servers", default="zkops,apache")
+    ap.add_argument("--baseline", help="PYTHONPATH of another zkops tree to recover with as well")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     servers = args.servers.split(",")
@@ -113,15 +127,22 @@ def main(argv: list[str] | None = None) -> int:
             backup.build(src, args.recover, 0)
             parents = max(1, args.recover // 1000)
             last = f"/p{parents - 1:04d}/c{args.recover // parents - 1:04d}"
-            took: list[float] = []
-            rss: list[float] = []
-            for _ in range(args.runs):
-                t, r = recover(src, last)
-                took.append(t)
-                rss.append(r / 1024)
-                print(f"zkops   recover {args.recover}: serving after {t:.2f} s, RSS {r / 1024:.1f} MiB", flush=True)
-            results["recover"] = {"znodes": args.recover, "seconds": took, "rss_mib": rss}
-            print(f"recovery of {args.recover}: {_spread(took)} s, RSS {_spread(rss)} MiB", flush=True)
+            variants: dict[str, str | None] = {"zkops": None}
+            if args.baseline:
+                variants["baseline"] = args.baseline
+            for label in variants:
+                results["recover"][label] = {"znodes": args.recover, "seconds": [], "rss_mib": []}
+            for run in range(args.runs):
+                order = list(variants) if run % 2 == 0 else list(variants)[::-1]
+                for label in order:
+                    t, r = recover(src, last, variants[label])
+                    results["recover"][label]["seconds"].append(t)
+                    results["recover"][label]["rss_mib"].append(r / 1024)
+                    print(f"{label:8s} recover {args.recover}: serving after {t:.2f} s, RSS {r / 1024:.1f} MiB",
+                          flush=True)
+            for label in variants:
+                took, rss = results["recover"][label]["seconds"], results["recover"][label]["rss_mib"]
+                print(f"{label:8s} recovery of {args.recover}: {_spread(took)} s, RSS {_spread(rss)} MiB", flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     if args.json:

@@ -70,19 +70,17 @@ class PerNamespace:
         # Java counts UTF-16 units in a path's length
         total = (len(path) if path.isascii() else len(path.encode("utf-16-le")) // 2) + nbytes
         row = self.by_key.get(key)
-        if row is None:
+        if isinstance(row, list):
+            row[0] += 1
+            row[1] += total
+            if total < row[2]:
+                row[2] = total
+            if total > row[3]:
+                row[3] = total
+        elif row is None:
             self.by_key[key] = total
-            return
-        if row.__class__ is int:
+        else:
             self.by_key[key] = [2, row + total, min(row, total), max(row, total)]
-            return
-        assert isinstance(row, list)
-        row[0] += 1
-        row[1] += total
-        if total < row[2]:
-            row[2] = total
-        if total > row[3]:
-            row[3] = total
 
     def rows(self) -> dict[str, tuple[int, int, int, int]]:
         """Namespace -> (count, sum, min, max), in the order namespaces first appeared."""
