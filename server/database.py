@@ -43,21 +43,18 @@ class Database:
         log_dir = log_dir or data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         log_dir.mkdir(parents=True, exist_ok=True)
-        tree = DataTree()
         sessions: dict[int, int] = {}
-        snap = snapmod.load_newest_valid(data_dir)
+        tree, snap = _load_newest_snapshot(data_dir)
         start = 0
         fuzzy_until = 0
         if snap is not None:
             if snap.digest is not None and snap.digest.zxid > snap.zxid:
                 fuzzy_until = snap.digest.zxid
-            for path, data, acl, stat in sorted(snap.nodes, key=lambda n: n[0]):
-                decode_snapshot_node(tree, path, data, acl, stat)
             tree.snapshot_loaded()
             sessions.update(snap.sessions)
             tree.last_zxid = snap.zxid
             start = snap.zxid
-            log.info("loaded snapshot 0x%x: %d nodes, %d sessions", snap.zxid, len(snap.nodes), len(snap.sessions))
+            log.info("loaded snapshot 0x%x: %d nodes, %d sessions", snap.zxid, len(tree.nodes), len(snap.sessions))
         txnlog = TxnLog(log_dir, force_sync=force_sync, prealloc_bytes=prealloc_kb * 1024)
         replayed = 0
         for zxid, data in txnlog.read_from(start + 1):
@@ -91,6 +88,24 @@ class Database:
 
     def close(self) -> None:
         self.txnlog.close()
+
+
+def _load_newest_snapshot(data_dir: Path) -> tuple[DataTree, snapmod.SnapshotData | None]:
+    """The tree of the newest snapshot that reads back whole (damaged ones are skipped, saying
+    why), or an empty tree. Nodes go into the tree as they are read, in the file's order (a
+    parent always comes before its children, as ZooKeeper's deserialization has them): no list
+    of a million nodes and their temporaries is held beside the tree being built."""
+    for path in snapmod.find_snapshots(data_dir):
+        tree = DataTree()
+
+        def sink(p: str, data: bytes | None, acl: list[ACL], stat: StatPersisted, tree: DataTree = tree) -> None:
+            decode_snapshot_node(tree, p, data, acl, stat)
+
+        try:
+            return tree, snapmod.read_snapshot(path, sink)
+        except (snapmod.SnapshotError, OSError, ValueError) as exc:
+            log.warning("skipping snapshot %s: %s", path.name, exc)
+    return DataTree(), None
 
 
 def _snapshot_nodes(items: Iterable[tuple[str, Node]]) -> Iterator[tuple[str, bytes | None, list[ACL], StatPersisted]]:

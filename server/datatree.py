@@ -45,12 +45,20 @@ Event = tuple[int, str, tuple[ACL, ...]]
 
 
 class Node:
-    """One znode: data, interned ACL, the persisted stat fields and child names."""
+    """One znode: data, interned ACL, the persisted stat fields and its children.
 
+    ``children`` holds the children's full paths (None until the first child): the very string
+    objects that key ``DataTree.nodes``, so a child's name costs no string of its own; the
+    names are sliced off when the children are listed."""
+
+    # twelve slots (128 bytes an object): the ephemeralOwner, 0 for almost every node, is a
+    # class attribute here and a slot of OwnedNode; the Java HashSet table size of a node's
+    # children lives in DataTree.capacities, for the few nodes that outgrew the initial one
     __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "cversion",
-                 "aversion", "owner", "pzxid", "children", "capacity", "dig")
+                 "aversion", "pzxid", "children", "dig")
+    owner = 0
 
-    def __init__(self, data: bytes | None, acl: tuple[ACL, ...], zxid: int, time: int, owner: int) -> None:
+    def __init__(self, data: bytes | None, acl: tuple[ACL, ...], zxid: int, time: int) -> None:
         self.data = data
         self.acl = acl
         self.czxid = zxid
@@ -60,12 +68,10 @@ class Node:
         self.version = 0
         self.cversion = 0
         self.aversion = 0
-        self.owner = owner
         self.pzxid = zxid
-        # child names in insertion order (a dict), plus the Java HashSet table size that
-        # decides the order Apache ZooKeeper lists them in (see javaorder)
+        # children's paths in insertion order (a dict); the Java HashSet table size that
+        # decides the order Apache ZooKeeper lists them in is DataTree.capacity_of (javaorder)
         self.children: dict[str, None] | None = None
-        self.capacity = INITIAL_CAPACITY
         self.dig = 0  # this node's share of the tree digest (DataTree keeps it current)
 
     def stat(self) -> Stat:
@@ -88,8 +94,33 @@ class Node:
         return len(self.children) if self.children else 0
 
 
+class OwnedNode(Node):
+    """A node whose ephemeralOwner is not 0: an ephemeral, container or TTL node."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, data: bytes | None, acl: tuple[ACL, ...], zxid: int, time: int, owner: int) -> None:
+        super().__init__(data, acl, zxid, time)
+        self.owner = owner
+
+
+def new_node(data: bytes | None, acl: tuple[ACL, ...], zxid: int, time: int, owner: int) -> Node:
+    """A Node, or an OwnedNode when ``owner`` is not 0 (the owner never changes)."""
+    if owner:
+        return OwnedNode(data, acl, zxid, time, owner)
+    return Node(data, acl, zxid, time)
+
+
 def _size(data: bytes | None) -> int:
     return len(data) if data else 0
+
+
+def child_names(children: dict[str, None] | None) -> list[str]:
+    """The names of a node's children (its ``children`` keys are their full paths)."""
+    if not children:
+        return []
+    cut = next(iter(children)).rfind("/") + 1
+    return [p[cut:] for p in children]
 
 
 def is_ttl_owner(owner: int) -> bool:
@@ -124,6 +155,8 @@ class DataTree:
     def __init__(self) -> None:
         self.acls = AclCache()
         self.nodes: dict[str, Node] = {}
+        # path -> the Java HashSet table size of its children, for nodes past INITIAL_CAPACITY
+        self.capacities: dict[str, int] = {}
         self.ephemerals: dict[int, set[str]] = {}
         self.containers: set[str] = set()
         self.ttls: set[str] = set()
@@ -134,6 +167,8 @@ class DataTree:
         # (zookeeper.digest.enabled=false), as Apache's DigestCalculator then counts nothing
         self.digest_enabled = True
         self.digest = 0
+        # the last time stamp a node took: nodes written in the same millisecond share one int
+        self.last_time = 0
         self._install_system_nodes()
         # Apache's running count of path and data bytes (mntr's approximate_data_size): kept
         # by creates, deletes and setData, counted afresh after a snapshot load; the quota
@@ -142,15 +177,15 @@ class DataTree:
 
     # ---------------------------------------------------------------- setup
     def _install_system_nodes(self) -> None:
-        root = Node(b"", self.acls.intern(OPEN_ACL_UNSAFE), 0, 0, 0)
+        root = Node(b"", self.acls.intern(OPEN_ACL_UNSAFE), 0, 0)
         # as ZooKeeper, the system nodes are added without counting a creation (Stat shows -1, -2)
-        zk = Node(b"", root.acl, 0, 0, 0)
-        quota = Node(b"", root.acl, 0, 0, 0)
-        config = Node(b"", self.acls.intern(READ_ACL_UNSAFE), 0, 0, 0)
+        zk = Node(b"", root.acl, 0, 0)
+        quota = Node(b"", root.acl, 0, 0)
+        config = Node(b"", self.acls.intern(READ_ACL_UNSAFE), 0, 0)
         config.aversion = -1
         self.nodes = {"/": root, ZOOKEEPER: zk, QUOTA: quota, CONFIG: config}
-        root.children = {"zookeeper": None}
-        zk.children = {"quota": None, "config": None}
+        root.children = {ZOOKEEPER: None}
+        zk.children = {QUOTA: None, CONFIG: None}
         self.recompute_digest()
 
     # ---------------------------------------------------------------- digest
@@ -208,7 +243,7 @@ class DataTree:
 
     def children_of(self, path: str) -> list[str]:
         node = self.nodes.get(path or "/")
-        return list(node.children) if node is not None and node.children else []
+        return child_names(node.children) if node is not None else []
 
     def replace_data(self, path: str, data: bytes) -> None:
         path = path or "/"
@@ -226,14 +261,27 @@ class DataTree:
         self.recompute_digest()
 
     def children_sorted(self, node: Node) -> list[str]:
-        return sorted(node.children) if node.children else []
+        return sorted(child_names(node.children))
 
-    @staticmethod
-    def children_listed(node: Node) -> list[str]:
+    def capacity_of(self, path: str) -> int:
+        """The table size of the java.util.HashSet Apache would hold ``path``'s children in."""
+        return self.capacities.get(path, INITIAL_CAPACITY)
+
+    def _grow(self, path: str, size: int) -> None:
+        if size > INITIAL_CAPACITY * 3 // 4:
+            cap = self.capacities.get(path, INITIAL_CAPACITY)
+            if size > cap * 3 // 4:
+                self.capacities[path] = grown_capacity(cap, size)
+
+    def children_listed(self, node: Node) -> list[str]:
         """Children in the order Apache ZooKeeper's getChildren returns them."""
-        if not node.children:
+        children = node.children
+        if not children:
             return []
-        return hashset_order(node.children, node.capacity)
+        first = next(iter(children))
+        cut = first.rfind("/")
+        parent_path = first[:cut] or "/"
+        return hashset_order([p[cut + 1:] for p in children], self.capacities.get(parent_path, INITIAL_CAPACITY))
 
     def count_descendants(self, path: str) -> int:
         node = self.nodes.get(path)
@@ -244,8 +292,7 @@ class DataTree:
         while stack:
             p, n = stack.pop()
             if n.children:
-                for name in n.children:
-                    cp = paths.join(p, name)
+                for cp in n.children:
                     child = self.nodes.get(cp)
                     if child is not None:
                         total += 1
@@ -271,8 +318,8 @@ class DataTree:
                 continue
             yield p, node
             if node.children:
-                for name in sorted(node.children, reverse=True):
-                    stack.append(paths.join(p, name))
+                # one parent's children share its prefix: their paths sort as their names do
+                stack.extend(sorted(node.children, reverse=True))
 
     # ---------------------------------------------------------------- mutation
     def _add(self, path: str, node: Node, parent_cversion: int, zxid: int) -> None:
@@ -280,10 +327,9 @@ class DataTree:
         parent = self.nodes.get(parent_path)
         if parent is None:
             raise ZkError(Err.NONODE, parent_path)
-        name = paths.basename(path)
         if parent.children is None:
             parent.children = {}
-        elif name in parent.children:
+        elif path in parent.children:
             raise ZkError(Err.NODEEXISTS, path)
         # As Apache ZooKeeper 3.8: a node's cversion counts the creations of its children (a
         # delete changes only pzxid; Stat shows 2 * cversion - children). The txn's
@@ -295,9 +341,9 @@ class DataTree:
             parent.cversion = parent_cversion
             parent.pzxid = zxid
             self._hash(parent_path, parent)
-        parent.children[name] = None
-        if len(parent.children) > parent.capacity * 3 // 4:
-            parent.capacity = grown_capacity(parent.capacity, len(parent.children))
+        parent.children[path] = None  # the same string object as the key of self.nodes
+        if len(parent.children) > INITIAL_CAPACITY * 3 // 4:
+            self._grow(parent_path, len(parent.children))
         self.nodes[path] = node
         self._hash(path, node)
         owner = node.owner
@@ -309,9 +355,20 @@ class DataTree:
             else:
                 self.ephemerals.setdefault(owner, set()).add(path)
 
+    def shared_time(self, time: int) -> int:
+        """``time``, as the very int object the previous node took when they are equal."""
+        if time == self.last_time:
+            return self.last_time
+        self.last_time = time
+        return time
+
     def create(self, path: str, data: bytes | None, acl: list[ACL] | tuple[ACL, ...], owner: int,
                parent_cversion: int, zxid: int, time: int) -> Node:
-        node = Node(data, self.acls.intern(acl), zxid, time, owner)  # null data stays null, as in Apache
+        if time == self.last_time:
+            time = self.last_time
+        else:
+            self.last_time = time
+        node = new_node(data, self.acls.intern(acl), zxid, time, owner)  # null data stays null, as in Apache
         self._add(path, node, parent_cversion, zxid)
         self.approx_bytes += len(path) + _size(data)
         self.quotas.created(self, path, data)
@@ -327,9 +384,11 @@ class DataTree:
         if parent is None:
             raise ZkError(Err.NONODE, parent_path)
         del self.nodes[path]
+        if self.capacities:
+            self.capacities.pop(path, None)  # a node made again starts with a new HashSet
         self._unhash(path, node)
         if parent.children:
-            parent.children.pop(paths.basename(path), None)
+            parent.children.pop(path, None)
         if zxid > parent.pzxid:
             self._unhash(parent_path, parent)
             parent.pzxid = zxid
@@ -358,7 +417,7 @@ class DataTree:
         self._unhash(path, node)
         node.data = data
         node.mzxid = zxid
-        node.mtime = time
+        node.mtime = time if time != self.last_time else self.last_time
         node.version = version
         self._hash(path, node)
         self.approx_bytes += _size(data) - _size(old)
@@ -489,13 +548,19 @@ class _Frozen:
 def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: list[ACL],
                          stat: StatPersisted) -> None:
     """Insert one node read from a snapshot, as ZooKeeper's deserialize does."""
-    node = Node(data, tree.acls.intern(acl), stat.czxid, stat.ctime, stat.ephemeralOwner)
-    node.mzxid = stat.mzxid
-    node.mtime = stat.mtime
+    # equal stamps share one int object (a leaf's three zxids are usually one, a node's two
+    # times too, and nodes written in one millisecond share their time)
+    ctime = tree.shared_time(stat.ctime)
+    node = new_node(data, tree.acls.intern(acl), stat.czxid, ctime, stat.ephemeralOwner)
+    czxid = node.czxid
+    mzxid = stat.mzxid
+    node.mzxid = czxid if mzxid == czxid else mzxid
+    node.mtime = ctime if stat.mtime == ctime else tree.shared_time(stat.mtime)
     node.version = stat.version
     node.cversion = stat.cversion
     node.aversion = stat.aversion
-    node.pzxid = stat.pzxid
+    pzxid = stat.pzxid
+    node.pzxid = czxid if pzxid == czxid else (node.mzxid if pzxid == mzxid else pzxid)
     if path in ("", "/"):
         old = tree.nodes["/"]
         node.children = old.children
@@ -510,13 +575,14 @@ def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: lis
         tree.nodes[path] = node
         tree._hash(path, node)
         return
-    parent = tree.nodes.get(paths.parent_of(path))
+    parent_path = paths.parent_of(path)
+    parent = tree.nodes.get(parent_path)
     if parent is None:
         raise ValueError(f"snapshot names {path} before its parent")
     if parent.children is None:
         parent.children = {}
-    parent.children[paths.basename(path)] = None
-    parent.capacity = grown_capacity(parent.capacity, len(parent.children))
+    parent.children[path] = None
+    tree._grow(parent_path, len(parent.children))
     tree.nodes[path] = node
     tree._hash(path, node)
     owner = node.owner
@@ -528,5 +594,5 @@ def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: lis
         tree.ephemerals.setdefault(owner, set()).add(path)
 
 
-__all__ = ["ApplyResult", "DataTree", "Node", "decode_snapshot_node", "CreateSessionTxn",
+__all__ = ["ApplyResult", "DataTree", "Node", "OwnedNode", "decode_snapshot_node", "new_node", "CreateSessionTxn",
            "DeleteTxn", "SetACLTxn", "SetDataTxn", "CheckVersionTxn"]

@@ -53,28 +53,41 @@ class PerNamespace:
     ``*_<ns>_write_per_namespace``): count, sum, min and max of bytes, keyed by a path's first
     component, in the order namespaces first appeared."""
 
-    __slots__ = ("by_name",)
+    __slots__ = ("by_key",)
 
     def __init__(self) -> None:
-        self.by_name: dict[str, list[int]] = {}
+        # keyed by "/" + the namespace: a top-level znode's own path string serves as its key.
+        # One sample is kept as a bare int (count 1; sum, min and max that int), more as a
+        # list [count, sum, min, max]: a tree of many top-level znodes written once each
+        # costs no list and no name string per znode
+        self.by_key: dict[str, int | list[int]] = {}
 
     def add(self, path: str, nbytes: int) -> None:
         second = path.find("/", 1)
-        name = path[1:] if second < 0 else path[1:second]
-        if not name:  # the root has no namespace
+        key = path if second < 0 else path[:second]
+        if len(key) < 2:  # the root has no namespace
             return
         # Java counts UTF-16 units in a path's length
         total = (len(path) if path.isascii() else len(path.encode("utf-16-le")) // 2) + nbytes
-        row = self.by_name.get(name)
-        if row is None:
-            self.by_name[name] = [1, total, total, total]
-            return
-        row[0] += 1
-        row[1] += total
-        if total < row[2]:
-            row[2] = total
-        if total > row[3]:
-            row[3] = total
+        row = self.by_key.get(key)
+        if isinstance(row, list):
+            row[0] += 1
+            row[1] += total
+            if total < row[2]:
+                row[2] = total
+            if total > row[3]:
+                row[3] = total
+        elif row is None:
+            self.by_key[key] = total
+        else:
+            self.by_key[key] = [2, row + total, min(row, total), max(row, total)]
+
+    def rows(self) -> dict[str, tuple[int, int, int, int]]:
+        """Namespace -> (count, sum, min, max), in the order namespaces first appeared."""
+        out = {}
+        for key, row in self.by_key.items():
+            out[key[1:]] = (1, row, row, row) if isinstance(row, int) else (row[0], row[1], row[2], row[3])
+        return out
 
 
 def _num(v: float) -> str:

@@ -270,8 +270,9 @@ def rows(s: ZooKeeperServer) -> list[tuple[str, object]]:
         out += Measured().rows(f"{sid}_learner_handler_qp_size", False)
     for counts in (s.core.reads, s.core.tree.writes):
         kind = "read" if counts is s.core.reads else "write"
-        for name in _java_order(list(counts.by_name)):
-            n, total, low, high = counts.by_name[name]
+        rows_by_name = counts.rows()
+        for name in _java_order(list(rows_by_name)):
+            n, total, low, high = rows_by_name[name]
             out += Measured(n, total, low, high).rows(f"{name}_{kind}_per_namespace", False)
     for sid in sids:
         out += Measured().rows(f"{sid}_learner_handler_qp_time_ms", True)

@@ -280,8 +280,16 @@ def parse(data: bytes, name: str = "snapshot") -> tuple[dict[int, int], list[Nod
     return sessions, nodes
 
 
-def _parse(data: bytes, name: str) -> tuple[dict[int, int], list[Node], ZxidDigest | None]:
+# what a streaming reader is handed for each node, in file order: path ("" for the root),
+# data, ACL and stat
+NodeSink = Callable[[str, bytes | None, list[ACL], StatPersisted], object]
+
+
+def _parse(data: bytes, name: str, sink: NodeSink | None = None) -> tuple[dict[int, int], list[Node], ZxidDigest | None]:
+    """With ``sink``, each node goes to it as it is read (no list of them is kept: a large
+    tree's temporaries are then freed node by node) and the returned list is empty."""
     mv = memoryview(data)
+    first: str | None = None
     try:
         hdr, off = FileHeader.read(mv, 0)
         if hdr.magic != SNAP_MAGIC:
@@ -331,7 +339,12 @@ def _parse(data: bytes, name: str) -> tuple[dict[int, int], list[Node], ZxidDige
             if path and path[: path.rfind("/")] not in seen:
                 raise SnapshotError(f"{name}: node {path} comes before its parent")
             seen.add(path)
-            nodes.append((path, node.data, acl, node.stat))
+            if first is None:
+                first = path
+            if sink is not None:
+                sink(path, node.data, acl, node.stat)
+            else:
+                nodes.append((path, node.data, acl, node.stat))
         off = _check_seal(mv, off, name)
         digest = None
         if off < len(mv):
@@ -351,7 +364,7 @@ def _parse(data: bytes, name: str) -> tuple[dict[int, int], list[Node], ZxidDige
         if isinstance(exc, SnapshotError):
             raise
         raise SnapshotError(f"{name}: truncated or unreadable: {exc}") from None
-    if not nodes or nodes[0][0] != "":
+    if first != "":
         raise SnapshotError(f"{name}: the tree has no root")
     return sessions, nodes, digest
 
@@ -369,10 +382,11 @@ def _load_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def read_snapshot(path: Path) -> SnapshotData:
-    """Read and verify one snapshot file (plain or .gz)."""
+def read_snapshot(path: Path, sink: NodeSink | None = None) -> SnapshotData:
+    """Read and verify one snapshot file (plain or .gz); with ``sink``, its nodes go there one
+    by one (see ``_parse``) and ``nodes`` stays empty."""
     p = Path(path)
-    sessions, nodes, digest = _parse(_load_bytes(p), str(p))
+    sessions, nodes, digest = _parse(_load_bytes(p), str(p), sink)
     return SnapshotData(snapshot_zxid(p), sessions, nodes, p, digest)
 
 

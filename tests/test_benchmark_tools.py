@@ -48,3 +48,18 @@ def test_mixed_ensemble_benchmark_runs_one_arrangement_against_the_baseline():
         assert 0 < r["failover"]["max"] < 120
     table = mixed.report(results)
     assert "| ZAA (leader " in table and "| AAA (leader " in table
+
+
+def test_memory_benchmark_fills_and_recovers_a_small_tree(tmp_path):
+    import json
+
+    from benchmarks import memory
+
+    out = tmp_path / "mem.json"
+    assert memory.main(["--fill", "300", "--recover", "2000", "--runs", "1", "--servers", "zkops",
+                        "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    fill = results["fill"]["zkops"]
+    assert fill["filled_kb"][0] > 0 and fill["idle_kb"][0] > 0
+    rec = results["recover"]["zkops"]
+    assert rec["znodes"] == 2000 and rec["seconds"][0] > 0 and rec["rss_mib"][0] > 0

@@ -64,7 +64,7 @@ def _request(op: tuple) -> tuple[int, Any]:
 
 
 def _snapshot(tree: DataTree) -> dict[str, tuple]:
-    return {p: (n.data, n.stat(), tuple(n.children or ()), n.acl) for p, n in tree.nodes.items()}
+    return {p: (n.data, n.stat(), tuple(tree.children_of(p)), n.acl) for p, n in tree.nodes.items()}
 
 
 def _core_with_session(session_id: int = 1) -> ServerCore:
@@ -101,11 +101,13 @@ def _run(script: list[tuple], batch: int) -> tuple[ServerCore, list[Any], list[b
 
 
 def _check_indexes(tree: DataTree) -> None:
-    for path, node in tree.nodes.items():
+    for path in tree.nodes:
         if path != "/":
-            parent = tree.nodes[path.rsplit("/", 1)[0] or "/"]
-            assert path.rsplit("/", 1)[1] in (parent.children or ())
-        for name in node.children or ():
+            parent_path = path.rsplit("/", 1)[0] or "/"
+            parent = tree.nodes[parent_path]
+            assert path.rsplit("/", 1)[1] in tree.children_of(parent_path)
+            assert path in (parent.children or ())  # keyed by the child's path
+        for name in tree.children_of(path):
             child = (path.rstrip("/") + "/" + name) if path != "/" else "/" + name
             assert child in tree.nodes
     for sid, eph in tree.ephemerals.items():

@@ -1,0 +1,153 @@
+"""The compact data tree: what each znode holds, and that listing, recovery and the per-namespace
+counts still say what they said before the tree was made smaller."""
+
+from __future__ import annotations
+
+import sys
+
+from zkops.server import snapshot as snapmod
+from zkops.server.acl import OPEN_ACL_UNSAFE
+from zkops.server.codes import CONTAINER_OWNER
+from zkops.server.database import Database
+from zkops.server.datatree import DataTree, Node, OwnedNode, decode_snapshot_node
+from zkops.server.javaorder import INITIAL_CAPACITY, grown_capacity, hashset_order
+from zkops.server.metrics import PerNamespace
+from zkops.server.records import StatPersisted
+
+ACL = list(OPEN_ACL_UNSAFE)
+
+
+def _tree(n: int, parent: str = "/a", time: int = 1_700_000_000_000) -> DataTree:
+    t = DataTree()
+    t.create(parent, b"", ACL, 0, -1, 1, time)
+    for i in range(n):
+        t.create(f"{parent}/c{i}", bytes(bytearray(b"x" * 100)), ACL, 0, -1, 2 + i, time)
+    return t
+
+
+def test_a_plain_znode_is_a_slotted_object_of_128_bytes() -> None:
+    t = _tree(1)
+    node = t.nodes["/a/c0"]
+    assert type(node) is Node and not hasattr(node, "__dict__")
+    assert node.owner == 0
+    assert sys.getsizeof(node) <= 128  # the collector's header included
+
+
+def test_ephemeral_container_and_ttl_nodes_keep_their_owner() -> None:
+    t = DataTree()
+    t.create("/e", b"", ACL, 0x1234, -1, 1, 5)
+    t.create("/c", b"", ACL, CONTAINER_OWNER, -1, 2, 5)
+    assert type(t.nodes["/e"]) is OwnedNode and t.nodes["/e"].owner == 0x1234
+    assert t.nodes["/c"].owner == CONTAINER_OWNER
+    assert t.ephemerals == {0x1234: {"/e"}} and t.containers == {"/c"}
+    assert t.nodes["/e"].stat().ephemeralOwner == 0x1234
+
+
+def test_children_are_keyed_by_the_path_strings_of_the_node_table() -> None:
+    t = _tree(3)
+    keys = {id(k) for k in t.nodes}
+    for path, node in t.nodes.items():
+        for child in node.children or ():
+            assert id(child) in keys, (path, child)
+    assert t.children_of("/a") == ["c0", "c1", "c2"]
+    assert t.children_of("") == ["zookeeper", "a"]
+    assert t.children_sorted(t.nodes["/zookeeper"]) == ["config", "quota"]
+
+
+def test_listing_order_follows_the_java_hashset_through_growth_and_recreation() -> None:
+    t = _tree(40)
+    names = [f"c{i}" for i in range(40)]
+    cap = grown_capacity(INITIAL_CAPACITY, 40)
+    assert t.capacity_of("/a") == cap
+    assert t.children_listed(t.nodes["/a"]) == hashset_order(names, cap)
+    # a HashSet never shrinks: deleting children keeps the table size
+    for i in range(35):
+        t.delete(f"/a/c{i}", 100 + i)
+    assert t.children_listed(t.nodes["/a"]) == hashset_order(names[35:], cap)
+    # a node deleted and made again starts with a new, small table
+    for i in range(35, 40):
+        t.delete(f"/a/c{i}", 200 + i)
+    t.delete("/a", 300)
+    assert "/a" not in t.capacities
+    t.create("/a", b"", ACL, 0, -1, 400, 5)
+    for name in ("x", "y"):
+        t.create(f"/a/{name}", b"", ACL, 0, -1, 401, 5)
+    assert t.capacity_of("/a") == INITIAL_CAPACITY
+    assert t.children_listed(t.nodes["/a"]) == hashset_order(["x", "y"], INITIAL_CAPACITY)
+
+
+def test_count_descendants_and_walk_use_the_child_paths() -> None:
+    t = _tree(5)
+    t.create("/a/c1/d", b"", ACL, 0, -1, 50, 5)
+    assert t.count_descendants("/a") == 6
+    walked = [p for p, _ in t.walk()]
+    assert walked.index("/a") < walked.index("/a/c1") < walked.index("/a/c1/d")
+    assert set(walked) == set(t.nodes)
+
+
+def test_nodes_written_in_one_millisecond_share_their_time() -> None:
+    t = _tree(3, time=1_700_000_000_123)
+    a, b = t.nodes["/a/c0"], t.nodes["/a/c2"]
+    assert a.ctime == b.ctime == 1_700_000_000_123 and a.ctime is b.ctime
+    assert a.mtime is a.ctime
+
+
+def test_a_loaded_node_shares_equal_stamps() -> None:
+    t = DataTree()
+    big = 1 << 40
+    decode_snapshot_node(t, "/n", b"d", ACL, StatPersisted(big + 1, int(str(big + 1)), big, int(str(big)), 0, 0, 0,
+                                                          0, int(str(big + 1))))
+    n = t.nodes["/n"]
+    assert n.czxid is n.mzxid is n.pzxid and n.ctime is n.mtime
+    assert n.persisted() == StatPersisted(big + 1, big + 1, big, big, 0, 0, 0, 0, big + 1)
+
+
+def test_per_namespace_counts_one_and_many_samples() -> None:
+    counts = PerNamespace()
+    counts.add("/", 5)
+    counts.add("/solo", 10)
+    counts.add("/many", 1)
+    counts.add("/many/x", 100)
+    counts.add("/many/y/z", 7)
+    assert counts.rows() == {"solo": (1, 15, 15, 15), "many": (3, 6 + 107 + 16, 6, 107)}
+
+
+def test_recovery_streams_the_snapshot_into_the_tree_in_file_order(tmp_path) -> None:
+    now = 1_700_000_000_000
+    stat = StatPersisted(1, 1, now, now, 0, 0, 0, 0, 1)
+    empty = StatPersisted(0, 0, 0, 0, 0, 0, 0, 0, 0)
+    # the order Apache writes (a pre-order walk in HashSet order), not sorted
+    nodes = [("", b"", ACL, empty), ("/zookeeper", b"", ACL, empty), ("/zookeeper/quota", b"", ACL, empty),
+             ("/b", b"", ACL, stat), ("/b/y", b"1", ACL, stat), ("/b/x", b"2", ACL, stat), ("/a", None, ACL, stat)]
+    snapmod.write_snapshot(tmp_path, 1, {7: 30000}, nodes)
+    db = Database.open(tmp_path)
+    try:
+        t = db.tree
+        assert set(t.nodes) == {"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config", "/b", "/b/y", "/b/x",
+                                "/a"}
+        assert t.children_of("/b") == ["y", "x"]  # inserted as read, as Apache's deserialize does
+        assert t.nodes["/b/x"].data == b"2" and t.nodes["/a"].data is None
+        assert db.sessions == {7: 30000}
+        assert t.last_zxid == 1
+    finally:
+        db.close()
+
+
+def test_recovery_skips_a_damaged_newest_snapshot_and_builds_from_the_older(tmp_path, caplog) -> None:
+    now = 1_700_000_000_000
+    stat = StatPersisted(1, 1, now, now, 0, 0, 0, 0, 1)
+    empty = StatPersisted(0, 0, 0, 0, 0, 0, 0, 0, 0)
+    base = [("", b"", ACL, empty), ("/zookeeper", b"", ACL, empty), ("/zookeeper/quota", b"", ACL, empty)]
+    snapmod.write_snapshot(tmp_path, 1, {}, base + [("/old", b"", ACL, stat)])
+    newest = snapmod.write_snapshot(tmp_path, 2, {}, base + [("/new", b"", ACL, stat)] +
+                                    [(f"/new{i}", b"z" * 50, ACL, stat) for i in range(50)])
+    raw = bytearray(newest.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # a node in the middle: read half-way before the damage shows
+    newest.write_bytes(bytes(raw))
+    db = Database.open(tmp_path)
+    try:
+        assert "/old" in db.tree.nodes and "/new" not in db.tree.nodes
+        assert db.tree.last_zxid == 1
+    finally:
+        db.close()
+    assert "skipping snapshot" in caplog.text
