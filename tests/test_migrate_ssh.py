@@ -245,7 +245,11 @@ def test_migrate_over_ssh_and_roll_back_under_a_writer(
         finally:
             k.stop()
             k.close()
+    gap, length = writer.longest_gap(t0, t1)
+    errors = [f"{t - t0:.1f} s {e}" for t, e in writer.errors if gap <= t <= gap + length]
     with capsys.disabled():
+        print(f"\nmigrate: longest pause from {gap - t0:.1f} s to {gap + length - t0:.1f} s; servers then: "
+              f"{watch.around(gap, gap + length, t0)}; failed creates then: {errors[:10]}")
         print(f"\nmigrate over ssh: {t1 - t0:.1f} s, rollback: {t3 - t2:.1f} s, acked writes: {len(writer.acked)}, "
               f"longest pause between acked writes: migrate {writer.longest_pause(t0, t1):.2f} s, "
               f"rollback {writer.longest_pause(t2, t3):.2f} s, longest time without a leader "

@@ -28,6 +28,7 @@ class Writer(threading.Thread):
         self.k.ensure_path("/w")
         self.acked: list[str] = []
         self.ack_times: list[float] = []
+        self.errors: list[tuple[float, str]] = []  # (when, what) of every failed create, for the notes
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -38,7 +39,8 @@ class Writer(threading.Thread):
                 self.k.create(path, b"x")
             except NodeExistsError:
                 pass  # a retried create that had succeeded
-            except KazooException:
+            except KazooException as exc:
+                self.errors.append((time.monotonic(), type(exc).__name__))
                 time.sleep(0.05)
                 continue
             self.acked.append(path)
@@ -47,8 +49,12 @@ class Writer(threading.Thread):
             time.sleep(0.01)
 
     def longest_pause(self, since: float, until: float) -> float:
+        return self.longest_gap(since, until)[1]
+
+    def longest_gap(self, since: float, until: float) -> tuple[float, float]:
+        """(start, length) of the longest time between acknowledged writes in [since, until]."""
         ts = [since, *[t for t in self.ack_times if since <= t <= until], until]
-        return max(b - a for a, b in zip(ts, ts[1:], strict=False))
+        return max(((a, b - a) for a, b in zip(ts, ts[1:], strict=False)), key=lambda g: g[1])
 
     def wait_more(self, count: int, timeout: float = 90.0) -> bool:
         """Until ``count`` more writes were acknowledged."""
@@ -103,6 +109,7 @@ class QuorumWatch(threading.Thread):
         self.most_down = 0
         self.longest_leaderless = 0.0
         self.polls = 0
+        self.timeline: list[tuple[float, tuple[str | None, ...]]] = []  # (when, modes) at every change
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -110,6 +117,9 @@ class QuorumWatch(threading.Thread):
         while not self.stopping.is_set():
             answers = [srvr(a) for a in self.addresses]
             now = time.monotonic()
+            modes = tuple("down" if t is None else mode_of(t) for t in answers)
+            if not self.timeline or self.timeline[-1][1] != modes:
+                self.timeline.append((now, modes))
             self.most_down = max(self.most_down, sum(1 for t in answers if t is None))
             if any(mode_of(t) == "leader" for t in answers):
                 leaderless_since = None
@@ -118,6 +128,12 @@ class QuorumWatch(threading.Thread):
                 self.longest_leaderless = max(self.longest_leaderless, now - leaderless_since)
             self.polls += 1
             time.sleep(0.1)
+
+    def around(self, start: float, end: float, origin: float) -> str:
+        """The mode changes from just before ``start`` to ``end``, in seconds from ``origin``."""
+        before = [e for e in self.timeline if e[0] <= start][-1:]
+        during = [e for e in self.timeline if start < e[0] <= end]
+        return "; ".join(f"{t - origin:.1f} s {','.join(str(m) for m in modes)}" for t, modes in before + during)
 
     def stop(self) -> None:
         self.stopping.set()
