@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import shlex
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from zkops.server.config import ConfigError, parse_config, read_properties
@@ -98,7 +98,6 @@ class SshOps:
     node: Node
     wheels: WheelBox
     owner: str = "root"
-    notes: list[str] = field(default_factory=list)
 
     # ---- facts
     @property
