@@ -23,9 +23,14 @@ every host)::
            pid_file: /var/lib/zookeeper/zookeeper_server.pid, log_file: /var/log/zookeeper/zookeeper.out}
 
 plus ``zoo_cfg`` (default: Debian's /etc/zookeeper/conf/zoo.cfg); ``data_dir`` and
-``data_log_dir`` default to what zoo.cfg says and, when given, must agree with it. Only
-``connection: local`` hosts are supported so far; SSH hosts are refused before anything
-is touched.
+``data_log_dir`` default to what zoo.cfg says and, when given, must agree with it.
+``layout: docker`` presets the official Docker image's layout (/conf/zoo.cfg, /data,
+/datalog, ``zkServer.sh --config /conf start-foreground``); ``layout: debian`` (the default)
+is Debian's package.
+
+What is done on a host goes through a ``HostOps``: ``LocalOps`` here for ``connection:
+local``; ``provision/migrate_ssh.py`` gives the SSH one (and installs zkops there as
+``zkops deploy`` does). The play, the health checks and the order are the same for both.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from zkops.server.config import ConfigError, ServerConfig, load_config
 from zkops.server.snapshot import find_snapshots
@@ -50,9 +55,18 @@ from .deploy import Recap
 from .inventory import Host, Inventory, InventoryError
 from .status import check_ensemble
 
-JAVA_KEYS = {"service", "command", "zoo_cfg", "data_dir", "data_log_dir", "pid_file", "log_file"}
+JAVA_KEYS = {"layout", "service", "command", "zoo_cfg", "data_dir", "data_log_dir", "pid_file", "log_file"}
 DEBIAN_ZOO_CFG = "/etc/zookeeper/conf/zoo.cfg"  # Debian's zookeeper package (and zookeeperd's service)
 DEBIAN_SERVICE = "zookeeper"
+# where things are, by how Apache ZooKeeper was installed; the inventory's own keys win
+LAYOUTS: dict[str, dict[str, Any]] = {
+    "debian": {"zoo_cfg": DEBIAN_ZOO_CFG},  # service zookeeper (zookeeperd), dataDir from zoo.cfg
+    # the official Docker image: ZOO_CONF_DIR=/conf, ZOO_DATA_DIR=/data, ZOO_DATA_LOG_DIR=/datalog,
+    # ZOO_LOG_DIR=/logs; its entrypoint runs zkServer.sh start-foreground, which execs the JVM
+    "docker": {"zoo_cfg": "/conf/zoo.cfg", "data_dir": "/data", "data_log_dir": "/datalog",
+               "command": "zkServer.sh --config /conf start-foreground",
+               "pid_file": "/data/zookeeper_server.pid", "log_file": "/logs/zookeeper.out"},
+}
 STOP_WAIT = 30.0
 SERVING = ("leader", "follower", "observer")
 
@@ -83,13 +97,39 @@ class HostFacts:
     kind: str | None = None  # Kind.JAVA | Kind.ZKOPS | None (nothing serving)
     mode: str | None = None
     problem: str | None = None
+    ops: HostOps | None = None
+
+
+class HostOps(Protocol):
+    """What the play does on one host; each action returns what it did, or raises
+    RuntimeError / OSError / subprocess.SubprocessError saying why not."""
+
+    def check_files(self, f: HostFacts) -> str | None:
+        """Read zoo.cfg (setting ``f.config``), myid and the dataDir: why they cannot be taken over, or None."""
+
+    def java_running(self, f: HostFacts) -> bool:
+        """``java: {command}``: does ``pid_file`` name a live QuorumPeerMain?"""
+
+    def prepare(self, f: HostFacts, check: bool) -> tuple[str, str] | None:
+        """Get zkops ready to start on the host (status, message), or None when there is nothing to do."""
+
+    def stop_java(self, f: HostFacts) -> str: ...
+
+    def start_java(self, f: HostFacts) -> str: ...
+
+    def stop_zkops(self, f: HostFacts) -> str: ...
+
+    def start_zkops(self, f: HostFacts) -> str: ...
+
+    def close(self) -> None: ...
 
 
 def java_spec(inv: Inventory, host: Host) -> JavaSpec:
     """The host's ``java:`` settings over ``all.vars.java`` over Debian's package layout."""
     merged: dict[str, Any] = {}
-    for layer, where in ((inv.vars.get("java"), "all.vars.java"), (host.vars.get("java"), f"{host.name}.vars.java"),
-                         (host.java, f"all.hosts.{host.name}.java")):
+    layers = [(inv.vars.get("java"), "all.vars.java"), (host.vars.get("java"), f"{host.name}.vars.java"),
+              (host.java, f"all.hosts.{host.name}.java")]
+    for layer, where in layers:
         if layer is None:
             continue
         if not isinstance(layer, dict):
@@ -99,6 +139,17 @@ def java_spec(inv: Inventory, host: Host) -> JavaSpec:
             raise InventoryError(f"{inv.source}: {where}.{sorted(bad)[0]}: unknown key "
                                  f"(known: {', '.join(sorted(JAVA_KEYS))})")
         merged.update(layer)
+    layout = str(merged.pop("layout", "debian"))
+    if layout not in LAYOUTS:
+        raise InventoryError(f"{inv.source}: all.hosts.{host.name}.java.layout: {layout!r} is not one of "
+                             f"{', '.join(sorted(LAYOUTS))}")
+    preset = dict(LAYOUTS[layout])
+    if "service" in merged:  # a service of the inventory's own replaces the preset's command
+        for key in ("command", "pid_file", "log_file"):
+            preset.pop(key, None)
+    if "command" in merged:
+        preset.pop("service", None)
+    merged = {**preset, **merged}
     command = merged.get("command")
     if isinstance(command, str):
         command = shlex.split(command)
@@ -130,15 +181,9 @@ def probe(host: Host) -> tuple[str | None, str | None]:
     return (Kind.ZKOPS if "zkops" in version else Kind.JAVA), fields.get("Mode")
 
 
-def _check_files(f: HostFacts) -> str | None:
-    """Why this host's zoo.cfg, myid or dataDir cannot be taken over, or None."""
+def check_config(f: HostFacts, cfg: ServerConfig) -> str | None:
+    """Why this zoo.cfg (with its myid) does not fit the inventory, or None; sets ``f.config``."""
     spec, host = f.java, f.host
-    try:
-        cfg = load_config(spec.zoo_cfg)
-    except ConfigError as exc:
-        return f"cannot use {spec.zoo_cfg}: {exc}"
-    except OSError as exc:
-        return f"cannot read {spec.zoo_cfg}: {exc.strerror}"
     f.config = cfg
     for key, given, actual in (("data_dir", spec.data_dir, cfg.data_dir), ("data_log_dir", spec.data_log_dir,
                                                                            cfg.data_log_dir)):
@@ -149,6 +194,20 @@ def _check_files(f: HostFacts) -> str | None:
                 f"set myid: {cfg.my_id} on the host")
     if cfg.client_port is not None and cfg.client_port != host.client_port:
         return f"{spec.zoo_cfg} has clientPort={cfg.client_port} but the inventory says client_port {host.client_port}"
+    return None
+
+
+def _check_files(f: HostFacts) -> str | None:
+    """Why this host's zoo.cfg, myid or dataDir cannot be taken over, or None (connection: local)."""
+    try:
+        cfg = load_config(f.java.zoo_cfg)
+    except ConfigError as exc:
+        return f"cannot use {f.java.zoo_cfg}: {exc}"
+    except OSError as exc:
+        return f"cannot read {f.java.zoo_cfg}: {exc.strerror}"
+    problem = check_config(f, cfg)
+    if problem:
+        return problem
     for d in {cfg.data_dir, cfg.data_log_dir}:
         v2 = d / "version-2"
         if not v2.is_dir():
@@ -165,17 +224,24 @@ def _check_files(f: HostFacts) -> str | None:
     return None
 
 
-def gather(inv: Inventory) -> list[HostFacts]:
+Connector = Callable[[HostFacts], "HostOps"]
+
+
+def gather(inv: Inventory, connect: Connector | None = None) -> list[HostFacts]:
+    """Facts of every host; ``connect`` gives a host's ops (default: local hosts only), or raises
+    RuntimeError saying why the host cannot be reached."""
     facts: list[HostFacts] = []
-    for host in inv.hosts:
-        f = HostFacts(host, java_spec(inv, host))
+    specs = [java_spec(inv, host) for host in inv.hosts]  # inventory errors before any connection
+    for host, spec in zip(inv.hosts, specs, strict=True):
+        f = HostFacts(host, spec)
         f.kind, f.mode = probe(host)
-        if host.connection != "local":
-            f.problem = "connection: ssh is not supported by zkops migrate yet; only connection: local"
-        else:
-            f.problem = _check_files(f)
-        if (f.problem is None and f.kind == Kind.JAVA and f.java.command is not None
-                and _java_pid(f) is None):
+        try:
+            f.ops = (connect or local_ops)(f)
+            f.problem = f.ops.check_files(f)
+        except RuntimeError as exc:
+            f.problem = str(exc)
+        if (f.problem is None and f.ops is not None and f.kind == Kind.JAVA and f.java.command is not None
+                and not f.ops.java_running(f)):
             f.problem = (f"java.pid_file {f.java.pid_file} names no running Java ZooKeeper (QuorumPeerMain); "
                          "give the pid file of the server that serves on this host's client port")
         facts.append(f)
@@ -274,7 +340,7 @@ def stop_java(f: HostFacts) -> str:
         out = subprocess.run(["systemctl", "stop", f.java.service], capture_output=True, text=True, timeout=120)
         if out.returncode:
             raise RuntimeError(f"systemctl stop {f.java.service}: {(out.stdout + out.stderr).strip()[-300:]}")
-        _wait_port_free(f.host)
+        wait_port_free(f.host)
         return f"systemctl stop {f.java.service}"
     pid = _java_pid(f)
     if pid is None:
@@ -283,7 +349,7 @@ def stop_java(f: HostFacts) -> str:
     if not _wait_gone(pid):
         os.kill(pid, signal.SIGKILL)
         _wait_gone(pid, 10)
-    _wait_port_free(f.host)
+    wait_port_free(f.host)
     return f"stopped pid {pid}"
 
 
@@ -323,8 +389,51 @@ def stop_zkops(f: HostFacts) -> str:
     out = _zkserver(f, "stop")
     if out.returncode:
         raise RuntimeError(f"zkserver stop: {(out.stdout + out.stderr).strip()[-300:]}")
-    _wait_port_free(f.host)
+    wait_port_free(f.host)
     return f"zkserver stop {f.java.zoo_cfg}"
+
+
+class LocalOps:
+    """``connection: local``: the servers run on this machine; zkops from the installed package."""
+
+    def check_files(self, f: HostFacts) -> str | None:
+        return _check_files(f)
+
+    def java_running(self, f: HostFacts) -> bool:
+        return _java_pid(f) is not None
+
+    def prepare(self, f: HostFacts, check: bool) -> tuple[str, str] | None:
+        return None
+
+    def stop_java(self, f: HostFacts) -> str:
+        return stop_java(f)
+
+    def start_java(self, f: HostFacts) -> str:
+        return start_java(f)
+
+    def stop_zkops(self, f: HostFacts) -> str:
+        return stop_zkops(f)
+
+    def start_zkops(self, f: HostFacts) -> str:
+        return start_zkops(f)
+
+    def close(self) -> None:
+        pass
+
+
+def local_ops(f: HostFacts) -> HostOps:
+    if f.host.connection != "local":
+        raise RuntimeError("connection: ssh hosts are migrated by zkops migrate through provision.migrate_ssh")
+    return LocalOps()
+
+
+def wait_port_free(host: Host, timeout: float = STOP_WAIT) -> None:
+    """Until nothing answers on the host's client port; RuntimeError when a server still answers
+    after ``timeout`` (a stop that did not stop it)."""
+    _wait_port_free(host, timeout)
+    if four_letter_or_empty(host.address, host.client_port, "ruok", timeout=2):
+        raise RuntimeError(f"a server still answers on {host.address}:{host.client_port} {timeout:.0f} s after "
+                           "it was stopped")
 
 
 def _wait_kind(host: Host, kind: str, wait: float) -> bool:
@@ -339,11 +448,20 @@ def _wait_kind(host: Host, kind: str, wait: float) -> bool:
 
 # ------------------------------------------------------------------ the play
 def migrate(inv: Inventory, check: bool = False, rollback: bool = False, wait: float = 60.0,
-            log: Callable[[str], None] = lambda text: None) -> Recap:
+            log: Callable[[str], None] = lambda text: None, connect: Connector | None = None) -> Recap:
     """Move every host of ``inv`` to zkops (or back to Java with ``rollback``), one at a time."""
+    facts = gather(inv, connect)
+    try:
+        return _play(facts, check, rollback, wait, log)
+    finally:
+        for f in facts:
+            if f.ops is not None:
+                f.ops.close()
+
+
+def _play(facts: list[HostFacts], check: bool, rollback: bool, wait: float, log: Callable[[str], None]) -> Recap:
     recap = Recap()
     want, old = (Kind.JAVA, Kind.ZKOPS) if rollback else (Kind.ZKOPS, Kind.JAVA)
-    facts = gather(inv)
     hosts = [f.host for f in facts]
     for f in facts:
         if f.problem:
@@ -360,6 +478,10 @@ def migrate(inv: Inventory, check: bool = False, rollback: bool = False, wait: f
     if check:
         problems = health_problems(hosts)
         for f in sorted(todo, key=lambda f: f.mode == "leader"):
+            assert f.ops is not None
+            prepared = f.ops.prepare(f, True) if want == Kind.ZKOPS else None
+            if prepared:
+                recap.add(f.host.name, "install zkops", *prepared)
             recap.add(f.host.name, f"replace {old} by {want}", "changed",
                       "(check mode)" + (f"; now refused: {'; '.join(problems)}" if problems else ""))
         return recap
@@ -386,8 +508,18 @@ def migrate(inv: Inventory, check: bool = False, rollback: bool = False, wait: f
 def _replace(f: HostFacts, want: str, hosts: list[Host], wait: float, recap: Recap,
              log: Callable[[str], None]) -> bool:
     name = f.host.name
-    stop, start, undo = ((stop_zkops, start_java, start_zkops) if want == Kind.JAVA
-                         else (stop_java, start_zkops, start_java))
+    ops = f.ops
+    assert ops is not None
+    stop, start, undo = ((ops.stop_zkops, ops.start_java, ops.start_zkops) if want == Kind.JAVA
+                         else (ops.stop_java, ops.start_zkops, ops.start_java))
+    if want == Kind.ZKOPS:  # zkops installed before Java stops: the host is down only for the switch
+        try:
+            prepared = ops.prepare(f, False)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            recap.add(name, "install zkops", "failed", str(exc))
+            return False
+        if prepared:
+            recap.add(name, "install zkops", *prepared)
     t0 = time.monotonic()
     try:
         msg = stop(f)
@@ -411,9 +543,12 @@ def _replace(f: HostFacts, want: str, hosts: list[Host], wait: float, recap: Rec
     recap.add(name, f"start {want}", "failed", f"{msg}; not serving after {wait:.0f} s, putting the old server back")
     try:
         if want == Kind.ZKOPS:
-            _zkserver(f, "stop")
-        elif _java_pid(f) is not None or f.java.service:
-            stop_java(f)
+            try:
+                ops.stop_zkops(f)
+            except (RuntimeError, OSError, subprocess.SubprocessError):
+                pass  # it may not have started at all
+        elif f.java.service or ops.java_running(f):
+            ops.stop_java(f)
         undo(f)
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         recap.add(name, "put the old server back", "failed", str(exc))

@@ -599,6 +599,11 @@ class Ensemble:
                 self.waiting.pop((session, cxid), None)
                 self._fail(origin, Err.CONNECTIONLOSS)
 
+    def session_reconnected(self, session: int, timeout: int) -> None:
+        """A client reattached ``session`` to this server: a learner tells the leader (REVALIDATE)."""
+        if self.peer.zab.role in (Role.OBSERVER, Role.FOLLOWER) and self.peer.leader is not None:
+            self.quorum_net.revalidate(session, timeout)
+
     def _fail(self, origin: Pending, err: Err) -> None:
         if origin.conn is not None and origin.req is not None:
             origin.conn.send_reply(origin.req.xid, self.server.core.last_zxid, int(err))

@@ -207,6 +207,17 @@ class QuorumNetwork:
                 link.write(QuorumPacket(T.ACK, msg.zxid, None, None))
         # Ping: Apache learners only answer the leader's pings (see _learner_packet)
 
+    def revalidate(self, session: int, timeout: int) -> bool:
+        """Tell the leader that a client's session reconnected here (Apache's leader then takes this
+        learner as the session's owner, and refuses writes for it forwarded by any other); the
+        leader's answer is not waited for: it comes before any write of that session this learner
+        forwards next, on the same connection. False when there is no connection."""
+        link = self.leader_link
+        if link is None or link.closed:
+            return False
+        link.write(QuorumPacket(T.REVALIDATE, -1, qw.encode_revalidate(session, timeout), None))
+        return True
+
     def forward(self, req: qw.ForwardedRequest, auth: tuple[tuple[str, str], ...]) -> bool:
         """A client's write or sync for the leader; False when there is no connection."""
         link = self.leader_link

@@ -535,6 +535,7 @@ class ZooKeeperServer:
         core.sessions.touch(sid, _now_ms())
         if self.ensemble is not None:
             self.touched_sessions.add(sid)
+            self.ensemble.session_reconnected(sid, timeout)
         self.by_session[sid] = conn
         conn.send_connect_response(ConnectResponse(0, timeout, sid, session_password(sid)), False)
 

@@ -348,3 +348,23 @@ def test_a_wrong_java_key_is_an_inventory_error(tmp_path: Path, capsys: pytest.C
         "service": "zookeeper", "command": "java -cp x Main"}}}}}))
     assert _run(str(inv)) == 2
     assert "give either service or command" in capsys.readouterr().out
+
+
+def test_layout_presets() -> None:
+    from zkops.provision.inventory import InventoryError, parse
+    from zkops.provision.migrate import java_spec
+
+    inv = parse({"all": {"hosts": {"zk1": {"address": "10.0.0.1"},
+                                   "zk2": {"address": "10.0.0.2", "java": {"layout": "docker"}},
+                                   "zk3": {"address": "10.0.0.3", "java": {"layout": "docker", "service": "zk"}}}}})
+    debian, docker, docker_service = (java_spec(inv, h) for h in inv.hosts)
+    assert (debian.service, str(debian.zoo_cfg), debian.command, debian.data_dir) == (
+        "zookeeper", "/etc/zookeeper/conf/zoo.cfg", None, None)
+    assert (str(docker.zoo_cfg), str(docker.data_dir), str(docker.data_log_dir), docker.service) == (
+        "/conf/zoo.cfg", "/data", "/datalog", None)
+    assert docker.command == ["zkServer.sh", "--config", "/conf", "start-foreground"]
+    assert str(docker.pid_file) == "/data/zookeeper_server.pid"
+    assert (docker_service.service, docker_service.command, str(docker_service.zoo_cfg)) == ("zk", None, "/conf/zoo.cfg")
+    bad = parse({"all": {"hosts": {"zk1": {"java": {"layout": "rpm"}}}}})
+    with pytest.raises(InventoryError, match="layout: 'rpm' is not one of debian, docker"):
+        java_spec(bad, bad.hosts[0])

@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     mp.add_argument("--check", action="store_true", help="say what would change, change nothing")
     mp.add_argument("--rollback", action="store_true", help="put Java back on the hosts that run zkops")
     mp.add_argument("--wait", type=float, default=60.0, help="seconds to wait for a healthy ensemble (default 60)")
+    mp.add_argument("-v", "--verbose", action="store_true", help="show the commands run on SSH hosts")
+    mp.add_argument("--accept-new-host-keys", action="store_true",
+                    help="trust and remember hosts not yet in known_hosts (ssh's accept-new)")
+    mp.add_argument("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)")
+    mp.add_argument("--wheel", help="install this zkops wheel on SSH hosts instead of building one from here")
     from zkops import backup_cli
     from zkops.labs import cli as lab_cli
 
@@ -142,9 +147,17 @@ def main(argv: list[str] | None = None) -> int:
         from zkops.provision.migrate import migrate
 
         try:
-            recap = migrate(inv, check=args.check, rollback=args.rollback, wait=args.wait)
+            if any(h.connection == "ssh" for h in inv.hosts):
+                from zkops.provision.migrate_ssh import migrate_ssh
+
+                recap = migrate_ssh(inv, _options(args), check=args.check, rollback=args.rollback, wait=args.wait)
+            else:
+                recap = migrate(inv, check=args.check, rollback=args.rollback, wait=args.wait)
         except InventoryError as exc:
             console.print(f"[red]inventory error:[/] {escape(str(exc))}")
+            return 2
+        except MissingPackage as exc:
+            console.print(f"[red]error:[/] {escape(str(exc))}")
             return 2
         print_recap(recap)
         if recap.status is not None:

@@ -22,9 +22,13 @@ from pathlib import Path
 INCLUDE = ("python3", "python3-venv", "openssh-server", "iproute2", "iptables", "procps", "sudo")
 # a host as production has it: systemd as PID 1, and Debian's own ZooKeeper package (with its JVM)
 SYSTEMD_INCLUDE = (*INCLUDE, "systemd", "systemd-sysv", "dbus", "zookeeper")
+# a host that runs Apache ZooKeeper as Debian ships it, to migrate off: the JVM and zookeeperd's
+# service (an init script systemd runs as zookeeper.service) on top of the systemd host
+JAVA_INCLUDE = (*SYSTEMD_INCLUDE, "default-jre-headless", "zookeeperd")
 CACHE = Path("/var/tmp/zkops-test-images")
 BASE_TAG = "zkops-test-base:bookworm"
 SYSTEMD_TAG = "zkops-test-systemd:bookworm"
+JAVA_TAG = "zkops-test-java:bookworm"
 
 
 class DockerUnavailable(RuntimeError):
@@ -110,6 +114,15 @@ class Engine:
             repo, tag = SYSTEMD_TAG.split(":")
             self.client.api.import_image_from_file(str(rootfs_tarball(SYSTEMD_INCLUDE)), repository=repo, tag=tag)
         return SYSTEMD_TAG
+
+    def java_image(self) -> str:
+        """The systemd image plus the JVM and zookeeperd (Apache ZooKeeper as a Debian service)."""
+        try:
+            self.client.images.get(JAVA_TAG)
+        except Exception:  # noqa: BLE001 - docker.errors.ImageNotFound
+            repo, tag = JAVA_TAG.split(":")
+            self.client.api.import_image_from_file(str(rootfs_tarball(JAVA_INCLUDE)), repository=repo, tag=tag)
+        return JAVA_TAG
 
     def stop(self) -> None:
         """Stop our dockerd (its containers die with it) and remove its directories."""

@@ -73,16 +73,20 @@ class SshHosts:
         for h in self.hosts:
             self.wait_ssh(h)
 
-    def add_systemd_host(self, name: str, index: int) -> SshHost:
-        """A host whose PID 1 is systemd, with Debian's zookeeper package; address .10+index."""
+    def add_systemd_host(self, name: str, index: int, image: str | None = None,
+                         cap_add: tuple[str, ...] = ()) -> SshHost:
+        """A host whose PID 1 is systemd, with Debian's zookeeper package; address .10+index.
+        ``image``: another image of that kind (``Engine.java_image()``: with zookeeperd too);
+        ``cap_add``: more capabilities (SYS_PTRACE lets root's start-stop-daemon read another
+        user's /proc/PID/exe, as on a real host: zookeeperd's stop needs it)."""
         api = self.engine.client.api
         address = f"172.28.{self.third}.{10 + index}"
         host_config = api.create_host_config(
-            cap_add=["SYS_ADMIN", "NET_ADMIN"], cgroupns="private",
+            cap_add=["SYS_ADMIN", "NET_ADMIN", *cap_add], cgroupns="private",
             security_opt=["seccomp=unconfined", "apparmor=unconfined"],
             tmpfs={"/run": "", "/run/lock": "", "/tmp": ""})
         created = api.create_container(
-            self.engine.systemd_image(), ["/sbin/init"], name=f"{self.prefix}-{self.third}-{index}", hostname=name,
+            image or self.engine.systemd_image(), ["/sbin/init"], name=f"{self.prefix}-{self.third}-{index}", hostname=name,
             environment={"container": "docker"}, labels={"zkops.test": "ssh"}, stop_signal="SIGRTMIN+3",
             host_config=host_config,
             networking_config=api.create_networking_config(
