@@ -768,14 +768,16 @@ def check_tls(cfg: ServerConfig) -> None:
     """Load the TLS material a config names (secureClientPort, sslQuorum), so a server that would
     fail on it stops before it starts, naming the key. Separate from parsing: tools that only
     read a config (status, deploy's rendering) need not reach the key files."""
-    if cfg.secure_client_port is None and "sslQuorum" not in cfg.raw:
+    peer_keys = ("sslQuorum", "portUnification", "electionPortBindRetry", "zookeeper.electionPortBindRetry")
+    if cfg.secure_client_port is None and not any(k in cfg.raw for k in peer_keys):
         return
-    from .tls import TlsConfigError, quorum_contexts, server_context  # ssl only for configs that use it
+    from .tls import TlsConfigError, server_context  # ssl only for configs that use it
+    from .tlspeers import peer_ports
 
     try:
         if cfg.secure_client_port is not None:
             server_context(cfg.raw)
-        quorum_contexts(cfg.raw)
+        peer_ports(cfg.raw)
     except TlsConfigError as exc:
         raise ConfigError(f"{cfg.source}: {exc}")
 

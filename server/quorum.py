@@ -151,9 +151,9 @@ class Ensemble:
                                config_of=_config_of, members_of=_members_of)
         # our own ports: from the membership, or from zoo.cfg when a reconfig removed us
         me = self.membership.servers.get(self.sid) or cfg.servers[self.sid]
-        from .tls import quorum_contexts
+        from .tlspeers import peer_ports
 
-        tls = quorum_contexts(getattr(cfg, "raw", {}))
+        tls = peer_ports(getattr(cfg, "raw", {}))
         self.election_net = ElectionNetwork(
             self.sid, (_bind(me.host), me.election_port), self._peer_addresses("election"),
             self._on_election, is_observer=lambda s: s in self.membership.observers, tls=tls)

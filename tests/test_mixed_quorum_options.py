@@ -1,0 +1,247 @@
+"""Apache's quorum options in ensembles of zkops and Debian's Apache ZooKeeper 3.8.0, on loopback.
+
+sslQuorum (the same zoo.cfg keys and Java key stores for both kinds), a server whose
+certificate the others do not trust, portUnification, dynamic reconfig from a client,
+quorumListenOnAllIPs, electionPortBindRetry and multiAddress. Every server of a test is a real
+process; each test stops its own. The default run keeps one representative of sslQuorum.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+from tests.support import refzk
+from tests.support.ensemble import four_letter
+from tests.support.mixed import MixedEnsemble
+from tests.support.pki import Pki
+from tests.test_mixed_ensemble import (
+    DEADLINE,
+    _client,
+    _retried,
+    _same_everywhere,
+    _start_led_by,
+    _until,
+    _writes_everywhere,
+)
+
+pytestmark = pytest.mark.skipif(not refzk.available(), reason="Apache ZooKeeper 3.8 is not installed")
+
+PASSWORD = "quorumpass"
+REFUSED = re.compile(r"(election|quorum) connection (from|to) .* refused: TLS handshake failed")
+
+
+def _java_stores(pki: Pki, name: str) -> tuple[Path, Path]:
+    """``<name>.pem`` and the CA as Java key stores (JKS), as Apache's quorum TLS reads them."""
+    import jks
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    pem = (pki.dir / f"{name}.pem").read_bytes()
+    cert = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    key = serialization.load_pem_private_key(pem, None).private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    keystore, truststore = pki.dir / f"{name}-keystore.jks", pki.dir / "truststore.jks"
+    jks.KeyStore.new("jks", [jks.PrivateKeyEntry.new(name, [cert], key, "pkcs8")]).save(str(keystore), PASSWORD)
+    ca = x509.load_pem_x509_certificate(pki.ca.read_bytes()).public_bytes(serialization.Encoding.DER)
+    jks.KeyStore.new("jks", [jks.TrustedCertEntry.new("ca", ca)]).save(str(truststore), PASSWORD)
+    return keystore, truststore
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    """zoo.cfg keys for quorum TLS: ``good`` (the ensemble's CA) and ``stranger`` (another CA)."""
+    out = {}
+    for which, ca in (("good", "zkops quorum CA"), ("stranger", "a CA nobody trusts")):
+        pki = Pki(tmp_path_factory.mktemp(f"quorum-{which}"), ca)
+        pki.issue("peer", "zk-peer", server=True)  # SAN 127.0.0.1: both kinds verify the address
+        keystore, truststore = _java_stores(pki, "peer")
+        out[which] = {
+            "ssl.quorum.keyStore.location": str(keystore), "ssl.quorum.keyStore.password": PASSWORD,
+            "ssl.quorum.trustStore.location": str(truststore), "ssl.quorum.trustStore.password": PASSWORD,
+            "ssl.quorum.hostnameVerification": "true",
+        }
+        out[which + "-pem"] = {"ca": str(pki.ca), "peer": str(pki.dir / "peer.pem")}
+    return out
+
+
+def _log(ens: MixedEnsemble, i: int) -> str:
+    name = "zkops-server.log" if ens.kinds[i] == "zkops" else "stdout.log"
+    p = ens.workdir / f"n{i}" / name
+    return p.read_text(errors="replace") if p.exists() else ""
+
+
+def _serving(ens: MixedEnsemble, i: int) -> bool:
+    try:
+        return "Mode:" in four_letter(ens.client_port(i), "srvr")
+    except OSError:
+        return False
+
+
+def _tls_probe(port: int, pem: dict[str, str]) -> str:
+    """Dial ``port`` with TLS and the given certificate; what happened."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.load_cert_chain(pem["peer"])
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, ctx.wrap_socket(raw) as s:
+            s.settimeout(10)
+            s.sendall(b"\x00" * 8)
+            data = s.recv(1)  # a server that refused our certificate closes here
+            return "open" if data else "closed"
+    except (ssl.SSLError, OSError) as exc:
+        return f"refused: {exc}"
+
+
+def _writes_through(ens: MixedEnsemble, tag: str, ids: list[int]) -> None:
+    for i in ids:
+        k = _client(ens.address(i))
+        try:
+            _retried(k.create, f"/{tag}-{i}", ens.kinds[i].encode(), makepath=True)
+            _retried(k.set, f"/{tag}-{i}", b"again")
+        finally:
+            k.stop()
+            k.close()
+
+
+# ---------------------------------------------------------------- sslQuorum
+TLS_ARRANGEMENTS = [
+    pytest.param({1: "apache", 2: "zkops", 3: "zkops"}, id="1apache-2zkops-zkops-leads"),
+    pytest.param({1: "zkops", 2: "apache", 3: "apache"}, id="2apache-1zkops-apache-leads"),
+    pytest.param({1: "zkops", 2: "zkops", 3: "apache"}, id="1apache-2zkops-apache-leads", marks=pytest.mark.slow),
+    pytest.param({1: "apache", 2: "apache", 3: "zkops"}, id="2apache-1zkops-zkops-leads", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("kinds", TLS_ARRANGEMENTS)
+def test_ssl_quorum_mixed_and_an_untrusted_server_refused(kinds: dict[int, str],
+                                                          stores: dict[str, dict[str, str]]) -> None:
+    """sslQuorum=true with the same zoo.cfg keys and JKS stores on both kinds: sid 3 leads,
+    writes through every server, the same tree everywhere. Then sid 1 comes back with a
+    certificate from a CA the others do not trust: it is refused on the election port (its own
+    dials and theirs) and on the quorum port (a probe with its certificate), with a log line on
+    the zkops side, while the other two keep serving writes; with its own certificate back it
+    rejoins and syncs."""
+    tls = {"sslQuorum": "true", **stores["good"]}
+    ens = _start_led_by(kinds, leader=3, extra=tls)
+    try:
+        _writes_everywhere(ens, "tls")
+        _same_everywhere(ens)
+        leader = ens.leader()
+        assert leader == 3, ens.modes()
+        # sid 1 with a stranger's certificate
+        ens.kill(1)
+        ens.per_node[1] = {**stores["stranger"]}
+        ens.write_config(1)
+        ens.start(1)
+        zkops_refusers = [i for i in (2, 3) if ens.kinds[i] == "zkops"]
+
+        def refused() -> bool:
+            if ens.kinds[1] == "zkops" and not REFUSED.search(_log(ens, 1)):
+                return False
+            return all(REFUSED.search(_log(ens, i)) for i in zkops_refusers)
+
+        _until(refused, what="the untrusted server refused with a log line")
+        for port in (ens.ports[3][1], ens.ports[3][2]):  # the leader's quorum and election ports
+            got = _tls_probe(port, stores["stranger-pem"])
+            assert got != "open", f"port {port} took an untrusted certificate"
+        if ens.kinds[3] == "zkops":
+            _until(lambda: "quorum connection from" in _log(ens, 3) and REFUSED.search(_log(ens, 3)),
+                   what="the leader's quorum port logged the refusal")
+        _writes_through(ens, "while-refused", [2, 3])
+        assert not _serving(ens, 1), "a server nobody trusts never joins"
+        assert ens.modes()[3] == "leader"
+        _same_everywhere(ens, [2, 3])
+        # trusted again: it rejoins
+        ens.kill(1)
+        ens.per_node[1] = {}
+        ens.write_config(1)
+        ens.start(1)
+        ens.wait_ready(DEADLINE)
+        _same_everywhere(ens)
+    finally:
+        ens.cleanup()
+
+
+# ---------------------------------------------------------------- dynamic reconfig
+def _dynamic_file(ens: MixedEnsemble, i: int) -> tuple[str, list[str]]:
+    """(file name, sorted server lines) of the dynamic config file ``i``'s zoo.cfg points at now
+    (the version is in the name, not in the file, as Apache writes it)."""
+    cfg = (ens.workdir / f"n{i}" / "zoo.cfg").read_text()
+    found = re.search(r"^dynamicConfigFile=(.*)$", cfg, re.M)
+    assert found, cfg
+    path = Path(found.group(1).strip())
+    if not path.is_absolute():
+        path = ens.workdir / f"n{i}" / path
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    assert all(line.startswith("server.") for line in lines), lines
+    return path.name, sorted(lines)
+
+
+def _config_node(ens: MixedEnsemble, i: int) -> bytes:
+    k = _client(ens.address(i))
+    try:
+        k.sync("/zookeeper/config")
+        return k.get("/zookeeper/config")[0]
+    finally:
+        k.stop()
+        k.close()
+
+
+def _agree(ens: MixedEnsemble, ids: list[int], want: bytes) -> None:
+    _until(lambda: all(_config_node(ens, i) == want for i in ids), what=f"/zookeeper/config on {ids}")
+    want_lines = sorted(line for line in want.decode().splitlines() if line.startswith("server."))
+    version = int(re.search(r"version=([0-9a-f]+)", want.decode()).group(1), 16)
+
+    def files_agree() -> bool:
+        files = [_dynamic_file(ens, i) for i in ids]
+        return all(f == (f"zoo.cfg.dynamic.{version:x}", want_lines) for f in files)
+
+    _until(files_agree, what=f"the dynamic config file on {ids}")
+
+
+RECONFIG = [
+    pytest.param({1: "zkops", 2: "apache", 3: "zkops"}, 2, id="zkops-leads-apache-follower-out-and-in"),
+    pytest.param({1: "zkops", 2: "apache", 3: "apache"}, 1, id="apache-leads-zkops-follower-out-and-in"),
+]
+
+
+@pytest.mark.parametrize(("kinds", "victim"), RECONFIG)
+def test_reconfig_removes_and_adds_back_a_follower(kinds: dict[int, str], victim: int) -> None:
+    """reconfigEnabled=true, the membership in a dynamic config file: a client removes a follower
+    of the other kind than the leader and adds it back (incremental reconfig); every server ends
+    with the same /zookeeper/config and the same zoo.cfg.dynamic.<version>, and writes work."""
+    from zkops.server.acl import digest
+
+    extra = {"reconfigEnabled": "true", "DigestAuthenticationProvider.superDigest": digest("super:test")}
+    ens = _start_led_by(kinds, leader=3, extra=extra, dynamic=True)
+    admin = KazooClient(hosts=ens.address(3), timeout=20, auth_data=[("digest", "super:test")],
+                        connection_retry={"max_tries": -1, "max_delay": 1},
+                        command_retry={"max_tries": -1, "max_delay": 1})
+    try:
+        admin.start(timeout=60)
+        _writes_everywhere(ens, "before")
+        before = _config_node(ens, 3)
+        line = next(x for x in before.decode().splitlines() if x.startswith(f"server.{victim}="))
+        removed, _ = _retried(admin.reconfig, joining=None, leaving=str(victim), new_members=None)
+        assert f"server.{victim}=" not in removed.decode()
+        rest = [i for i in ens.ids if i != victim]
+        _agree(ens, rest, removed)
+        _writes_through(ens, "without", rest)
+        added, _ = _retried(admin.reconfig, joining=line, leaving=None, new_members=None)
+        assert line in added.decode()
+        ens.wait_ready(DEADLINE)
+        _agree(ens, ens.ids, added)
+        assert ens.leader() == 3
+        _writes_everywhere(ens, "after")
+        _same_everywhere(ens)
+    finally:
+        admin.stop()
+        admin.close()
+        ens.cleanup()
