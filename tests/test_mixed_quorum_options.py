@@ -9,6 +9,7 @@ process; each test stops its own. The default run keeps one representative of ss
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import ssl
 from pathlib import Path
@@ -245,3 +246,159 @@ def test_reconfig_removes_and_adds_back_a_follower(kinds: dict[int, str], victim
         admin.stop()
         admin.close()
         ens.cleanup()
+
+
+# ---------------------------------------------------------------- portUnification
+UNIFIED = [
+    pytest.param({1: "zkops", 2: "apache", 3: "zkops"}, id="zkops-leads"),
+    pytest.param({1: "zkops", 2: "zkops", 3: "apache"}, id="apache-leads", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("kinds", UNIFIED)
+def test_port_unification_moves_a_running_mixed_ensemble_to_ssl_quorum(
+        kinds: dict[int, str], stores: dict[str, dict[str, str]]) -> None:
+    """Apache's rolling move to quorum TLS: every server with the key stores and
+    portUnification=true, then sslQuorum=true one server at a time (plain and TLS dialers meet
+    on the same ports), then portUnification off one at a time; writes through every server at
+    each step and the same tree at the end."""
+    base = {"portUnification": "true", "sslQuorum": "false", **stores["good"]}
+    ens = _start_led_by(kinds, leader=3, extra=base)
+    try:
+        _writes_everywhere(ens, "plain")
+        for step, keys in (("tls", {"sslQuorum": "true"}), ("strict", {"sslQuorum": "true", "portUnification": "false"})):
+            for i in ens.ids:
+                ens.kill(i, signal.SIGTERM)
+                ens.per_node[i] = keys
+                ens.write_config(i)
+                ens.start(i)
+                ens.wait_ready(DEADLINE)
+                _writes_everywhere(ens, f"{step}-{i}")
+        _same_everywhere(ens)
+        for i in ens.ids:
+            if ens.kinds[i] == "zkops":
+                assert "TLS handshake failed" not in _log(ens, i), _log(ens, i)[-3000:]
+    finally:
+        ens.cleanup()
+
+
+# ---------------------------------------------------------------- listening options
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            return True
+    except OSError:
+        return False
+
+
+def test_quorum_listen_on_all_ips_mixed() -> None:
+    """quorumListenOnAllIPs=true: each server's election port, and the leader's quorum port,
+    answer on another loopback address than the one on its server line, on both kinds."""
+    ens = _start_led_by({1: "apache", 2: "zkops", 3: "zkops"}, leader=3, extra={"quorumListenOnAllIPs": "true"})
+    try:
+        _writes_everywhere(ens, "all-ips")
+        _same_everywhere(ens)
+        for i in ens.ids:
+            assert _reachable("127.0.0.2", ens.ports[i][2]), f"election port of {ens.kinds[i]} server {i}"
+        assert _reachable("127.0.0.2", ens.ports[3][1]), "the leader's quorum port"
+    finally:
+        ens.cleanup()
+
+
+def _hold(port: int) -> socket.socket:
+    s = socket.socket()
+    s.bind(("127.0.0.1", port))
+    s.listen()
+    return s
+
+
+def test_election_port_bind_retry_mixed() -> None:
+    """electionPortBindRetry: with no limit (0) a zkops server whose election port is taken keeps
+    trying, a second apart, and joins the Apache servers once the port is free; with a limit
+    both kinds give up after it with a log line naming the port (Apache exits with 14, zkops 1)."""
+    ens = MixedEnsemble({1: "apache", 2: "zkops", 3: "apache"}, per_node={2: {"electionPortBindRetry": "0"}})
+    held = _hold(ens.ports[2][2])
+    try:
+        ens.start()
+        _until(lambda: _log(ens, 2).count("cannot listen on the election port") >= 2,
+               what="zkops retrying the taken election port")
+        ens.wait_ready(DEADLINE, ids=[1, 3])
+        held.close()
+        ens.wait_ready(DEADLINE)
+        _writes_everywhere(ens, "bound")
+        _same_everywhere(ens)
+    finally:
+        held.close()
+        ens.cleanup()
+    ens = MixedEnsemble({1: "apache", 2: "zkops"}, extra={"electionPortBindRetry": "2"})
+    held = [_hold(ens.ports[i][2]) for i in ens.ids]
+    try:
+        ens.start()
+        codes = {i: ens.procs[i].wait(DEADLINE) for i in ens.ids}
+        assert codes == {1: 14, 2: 1}, (codes, ens.log_tail())
+        assert "after 2 errors" in _log(ens, 1)
+        assert f"cannot listen on the election port 127.0.0.1:{ens.ports[2][2]} after 2 attempt(s)" in _log(ens, 2)
+    finally:
+        for s in held:
+            s.close()
+        ens.cleanup()
+
+
+# ---------------------------------------------------------------- multiAddress
+# Apache reads zoo.cfg's keys in hash order, so multiAddress.enabled there may come after the
+# server lines it governs: the JVM gets it as a system property as well
+MULTI = ["-Dzookeeper.multiAddress.enabled=true"]
+
+def test_multi_address_enabled_with_one_address_each_mixed() -> None:
+    """multiAddress.enabled=true makes Apache open election connections with the multi-address
+    protocol version (-65535); with one address per server zkops takes them and the ensemble
+    works with either kind leading."""
+    ens = _start_led_by({1: "zkops", 2: "apache", 3: "apache"}, leader=3, extra={"multiAddress.enabled": "true"},
+                        java_props=MULTI)
+    try:
+        _writes_everywhere(ens, "multi")
+        _same_everywhere(ens)
+        ens.kill(3)
+        ens.wait_ready(DEADLINE, ids=[1, 2])
+        ens.start(3)
+        ens.wait_ready(DEADLINE)
+        _writes_everywhere(ens, "multi-again")
+        _same_everywhere(ens)
+    finally:
+        ens.cleanup()
+
+
+def test_several_addresses_per_server_stop_zkops_at_start_up() -> None:
+    """``server.N=127.0.0.1:q:e|127.0.0.2:q:e``: two Apache servers form their ensemble over
+    both addresses; zkops, which dials and listens on one address only, refuses the line at
+    start-up with an error naming it instead of half-joining."""
+    ens = MixedEnsemble({1: "apache", 2: "apache", 3: "zkops"}, extra={"multiAddress.enabled": "true"},
+                        java_props=MULTI)
+    ens.server_lines = {i: "|".join(f"127.0.0.{n}:{q}:{e}" for n in (1, 2)) for i, (_, q, e) in ens.ports.items()}
+    for i in ens.ids:
+        ens.write_config(i)
+    try:
+        ens.start()
+        code = ens.procs[3].wait(DEADLINE)
+        out = (ens.workdir / "n3" / "stdout.log").read_text(errors="replace") + _log(ens, 3)
+        assert code != 0 and "multiAddress" in out and "server.1" in out, out
+        assert "Traceback" not in out, out
+        ens.wait_ready(DEADLINE, ids=[1, 2])
+        _writes_through(ens, "two-addresses", [1, 2])
+        _same_everywhere(ens, [1, 2])
+    finally:
+        ens.cleanup()
+
+
+# ---------------------------------------------------------------- options zkops refuses
+@pytest.mark.parametrize("key", ["sslQuorumReloadCertFiles", "quorum.auth.enableSasl",
+                                 "quorum.auth.learnerRequireSasl", "quorum.auth.serverRequireSasl"])
+def test_quorum_options_zkops_does_not_implement_stop_start_up(key: str, tmp_path: Path) -> None:
+    """Turned on, these would leave a zkops server beside Apache ones not doing what the
+    ensemble relies on: it refuses to start, naming the key; turned off they are accepted."""
+    from zkops.server.config import ConfigError, parse_config
+
+    base = f"tickTime=2000\ndataDir={tmp_path}\nclientPort=2181\n"
+    with pytest.raises(ConfigError, match=re.escape(f"{key}=true is not supported by zkops")):
+        parse_config(base + f"{key}=true\n", "zoo.cfg")
+    assert parse_config(base + f"{key}=false\nmultiAddress.enabled=true\n", "zoo.cfg").warnings == []
