@@ -314,8 +314,8 @@ class Ensemble:
     async def start(self) -> None:
         """Join the ensemble: peer ports, election, ticks (after attach())."""
         self._schedule_read_only()
+        await self.quorum_net.start()  # first: the election port may wait (electionPortBindRetry)
         await self.election_net.start()
-        await self.quorum_net.start()
         self._apply(self.peer.start())
         self._timers.append(self.loop.call_later(ELECTION_TICK, self._election_tick))
         self._timers.append(self.loop.call_later(self.cfg.tick_time / 1000, self._zab_tick))
