@@ -10,6 +10,10 @@
     server at a time. Dialling follows ``sslQuorum``.
 ``quorumListenOnAllIPs=true``
     both ports listen on every address of the host instead of the one on the server line.
+``ssl.quorum.hostnameVerification`` (default true)
+    besides the dialled server's certificate naming the address dialled, a dialler's
+    certificate must name the address it connects from (an IP entry, or a DNS entry matching
+    its reverse lookup), as Apache checks both sides.
 ``electionPortBindRetry=N``
     a taken election port is tried N times, a second apart (0: until it is free), before
     the server gives up with an error, as Apache's Listener does (default 3).
@@ -41,6 +45,7 @@ class PeerPorts:
     unified: bool = False  # portUnification: plain and TLS on the same port
     listen_all: bool = False  # quorumListenOnAllIPs
     bind_retry: int = 3  # electionPortBindRetry (0: forever)
+    verify_host: bool = False  # ssl.quorum.hostnameVerification: a dialler's certificate names its address
 
     @classmethod
     def of(cls, value: PeerPorts | tuple[Any, Any] | None) -> PeerPorts:
@@ -72,7 +77,9 @@ def peer_ports(raw: dict[str, str]) -> PeerPorts:
     if retry < 0:
         raise TlsConfigError(f"electionPortBindRetry={retry_text}: write a count >= 0 (0: no limit)")
     server, client = contexts if contexts is not None else (None, None)
-    return PeerPorts(server, client, unified, _flag(raw, "quorumListenOnAllIPs"), retry)
+    verify = raw.get("ssl.quorum.hostnameVerification", "true").strip().lower() != "false"
+    return PeerPorts(server, client, unified, _flag(raw, "quorumListenOnAllIPs"), retry,
+                     verify_host=server is not None and verify)
 
 
 def _bind_host(host: str, listen_all: bool) -> str:
@@ -165,6 +172,13 @@ class PeerListener:
                 self.log.warning("%s connection from %s refused: TLS handshake failed (%s)",
                                  self.what, peer, _reason(exc))
             return
+        if ctx is not None and self.ports.verify_host:
+            why = await host_mismatch(transport.get_extra_info("peercert"), str(addr[0]))
+            if why is not None:
+                self.refused += 1
+                self.log.warning("%s connection from %s refused: %s", self.what, peer, why)
+                transport.close()
+                return
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         await self.handler(reader, writer)
 
@@ -199,6 +213,50 @@ async def _peek(loop: asyncio.AbstractEventLoop, conn: socket.socket) -> int | N
                 await ready
             finally:
                 loop.remove_reader(conn.fileno())
+
+
+def _dns_match(pattern: str, host: str) -> bool:
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if pattern.startswith("*."):
+        head, _, rest = host.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return pattern == host
+
+
+async def host_mismatch(cert: dict[str, Any] | None, ip: str) -> str | None:
+    """Why a dialler's verified certificate does not name the address it connects from, or
+    None when it does: an IP address entry equal to it, else a DNS entry (the common name when
+    there are no entries) matching its reverse lookup, as Apache's quorum TLS checks clients."""
+    import ipaddress
+
+    if not cert:
+        return "no certificate to check against the peer's address"
+    names = cert.get("subjectAltName", ())
+    try:
+        peer = ipaddress.ip_address(ip.split("%")[0])
+    except ValueError:
+        peer = None
+    for kind, value in names:
+        if kind == "IP Address" and peer is not None:
+            try:
+                if ipaddress.ip_address(value.strip()) == peer:
+                    return None
+            except ValueError:
+                continue
+    dns = [v for k, v in names if k == "DNS"]
+    if not names:
+        dns = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+    if dns:
+        loop = asyncio.get_running_loop()
+        try:
+            host, aliases, _ = await asyncio.wait_for(loop.run_in_executor(None, socket.gethostbyaddr, ip), 5.0)
+            hosts = [host, *aliases]
+        except (OSError, asyncio.TimeoutError):
+            hosts = []
+        if any(_dns_match(d, h) for d in dns for h in hosts):
+            return None
+    named = ", ".join(f"{k} {v}" for k, v in names) or "no subject alternative names"
+    return f"its certificate does not name {ip} ({named}; ssl.quorum.hostnameVerification=true)"
 
 
 def _settle_once(fut: asyncio.Future[None]) -> None:

@@ -416,3 +416,57 @@ def test_quorum_options_zkops_does_not_implement_stop_start_up(key: str, tmp_pat
     with pytest.raises(ConfigError, match=re.escape(f"{key}=true is not supported by zkops")):
         parse_config(base + f"{key}=true\n", "zoo.cfg")
     assert parse_config(base + f"{key}=false\nmultiAddress.enabled=true\n", "zoo.cfg").warnings == []
+
+
+# ---------------------------------------------------------------- hostname verification
+def _issue_elsewhere(pki: Pki, name: str) -> Path:
+    """A certificate from the ensemble's CA that names another address (10.9.9.9) only."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "elsewhere")]))
+            .issuer_name(pki.cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("elsewhere.invalid"),
+                                                        x509.IPAddress(ipaddress.ip_address("10.9.9.9"))]),
+                           critical=False)
+            .sign(pki.key, hashes.SHA256()))
+    path = pki.dir / f"{name}.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return path
+
+
+def test_ssl_quorum_hostname_verification_refuses_a_dialler_named_elsewhere(tmp_path: Path) -> None:
+    """A trusted certificate that names another address: Apache refuses such a server on both
+    ends of a connection, and so does zkops, also when it is the one dialled (sid 3 dials the
+    smaller sids, and its connections are the ones that survive). The two others serve."""
+    pki = Pki(tmp_path / "pki", "zkops quorum CA")
+    pki.issue("peer", "zk-peer", server=True)
+    _issue_elsewhere(pki, "elsewhere")
+    good_ks, trust = _java_stores(pki, "peer")
+    bad_ks, _ = _java_stores(pki, "elsewhere")
+    keys = {"sslQuorum": "true", "ssl.quorum.keyStore.password": PASSWORD,
+            "ssl.quorum.trustStore.location": str(trust), "ssl.quorum.trustStore.password": PASSWORD}
+    ens = MixedEnsemble({1: "apache", 2: "zkops", 3: "apache"}, extra=keys,
+                        per_node={1: {"ssl.quorum.keyStore.location": str(good_ks)},
+                                  2: {"ssl.quorum.keyStore.location": str(good_ks)},
+                                  3: {"ssl.quorum.keyStore.location": str(bad_ks)}})
+    try:
+        ens.start()
+        ens.wait_ready(DEADLINE, ids=[1, 2])
+        _until(lambda: re.search(r"election connection from .* refused: its certificate does not name 127\.0\.0\.1",
+                                 _log(ens, 2)), what="zkops refusing the dialler named elsewhere")
+        _writes_through(ens, "named", [1, 2])
+        _same_everywhere(ens, [1, 2])
+        assert not _serving(ens, 3)
+    finally:
+        ens.cleanup()
