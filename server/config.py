@@ -414,7 +414,7 @@ _JVM_ONLY_PREFIXES = ("authProvider.", "ssl.", "sslQuorum", "quorum.auth", "quor
                       "portUnification", "quorumListenOnAllIPs", "clientPortListenBacklog",
                       "connectToLearnerMasterLimit", "cnxTimeout", "electionPortBindRetry",
                       "fsync.warningthresholdms", "audit.enable", "syncEnabled", "secureClientPortAddress",
-                      "multiAddress.reachabilityCheck", "snapshot.trust.empty",
+                      "multiAddress.", "snapshot.trust.empty",
                       "snapshot.compression.method", "requestThrottle", "learner.", "leaderServes",
                       "flushDelay", "maxWriteQueuePollTime", "maxBatchSize", "serializeLastProcessedZxid")
 # Keys that change ZooKeeper's behaviour in ways zkops does not implement: warned about by name.
@@ -425,7 +425,16 @@ _UNSUPPORTED = {
     "sessionRequireClientSASLAuth": "SASL is not implemented",
     "observerMasterPort": "observers always follow the leader",
     "oraclePath": "the oracle quorum (two-server fallback) is not implemented",
-    "multiAddress.enabled": "each server has one quorum address",
+}
+# Quorum options that, turned on, would make a zkops server misbehave beside Apache servers
+# (silently not doing what the ensemble relies on): refused at start-up, naming the key.
+_REFUSED_WHEN_TRUE = {
+    "sslQuorumReloadCertFiles": "zkops loads the quorum key and trust stores once, at start-up; remove the key "
+                                "(or set it to false) and restart the server after replacing the files",
+    "quorum.auth.enableSasl": "quorum SASL is not implemented; remove the quorum.auth.* keys and use sslQuorum=true "
+                              "(mutual TLS) to authenticate servers to each other",
+    "quorum.auth.learnerRequireSasl": "quorum SASL is not implemented; use sslQuorum=true instead",
+    "quorum.auth.serverRequireSasl": "quorum SASL is not implemented; use sslQuorum=true instead",
 }
 _SERVER_KEY = re.compile(r"server\.(.*)")
 
@@ -591,6 +600,8 @@ def parse_config(text: str, source: str = "zoo.cfg", base_dir: Path | None = Non
                 raise ConfigError(f"{v.where}: {key}: with dynamicConfigFile set, server, group and weight "
                                   f"lines belong in that file ({dynamic.text}); move this line there")
             server_entries[key] = v
+        elif key in _REFUSED_WHEN_TRUE and v.text.strip().lower() == "true":
+            raise ConfigError(f"{v.where}: {key}=true is not supported by zkops: {_REFUSED_WHEN_TRUE[key]}")
         elif key in _UNSUPPORTED:
             warnings.append(f"{v.where}: {key} is not supported by zkops ({_UNSUPPORTED[key]}); ignored")
         elif key.startswith(_JVM_ONLY_PREFIXES):
@@ -768,14 +779,16 @@ def check_tls(cfg: ServerConfig) -> None:
     """Load the TLS material a config names (secureClientPort, sslQuorum), so a server that would
     fail on it stops before it starts, naming the key. Separate from parsing: tools that only
     read a config (status, deploy's rendering) need not reach the key files."""
-    if cfg.secure_client_port is None and "sslQuorum" not in cfg.raw:
+    peer_keys = ("sslQuorum", "portUnification", "electionPortBindRetry", "zookeeper.electionPortBindRetry")
+    if cfg.secure_client_port is None and not any(k in cfg.raw for k in peer_keys):
         return
-    from .tls import TlsConfigError, quorum_contexts, server_context  # ssl only for configs that use it
+    from .tls import TlsConfigError, server_context  # ssl only for configs that use it
+    from .tlspeers import peer_ports
 
     try:
         if cfg.secure_client_port is not None:
             server_context(cfg.raw)
-        quorum_contexts(cfg.raw)
+        peer_ports(cfg.raw)
     except TlsConfigError as exc:
         raise ConfigError(f"{cfg.source}: {exc}")
 

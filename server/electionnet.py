@@ -18,6 +18,7 @@ from typing import Any
 
 from . import electionwire as ew
 from .election import Notification
+from .tlspeers import PeerListener, PeerPorts, dial_failure
 
 log = logging.getLogger("zkops.server.election")
 
@@ -30,22 +31,23 @@ class ElectionNetwork:
 
     def __init__(self, my_sid: int, bind: tuple[str, int], peers: dict[int, tuple[str, int]],
                  on_message: Callable[[int, Notification], None], is_observer: Callable[[int], bool],
-                 tls: tuple[Any, Any] | None = None, max_backoff: float = 1.0) -> None:
+                 tls: PeerPorts | tuple[Any, Any] | None = None, max_backoff: float = 1.0) -> None:
         self.my_sid = my_sid
         self.bind = bind
         self.peers = {s: a for s, a in peers.items() if s != my_sid}
         self.on_message = on_message
         self.is_observer = is_observer
-        self.tls_server: Any
-        self.tls_client: Any
-        self.tls_server, self.tls_client = tls if tls is not None else (None, None)
+        self.ports = PeerPorts.of(tls)
+        self.tls_server: Any = self.ports.tls_server
+        self.tls_client: Any = self.ports.tls_client
+        self.tls_failed: dict[int, str] = {}  # the last TLS failure logged per peer (logged once)
         self.max_backoff = max_backoff
         self.running = False
         self.writers: dict[int, asyncio.StreamWriter] = {}
         self.last_sent: dict[int, bytes] = {}
         self.dialing: set[int] = set()
         self.learned: dict[int, tuple[str, int]] = {}  # servers outside our membership that dialled us
-        self.server: asyncio.base_events.Server | None = None
+        self.server: PeerListener | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.next_dial: dict[int, float] = {}
         self.backoff: dict[int, float] = {}
@@ -60,8 +62,8 @@ class ElectionNetwork:
 
     async def start(self) -> None:
         self.running = True
-        self.server = await asyncio.start_server(self._accept, self.bind[0], self.bind[1], reuse_address=True,
-                                                 ssl=self.tls_server)
+        self.server = PeerListener("election", self.ports, self._accept, log)
+        await self.server.start(self.bind[0], self.bind[1], retries=self.ports.bind_retry)
 
     async def stop(self) -> None:
         self.running = False
@@ -125,13 +127,19 @@ class ElectionNetwork:
             tls = self.tls_client
             reader, writer = await asyncio.wait_for(asyncio.open_connection(
                 host, port, ssl=tls, server_hostname=host if tls is not None else None), 5.0)
-        except (OSError, asyncio.TimeoutError):
+        except (OSError, asyncio.TimeoutError) as exc:
+            why = dial_failure(exc)
+            if why is not None and self.tls_failed.get(sid) != why:
+                self.tls_failed[sid] = why
+                log.warning("election connection to server %d at %s:%d refused: TLS handshake failed (%s)",
+                            sid, addr[0], addr[1], why)
             back = min(self.backoff.get(sid, 0.05) * 2, self.max_backoff)
             self.backoff[sid] = back
             self.next_dial[sid] = loop.time() + back
             self.dialing.discard(sid)
             return
         self.backoff[sid] = 0.05
+        self.tls_failed.pop(sid, None)
         writer.write(ew.encode_initial(ew.InitialMessage(self.my_sid, (self.address,))))
         if sid > self.my_sid:
             # the larger sid keeps the connection it dials: announce ourselves and let it dial back

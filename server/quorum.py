@@ -150,9 +150,9 @@ class Ensemble:
                                config_of=_config_of, members_of=_members_of)
         # our own ports: from the membership, or from zoo.cfg when a reconfig removed us
         me = self.membership.servers.get(self.sid) or cfg.servers[self.sid]
-        from .tls import quorum_contexts
+        from .tlspeers import peer_ports
 
-        tls = quorum_contexts(getattr(cfg, "raw", {}))
+        tls = peer_ports(getattr(cfg, "raw", {}))
         self.election_net = ElectionNetwork(
             self.sid, (_bind(me.host), me.election_port), self._peer_addresses("election"),
             self._on_election, is_observer=lambda s: s in self.membership.observers, tls=tls)
@@ -313,8 +313,8 @@ class Ensemble:
     async def start(self) -> None:
         """Join the ensemble: peer ports, election, ticks (after attach())."""
         self._schedule_read_only()
+        await self.quorum_net.start()  # first: the election port may wait (electionPortBindRetry)
         await self.election_net.start()
-        await self.quorum_net.start()
         self._apply(self.peer.start())
         self._timers.append(self.loop.call_later(ELECTION_TICK, self._election_tick))
         self._timers.append(self.loop.call_later(self.cfg.tick_time / 1000, self._zab_tick))

@@ -31,6 +31,7 @@ from typing import Any
 from . import quorumwire as qw
 from .quorumwire import PacketType as T
 from .quorumwire import QuorumPacket
+from .tlspeers import PeerListener, PeerPorts, dial_failure
 from .zab import (
     Ack,
     AckEpoch,
@@ -92,15 +93,15 @@ class _Link:
 
 class QuorumNetwork:
     def __init__(self, my_sid: int, bind: tuple[str, int], cb: QuorumCallbacks,
-                 tls: tuple[Any, Any] | None = None, connect_timeout: float = 10.0) -> None:
+                 tls: PeerPorts | tuple[Any, Any] | None = None, connect_timeout: float = 10.0) -> None:
         self.my_sid = my_sid
         self.bind = bind
         self.cb = cb
-        self.tls_server: Any
-        self.tls_client: Any
-        self.tls_server, self.tls_client = tls if tls is not None else (None, None)
+        self.ports = PeerPorts.of(tls)
+        self.tls_server: Any = self.ports.tls_server
+        self.tls_client: Any = self.ports.tls_client
         self.connect_timeout = connect_timeout
-        self.server: asyncio.base_events.Server | None = None
+        self.server: PeerListener | None = None
         self.learners: dict[int, _Link] = {}  # leader side: the current connection of each learner
         self.leader_link: _Link | None = None  # learner side
         self.follow_session = -1
@@ -111,8 +112,8 @@ class QuorumNetwork:
 
     async def start(self) -> None:
         self.running = True
-        self.server = await asyncio.start_server(self._accept, self.bind[0], self.bind[1], reuse_address=True,
-                                                 ssl=self.tls_server)
+        self.server = PeerListener("quorum", self.ports, self._accept, log)
+        await self.server.start(self.bind[0], self.bind[1])
 
     async def stop(self) -> None:
         self.running = False
@@ -164,13 +165,19 @@ class QuorumNetwork:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.connect_timeout
         host, port = address
+        logged: str | None = None
         while True:
             try:
                 tls = self.tls_client
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(
                     host, port, ssl=tls, server_hostname=host if tls is not None else None), 5.0)
                 break
-            except (OSError, asyncio.TimeoutError):
+            except (OSError, asyncio.TimeoutError) as exc:
+                why = dial_failure(exc)
+                if why is not None and why != logged:
+                    logged = why
+                    log.warning("quorum connection to leader %d at %s:%d refused: TLS handshake failed (%s)",
+                                leader, host, port, why)
                 if self.follow_session != session or not self.running:
                     return
                 if loop.time() > deadline:

@@ -23,7 +23,8 @@ from tests.support.refzk import classpath, free_port
 class MixedEnsemble:
     def __init__(self, kinds: dict[int, str], observers: set[int] | None = None, tick_ms: int = 200,
                  extra: dict[str, str] | None = None, java_props: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, per_node: dict[int, dict[str, str]] | None = None,
+                 server_lines: dict[int, str] | None = None, dynamic: bool = False) -> None:
         self.kinds = dict(kinds)  # sid -> "zkops" | "apache"
         self.ids = sorted(kinds)
         self.observers = set(observers or ())
@@ -34,6 +35,11 @@ class MixedEnsemble:
         self.extra = dict(extra or {})
         self.java_props = list(java_props or [])
         self.env = dict(env or {})  # for the zkops processes
+        self.per_node = {i: dict(v) for i, v in (per_node or {}).items()}  # zoo.cfg keys of one server
+        self.server_lines = dict(server_lines or {})  # sid -> the address part of its server.N line
+        # dynamic: the membership in zoo.cfg.dynamic (client ports on the server lines), as
+        # Apache's reconfig docs lay it out, instead of server.N and clientPort in zoo.cfg
+        self.dynamic = dynamic
         for i in self.ids:
             (self.data(i)).mkdir(parents=True, exist_ok=True)
             (self.data(i) / "myid").write_text(f"{i}\n")
@@ -46,7 +52,10 @@ class MixedEnsemble:
         lines = []
         for j in self.ids:
             _, q, e = self.ports[j]
-            lines.append(f"server.{j}=127.0.0.1:{q}:{e}{':observer' if j in self.observers else ''}")
+            addr = self.server_lines.get(j, f"127.0.0.1:{q}:{e}")
+            role = ":observer" if j in self.observers else (":participant" if self.dynamic else "")
+            client = f";127.0.0.1:{self.ports[j][0]}" if self.dynamic else ""
+            lines.append(f"server.{j}={addr}{role}{client}")
         cfg = {
             "tickTime": str(self.tick_ms), "initLimit": "10", "syncLimit": "5", "dataDir": str(self.data(i)),
             "clientPort": str(self.ports[i][0]), "clientPortAddress": "127.0.0.1",
@@ -55,7 +64,14 @@ class MixedEnsemble:
         if i in self.observers:
             cfg["peerType"] = "observer"
         cfg.update(self.extra)
+        cfg.update(self.per_node.get(i, {}))
         path = self.workdir / f"n{i}" / "zoo.cfg"
+        if self.dynamic:
+            del cfg["clientPort"], cfg["clientPortAddress"]
+            dyn = self.workdir / f"n{i}" / "zoo.cfg.dynamic"
+            dyn.write_text("\n".join(lines) + "\n")
+            cfg["dynamicConfigFile"] = str(dyn)
+            lines = []
         path.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()) + "\n".join(lines) + "\n")
         return path
 
