@@ -212,6 +212,20 @@ class ZabOutput:
         self.effects.extend(other.effects)
 
 
+@dataclass(frozen=True)
+class LearnerState:
+    """One learner as the leader sees it (ZabPeer.learner_states)."""
+
+    sid: int
+    observer: bool
+    phase: LearnerPhase
+    voting: bool  # in the current voting view (a follower; observers never are)
+
+    @property
+    def synced(self) -> bool:
+        return self.phase == LearnerPhase.SYNCED
+
+
 @dataclass
 class _Learner:
     sid: int
@@ -280,6 +294,11 @@ class History:
 
     def contains(self, zxid: int) -> bool:
         return zxid == self.start or zxid in self.index
+
+    def payload_of(self, zxid: int) -> bytes | None:
+        """The payload logged at ``zxid``, None when the window does not hold it."""
+        i = self.index.get(zxid)
+        return None if i is None else self.entries[i][1]
 
     def truncate(self, zxid: int) -> None:
         keep = [(z, p) for z, p in self.entries if z <= zxid]
@@ -506,6 +525,29 @@ class ZabPeer:
         unacked = self.unacked
         while unacked and unacked[0] <= zxid:
             out.messages.append((self._leader_sid, Ack(unacked.popleft())))
+
+    # ---------------------------------------------------------------- what the shell reads
+    def next_zxid(self) -> int:
+        """Leader: the zxid the next propose() gives (the shell prepares the txn with it)."""
+        return make_zxid(self.epoch, self.counter + 1)
+
+    def last_outstanding(self) -> int | None:
+        """Leader: the newest zxid proposed and not yet committed, None when all are."""
+        return next(reversed(self.outstanding)) if self.outstanding else None
+
+    def learner_states(self) -> list[LearnerState]:
+        """Leader: every learner it has a handler for, as it sees them now."""
+        return [LearnerState(lr.sid, lr.observer, lr.phase, lr.sid in self.voters)
+                for lr in self.learners.values()]
+
+    def synced_followers(self) -> set[int]:
+        """Leader: the followers (not observers) past NEWLEADER."""
+        return {sid for sid, lr in self.learners.items() if lr.phase == LearnerPhase.SYNCED and not lr.observer}
+
+    def learner_alive(self, sid: int, within_ticks: int = 2) -> bool:
+        """Leader: ``sid`` is synced and was heard from in the last ``within_ticks`` ticks."""
+        lr = self.learners.get(sid)
+        return lr is not None and lr.phase == LearnerPhase.SYNCED and self.now - lr.last_heard <= within_ticks
 
     def propose(self, payload: bytes, next_voters: set[int] | None = None) -> tuple[int, ZabOutput]:
         """Leader: give ``payload`` the next zxid and send it to the learners. ``next_voters``

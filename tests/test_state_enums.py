@@ -56,7 +56,7 @@ def test_a_standalone_server_reports_its_mode_as_before():
         assert s.server.mode() is ServerMode.STANDALONE
         assert "Mode: standalone\n" in four_letter(s.address, "srvr")
         assert "zk_server_state\tstandalone\n" in four_letter(s.address, "mntr")
-        text = s.call(metrics.exposition, s.server)
+        text = s.call(metrics.exposition, s.server.stats)
         states = [line for line in text.splitlines() if line.startswith("server_state{")]
         assert states == [f'server_state{{state="{m}"}} {1 if m == "standalone" else 0}'
                           for m in ("leader", "follower", "observer", "standalone", "looking", "read-only")]
