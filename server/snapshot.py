@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .codes import Perm
-from .jute import JuteError, Record, _read_string, _write_string
+from .jute import JuteError, Record, read_string, write_string
 from .records import ACL, FileHeader, Id, StatPersisted
 
 log = logging.getLogger("zkops.server.snapshot")
@@ -202,11 +202,11 @@ def _write(out: BinaryIO, sessions: dict[int, int], nodes: Iterable[Node]) -> No
     sink.write(buf)
     for (path, data, _, stat), ref in zip(items, refs, strict=True):
         buf = bytearray()
-        _write_string(buf, "" if path == "/" else path)
+        write_string(buf, "" if path == "/" else path)
         DataNode(data, ref, stat).write(buf)
         sink.write(buf)
     end = bytearray()
-    _write_string(end, "/")
+    write_string(end, "/")
     sink.write(end)
     sink.seal()
 
@@ -266,7 +266,7 @@ def install_snapshot_bytes(data_dir: Path, zxid: int, data: bytes) -> Path:
 # ---------------------------------------------------------------- reading
 def _check_seal(mv: memoryview, off: int, name: str) -> int:
     (crc,) = _Q.unpack_from(mv, off)
-    trailer, end = _read_string(mv, off + 8)
+    trailer, end = read_string(mv, off + 8)
     if trailer != "/":
         raise SnapshotError(f"{name}: no '/' after the checksum at byte offset {off}")
     if crc != zlib.adler32(mv[:off]) & 0xFFFFFFFF:
@@ -276,11 +276,12 @@ def _check_seal(mv: memoryview, off: int, name: str) -> int:
 
 def parse(data: bytes, name: str = "snapshot") -> tuple[dict[int, int], list[Node]]:
     """Sessions and nodes of a snapshot's bytes; :class:`SnapshotError` if damaged."""
-    sessions, nodes, _ = _parse(data, name)
+    sessions, nodes, _ = parse_with_digest(data, name)
     return sessions, nodes
 
 
-def _parse(data: bytes, name: str) -> tuple[dict[int, int], list[Node], ZxidDigest | None]:
+def parse_with_digest(data: bytes, name: str = "snapshot") -> tuple[dict[int, int], list[Node], ZxidDigest | None]:
+    """parse(), and the digest the file ends with (None for a file without one)."""
     mv = memoryview(data)
     try:
         hdr, off = FileHeader.read(mv, 0)
@@ -316,7 +317,7 @@ def _parse(data: bytes, name: str) -> tuple[dict[int, int], list[Node], ZxidDige
         nodes: list[Node] = []
         seen: set[str] = set()
         while True:
-            path, off = _read_string(mv, off)
+            path, off = read_string(mv, off)
             if path == "/":
                 break
             if path is None:
@@ -338,7 +339,7 @@ def _parse(data: bytes, name: str) -> tuple[dict[int, int], list[Node], ZxidDige
             z, version = _Q.unpack_from(mv, off)[0], _I.unpack_from(mv, off + 8)[0]
             off += 12
             if version < 2:
-                text, off = _read_string(mv, off)
+                text, off = read_string(mv, off)
                 value = int(text, 16) if text else 0
             else:
                 value = _Q.unpack_from(mv, off)[0]
@@ -372,7 +373,7 @@ def _load_bytes(path: Path) -> bytes:
 def read_snapshot(path: Path) -> SnapshotData:
     """Read and verify one snapshot file (plain or .gz)."""
     p = Path(path)
-    sessions, nodes, digest = _parse(_load_bytes(p), str(p))
+    sessions, nodes, digest = parse_with_digest(_load_bytes(p), str(p))
     return SnapshotData(snapshot_zxid(p), sessions, nodes, p, digest)
 
 
