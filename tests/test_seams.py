@@ -153,3 +153,32 @@ def test_the_4lw_answers_from_the_stats_view() -> None:
         assert f"Zxid: 0x{s.call(lambda: stats.last_zxid):x}\n" in srvr
         assert s.call(stats.mode) is ServerMode.STANDALONE and s.call(stats.quorum) is None
         assert four_letter(s.address, "elec") == ""  # no elections on a standalone server
+
+
+def test_zab_tells_the_shell_what_it_needs_through_methods() -> None:
+    from tests.test_zab_rules import established
+    from zkops.server.zab import LearnerState
+
+    net = established(n=3, leader=1, observers=(4,))
+    leader = net.peers[1]
+    assert leader.last_outstanding() is None
+    zxid = leader.next_zxid()
+    got, _ = leader.propose(b"txn")
+    assert got == zxid and leader.last_outstanding() == zxid and leader.next_zxid() == zxid + 1
+    assert sorted(leader.learner_states(), key=lambda lr: lr.sid) == [
+        LearnerState(2, False, LearnerPhase.SYNCED, True), LearnerState(3, False, LearnerPhase.SYNCED, True),
+        LearnerState(4, True, LearnerPhase.SYNCED, False)]
+    assert leader.synced_followers() == {2, 3}
+    assert leader.learner_alive(2) and not leader.learner_alive(9)
+    assert leader.history.payload_of(zxid) == b"txn" and leader.history.payload_of(zxid + 1) is None
+
+
+def test_a_members_session_ids_carry_its_server_id() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        for server_id, top in ((3, 3), (0, 1)):  # standalone: 1, as before
+            s = ZooKeeperServer(memory_config(0), loop=loop, server_id=server_id)
+            assert s.core.sessions.new_session_id() >> 56 == top
+            assert s.stats.server_id == server_id
+    finally:
+        loop.close()
