@@ -641,7 +641,7 @@ class Ensemble:
     def report(self) -> QuorumReport:
         """This member's numbers for the server's reports (stats.ServerStats.quorum)."""
         learners = tuple(LearnerReport(lr.sid, lr.observer, lr.phase, lr.synced, lr.voting)
-                         for lr in self.peer.zab.learner_states()) if self.peer.can_propose else ()
+                         for lr in self.peer.zab.learner_states())
         return QuorumReport(leader=self.peer.leader, established=self.peer.established, learners=learners,
                             election_ms=tuple(self.election_ms), look_started=self.look_started,
                             mntr_rows=tuple(self.mntr(learners)), events=tuple(self.events[-200:]))

@@ -100,7 +100,7 @@ class QuorumReport:
 
     leader: int | None  # who leads (None while looking)
     established: bool  # ZAB's broadcast phase: the quorum serves
-    learners: tuple[LearnerReport, ...] = ()  # filled on the leader only
+    learners: tuple[LearnerReport, ...] = ()  # the leader's learners (read them only on a leader)
     election_ms: tuple[float, ...] = ()  # every election this server saw, oldest first
     look_started: float = 0.0  # time.monotonic() when it last started looking
     mntr_rows: tuple[tuple[str, object], ...] = ()  # the quorum's own mntr keys (zk_*)
