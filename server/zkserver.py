@@ -504,10 +504,6 @@ class ZooKeeperServer:
         return out
 
     # ------------------------------------------------------------ reporting (continued)
-    def record_latency(self, ms: int, write: bool) -> None:
-        """A request was answered ``ms`` after it arrived (srvr's latencies, the metrics)."""
-        self.counters.record(ms, write)
-
     def four_letter(self, conn: ClientConnection, word: str) -> None:
         from .fourletter import answer
 
