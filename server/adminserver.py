@@ -12,6 +12,8 @@ unless ``admin.snapshot.enabled`` / ``admin.restore.enabled`` (zoo.cfg, or
 digest user:password`` (or ``ip``) header whose ids have ALL on the root's ACL, and each
 runs at most once per ``admin.snapshot.intervalInMS`` / ``admin.restore.intervalInMS``
 (default 5 minutes). A restore restarts the server from the posted snapshot.
+
+Every command reads the server through its ``stats.ServerStats`` view.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 from . import fourletter
 from .servermode import ServerMode
 from .version import VERSION_STRING
-from .zab import LearnerPhase
 
 if TYPE_CHECKING:
+    import asyncio
+
     from .connection import ClientConnection
-    from .zkserver import ZooKeeperServer
+    from .stats import ServerStats
 
 Command = Callable[..., dict[str, Any]]  # (server) or (server, query) -> the JSON body
 
@@ -45,95 +48,91 @@ def _connection(c: ClientConnection) -> dict[str, Any]:
             "max_latency": c.max_latency}
 
 
-def _connections(s: ZooKeeperServer) -> dict[str, Any]:
-    plain = [c for c in s.connections if not getattr(c, "secure", False)]
-    secure = [c for c in s.connections if getattr(c, "secure", False)]
+def _connections(s: ServerStats) -> dict[str, Any]:
+    conns = s.connections()
+    plain = [c for c in conns if not getattr(c, "secure", False)]
+    secure = [c for c in conns if getattr(c, "secure", False)]
     return {"connections": [_connection(c) for c in plain], "secure_connections": [_connection(c) for c in secure]}
 
 
-def _server_stats(s: ZooKeeperServer) -> dict[str, Any]:
-    st = s.stats
-    cfg = s.cfg
+def _server_stats(s: ServerStats) -> dict[str, Any]:
     return {
         "version": VERSION_STRING, "read_only": s.mode() == ServerMode.READ_ONLY,
         "server_stats": {
-            "packets_sent": sum(c.packets_sent for c in s.connections) + st.packets_sent,
-            "packets_received": sum(c.packets_received for c in s.connections) + st.packets_received,
+            "packets_sent": s.packets_sent,
+            "packets_received": s.packets_received,
             "fsync_threshold_exceed_count": 0,
             "client_response_stats": {"last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1},
-            "provider_null": False, "server_state": s.mode(), "outstanding_requests": len(s.pending),
-            "min_latency": max(st.min_latency, 0), "avg_latency": round(st.avg_latency, 4),
-            "max_latency": st.max_latency,
-            "data_dir_size": fourletter._dir_size(Path(cfg.data_dir) / "version-2"),
-            "log_dir_size": fourletter._dir_size(Path(cfg.data_log_dir) / "version-2"),
-            "last_processed_zxid": s.core.last_zxid, "num_alive_client_connections": len(s.connections),
-            "uptime": int((time.time() - st.started) * 1000), "auth_failed_count": 0,
+            "provider_null": False, "server_state": s.mode(), "outstanding_requests": s.outstanding,
+            "min_latency": s.min_latency, "avg_latency": round(s.avg_latency, 4),
+            "max_latency": s.max_latency,
+            "data_dir_size": s.data_dir_size(),
+            "log_dir_size": s.log_dir_size(),
+            "last_processed_zxid": s.last_zxid, "num_alive_client_connections": len(s.connections()),
+            "uptime": s.uptime_ms, "auth_failed_count": 0,
             "non_mtlsremote_conn_count": 0, "non_mtlslocal_conn_count": 0,
         },
         "client_response": {"last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1},
-        "node_count": s.core.tree.node_count(),
+        "node_count": s.node_count,
     }
 
 
-def _monitor(s: ZooKeeperServer) -> dict[str, Any]:
+def _monitor(s: ServerStats) -> dict[str, Any]:
     from . import mntr
 
     return mntr.monitor(s)
 
 
-def _conf(s: ZooKeeperServer) -> dict[str, Any]:
+def _conf(s: ServerStats) -> dict[str, Any]:
     cfg = s.cfg
     return {"client_port": cfg.client_port or -1,
             "data_dir": str(Path(cfg.data_dir) / "version-2"), "data_log_dir": str(Path(cfg.data_log_dir) / "version-2"),
             "tick_time": cfg.tick_time, "max_client_cnxns": cfg.max_client_cnxns,
             "min_session_timeout": cfg.min_session_timeout, "max_session_timeout": cfg.max_session_timeout,
-            "server_id": getattr(s, "server_id", 0), "client_port_listen_backlog": -1}
+            "server_id": s.server_id, "client_port_listen_backlog": -1}
 
 
-def _envi(s: ZooKeeperServer) -> dict[str, Any]:
+def _envi(s: ServerStats) -> dict[str, Any]:
     lines = fourletter.envi(s).splitlines()[1:]
     return dict(line.split("=", 1) for line in lines if "=" in line)
 
 
-def _dirs(s: ZooKeeperServer) -> dict[str, Any]:
-    return {"datadir_size": fourletter._dir_size(Path(s.cfg.data_dir) / "version-2"),
-            "logdir_size": fourletter._dir_size(Path(s.cfg.data_log_dir) / "version-2")}
+def _dirs(s: ServerStats) -> dict[str, Any]:
+    return {"datadir_size": s.data_dir_size(), "logdir_size": s.log_dir_size()}
 
 
-def _dump(s: ZooKeeperServer) -> dict[str, Any]:
-    tracker = s.core.sessions
-    return {"expiry_time_to_session_ids": {str(t): sorted(ids) for t, ids in sorted(tracker.buckets.items())},
+def _dump(s: ServerStats) -> dict[str, Any]:
+    return {"expiry_time_to_session_ids": {str(t): sorted(ids) for t, ids in sorted(s.session_buckets().items())},
             "session_id_to_ephemeral_paths": {str(sid): sorted(paths)
-                                              for sid, paths in sorted(s.core.tree.ephemerals.items())}}
+                                              for sid, paths in sorted(s.ephemerals().items())}}
 
 
-def _watch_summary(s: ZooKeeperServer) -> dict[str, Any]:
-    w = s.core.watches
-    return {"num_connections": len(w.paths_by_watcher()), "num_paths": len(w.watchers_by_path()),
-            "num_total_watches": w.watch_count()}
+def _watch_summary(s: ServerStats) -> dict[str, Any]:
+    return {"num_connections": len(s.paths_by_watcher()), "num_paths": len(s.watchers_by_path()),
+            "num_total_watches": s.watch_count}
 
 
-def _watches(s: ZooKeeperServer) -> dict[str, Any]:
+def _watches(s: ServerStats) -> dict[str, Any]:
     return {"session_id_to_watched_paths": {str(getattr(wt, "session_id", 0)): sorted(ps)
-                                            for wt, ps in s.core.watches.paths_by_watcher().items()}}
+                                            for wt, ps in s.paths_by_watcher().items()}}
 
 
-def _watches_by_path(s: ZooKeeperServer) -> dict[str, Any]:
+def _watches_by_path(s: ServerStats) -> dict[str, Any]:
     return {"path_to_session_ids": {p: sorted(getattr(wt, "session_id", 0) for wt in ws)
-                                    for p, ws in sorted(s.core.watches.watchers_by_path().items())}}
+                                    for p, ws in sorted(s.watchers_by_path().items())}}
 
 
-def _leader(s: ZooKeeperServer) -> dict[str, Any]:
-    ensemble = getattr(s, "ensemble", None)
-    if ensemble is None:
+def _leader(s: ServerStats) -> dict[str, Any]:
+    quorum = s.quorum()
+    if quorum is None:
         return {"error": "server is not initialized"}  # Apache's answer on a standalone server
-    leader = ensemble.peer.leader
+    leader = quorum.leader
     spec = s.cfg.servers.get(leader) if leader is not None else None
     return {"is_leader": s.mode() == ServerMode.LEADER, "leader_id": leader if leader is not None else -1,
             "leader_ip": spec.host if spec else ""}
 
 
-def _voting_view(s: ZooKeeperServer) -> dict[str, Any]:
+def _voting_view(s: ServerStats) -> dict[str, Any]:
     view = {}
     for sid, p in sorted(getattr(s.cfg, "servers", {}).items()):
         client = f";{p.client_host or '0.0.0.0'}:{p.client_port}" if p.client_port else ""
@@ -141,19 +140,19 @@ def _voting_view(s: ZooKeeperServer) -> dict[str, Any]:
     return {"current_config": view}
 
 
-def _stat(s: ZooKeeperServer) -> dict[str, Any]:
+def _stat(s: ServerStats) -> dict[str, Any]:
     return {**_server_stats(s), **_connections(s)}
 
 
-def _zabstate(s: ZooKeeperServer) -> dict[str, Any]:
-    ensemble = getattr(s, "ensemble", None)
-    if ensemble is None:
+def _zabstate(s: ServerStats) -> dict[str, Any]:
+    quorum = s.quorum()
+    if quorum is None:
         return {"voting": False, "zabstate": "broadcast" if s.serving() else "election"}
     return {"voting": s.mode().voting,
-            "zabstate": "broadcast" if ensemble.peer.established else "election"}
+            "zabstate": "broadcast" if quorum.established else "election"}
 
 
-def _last_snapshot(s: ZooKeeperServer) -> dict[str, Any]:
+def _last_snapshot(s: ServerStats) -> dict[str, Any]:
     snaps = []
     for f in (Path(s.cfg.data_dir) / "version-2").glob("snapshot.*"):
         try:
@@ -164,7 +163,7 @@ def _last_snapshot(s: ZooKeeperServer) -> dict[str, Any]:
     return {"zxid": f"{zxid:x}", "timestamp": when}
 
 
-def _initial_configuration(s: ZooKeeperServer) -> dict[str, Any]:
+def _initial_configuration(s: ServerStats) -> dict[str, Any]:
     source = getattr(s.cfg, "source", None)
     try:
         text = Path(source).read_text() if source else ""
@@ -173,16 +172,16 @@ def _initial_configuration(s: ZooKeeperServer) -> dict[str, Any]:
     return {"initial_configuration": text}
 
 
-def _observers(s: ZooKeeperServer) -> dict[str, Any]:
-    ensemble = getattr(s, "ensemble", None)
-    if ensemble is None or s.mode() != ServerMode.LEADER:
+def _observers(s: ServerStats) -> dict[str, Any]:
+    quorum = s.quorum()
+    if quorum is None or s.mode() != ServerMode.LEADER:
         return {"synced_observers": 0, "observers": []}  # only the leader knows its observers
-    learners = [lr for lr in ensemble.peer.zab.learners.values() if lr.observer]
-    return {"synced_observers": sum(1 for lr in learners if lr.phase == LearnerPhase.SYNCED),
-            "observers": [{"sid": getattr(lr, "sid", None), "phase": lr.phase} for lr in learners]}
+    learners = [lr for lr in quorum.learners if lr.observer]
+    return {"synced_observers": sum(1 for lr in learners if lr.synced),
+            "observers": [{"sid": lr.sid, "phase": lr.phase} for lr in learners]}
 
 
-def _set_trace_mask(s: ZooKeeperServer, query: dict[str, list[str]]) -> dict[str, Any]:
+def _set_trace_mask(s: ServerStats, query: dict[str, list[str]]) -> dict[str, Any]:
     try:
         mask = int(query["traceMask"][0])
     except (KeyError, IndexError, ValueError):
@@ -191,14 +190,13 @@ def _set_trace_mask(s: ZooKeeperServer, query: dict[str, list[str]]) -> dict[str
     return {"tracemask": mask}
 
 
-def _stat_reset(s: ZooKeeperServer) -> dict[str, Any]:
-    s.stats.reset()
+def _stat_reset(s: ServerStats) -> dict[str, Any]:
+    s.reset()
     return {}
 
 
-def _connection_stat_reset(s: ZooKeeperServer) -> dict[str, Any]:
-    for c in s.connections:
-        c.reset_stats()
+def _connection_stat_reset(s: ServerStats) -> dict[str, Any]:
+    s.reset_connections()
     return {}
 
 
@@ -237,7 +235,7 @@ ALIASES = {alias: name for name, (aliases, _) in COMMANDS.items() for alias in (
 WITH_QUERY = {"set_trace_mask"}
 
 
-def run_command(s: ZooKeeperServer, name: str, query: dict[str, list[str]] | None = None) -> tuple[int, dict[str, Any]]:
+def run_command(s: ServerStats, name: str, query: dict[str, list[str]] | None = None) -> tuple[int, dict[str, Any]]:
     primary = ALIASES.get(name)
     if primary is None:
         return 404, {"command": name, "error": f"Unknown command: {name}"}
@@ -257,7 +255,7 @@ _FLAGS = {"snapshot": ("admin.snapshot.enabled", "admin.snapshot.intervalInMS"),
           "restore": ("admin.restore.enabled", "admin.restore.intervalInMS")}
 
 
-def _setting(s: ZooKeeperServer, key: str) -> str | None:
+def _setting(s: ServerStats, key: str) -> str | None:
     raw = getattr(s.cfg, "raw", None) or {}
     for k in (key, "zookeeper." + key):
         if k in raw:
@@ -272,7 +270,7 @@ def _setting(s: ZooKeeperServer, key: str) -> str | None:
 class _Guard:
     """Whether a command is on, who may run it, and how often."""
 
-    def __init__(self, s: ZooKeeperServer) -> None:
+    def __init__(self, s: ServerStats) -> None:
         self.s = s
         self.last: dict[str, float] = {}
 
@@ -301,8 +299,7 @@ class _Guard:
             ids = [Id("ip", peer)]
         else:
             return 401, f"unsupported Authorization scheme {scheme!r} (digest or ip)"
-        root = self.s.core.tree.get("/")
-        acl = list(root.acl) if root is not None else []
+        acl = self.s.root_acl()
         if any(i.scheme == "super" for i in ids):
             return 0, None
         for entry in acl:
@@ -334,16 +331,6 @@ def _ip_in(addr: str, spec: str) -> bool:
         return False
 
 
-def _snapshot_bytes(s: ZooKeeperServer) -> tuple[int, bytes]:
-    from . import snapshot as snapmod
-
-    tree = s.core.tree
-    zxid = tree.last_zxid
-    sessions = {sid: x.timeout for sid, x in s.core.sessions.sessions.items()}
-    nodes = ((("" if p == "/" else p), n.data, list(n.acl), n.persisted()) for p, n in tree.walk())
-    return zxid, snapmod.serialize(zxid, sessions, nodes)
-
-
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
     import json
 
@@ -352,7 +339,7 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     return Response(status, "application/json", json.dumps(body, indent=2, default=str).encode(), headers or {})
 
 
-def _guarded(guard: _Guard, req: Any) -> Any:
+def _guarded(guard: _Guard, req: Any, loop: asyncio.AbstractEventLoop) -> Any:
     """The snapshot and restore commands (Apache 3.9's shapes)."""
     name = [p for p in req.path.split("/") if p][1]
     if not guard.enabled(name):
@@ -369,7 +356,7 @@ def _guarded(guard: _Guard, req: Any) -> Any:
                                                      f"{guard.interval_s(name):g} s"})
     s = guard.s
     if name == "snapshot":
-        zxid, data = _snapshot_bytes(s)
+        zxid, data = s.snapshot()
         head = {"last_zxid": f"0x{zxid:x}", "snapshot_size": str(len(data))}
         if req.query.get("streaming", ["false"])[0].lower() == "true":
             from .httpd import Response
@@ -388,11 +375,11 @@ def _guarded(guard: _Guard, req: Any) -> Any:
         done = pendingrestore.install(Path(s.cfg.data_dir), Path(s.cfg.data_log_dir), req.body)
     except SnapshotError as exc:
         return _json(400, {"command": name, "error": f"not a valid snapshot: {exc}"})
-    pendingrestore.restart_soon(s.loop)
+    pendingrestore.restart_soon(loop)
     return _json(200, {"last_zxid": done.zxid, "command": name, "error": None})
 
 
-def handler(s: ZooKeeperServer) -> Callable[[str, dict[str, list[str]]], tuple[int, str, bytes]]:
+def handler(s: ServerStats, loop: asyncio.AbstractEventLoop) -> Callable[[str, dict[str, list[str]]], tuple[int, str, bytes]]:
     guard = _Guard(s)
 
     def handle(path: str, query: dict[str, list[str]]) -> tuple[int, str, bytes]:
@@ -412,7 +399,7 @@ def handler(s: ZooKeeperServer) -> Callable[[str, dict[str, list[str]]], tuple[i
 
         parts = [p for p in req.path.split("/") if p]
         if len(parts) == 2 and parts[0] == "commands" and parts[1] in _FLAGS:
-            return _guarded(guard, req)
+            return _guarded(guard, req, loop)
         if req.method == "POST":
             return Response(405, "text/plain", b"only GET\n")
         return Response(*handle(req.path, req.query))

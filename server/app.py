@@ -32,9 +32,7 @@ async def serve(cfg: Any, started: asyncio.Event | None = None, stop: asyncio.Ev
                        prealloc_kb=getattr(cfg, "pre_alloc_size_kb", 65536))
     log.info("loaded database in %.1f ms: zxid 0x%x, %d znodes, %d sessions",
              (time.perf_counter() - t0) * 1000, db.tree.last_zxid, db.tree.node_count(), len(db.sessions))
-    _tune_gc()
-    server = ZooKeeperServer(cfg, db.tree, db.sessions, db.txnlog, loop)
-    server.snapshot_writer = db.snapshot_writer(getattr(cfg, "autopurge_snap_retain_count", 3))
+    tune_gc()
     exit_code = 0
 
     def on_fatal(exc: BaseException) -> None:
@@ -42,7 +40,8 @@ async def serve(cfg: Any, started: asyncio.Event | None = None, stop: asyncio.Ev
         exit_code = 1
         stop.set()
 
-    server.on_fatal = on_fatal
+    server = ZooKeeperServer(cfg, db.tree, db.sessions, db.txnlog, loop, on_fatal=on_fatal,
+                             snapshot_writer=db.snapshot_writer(getattr(cfg, "autopurge_snap_retain_count", 3)))
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)
@@ -75,7 +74,7 @@ async def _autopurge(cfg: Any, db: Database, stop: asyncio.Event) -> None:
             log.warning("autopurge failed: %s", exc)
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """Znodes form no reference cycles, yet the cyclic collector would walk all of them
     again and again as the tree grows: freeze what recovery loaded and collect rarely.
     No collection first: it would walk that whole tree once more, for the few bytes of

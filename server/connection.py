@@ -306,7 +306,7 @@ class ClientConnection(asyncio.Protocol):
             self.max_latency = ms
         self.last_cxid = req.xid
         self.last_zxid = zxid
-        self.server.stats.record(ms, req.write)
+        self.server.counters.record(ms, req.write)
 
     def reset_stats(self) -> None:
         self.packets_received = self.packets_sent = 0

@@ -82,6 +82,26 @@ class ServerCore:
     def last_zxid(self) -> int:
         return self.tree.last_zxid
 
+    # ------------------------------------------------------------------ role changes
+    def reload(self, tree: DataTree) -> None:
+        """Serve ``tree`` from now on (a learner rebuilt its state from disk after TRUNC or
+        SNAP): the preparer forgets what it predicted from the old tree."""
+        self.tree = tree
+        self.prep.tree = tree
+        self.restart_prep()
+
+    def restart_prep(self) -> None:
+        """The preparer starts again from the tree's last zxid (a new leader prepares from
+        what is committed, not from what it predicted as a learner)."""
+        self.prep.reset(self.tree.last_zxid)
+        self.prep.seq.clear()
+
+    def take_over_sessions(self, now_ms: int) -> None:
+        """A new leader owns expiry: every session it knows of lives a full timeout from now."""
+        for s in list(self.sessions.sessions.values()):
+            s.closing = False
+            self.sessions.touch(s.session_id, now_ms)
+
     # ------------------------------------------------------------------ writes
     def commit(self, hdr: TxnHeader, body: Any) -> tuple[ApplyResult, list[Notification]]:
         """Apply a durable txn; returns its result and the watch notifications it fired."""

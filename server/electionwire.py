@@ -45,6 +45,9 @@ class PeerState(IntEnum):
     OBSERVING = 3
 
 
+_PEERSTATE_VALUES = frozenset(int(m) for m in PeerState)  # what a notification's state may be
+
+
 @dataclass(frozen=True)
 class InitialMessage:
     """What the dialling server says first: who it is and where it listens."""
@@ -140,7 +143,7 @@ def decode_notification(data: bytes) -> WireNotification:
         raise ElectionWireError(f"notification of {size} bytes")
     (state,) = _I.unpack_from(data, 0)
     leader, zxid, election_epoch = struct.unpack_from(">qqq", data, 4)
-    if state not in PeerState._value2member_map_:
+    if state not in _PEERSTATE_VALUES:
         raise ElectionWireError(f"unknown server state {state}")
     if size == 28:
         return WireNotification(state, leader, zxid, election_epoch, zxid >> 32, 0, None)

@@ -2,7 +2,8 @@
 
 A 4lw arrives as the first four bytes of a fresh connection; the answer is plain text
 and the server closes the connection after it. Words outside the whitelist get
-ZooKeeper's "is not executed because it is not in the whitelist." line.
+ZooKeeper's "is not executed because it is not in the whitelist." line. Every word reads
+the server through its ``stats.ServerStats`` view.
 """
 
 from __future__ import annotations
@@ -21,18 +22,7 @@ from .version import VERSION_STRING
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
-    from .zkserver import ZooKeeperServer
-
-
-def _dir_size(path: Path) -> int:
-    total = 0
-    try:
-        for entry in os.scandir(path):
-            if entry.is_file(follow_symlinks=False):
-                total += entry.stat().st_size
-    except OSError:
-        pass
-    return total
+    from .stats import ServerStats
 
 
 def _conn_line(c: ClientConnection, brief: bool) -> str:
@@ -46,38 +36,35 @@ def _conn_line(c: ClientConnection, brief: bool) -> str:
             f"llat={c.last_latency},minlat={max(c.min_latency, 0)},avglat={avg},maxlat={c.max_latency})")
 
 
-def _stats_block(s: ZooKeeperServer) -> str:
-    st = s.stats
-    received = sum(c.packets_received for c in s.connections)
-    sent = sum(c.packets_sent for c in s.connections)
-    return (f"Latency min/avg/max: {max(st.min_latency, 0)}/{st.avg_latency:.4g}/{st.max_latency}\n"
-            f"Received: {received + st.packets_received}\n"
-            f"Sent: {sent + st.packets_sent}\n"
-            f"Connections: {len(s.connections)}\n"
-            f"Outstanding: {len(s.pending)}\n"
-            f"Zxid: 0x{s.core.last_zxid:x}\n"
+def _stats_block(s: ServerStats) -> str:
+    return (f"Latency min/avg/max: {s.min_latency}/{s.avg_latency:.4g}/{s.max_latency}\n"
+            f"Received: {s.packets_received}\n"
+            f"Sent: {s.packets_sent}\n"
+            f"Connections: {len(s.connections())}\n"
+            f"Outstanding: {s.outstanding}\n"
+            f"Zxid: 0x{s.last_zxid:x}\n"
             f"Mode: {s.mode()}\n"
-            f"Node count: {s.core.tree.node_count()}\n")
+            f"Node count: {s.node_count}\n")
 
 
-def srvr(s: ZooKeeperServer) -> str:
+def srvr(s: ServerStats) -> str:
     return f"Zookeeper version: {VERSION_STRING}\n" + _stats_block(s)
 
 
-def stat(s: ZooKeeperServer) -> str:
+def stat(s: ServerStats) -> str:
     lines = [f"Zookeeper version: {VERSION_STRING}", "Clients:"]
-    lines += [_conn_line(c, True) for c in s.connections]
+    lines += [_conn_line(c, True) for c in s.connections()]
     return "\n".join(lines) + "\n\n" + _stats_block(s)
 
 
-def mntr(s: ZooKeeperServer) -> str:
+def mntr(s: ServerStats) -> str:
     """Apache 3.8's whole key set for this server's role (server/mntr.py)."""
     from . import mntr as monitor
 
     return monitor.text(s)
 
 
-def conf(s: ZooKeeperServer) -> str:
+def conf(s: ServerStats) -> str:
     cfg = s.cfg
     data = Path(cfg.data_dir) / "version-2"
     logs = Path(cfg.data_log_dir) / "version-2"
@@ -85,9 +72,9 @@ def conf(s: ZooKeeperServer) -> str:
         f"clientPort={cfg.client_port if cfg.client_port else -1}",
         f"secureClientPort={cfg.secure_client_port or -1}",
         f"dataDir={data}",
-        f"dataDirSize={_dir_size(data)}",
+        f"dataDirSize={s.data_dir_size()}",
         f"dataLogDir={logs}",
-        f"dataLogSize={_dir_size(logs)}",
+        f"dataLogSize={s.log_dir_size()}",
         f"tickTime={cfg.tick_time}",
         f"maxClientCnxns={cfg.max_client_cnxns}",
         f"minSessionTimeout={cfg.min_session_timeout}",
@@ -95,22 +82,20 @@ def conf(s: ZooKeeperServer) -> str:
         "clientPortListenBacklog=-1",
         f"serverId={s.server_id}",
     ]
-    lines += s.extra_conf()
     return "\n".join(lines) + "\n"
 
 
-def cons(s: ZooKeeperServer) -> str:
-    return "".join(_conn_line(c, False) + "\n" for c in s.connections) + "\n"
+def cons(s: ServerStats) -> str:
+    return "".join(_conn_line(c, False) + "\n" for c in s.connections()) + "\n"
 
 
-def crst(s: ZooKeeperServer) -> str:
-    for c in s.connections:
-        c.reset_stats()
+def crst(s: ServerStats) -> str:
+    s.reset_connections()
     return "Connection stats reset.\n"
 
 
-def srst(s: ZooKeeperServer) -> str:
-    s.stats.reset()
+def srst(s: ServerStats) -> str:
+    s.reset()
     return "Server stats reset.\n"
 
 
@@ -139,7 +124,7 @@ def _memory_mb() -> tuple[int, int, int]:
     return (biggest - total) // mb, biggest // mb, total // mb
 
 
-def envi(s: ZooKeeperServer) -> str:
+def envi(s: ServerStats) -> str:
     """Apache 3.8's keys in its order (the JVM's own as <NA>), then zkops' (python.*)."""
     import platform  # only envi needs it; kept off the start-up path
     import tempfile
@@ -180,15 +165,13 @@ def _user_name() -> str:
         return ""
 
 
-def dirs(s: ZooKeeperServer) -> str:
-    cfg = s.cfg
-    return (f"datadir_size: {_dir_size(Path(cfg.data_dir) / 'version-2')}\n"
-            f"logdir_size: {_dir_size(Path(cfg.data_log_dir) / 'version-2')}\n")
+def dirs(s: ServerStats) -> str:
+    return f"datadir_size: {s.data_dir_size()}\nlogdir_size: {s.log_dir_size()}\n"
 
 
-def wchs(s: ZooKeeperServer) -> str:
+def wchs(s: ServerStats) -> str:
     # As Apache: the data watch table only, connections whose watches all fired included
-    conns, npaths, total = s.core.watches.summary()
+    conns, npaths, total = s.watch_summary()
     return f"{conns} connections watching {npaths} paths\nTotal watches:{total}\n"
 
 
@@ -196,70 +179,76 @@ def _java_str(path: str | None) -> str:
     return "null" if path is None else path  # a watch set on a null path (setWatches2)
 
 
-def wchc(s: ZooKeeperServer) -> str:
+def wchc(s: ServerStats) -> str:
     out = []
-    for w, ps in s.core.watches.paths_by_watcher().items():
+    for w, ps in s.paths_by_watcher().items():
         names = sorted(_java_str(p) for p in ps)
         out.append(f"0x{getattr(w, 'session_id', 0):x}\n" + "".join(f"\t{p}\n" for p in names))
     return "".join(out) + "\n"
 
 
-def wchp(s: ZooKeeperServer) -> str:
+def wchp(s: ServerStats) -> str:
     out = []
-    for p, ws in sorted(s.core.watches.watchers_by_path().items(), key=lambda kv: _java_str(kv[0])):
+    for p, ws in sorted(s.watchers_by_path().items(), key=lambda kv: _java_str(kv[0])):
         out.append(f"{_java_str(p)}\n" + "".join(f"\t0x{getattr(w, 'session_id', 0):x}\n" for w in ws))
     return "".join(out) + "\n"
 
 
-def dump(s: ZooKeeperServer) -> str:
-    tracker = s.core.sessions
-    lines = ["SessionTracker dump:", f"Session Sets ({len(tracker.buckets)})/({len(tracker)}):"]
-    for t in sorted(tracker.buckets):
-        ids = tracker.buckets[t]
+def dump(s: ServerStats) -> str:
+    buckets = s.session_buckets()
+    lines = ["SessionTracker dump:", f"Session Sets ({len(buckets)})/({s.session_count}):"]
+    for t in sorted(buckets):
+        ids = buckets[t]
         lines.append(f"{len(ids)} expire at {time.strftime('%a %b %d %H:%M:%S UTC %Y', time.gmtime(t / 1000))}:")
         lines += [f"\t0x{sid:x}" for sid in sorted(ids)]
-    eph = s.core.tree.ephemerals
+    eph = s.ephemerals()
     lines.append("ephemeral nodes dump:")
     lines.append(f"Sessions with Ephemerals ({len(eph)}):")
     for sid in sorted(eph):
         lines.append(f"0x{sid:x}:")
         lines += [f"\t{p}" for p in sorted(eph[sid])]
     lines.append("Connections dump:")
-    lines.append(f"Connections Sets (1)/({len(s.connections)}):")
-    for c in s.connections:
+    conns = s.connections()
+    lines.append(f"Connections Sets (1)/({len(conns)}):")
+    for c in conns:
         lines.append(f"\tip: /{c.peer[0]}:{c.peer[1]} sessionId: 0x{c.session_id:x}")
     return "\n".join(lines) + "\n"
 
 
-def isro(s: ZooKeeperServer) -> str:
+def isro(s: ServerStats) -> str:
     return "ro" if s.mode() == ServerMode.READ_ONLY else "rw"
 
 
-def ruok(s: ZooKeeperServer) -> str:
+def ruok(s: ServerStats) -> str:
     return "imok"
 
 
-def gtmk(s: ZooKeeperServer) -> str:
+def gtmk(s: ServerStats) -> str:
     return f"{s.trace_mask}\n"
 
 
-def stmk(s: ZooKeeperServer) -> str:
+def stmk(s: ServerStats) -> str:
     return f"{s.trace_mask}\n"
 
 
-def elec(s: ZooKeeperServer) -> str:
+def elec(s: ServerStats) -> str:
     """zkops' own word: this server's recent election events, one JSON object a line."""
-    return s.election_events()
+    quorum = s.quorum()
+    if quorum is None:
+        return ""
+    import json
+
+    return "".join(json.dumps(e) + "\n" for e in quorum.events)
 
 
-WORDS: dict[str, Callable[[ZooKeeperServer], str]] = {
+WORDS: dict[str, Callable[[ServerStats], str]] = {
     "ruok": ruok, "srvr": srvr, "stat": stat, "mntr": mntr, "conf": conf, "cons": cons,
     "crst": crst, "srst": srst, "envi": envi, "dirs": dirs, "wchs": wchs, "wchc": wchc,
     "wchp": wchp, "dump": dump, "isro": isro, "gtmk": gtmk, "stmk": stmk, "elec": elec,
 }
 
 
-def answer(s: ZooKeeperServer, word: str, whitelist: frozenset[str]) -> str:
+def answer(s: ServerStats, word: str, whitelist: frozenset[str]) -> str:
     """The text a 4lw gets back (the caller closes the connection after it)."""
     if word not in whitelist and "*" not in whitelist:
         return f"{word} is not executed because it is not in the whitelist.\n"

@@ -42,7 +42,7 @@ def _read_buffer(buf: bytes | memoryview, off: int) -> tuple[bytes | None, int]:
     return bytes(buf[off:end]), end
 
 
-def _read_string(buf: bytes | memoryview, off: int) -> tuple[str | None, int]:
+def read_string(buf: bytes | memoryview, off: int) -> tuple[str | None, int]:
     (n,) = _unpack_int(buf, off)
     off += 4
     if n < 0:
@@ -64,7 +64,7 @@ def _write_buffer(out: bytearray, value: bytes | None) -> None:
         out += value
 
 
-def _write_string(out: bytearray, value: str | None) -> None:
+def write_string(out: bytearray, value: str | None) -> None:
     if value is None:
         out += b"\xff\xff\xff\xff"
     else:
@@ -79,9 +79,9 @@ _ENV: dict[str, Any] = {
     "_pack_long": _pack_long,
     "_unpack_long": _unpack_long,
     "_read_buffer": _read_buffer,
-    "_read_string": _read_string,
+    "_read_string": read_string,
     "_write_buffer": _write_buffer,
-    "_write_string": _write_string,
+    "_write_string": write_string,
     "JuteError": JuteError,
 }
 

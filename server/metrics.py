@@ -3,46 +3,23 @@
 Names follow Apache ZooKeeper's Prometheus provider (``znode_count``, ``watch_count``,
 ``num_alive_connections``, ``outstanding_requests``, ``global_sessions``, ``election_time``,
 ``looking_count``, ``fsynctime``, ``readlatency``, ``updatelatency``, ...). Summaries keep
-the last samples in a bounded ring, so recording one costs an append and scraping computes
-the quantiles.
+the last samples in a bounded ring (``stats.Summary``), so recording one costs an append and
+scraping computes the quantiles. The scrape reads the server through ``stats.ServerStats``.
 """
 
 from __future__ import annotations
 
 import os
-import time
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .servermode import ServerMode
+from .stats import Summary
 
 if TYPE_CHECKING:
-    from .zkserver import ZooKeeperServer
+    from .stats import ServerStats
 
 QUANTILES = (0.5, 0.9, 0.99)
-
-
-class Summary:
-    """count, sum and recent samples of one measurement (milliseconds)."""
-
-    __slots__ = ("count", "total", "samples")
-
-    def __init__(self, keep: int = 2048) -> None:
-        self.count = 0
-        self.total = 0.0
-        self.samples: deque[float] = deque(maxlen=keep)
-
-    def observe(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        self.samples.append(value)
-
-    def quantile(self, q: float) -> float:
-        if not self.samples:
-            return 0.0
-        ordered = sorted(self.samples)
-        return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
 STAT_OVERHEAD_BYTES = 6 * 8 + 5 * 4  # what Apache adds to every read for the Stat it returns
@@ -104,23 +81,20 @@ def _summary(out: list[str], name: str, help_text: str, s: Summary) -> None:
     out += [f"{name}_count {s.count}", f"{name}_sum {_num(s.total)}"]
 
 
-def exposition(s: ZooKeeperServer) -> str:
+def exposition(s: ServerStats) -> str:
     """The whole scrape, for ``GET /metrics``."""
-    tree = s.core.tree
-    st = s.stats
     out: list[str] = []
-    _gauge(out, "znode_count", "Number of znodes", tree.node_count())
-    _gauge(out, "ephemerals_count", "Number of ephemeral znodes", sum(len(v) for v in tree.ephemerals.values()))
-    _gauge(out, "approximate_data_size", "Bytes of znode data and paths", tree.data_size())
-    _gauge(out, "watch_count", "Number of watches", s.core.watches.watch_count())
-    _gauge(out, "num_alive_connections", "Client connections", len(s.connections))
-    _gauge(out, "global_sessions", "Sessions", len(s.core.sessions))
-    _gauge(out, "outstanding_requests", "Writes waiting to be committed", len(s.pending))
-    _gauge(out, "uptime", "Milliseconds since the server started", int((time.time() - st.started) * 1000))
-    _gauge(out, "last_processed_zxid", "The last zxid applied", s.core.last_zxid)
+    _gauge(out, "znode_count", "Number of znodes", s.node_count)
+    _gauge(out, "ephemerals_count", "Number of ephemeral znodes", s.ephemerals_count)
+    _gauge(out, "approximate_data_size", "Bytes of znode data and paths", s.data_size)
+    _gauge(out, "watch_count", "Number of watches", s.watch_count)
+    _gauge(out, "num_alive_connections", "Client connections", len(s.connections()))
+    _gauge(out, "global_sessions", "Sessions", s.session_count)
+    _gauge(out, "outstanding_requests", "Writes waiting to be committed", s.outstanding)
+    _gauge(out, "uptime", "Milliseconds since the server started", s.uptime_ms)
+    _gauge(out, "last_processed_zxid", "The last zxid applied", s.last_zxid)
     _gauge(out, "looking_count", "Times this server started looking for a leader", s.looking_count, "counter")
-    _gauge(out, "fsync_count", "fsyncs of the transaction log", s.committer.fsync_count if s.committer else 0,
-           "counter")
+    _gauge(out, "fsync_count", "fsyncs of the transaction log", s.fsync_count, "counter")
     try:
         fds = len(os.listdir("/proc/self/fd"))
     except OSError:
@@ -130,18 +104,18 @@ def exposition(s: ZooKeeperServer) -> str:
     out += ["# HELP server_state 1 for the state this server is in", "# TYPE server_state gauge"]
     out += [f'server_state{{state="{m}"}} {1 if m == mode else 0}'
             for m in ServerMode]
-    ensemble = getattr(s, "ensemble", None)
+    quorum = s.quorum()
     elections = Summary()
-    for ms in getattr(ensemble, "election_ms", []) or []:
+    for ms in quorum.election_ms if quorum is not None else ():
         elections.observe(ms)
     _summary(out, "election_time", "Milliseconds from looking to leading or following", elections)
     _summary(out, "fsynctime", "Milliseconds per fsync of the transaction log", s.fsync_summary)
-    _summary(out, "readlatency", "Milliseconds from receiving a read to answering it", st.read_summary)
-    _summary(out, "updatelatency", "Milliseconds from receiving a write to answering it", st.update_summary)
+    _summary(out, "readlatency", "Milliseconds from receiving a read to answering it", s.read_summary)
+    _summary(out, "updatelatency", "Milliseconds from receiving a write to answering it", s.update_summary)
     return "\n".join(out) + "\n"
 
 
-def handler(s: ZooKeeperServer) -> Callable[[str, dict[str, list[str]]], tuple[int, str, bytes]]:
+def handler(s: ServerStats) -> Callable[[str, dict[str, list[str]]], tuple[int, str, bytes]]:
     def handle(path: str, query: dict[str, list[str]]) -> tuple[int, str, bytes]:
         if path.rstrip("/") in ("/metrics", ""):
             return 200, "text/plain; version=0.0.4; charset=utf-8", exposition(s).encode()

@@ -7,7 +7,7 @@ compares them again). Values zkops has no meaning for are 0 (0.0 for averages), 
 Apache itself says -1 before it has measured anything. The leader adds Apache's per-learner
 summaries (``*_<sid>_learner_handler_qp_size`` and ``*_<sid>_learner_handler_qp_time_ms``).
 zkops' own keys come after Apache's. Both the 4lw (fourletter.mntr) and ``monitor``
-(adminserver) read ``rows`` here.
+(adminserver) read ``rows`` here, which reads the server through ``stats.ServerStats``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ import resource
 import time
 from typing import TYPE_CHECKING, Any
 
-from .quota import NAMESPACE_GAUGES, namespace_totals
+from .quota import NAMESPACE_GAUGES
 from .servermode import ServerMode
 from .version import VERSION_STRING
-from .zab import LearnerPhase
 
 if TYPE_CHECKING:
-    from .zkserver import ZooKeeperServer
+    from .stats import ServerStats, Summary
 
 # The first part: the server's own values, per role (Apache prints them in its hash order).
 _STANDALONE = (
@@ -165,34 +164,25 @@ def _whole(v: float) -> int:
     return int(round(v))
 
 
-def _of_summary(summary: Any) -> Measured:
-    """From a metrics.Summary: its count and sum, min/max/percentiles over its recent samples."""
+def _of_summary(summary: Summary) -> Measured:
+    """From a stats.Summary: its count and sum, min/max/percentiles over its recent samples."""
     m = Measured.of(summary.samples)
     m.count, m.total = summary.count, summary.total
     return m
 
 
-def _ensemble_parts(s: ZooKeeperServer) -> tuple[Any, Any]:
-    ensemble = getattr(s, "ensemble", None)
-    zab = getattr(getattr(ensemble, "peer", None), "zab", None)
-    return ensemble, zab
-
-
-def _measured(s: ZooKeeperServer) -> dict[str, Measured]:
-    st = s.stats
-    ensemble, _ = _ensemble_parts(s)
+def _measured(s: ServerStats) -> dict[str, Measured]:
+    quorum = s.quorum()
     return {
         "fsynctime": _of_summary(s.fsync_summary),
-        "readlatency": _of_summary(st.read_summary),
-        "updatelatency": _of_summary(st.update_summary),
-        "election_time": Measured.of(getattr(ensemble, "election_ms", None) or []),
+        "readlatency": _of_summary(s.read_summary),
+        "updatelatency": _of_summary(s.update_summary),
+        "election_time": Measured.of(quorum.election_ms if quorum is not None else ()),
     }
 
 
-def _known(s: ZooKeeperServer) -> dict[str, object]:
+def _known(s: ServerStats) -> dict[str, object]:
     """The values zkops has, by Apache's key (without zk_)."""
-    st = s.stats
-    tree = s.core.tree
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
         open_fds = len(os.listdir("/proc/self/fd"))
@@ -201,21 +191,24 @@ def _known(s: ZooKeeperServer) -> dict[str, object]:
     mode = s.mode()
     known: dict[str, object] = {
         "version": VERSION_STRING, "server_state": mode,
-        "ephemerals_count": sum(len(v) for v in tree.ephemerals.values()),
-        "num_alive_connections": len(s.connections), "avg_latency": round(st.avg_latency, 4),
-        "outstanding_requests": len(s.pending), "znode_count": tree.node_count(),
-        "global_sessions": len(s.core.sessions),
-        "packets_sent": sum(c.packets_sent for c in s.connections) + st.packets_sent,
-        "packets_received": sum(c.packets_received for c in s.connections) + st.packets_received,
-        "watch_count": s.core.watches.watch_count(), "min_latency": max(st.min_latency, 0),
-        "max_latency": st.max_latency, "max_file_descriptor_count": soft,
-        "open_file_descriptor_count": open_fds, "approximate_data_size": tree.data_size(),
-        "uptime": int((time.time() - st.started) * 1000), "looking_count": s.looking_count,
-        "fsync_count": s.committer.fsync_count if s.committer else 0,
-        "last_fsync_time_ms": round(s.committer.fsync_ms_last, 3) if s.committer else 0,
+        "ephemerals_count": s.ephemerals_count,
+        "num_alive_connections": len(s.connections()), "avg_latency": round(s.avg_latency, 4),
+        "outstanding_requests": s.outstanding, "znode_count": s.node_count,
+        "global_sessions": s.session_count,
+        "packets_sent": s.packets_sent,
+        "packets_received": s.packets_received,
+        "watch_count": s.watch_count, "min_latency": s.min_latency,
+        "max_latency": s.max_latency, "max_file_descriptor_count": soft,
+        "open_file_descriptor_count": open_fds, "approximate_data_size": s.data_size,
+        "uptime": s.uptime_ms, "looking_count": s.looking_count,
+        "fsync_count": s.fsync_count,
+        "last_fsync_time_ms": s.last_fsync_ms,
     }
-    # the ensemble's own report (quorum.Ensemble.mntr), read by name
-    for key, value in s.extra_mntr():
+    quorum = s.quorum()
+    if quorum is None:
+        return known
+    # the ensemble's own report (quorum.Ensemble.report), read by name
+    for key, value in quorum.mntr_rows:
         known[key[3:] if key.startswith("zk_") else key] = value
     if "peer_state" in known:
         state = str(known["peer_state"])
@@ -223,39 +216,32 @@ def _known(s: ZooKeeperServer) -> dict[str, object]:
             PEER_STATES else state
     if known.get("last_proposal_size") == 0:
         known["last_proposal_size"] = -1  # no proposal measured: Apache's -1
-    ensemble, zab = _ensemble_parts(s)
-    if zab is not None:
-        learners = getattr(zab, "learners", None) or {}
-        voters = getattr(zab, "voters", None)
-        if mode == ServerMode.LEADER and voters is not None:
-            # followers outside the voting view (during a reconfig); observers are not followers
-            known["synced_non_voting_followers"] = sum(
-                1 for sid, lr in learners.items()
-                if not getattr(lr, "observer", False) and sid not in voters and getattr(lr, "phase", "") == LearnerPhase.SYNCED)
-        if mode == ServerMode.OBSERVER and getattr(zab, "leader", None) is not None:
-            known["observer_master_id"] = zab.leader
-        started = getattr(ensemble, "look_started", None)
-        elections = getattr(ensemble, "election_ms", None)
-        if mode == ServerMode.LEADER and started is not None and elections:
-            known["leader_uptime"] = int((time.monotonic() - started) * 1000 - elections[-1])
+    if mode == ServerMode.LEADER:
+        # followers outside the voting view (during a reconfig); observers are not followers
+        known["synced_non_voting_followers"] = sum(
+            1 for lr in quorum.learners if not lr.observer and not lr.voting and lr.synced)
+    if mode == ServerMode.OBSERVER and quorum.leader is not None:
+        known["observer_master_id"] = quorum.leader
+    if mode == ServerMode.LEADER and quorum.election_ms:
+        known["leader_uptime"] = int((time.monotonic() - quorum.look_started) * 1000 - quorum.election_ms[-1])
     return known
 
 
-def learner_sids(s: ZooKeeperServer) -> list[int]:
+def learner_sids(s: ServerStats) -> list[int]:
     """The learners a leader has a handler for (Apache's per-learner keys name them)."""
-    _, zab = _ensemble_parts(s)
-    if s.mode() != ServerMode.LEADER or zab is None:
+    quorum = s.quorum()
+    if s.mode() != ServerMode.LEADER or quorum is None:
         return []
-    return sorted(getattr(zab, "learners", {}) or {})
+    return sorted(lr.sid for lr in quorum.learners)
 
 
-def rows(s: ZooKeeperServer) -> list[tuple[str, object]]:
+def rows(s: ServerStats) -> list[tuple[str, object]]:
     """(key without zk_, value) for every key, in Apache's order, then zkops' own."""
     known = _known(s)
     measured = _measured(s)
     out: list[tuple[str, object]] = [(k, known.get(k, INITIAL.get(k, 0))) for k in
                                      FRONT.get(s.mode(), _STANDALONE)]
-    totals = namespace_totals(s.core.tree)
+    totals = s.quota_totals()
     for gauge in NAMESPACE_GAUGES:
         for name in _java_order(list(totals[gauge])):
             out.append((f"{name}_quota_{gauge}_per_namespace", totals[gauge][name]))
@@ -268,8 +254,7 @@ def rows(s: ZooKeeperServer) -> list[tuple[str, object]]:
     sids = _java_order([str(sid) for sid in learner_sids(s)])
     for sid in sids:
         out += Measured().rows(f"{sid}_learner_handler_qp_size", False)
-    for counts in (s.core.reads, s.core.tree.writes):
-        kind = "read" if counts is s.core.reads else "write"
+    for kind, counts in (("read", s.read_namespaces()), ("write", s.write_namespaces())):
         rows_by_name = counts.rows()
         for name in _java_order(list(rows_by_name)):
             n, total, low, high = rows_by_name[name]
@@ -280,12 +265,12 @@ def rows(s: ZooKeeperServer) -> list[tuple[str, object]]:
     return out
 
 
-def text(s: ZooKeeperServer) -> str:
+def text(s: ServerStats) -> str:
     """The 4lw's answer: ``zk_<key>\\t<value>`` lines."""
     return "".join(f"zk_{k}\t{_java(v)}\n" for k, v in rows(s))
 
 
-def monitor(s: ZooKeeperServer) -> dict[str, object]:
+def monitor(s: ServerStats) -> dict[str, object]:
     """The AdminServer's ``monitor`` body (keys without zk_, numbers as numbers)."""
     return dict(rows(s))
 

@@ -34,7 +34,7 @@ class Installed:
 def snapshot_zxid(data: bytes) -> tuple[int, int]:
     """(zxid, node count) of snapshot bytes: the digest's zxid when the file has one, else the
     newest zxid any node's Stat carries. Raises :class:`snapshot.SnapshotError` when damaged."""
-    _sessions, nodes, digest = snapmod._parse(data, "the posted snapshot")
+    _sessions, nodes, digest = snapmod.parse_with_digest(data, "the posted snapshot")
     if digest is not None:
         return digest.zxid, len(nodes)
     newest = 0

@@ -3,7 +3,10 @@
 This module only moves bytes and time. Decisions come from ``QuorumPeer`` (election +
 ZAB); this shell carries out its effects on the real txn log, epoch files and data
 tree, forwards client writes from followers to the leader, and opens or closes the
-client port as the server gains or loses a role.
+client port as the server gains or loses a role. It drives both sides through their
+public entry points: ``QuorumPeer`` (ticks, next zxid, learner states, reload) and
+``ZooKeeperServer`` (join, serve, unserve, reload, log_txn; its ``QuorumMember`` role hands
+writes here through the ``Replication`` protocol that ``Ensemble`` implements).
 
 Writes on the leader: prep (with the zxid ZAB will give) -> propose -> log + fsync ->
 ACK quorum -> COMMIT -> apply and reply. On a follower: forward to the leader, then
@@ -37,6 +40,7 @@ from .quorumnet import QuorumCallbacks, QuorumNetwork
 from .quorumpeer import ConfigAdopted, PeerOutput, QuorumPeer
 from .records import Id, PathOnly
 from .servermode import ServerMode
+from .stats import LearnerReport, QuorumReport
 from .txncodec import TxnDigest, decode_txn, decode_txn_digest, encode_txn
 from .wire import REQUEST_TYPES, decode_multi
 from .zab import (
@@ -48,7 +52,6 @@ from .zab import (
     FollowerInfo,
     History,
     InstallSnapshot,
-    LearnerPhase,
     MembershipChanged,
     Role,
     SaveEpochs,
@@ -165,7 +168,6 @@ class Ensemble:
             learner_alive=self._learner_alive)
         self.quorum_net = QuorumNetwork(self.sid, (_bind(me.host), me.quorum_port), callbacks, tls=tls,
                                         connect_timeout=max(5.0, cfg.tick_time * cfg.init_limit / 1000))
-        server.core.prep.reconfig = self.prepare_reconfig
         self._show_config(self.membership.version)
         self.next_voters: set[int] | None = None  # set by prepare_reconfig for the proposal it prepares
         self.waiting: dict[tuple[int, int], Pending] = {}
@@ -222,8 +224,7 @@ class Ensemble:
             raise ZkError(Err.BADARGUMENTS, "Reconfig failed - new configuration must include at least 2 followers")
         if not voters:
             raise ZkError(Err.BADARGUMENTS, "Reconfig failed - new configuration must include at least 1 follower")
-        zab = self.peer.zab
-        synced = {self.sid} | {sid for sid, lr in zab.learners.items() if lr.phase == LearnerPhase.SYNCED and not lr.observer}
+        synced = {self.sid} | self.peer.zab.synced_followers()
         if not new.quorum_of(synced):
             raise ZkError(Err.NEWCONFIGNOQUORUM)
         node = self.server.core.tree.nodes.get("/zookeeper/config")
@@ -304,11 +305,7 @@ class Ensemble:
     def attach(self) -> None:
         """Make the server a member without a role: it serves no client until it has one.
         Called before the client port opens, so no client is ever served as if standalone."""
-        self.server.ensemble = self
-        self.server.state = ServerMode.LOOKING
-        self.server.looking_count += 1
-        self.server.expire_sessions = False
-        self.server.serving_clients = False
+        self.server.join(self)
 
     async def start(self) -> None:
         """Join the ensemble: peer ports, election, ticks (after attach())."""
@@ -330,10 +327,7 @@ class Ensemble:
     def _election_tick(self) -> None:
         if self.stopped:
             return
-        out = PeerOutput()
-        e = self.peer.election.tick()
-        self.peer._election(out, e)
-        self._apply(out)
+        self._apply(self.peer.tick_election())
         if self.peer.state == ServerState.LOOKING:
             self.election_net.kick() if self.peer.election.now % 20 == 0 else None
         self._timers = [t for t in self._timers if not t.cancelled()]
@@ -342,10 +336,7 @@ class Ensemble:
     def _zab_tick(self) -> None:
         if self.stopped:
             return
-        if self.peer.state != ServerState.LOOKING:
-            out = PeerOutput()
-            self.peer._zab(out, self.peer.zab.tick())
-            self._apply(out)
+        self._apply(self.peer.tick_zab())
         self._timers.append(self.loop.call_later(self.cfg.tick_time / 1000, self._zab_tick))
 
     # ------------------------------------------------------------ network inputs
@@ -378,10 +369,7 @@ class Ensemble:
         return True
 
     def _touched(self) -> list[tuple[int, int]]:
-        tracked = self.server.core.sessions.sessions
-        out = [(s, tracked[s].timeout) for s in self.server.touched_sessions if s in tracked]
-        self.server.touched_sessions.clear()
-        return out
+        return self.server.take_touched_sessions()
 
     def _on_synced(self) -> None:
         if self.sync_waiters:
@@ -393,17 +381,15 @@ class Ensemble:
         conn.record_latency(req, self.server.core.last_zxid)
 
     def _learner_alive(self, sid: int) -> bool:
-        lr = self.peer.zab.learners.get(sid)
-        return lr is not None and lr.phase == LearnerPhase.SYNCED and self.peer.zab.now - lr.last_heard <= 2
+        return self.peer.zab.learner_alive(sid, within_ticks=2)
 
     def _designated_leader(self, zxid: int) -> int | None:
         """For a reconfig's commit: the server that leads under the new membership (us if we
         still vote), as COMMITANDACTIVATE names it; None for other txns."""
-        h = self.peer.zab.history
-        i = h.index.get(zxid)
-        if i is None:
+        payload = self.peer.zab.history.payload_of(zxid)
+        if payload is None:
             return None
-        config = _config_of(h.entries[i][1])
+        config = _config_of(payload)
         if config is None:
             return None
         voters, _ = _members_of(config)
@@ -455,8 +441,7 @@ class Ensemble:
             self.epochs.write("acceptedEpoch", eff.accepted)
             self.epochs.write("currentEpoch", eff.current)
         elif isinstance(eff, Append):
-            assert server.committer is not None
-            server.committer.submit(eff.zxid, eff.payload)
+            server.log_txn(eff.zxid, eff.payload)
         elif isinstance(eff, CommitTxn):
             self._commit(eff.zxid, eff.payload)
         elif isinstance(eff, Truncate):
@@ -485,15 +470,9 @@ class Ensemble:
             self.quorum_net.close_all()
             self._unserve()
 
-    def _wait_committer(self) -> None:
-        c = self.server.committer
-        if c is None:
-            return
-        c.drain()
-
     def _reload(self, truncate: int | None = None, snapshot: tuple[int, bytes] | None = None) -> None:
         """Rebuild the tree from disk after TRUNC or SNAP (followers only, not serving)."""
-        self._wait_committer()
+        self.server.drain_log()
         txnlog = self.db.txnlog
         if truncate is not None:
             txnlog.truncate(truncate)
@@ -512,21 +491,9 @@ class Ensemble:
         db = Database.open(self.db.data_dir, self.db.log_dir, force_sync=self.cfg.force_sync,
                            prealloc_kb=self.cfg.pre_alloc_size_kb)
         self.db = db
-        server = self.server
-        server.txnlog = db.txnlog
-        assert server.committer is not None
-        server.committer.txnlog = db.txnlog
-        server.core.tree = db.tree
-        server.core.prep.tree = db.tree
-        server.core.prep.reset(db.tree.last_zxid)
-        server.core.prep.seq.clear()
+        self.server.reload(db.tree, db.sessions, db.txnlog)
         self.digest_fuzzy_until = db.fuzzy_until
-        if not getattr(self.cfg, "digest_enabled", True):
-            db.tree.set_digest_enabled(False)
-        now = int(time.time() * 1000)
-        for sid, timeout in db.sessions.items():
-            server.core.sessions.add(sid, timeout, now)
-        self.peer.zab.committed = db.tree.last_zxid
+        self.peer.reloaded(db.tree.last_zxid)
         held = _newest(Membership.from_config(self.cfg), db.tree)
         if held.version != self.membership.version:
             # a reconfig we missed came with the leader's snapshot, or a TRUNC took away one
@@ -545,28 +512,11 @@ class Ensemble:
         self.loop.call_later(delay, self.server.enter_read_only)
 
     def _serve(self, role: Role, epoch: int) -> None:
-        server = self.server
-        server.leave_read_only()
-        server.state = ServerMode(role.value)
-        server.serving_clients = True
-        server.expire_sessions = role == Role.LEADER
-        if role == Role.LEADER:
-            server.core.prep.reset(server.core.tree.last_zxid)
-            server.core.prep.seq.clear()
-            now = int(time.time() * 1000)
-            for s in list(server.core.sessions.sessions.values()):
-                s.closing = False
-                server.core.sessions.touch(s.session_id, now)
-        log.info("serving as %s in epoch %d (zxid 0x%x)", role, epoch, server.core.last_zxid)
+        self.server.serve(ServerMode(role.value))
+        log.info("serving as %s in epoch %d (zxid 0x%x)", role, epoch, self.server.core.last_zxid)
 
     def _unserve(self) -> None:
-        server = self.server
-        server.state = ServerMode.LOOKING
-        server.looking_count += 1
-        server.serving_clients = False
-        server.expire_sessions = False
-        for conn in list(server.connections):
-            conn.close()
+        self.server.unserve()
         self._schedule_read_only()
         self.waiting.clear()
         self.sync_waiters.clear()
@@ -581,9 +531,6 @@ class Ensemble:
     def internal_write(self, session_id: int, op: int, record: Any, on_commit: Any) -> None:
         origin = Pending(None, None, None, None, on_commit)  # type: ignore[arg-type]
         self._write(session_id, 0, op, record, [aclmod.SUPER_ID], origin)
-
-    def submit(self, p: Pending) -> None:  # pragma: no cover - writes come in through _write
-        raise RuntimeError("ensemble writes go through client_write/internal_write")
 
     def _write(self, session: int, cxid: int, op: int, record: Any, auth: list[Id], origin: Pending) -> None:
         if not self.peer.established:
@@ -622,10 +569,7 @@ class Ensemble:
 
     def _propose(self, session: int, cxid: int, op: int, record: Any, auth: list[Id], now: int) -> None:
         core = self.server.core
-        zab = self.peer.zab
-        zxid = (zab.epoch << 32) | (zab.counter + 1)
-        if op == Op.createSession and session in core.sessions.sessions and cxid == 0:
-            pass
+        zxid = self.peer.next_zxid()
         self.next_voters = None
         hdr, body = core.prep.prepare(session, cxid, op, record, auth, now, zxid=zxid)
         digest = core.prep.last_digest
@@ -647,8 +591,7 @@ class Ensemble:
                 self.sync_pending = [w for w in self.sync_pending if w[0] > zxid]
                 for _, learner in ready:
                     self._sync_reply(learner)
-        if self.server.txns_since_snapshot >= self.server.snap_threshold:
-            self.server._take_snapshot()
+        self.server.snapshot_if_due()
 
     def _check_digest(self, zxid: int, digest: TxnDigest) -> None:
         """Apache's DataTree.compareDigest: our tree after a txn against the leader's number."""
@@ -671,11 +614,11 @@ class Ensemble:
         """A client's sync: True when the reply is deferred (a learner asks the leader, which
         answers once what it proposed before has committed)."""
         if self.peer.can_propose or self.peer.leader is None:
-            outstanding = self.peer.zab.outstanding
-            if not outstanding:
+            last = self.peer.zab.last_outstanding()
+            if last is None:
                 return False
             self.local_syncs.append((conn, req))
-            self.sync_pending.append((next(reversed(outstanding)), self.sid))
+            self.sync_pending.append((last, self.sid))
             return True
         body = PathOnly(req.record.path).to_bytes()
         if not self.quorum_net.forward(qw.ForwardedRequest(conn.session_id, req.xid, int(Op.sync), body), ()):
@@ -684,11 +627,11 @@ class Ensemble:
         return True
 
     def _leader_sync(self, learner: int) -> None:
-        outstanding = self.peer.zab.outstanding
-        if not outstanding:
+        last = self.peer.zab.last_outstanding()
+        if last is None:
             self._sync_reply(learner)
         else:
-            self.sync_pending.append((next(reversed(outstanding)), learner))
+            self.sync_pending.append((last, learner))
 
     def _sync_reply(self, learner: int) -> None:
         if learner == self.sid:
@@ -699,18 +642,26 @@ class Ensemble:
             self.quorum_net.send_sync(learner)
 
     # ------------------------------------------------------------ reporting
-    def mntr(self) -> list[tuple[str, object]]:
+    def report(self) -> QuorumReport:
+        """This member's numbers for the server's reports (stats.ServerStats.quorum)."""
+        learners = tuple(LearnerReport(lr.sid, lr.observer, lr.phase, lr.synced, lr.voting)
+                         for lr in self.peer.zab.learner_states())
+        return QuorumReport(leader=self.peer.leader, established=self.peer.established, learners=learners,
+                            election_ms=tuple(self.election_ms), look_started=self.look_started,
+                            mntr_rows=tuple(self.mntr(learners)), events=tuple(self.events[-200:]))
+
+    def mntr(self, learners: tuple[LearnerReport, ...]) -> list[tuple[str, object]]:
+        """The quorum's own mntr keys (zk_*); ``learners`` as report() sees them."""
         zab = self.peer.zab
         rows: list[tuple[str, object]] = [("zk_peer_state", f"{self.server.state} - broadcast"
                                            if self.peer.established else ServerMode.LOOKING)]
         if self.peer.can_propose:
-            learners = zab.learners.values()
             rows += [
                 ("zk_learners", len(learners)),
                 ("zk_followers", sum(1 for lr in learners if not lr.observer)),
-                ("zk_synced_followers", sum(1 for lr in learners if not lr.observer and lr.phase == LearnerPhase.SYNCED)),
-                ("zk_synced_non_voting_followers", sum(1 for lr in learners if lr.observer and lr.phase == LearnerPhase.SYNCED)),
-                ("zk_synced_observers", sum(1 for lr in learners if lr.observer and lr.phase == LearnerPhase.SYNCED)),
+                ("zk_synced_followers", sum(1 for lr in learners if not lr.observer and lr.synced)),
+                ("zk_synced_non_voting_followers", sum(1 for lr in learners if lr.observer and lr.synced)),
+                ("zk_synced_observers", sum(1 for lr in learners if lr.observer and lr.synced)),
                 ("zk_pending_syncs", len(self.sync_pending)),
                 ("zk_last_proposal_size", 0),
             ]
@@ -771,20 +722,9 @@ async def serve_quorum(cfg: ServerConfig, stop: asyncio.Event | None = None,
     stop = stop or asyncio.Event()
     db = Database.open(Path(cfg.data_dir), Path(cfg.data_log_dir), force_sync=cfg.force_sync,
                        prealloc_kb=cfg.pre_alloc_size_kb)
-    from .app import _tune_gc
+    from .app import tune_gc
 
-    _tune_gc()
-    server = ZooKeeperServer(cfg, db.tree, db.sessions, db.txnlog, loop)
-    server.server_id = cfg.my_id or 0
-    server.core.sessions._next_id = _session_base(cfg.my_id or 1)
-    server.snapshot_writer = db.snapshot_writer(cfg.autopurge_snap_retain_count)
-    ensemble = Ensemble(cfg, server, db, loop)
-    server.extra_mntr = ensemble.mntr  # type: ignore[method-assign]
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
+    tune_gc()
     exit_code = 0
 
     def on_fatal(exc: BaseException) -> None:
@@ -792,7 +732,15 @@ async def serve_quorum(cfg: ServerConfig, stop: asyncio.Event | None = None,
         exit_code = 1
         stop.set()
 
-    server.on_fatal = on_fatal
+    server = ZooKeeperServer(cfg, db.tree, db.sessions, db.txnlog, loop, server_id=cfg.my_id or 0,
+                             snapshot_writer=db.snapshot_writer(cfg.autopurge_snap_retain_count),
+                             on_fatal=on_fatal)
+    ensemble = Ensemble(cfg, server, db, loop)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
     try:
         ensemble.attach()  # before the client port opens: never a standalone server, even briefly
         await server.start()
@@ -805,12 +753,6 @@ async def serve_quorum(cfg: ServerConfig, stop: asyncio.Event | None = None,
         await server.stop()
         ensemble.db.close()
     return exit_code
-
-
-def _session_base(server_id: int) -> int:
-    from .sessions import initial_session_id
-
-    return initial_session_id(server_id)
 
 
 def run_quorum_peer(cfg: ServerConfig) -> int:

@@ -43,6 +43,7 @@ from .zab import (
     NewLeader,
     Ping,
     Proposal,
+    SyncMode,
     SyncStart,
     UpToDate,
 )
@@ -262,10 +263,10 @@ class QuorumNetwork:
             msg = LeaderInfo(link.epoch)
         elif t in (T.DIFF, T.TRUNC):
             link.committed = p.zxid
-            msg = SyncStart("DIFF" if t == T.DIFF else "TRUNC", p.zxid)
+            msg = SyncStart(SyncMode.DIFF if t == T.DIFF else SyncMode.TRUNC, p.zxid)
         elif t == T.SNAP:
             link.committed = p.zxid
-            msg = SyncStart("SNAP", p.zxid, snapshot)
+            msg = SyncStart(SyncMode.SNAP, p.zxid, snapshot)
         elif t == T.PROPOSAL:
             msg = Proposal(p.zxid, p.data or b"")
         elif t in (T.COMMIT, T.COMMITANDACTIVATE):
@@ -382,11 +383,11 @@ class QuorumNetwork:
             link.epoch = msg.epoch
             link.write(QuorumPacket(T.LEADERINFO, msg.epoch << 32, qw.encode_int(qw.PROTOCOL_VERSION), None))
         elif isinstance(msg, SyncStart):
-            if msg.mode == "SNAP":
+            if msg.mode == SyncMode.SNAP:
                 stream = qw.stream_of_snapshot_file(msg.snapshot or b"")
                 link.write(QuorumPacket(T.SNAP, msg.zxid, None, None), extra=stream)
             else:
-                link.write(QuorumPacket(T.DIFF if msg.mode == "DIFF" else T.TRUNC, msg.zxid, None, None))
+                link.write(QuorumPacket(T.DIFF if msg.mode == SyncMode.DIFF else T.TRUNC, msg.zxid, None, None))
         elif isinstance(msg, Proposal):
             link.pending.add(msg.zxid)
             link.write(QuorumPacket(T.PROPOSAL, msg.zxid, msg.payload, None))

@@ -34,6 +34,12 @@ class PeerOutput:
         self.zab.extend(z.messages)
         self.effects.extend(z.effects)
 
+    def extend(self, other: PeerOutput) -> None:
+        self.election.extend(other.election)
+        self.zab.extend(other.zab)
+        self.effects.extend(other.effects)
+        self.events.extend(other.events)
+
 
 class QuorumPeer:
     def __init__(self, my_id: int, voters: set[int], observers: set[int], *, accepted_epoch: int,
@@ -104,11 +110,32 @@ class QuorumPeer:
 
     # ------------------------------------------------------------ inputs
     def tick(self) -> PeerOutput:
+        """One tick of both the election and ZAB (the shell may tick them apart, below)."""
+        out = self.tick_election()
+        out.extend(self.tick_zab())
+        return out
+
+    def tick_election(self) -> PeerOutput:
+        """One tick of the election (finalize wait, resends), on its own fast clock."""
         out = PeerOutput()
         self._election(out, self.election.tick())
+        return out
+
+    def tick_zab(self) -> PeerOutput:
+        """One ZAB tick (tickTime: pings, sync and init limits); nothing while looking."""
+        out = PeerOutput()
         if self.state != ServerState.LOOKING:
             self._zab(out, self.zab.tick())
         return out
+
+    def next_zxid(self) -> int:
+        """Leader: the zxid the next propose() gives."""
+        return self.zab.next_zxid()
+
+    def reloaded(self, committed: int) -> None:
+        """The shell rebuilt its state from disk (after TRUNC or SNAP): it holds and has
+        applied everything up to ``committed``."""
+        self.zab.committed = committed
 
     def receive_election(self, n: Notification) -> PeerOutput:
         out = PeerOutput()

@@ -59,6 +59,9 @@ class PacketType(IntEnum):
     INFORMANDACTIVATE = 19
 
 
+_PACKETTYPE_VALUES = frozenset(int(m) for m in PacketType)  # the packet types a peer may send
+
+
 @dataclass(frozen=True)
 class QuorumPacket:
     type: int
@@ -111,7 +114,7 @@ def _read_ustring(limit: int = MAX_BUFFER) -> Generator[int, bytes, str | None]:
 def read_packet(max_data: int = MAX_BUFFER) -> Generator[int, bytes, QuorumPacket]:
     """One QuorumPacket; an unknown type, an oversized buffer or a bad count raise."""
     ptype, zxid, n = _HEAD.unpack((yield _HEAD.size))
-    if ptype not in PacketType._value2member_map_:
+    if ptype not in _PACKETTYPE_VALUES:
         raise QuorumWireError(f"unknown packet type {ptype}")
     if n < -1 or n > max_data:
         raise QuorumWireError(f"packet data of {n} bytes")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .codes import Perm
-from .jute import JuteError, Record, _read_string, _write_string
+from .jute import JuteError, Record, read_string, write_string
 from .records import ACL, FileHeader, Id, StatPersisted
 
 log = logging.getLogger("zkops.server.snapshot")
@@ -202,11 +202,11 @@ def _write(out: BinaryIO, sessions: dict[int, int], nodes: Iterable[Node]) -> No
     sink.write(buf)
     for (path, data, _, stat), ref in zip(items, refs, strict=True):
         buf = bytearray()
-        _write_string(buf, "" if path == "/" else path)
+        write_string(buf, "" if path == "/" else path)
         DataNode(data, ref, stat).write(buf)
         sink.write(buf)
     end = bytearray()
-    _write_string(end, "/")
+    write_string(end, "/")
     sink.write(end)
     sink.seal()
 
@@ -266,7 +266,7 @@ def install_snapshot_bytes(data_dir: Path, zxid: int, data: bytes) -> Path:
 # ---------------------------------------------------------------- reading
 def _check_seal(mv: memoryview, off: int, name: str) -> int:
     (crc,) = _Q.unpack_from(mv, off)
-    trailer, end = _read_string(mv, off + 8)
+    trailer, end = read_string(mv, off + 8)
     if trailer != "/":
         raise SnapshotError(f"{name}: no '/' after the checksum at byte offset {off}")
     if crc != zlib.adler32(mv[:off]) & 0xFFFFFFFF:
@@ -276,7 +276,7 @@ def _check_seal(mv: memoryview, off: int, name: str) -> int:
 
 def parse(data: bytes, name: str = "snapshot") -> tuple[dict[int, int], list[Node]]:
     """Sessions and nodes of a snapshot's bytes; :class:`SnapshotError` if damaged."""
-    sessions, nodes, _ = _parse(data, name)
+    sessions, nodes, _ = parse_with_digest(data, name)
     return sessions, nodes
 
 
@@ -285,9 +285,11 @@ def parse(data: bytes, name: str = "snapshot") -> tuple[dict[int, int], list[Nod
 NodeSink = Callable[[str, bytes | None, list[ACL], StatPersisted], object]
 
 
-def _parse(data: bytes, name: str, sink: NodeSink | None = None) -> tuple[dict[int, int], list[Node], ZxidDigest | None]:
-    """With ``sink``, each node goes to it as it is read (no list of them is kept: a large
-    tree's temporaries are then freed node by node) and the returned list is empty."""
+def parse_with_digest(data: bytes, name: str = "snapshot",
+                      sink: NodeSink | None = None) -> tuple[dict[int, int], list[Node], ZxidDigest | None]:
+    """parse(), and the digest the file ends with (None for a file without one). With
+    ``sink``, each node goes to it as it is read (no list of them is kept: a large tree's
+    temporaries are then freed node by node) and the returned list is empty."""
     mv = memoryview(data)
     first: str | None = None
     try:
@@ -324,7 +326,7 @@ def _parse(data: bytes, name: str, sink: NodeSink | None = None) -> tuple[dict[i
         nodes: list[Node] = []
         seen: set[str] = set()
         while True:
-            path, off = _read_string(mv, off)
+            path, off = read_string(mv, off)
             if path == "/":
                 break
             if path is None:
@@ -351,7 +353,7 @@ def _parse(data: bytes, name: str, sink: NodeSink | None = None) -> tuple[dict[i
             z, version = _Q.unpack_from(mv, off)[0], _I.unpack_from(mv, off + 8)[0]
             off += 12
             if version < 2:
-                text, off = _read_string(mv, off)
+                text, off = read_string(mv, off)
                 value = int(text, 16) if text else 0
             else:
                 value = _Q.unpack_from(mv, off)[0]
@@ -384,9 +386,9 @@ def _load_bytes(path: Path) -> bytes:
 
 def read_snapshot(path: Path, sink: NodeSink | None = None) -> SnapshotData:
     """Read and verify one snapshot file (plain or .gz); with ``sink``, its nodes go there one
-    by one (see ``_parse``) and ``nodes`` stays empty."""
+    by one (see ``parse_with_digest``) and ``nodes`` stays empty."""
     p = Path(path)
-    sessions, nodes, digest = _parse(_load_bytes(p), str(p), sink)
+    sessions, nodes, digest = parse_with_digest(_load_bytes(p), str(p), sink)
     return SnapshotData(snapshot_zxid(p), sessions, nodes, p, digest)
 
 

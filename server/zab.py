@@ -47,6 +47,24 @@ class LearnerPhase(StrEnum):
     SYNCED = "synced"  # it acked NEWLEADER: it takes proposals
 
 
+class SyncMode(StrEnum):
+    """How the leader brings a learner up to date (the packet that opens synchronisation)."""
+
+    DIFF = "DIFF"  # the proposals it misses
+    TRUNC = "TRUNC"  # drop an uncommitted tail first, then the proposals after it
+    SNAP = "SNAP"  # the leader's whole state, then the proposals after it
+
+
+class LearnerSync(StrEnum):
+    """Where this server is in its own synchronisation with a leader (learner side)."""
+
+    WAITING = "waiting"  # no DIFF / TRUNC / SNAP yet in this attempt
+    DIFF = "DIFF"  # synchronising, as the leader's SyncStart said
+    TRUNC = "TRUNC"
+    SNAP = "SNAP"
+    NEWLEADER = "newleader"  # NEWLEADER arrived: the history is the leader's; proposals get ACKs
+
+
 def epoch_of(zxid: int) -> int:
     return zxid >> EPOCH_SHIFT
 
@@ -76,7 +94,7 @@ class AckEpoch:
 
 @dataclass(frozen=True)
 class SyncStart:
-    mode: str  # DIFF | TRUNC | SNAP
+    mode: SyncMode
     zxid: int  # TRUNC target or the snapshot's zxid
     snapshot: bytes | None = None
 
@@ -194,6 +212,20 @@ class ZabOutput:
         self.effects.extend(other.effects)
 
 
+@dataclass(frozen=True)
+class LearnerState:
+    """One learner as the leader sees it (ZabPeer.learner_states)."""
+
+    sid: int
+    observer: bool
+    phase: LearnerPhase
+    voting: bool  # in the current voting view (a follower; observers never are)
+
+    @property
+    def synced(self) -> bool:
+        return self.phase == LearnerPhase.SYNCED
+
+
 @dataclass
 class _Learner:
     sid: int
@@ -263,6 +295,11 @@ class History:
     def contains(self, zxid: int) -> bool:
         return zxid == self.start or zxid in self.index
 
+    def payload_of(self, zxid: int) -> bytes | None:
+        """The payload logged at ``zxid``, None when the window does not hold it."""
+        i = self.index.get(zxid)
+        return None if i is None else self.entries[i][1]
+
     def truncate(self, zxid: int) -> None:
         keep = [(z, p) for z, p in self.entries if z <= zxid]
         self.entries = keep
@@ -319,7 +356,7 @@ class ZabPeer:
         self.next_voters: frozenset[int] | None = None
         # learner state
         self.last_from_leader = 0
-        self.sync_mode: str | None = None
+        self.sync_mode = LearnerSync.WAITING
         self.pending_sync: list[tuple[int, bytes]] = []
         self.uptodate = False
         self.pending_commit = 0
@@ -374,7 +411,7 @@ class ZabPeer:
         self.started = self.now
         self.last_from_leader = self.now
         self.heard_from_leader = False
-        self.sync_mode = None
+        self.sync_mode = LearnerSync.WAITING
         self.pending_sync = []
         self.uptodate = False
         self.pending_commit = 0
@@ -480,7 +517,7 @@ class ZabPeer:
                 out.messages.append((self._leader_sid, Ack(self.awaiting_ack_newleader)))
                 self.awaiting_ack_newleader = None
                 self._ack_through(out, zxid)
-            elif self.awaiting_ack_newleader is None and (self.uptodate or self.sync_mode == "done"):
+            elif self.awaiting_ack_newleader is None and (self.uptodate or self.sync_mode == LearnerSync.NEWLEADER):
                 self._ack_through(out, zxid)
         return self._seal(out)
 
@@ -488,6 +525,29 @@ class ZabPeer:
         unacked = self.unacked
         while unacked and unacked[0] <= zxid:
             out.messages.append((self._leader_sid, Ack(unacked.popleft())))
+
+    # ---------------------------------------------------------------- what the shell reads
+    def next_zxid(self) -> int:
+        """Leader: the zxid the next propose() gives (the shell prepares the txn with it)."""
+        return make_zxid(self.epoch, self.counter + 1)
+
+    def last_outstanding(self) -> int | None:
+        """Leader: the newest zxid proposed and not yet committed, None when all are."""
+        return next(reversed(self.outstanding)) if self.outstanding else None
+
+    def learner_states(self) -> list[LearnerState]:
+        """Leader: every learner it has a handler for, as it sees them now."""
+        return [LearnerState(lr.sid, lr.observer, lr.phase, lr.sid in self.voters)
+                for lr in self.learners.values()]
+
+    def synced_followers(self) -> set[int]:
+        """Leader: the followers (not observers) past NEWLEADER."""
+        return {sid for sid, lr in self.learners.items() if lr.phase == LearnerPhase.SYNCED and not lr.observer}
+
+    def learner_alive(self, sid: int, within_ticks: int = 2) -> bool:
+        """Leader: ``sid`` is synced and was heard from in the last ``within_ticks`` ticks."""
+        lr = self.learners.get(sid)
+        return lr is not None and lr.phase == LearnerPhase.SYNCED and self.now - lr.last_heard <= within_ticks
 
     def propose(self, payload: bytes, next_voters: set[int] | None = None) -> tuple[int, ZabOutput]:
         """Leader: give ``payload`` the next zxid and send it to the learners. ``next_voters``
@@ -628,15 +688,15 @@ class ZabPeer:
         h = self.history
         sid = lr.sid
         if their_last == h.last or h.contains(their_last) and their_last <= h.last:
-            out.messages.append((sid, SyncStart("DIFF", their_last)))
+            out.messages.append((sid, SyncStart(SyncMode.DIFF, their_last)))
             send = h.after(their_last)
         elif their_last > h.start and not h.contains(their_last):
             target = max((z for z, _ in h.entries if z < their_last), default=h.start)
-            out.messages.append((sid, SyncStart("TRUNC", target)))
+            out.messages.append((sid, SyncStart(SyncMode.TRUNC, target)))
             send = h.after(target)
         else:
             zxid, data = self.snapshot()
-            out.messages.append((sid, SyncStart("SNAP", zxid, data)))
+            out.messages.append((sid, SyncStart(SyncMode.SNAP, zxid, data)))
             send = [(z, p) for z, p in h.entries if z > zxid]
         for z, p in send:
             out.messages.append((sid, Proposal(z, p)))
@@ -698,14 +758,14 @@ class ZabPeer:
             out.messages.append((self._leader_sid, AckEpoch(self.current_epoch, self.history.last)))
             return out
         if isinstance(msg, SyncStart):
-            self.sync_mode = msg.mode
+            self.sync_mode = LearnerSync(msg.mode.value)
             self.pending_sync = []
-            if msg.mode == "TRUNC":
+            if msg.mode == SyncMode.TRUNC:
                 out.effects.append(Truncate(msg.zxid))
                 self.history.truncate(msg.zxid)
                 self.persisted_zxid = min(self.persisted_zxid, msg.zxid)
                 self.committed = min(self.committed, msg.zxid)
-            elif msg.mode == "SNAP":
+            elif msg.mode == SyncMode.SNAP:
                 out.effects.append(InstallSnapshot(msg.zxid, msg.snapshot or b""))
                 self.history.reset(msg.zxid)
                 self.persisted_zxid = msg.zxid
@@ -716,7 +776,7 @@ class ZabPeer:
                 return out  # already have it (a DIFF overlapping what we logged)
             self.history.append(msg.zxid, msg.payload)
             out.effects.append(Append(msg.zxid, msg.payload))
-            if self.role == Role.FOLLOWER and (self.uptodate or self.sync_mode == "done"):
+            if self.role == Role.FOLLOWER and (self.uptodate or self.sync_mode == LearnerSync.NEWLEADER):
                 self.unacked.append(msg.zxid)
             return out
         if isinstance(msg, Commit):
@@ -732,7 +792,7 @@ class ZabPeer:
             if self.current_epoch != msg.epoch:
                 self.current_epoch = msg.epoch
                 out.effects.append(SaveEpochs(self.accepted_epoch, self.current_epoch))
-            self.sync_mode = "done"
+            self.sync_mode = LearnerSync.NEWLEADER
             if self.persisted_zxid >= msg.zxid or self.role == Role.OBSERVER:
                 out.messages.append((self._leader_sid, Ack(msg.zxid)))
             else:
@@ -748,10 +808,10 @@ class ZabPeer:
         return out
 
     def _commit_through(self, out: ZabOutput, zxid: int) -> None:
-        if not self.uptodate and self.sync_mode != "done":
+        if not self.uptodate and self.sync_mode != LearnerSync.NEWLEADER:
             # before NEWLEADER, remember the point and apply once synced
             self.pending_commit = max(self.pending_commit, zxid)
-        target = max(zxid, self.pending_commit) if (self.uptodate or self.sync_mode == "done") else None
+        target = max(zxid, self.pending_commit) if (self.uptodate or self.sync_mode == LearnerSync.NEWLEADER) else None
         if target is None:
             return
         for z, p in self.history.between(self.committed, target):

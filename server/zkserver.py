@@ -1,8 +1,15 @@
-"""The standalone server shell: client port, request pipeline, group commit, timers.
+"""The server shell: client port, request pipeline, group commit, timers.
 
 Requests flow as in ZooKeeper (prep -> sync -> final): a write is prepared into a
 transaction, handed to the committer (standalone: txn log with group-commit fsync),
 and applied to the tree only once durable; then its reply and watch events go out.
+
+What differs by role is decided in one place, the server's ``role``: ``Standalone`` runs
+the pipeline above on its own; ``QuorumMember`` hands writes and syncs to the ensemble
+(``quorum.Ensemble``, through the ``Replication`` protocol), which applies them once ZAB
+commits them. The quorum shell changes the server only through its public methods
+(``join``, ``serve``, ``unserve``, ``reload``, ``log_txn``, ...). The reports (4lw, mntr,
+AdminServer, metrics) read it through ``stats`` (``stats.ServerStats``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import acl as aclmod
 from .codes import Err, Op, Xid, ZkError
@@ -35,45 +42,13 @@ from .records import (
 )
 from .servermode import ServerMode
 from .sessions import session_password
+from .stats import Counters, QuorumReport, ServerStats, Summary
 from .txncodec import TxnDigest, encode_txn
 from .wire import encode_multi_results
 
 log = logging.getLogger("zkops.server")
 
 EMPTY_PASSWD = b"\0" * 16
-
-
-class Stats:
-    """Server-wide counters for srvr/stat/mntr."""
-
-    def __init__(self) -> None:
-        from .metrics import Summary
-
-        self.reset()
-        self.started = time.time()
-        self.read_summary = Summary()  # for the metrics port; srst leaves them alone, as Apache's
-        self.update_summary = Summary()
-
-    def reset(self) -> None:
-        self.min_latency = -1
-        self.max_latency = 0
-        self.total_latency = 0
-        self.count = 0
-        self.packets_received = 0
-        self.packets_sent = 0
-
-    def record(self, ms: int, write: bool = False) -> None:
-        (self.update_summary if write else self.read_summary).observe(ms)
-        self.count += 1
-        self.total_latency += ms
-        if self.min_latency < 0 or ms < self.min_latency:
-            self.min_latency = ms
-        if ms > self.max_latency:
-            self.max_latency = ms
-
-    @property
-    def avg_latency(self) -> float:
-        return self.total_latency / self.count if self.count else 0.0
 
 
 @dataclass
@@ -167,6 +142,11 @@ class GroupCommitter:
         the loop (for a follower about to rebuild its tree from disk)."""
         self.txnlog.sync()
 
+    def switch_log(self, txnlog: Any) -> None:
+        """Append to ``txnlog`` from now on (a learner reopened its log after TRUNC or SNAP;
+        drain() first)."""
+        self.txnlog = txnlog
+
     def close(self) -> None:
         """Sync what was asked for, then stop the writer."""
         if self.kick_scheduled:
@@ -179,17 +159,52 @@ class GroupCommitter:
         self._thread.join()
 
 
+SnapshotWriter = Callable[[int, dict[int, int], Iterable[tuple[str, Node]]], Any]
+
+
+class Replication(Protocol):
+    """What a quorum member hands its writes and syncs to (``quorum.Ensemble``)."""
+
+    def client_write(self, conn: ClientConnection, req: Request, op: int, record: Any) -> None:
+        """Propose (leader) or forward (learner) a client's write; apply_txn answers it."""
+
+    def internal_write(self, session_id: int, op: int, record: Any,
+                       on_commit: Callable[[ApplyResult], None] | None) -> None:
+        """The same for a write the server makes itself (session create/expire, containers)."""
+
+    def persisted(self, zxid: int) -> None:
+        """Our log holds every txn up to ``zxid``."""
+
+    def client_sync(self, conn: ClientConnection, req: Request) -> bool:
+        """A client's sync: True when the ensemble answers it later."""
+
+    def prepare_reconfig(self, r: Any, zxid: int, auth: list[Id]) -> bytes:
+        """The leader's checks of a reconfig and the new /zookeeper/config data."""
+
+    def report(self) -> QuorumReport:
+        """The quorum's numbers, for the reports."""
+
+    def session_reconnected(self, session: int, timeout: int) -> None:
+        """A client reattached ``session`` to this server (a learner tells the leader: REVALIDATE)."""
+
+
 class ZooKeeperServer:
-    """Everything one standalone server runs on its event loop."""
+    """Everything one server runs on its event loop (standalone, or a quorum member's
+    client side once the quorum shell joins it)."""
 
     def __init__(self, cfg: Any, tree: DataTree | None = None, sessions: dict[int, int] | None = None,
-                 txnlog: Any = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 txnlog: Any = None, loop: asyncio.AbstractEventLoop | None = None, *, server_id: int = 0,
+                 snapshot_writer: SnapshotWriter | None = None,
+                 on_fatal: Callable[[BaseException], None] | None = None) -> None:
+        """``server_id`` is the ensemble member's id (0 standalone): conf's serverId, and the
+        top byte of the session ids this server makes (1 when standalone, as before)."""
         self.cfg = cfg
         self.loop = loop or asyncio.get_event_loop()
+        self.server_id = server_id
         limits = Limits(tick_time=cfg.tick_time, min_session_timeout=cfg.min_session_timeout,
                         max_session_timeout=cfg.max_session_timeout,
                         extended_types=cfg.extended_types_enabled, super_digest=cfg.super_digest,
-                        server_id=1)
+                        server_id=server_id or 1)
         now = _now_ms()
         self.core = ServerCore(limits, tree, now)
         if not getattr(cfg, "digest_enabled", True):
@@ -203,9 +218,7 @@ class ZooKeeperServer:
         self.pending: deque[Pending] = deque()
         self.connections: set[ClientConnection] = set()
         self.by_session: dict[int, ClientConnection] = {}
-        self.stats = Stats()
-        from .metrics import Summary
-
+        self.counters = Counters()
         self.fsync_summary = Summary()
         self.looking_count = 0  # times an ensemble member went looking (metrics: looking_count)
         self.state = ServerMode.STANDALONE
@@ -214,12 +227,13 @@ class ZooKeeperServer:
         self.txns_since_snapshot = 0
         self.snap_threshold = self._next_snap_threshold()
         self.snapshot_in_progress = False
-        self.on_fatal: Callable[[BaseException], None] | None = None
+        self.on_fatal = on_fatal
         self._timers: list[asyncio.TimerHandle] = []
-        self.snapshot_writer: Callable[[int, dict[int, int], Iterable[tuple[str, Node]]], Any] | None = None
+        self.snapshot_writer = snapshot_writer
         self.fork_snapshots = True  # write snapshots from a forked child (see _fork_snapshot)
-        # set by the quorum shell: writes then go through ZAB instead of the local log alone
-        self.ensemble: Any = None
+        # who decides by role: Standalone, or QuorumMember once the quorum shell joins
+        self.role: Standalone | QuorumMember = Standalone(self)
+        self.stats = ServerStats(self, lambda: self.role.quorum())
         # Sessions heard from since the last report to the leader (ensemble mode only): the
         # leader owns expiry, so a follower must report activity, never mere connectedness.
         self.touched_sessions: set[int] = set()
@@ -267,7 +281,8 @@ class ZooKeeperServer:
         if wants_admin:
             from . import adminserver
 
-            srv = await start_http(cfg.admin_server_address, cfg.admin_server_port, adminserver.handler(self),
+            srv = await start_http(cfg.admin_server_address, cfg.admin_server_port,
+                                   adminserver.handler(self.stats, self.loop),
                                    "AdminServer")
             if srv is not None:
                 self.servers.append(srv)
@@ -275,7 +290,7 @@ class ZooKeeperServer:
             from . import metrics
 
             host = raw.get("metricsProvider.httpHost", "0.0.0.0")
-            srv = await start_http(host, metrics_port, metrics.handler(self), "Prometheus metrics")
+            srv = await start_http(host, metrics_port, metrics.handler(self.stats), "Prometheus metrics")
             if srv is not None:
                 self.servers.append(srv)
 
@@ -365,7 +380,6 @@ class ZooKeeperServer:
             log.info("zookeeper.enforceQuota = true, Quota Enforce enables")
 
     # ------------------------------------------------------------ reporting
-    server_id = 0
     trace_mask = 0
 
     def mode(self) -> ServerMode:
@@ -435,24 +449,68 @@ class ZooKeeperServer:
                  conn.peer[0])
         conn.send_connect_response(ConnectResponse(0, timeout, sid, session_password(sid)), True)
 
-    def extra_mntr(self) -> list[tuple[str, object]]:
-        return []
+    # ------------------------------------------------------------ quorum membership
+    def join(self, replication: Replication) -> None:
+        """Become a quorum member without a role: it serves no client until serve(). Called
+        before the client port opens, so no client is ever served as if standalone."""
+        self.role = QuorumMember(self, replication)
+        self.core.prep.reconfig = replication.prepare_reconfig
+        self.state = ServerMode.LOOKING
+        self.looking_count += 1
+        self.expire_sessions = False
+        self.serving_clients = False
 
-    def extra_conf(self) -> list[str]:
-        return []
+    def serve(self, mode: ServerMode) -> None:
+        """The quorum established this server as ``mode`` (leader, follower or observer): serve
+        clients; a leader owns session expiry and prepares from what is committed."""
+        self.leave_read_only()
+        self.state = mode
+        self.serving_clients = True
+        self.expire_sessions = mode == ServerMode.LEADER
+        if mode == ServerMode.LEADER:
+            self.core.restart_prep()
+            self.core.take_over_sessions(_now_ms())
 
-    def election_events(self) -> str:
-        if self.ensemble is None:
-            return ""
-        import json
+    def unserve(self) -> None:
+        """The role is lost: look for a leader again, serving nobody (read-only mode may follow)."""
+        self.state = ServerMode.LOOKING
+        self.looking_count += 1
+        self.serving_clients = False
+        self.expire_sessions = False
+        for conn in list(self.connections):
+            conn.close()
 
-        return "".join(json.dumps(e) + "\n" for e in self.ensemble.events[-200:])
+    def drain_log(self) -> None:
+        """Make every appended txn durable now, on this thread (before a reload)."""
+        if self.committer is not None:
+            self.committer.drain()
 
+    def reload(self, tree: DataTree, sessions: dict[int, int], txnlog: Any) -> None:
+        """Serve the state a learner rebuilt from disk after TRUNC or SNAP (drain_log() first)."""
+        self.txnlog = txnlog
+        if self.committer is not None:
+            self.committer.switch_log(txnlog)
+        self.core.reload(tree)
+        if not getattr(self.cfg, "digest_enabled", True):
+            tree.set_digest_enabled(False)
+        now = _now_ms()
+        for sid, timeout in sessions.items():
+            self.core.sessions.add(sid, timeout, now)
+
+    def take_touched_sessions(self) -> list[tuple[int, int]]:
+        """(session, timeout) of the live sessions heard from since the last call (a learner
+        reports them to its leader, which owns expiry)."""
+        tracked = self.core.sessions.sessions
+        out = [(s, tracked[s].timeout) for s in self.touched_sessions if s in tracked]
+        self.touched_sessions.clear()
+        return out
+
+    # ------------------------------------------------------------ reporting (continued)
     def four_letter(self, conn: ClientConnection, word: str) -> None:
         from .fourletter import answer
 
         whitelist = getattr(self.cfg, "four_letter_words", frozenset({"srvr"}))
-        text = answer(self, word, whitelist)
+        text = answer(self.stats, word, whitelist)
         conn.out += text.encode()
         conn.close()
 
@@ -476,8 +534,7 @@ class ZooKeeperServer:
     def touch(self, conn: ClientConnection) -> None:
         if conn.session_id:
             self.core.sessions.touch(conn.session_id, _now_ms())
-            if self.ensemble is not None:
-                self.touched_sessions.add(conn.session_id)
+            self.role.touched(conn.session_id)
 
     def connect(self, conn: ClientConnection, req: ConnectRequest) -> None:
         core = self.core
@@ -533,9 +590,7 @@ class ZooKeeperServer:
         conn.timeout = timeout
         s.timeout = timeout
         core.sessions.touch(sid, _now_ms())
-        if self.ensemble is not None:
-            self.touched_sessions.add(sid)
-            self.ensemble.session_reconnected(sid, timeout)
+        self.role.reattached(sid, timeout)
         self.by_session[sid] = conn
         conn.send_connect_response(ConnectResponse(0, timeout, sid, session_password(sid)), False)
 
@@ -589,8 +644,7 @@ class ZooKeeperServer:
             if op == Op.sasl:
                 self._sasl(conn, req)
                 return
-            if op == Op.sync and self.ensemble is not None and not conn.read_only_session \
-                    and self.ensemble.client_sync(conn, req):
+            if op == Op.sync and not conn.read_only_session and self.role.sync(conn, req):
                 return
             body = core.read(op, req.record, conn, conn.auth, conn.session_id)
         except ZkError as exc:
@@ -629,12 +683,11 @@ class ZooKeeperServer:
             # Apache takes the multi's zxid, then looks up every op's path before it makes the
             # txn: a null one fails the request with no txn (the zxid is skipped), and the
             # reply still carries an empty result list
-            if self.ensemble is None:
-                core.prep.take_zxid()
+            self.role.skip_zxid()
             self._answer_in_turn(conn, req, Err.MARSHALLINGERROR, _EMPTY_MULTI)
             return
-        if op == Op.reconfig and self.ensemble is None:
-            self._refuse(conn, req, self._reconfig_refusal(conn, req.record))
+        if op == Op.reconfig:
+            self.role.reconfig(conn, req)
             return
         self.submit(conn, req, op, req.record)
 
@@ -651,7 +704,7 @@ class ZooKeeperServer:
                 conn.record_latency(req, self.core.last_zxid)
             conn.write_done()
 
-        if self.ensemble is not None or not self.pending:
+        if not self.pending:  # (a quorum member's writes never wait here: they wait in ZAB)
             answer()
             return
         last = self.pending[-1].hdr
@@ -659,14 +712,7 @@ class ZooKeeperServer:
 
     def _refuse(self, conn: ClientConnection, req: Request, code: int) -> None:
         """Answer a write with ``code`` through an error txn, which takes a zxid as in Apache."""
-        if self.ensemble is not None:  # the leader prepares it (ensembles are not fuzzed)
-            if req.record is MALFORMED:
-                self.submit(conn, req, Op.error, None)
-            else:
-                self.submit(conn, req, req.op, req.record)
-            return
-        hdr, body = self.core.prep.prepare_error(conn.session_id, req.xid, code, _now_ms())
-        self._enqueue(Pending(hdr, body, conn, req))
+        self.role.refuse(conn, req, code)
 
     def _sasl(self, conn: ClientConnection, req: Request) -> None:
         """One step of a client's SASL DIGEST-MD5 exchange (users from the JAAS file, see sasl.py)."""
@@ -693,7 +739,7 @@ class ZooKeeperServer:
             log.info("Successfully authenticated client: authenticationID=%s", user)
         conn.send_reply(req.xid, self.core.last_zxid, 0, SaslToken(reply))
 
-    def _reconfig_refusal(self, conn: ClientConnection, r: Any) -> int:
+    def reconfig_refusal(self, conn: ClientConnection, r: Any) -> int:
         """Why a standalone server refuses a reconfig, as Apache's PrepRequestProcessor does:
         RECONFIGDISABLED unless reconfigEnabled, else UNIMPLEMENTED (a standalone server has no
         membership to change; Apache checks no argument first). In an ensemble the leader
@@ -723,50 +769,23 @@ class ZooKeeperServer:
 
     # ------------------------------------------------------------ writes
     def submit(self, conn: ClientConnection, req: Request, op: int, record: Any) -> None:
-        core = self.core
-        if self.ensemble is not None:
-            if op == Op.closeSession:
-                core.sessions.set_closing(conn.session_id)
-            self.ensemble.client_write(conn, req, op, record)
-            return
-        hdr, body = core.prep.prepare(conn.session_id, req.xid, op, record, conn.auth, _now_ms())
-        if op == Op.closeSession:
-            core.sessions.set_closing(conn.session_id)
-        self._enqueue(Pending(hdr, body, conn, req))
+        self.role.submit(conn, req, op, record)
 
     def submit_internal(self, session_id: int, op: int, record: Any,
                         on_commit: Callable[[ApplyResult], None] | None = None) -> None:
-        if self.ensemble is not None:
-            self.ensemble.internal_write(session_id, op, record, on_commit)
-            return
-        hdr, body = self.core.prep.prepare(session_id, 0, op, record, [aclmod.SUPER_ID], _now_ms())
-        self._enqueue(Pending(hdr, body, None, None, on_commit))
-
-    def _enqueue(self, p: Pending) -> None:
-        if self.ensemble is not None:
-            self.ensemble.submit(p)
-            return
-        self.pending.append(p)
-        # as Apache logs it: the tree digest the txn leaves after its body (prepared just now)
-        digest = self.core.prep.last_digest
-        data = encode_txn(p.hdr, p.body, None if digest is None else TxnDigest(DIGEST_VERSION, to_long(digest)))
-        if self.committer is None:
-            self.loop.call_soon(self.durable, p.hdr.zxid)
-        else:
-            self.committer.submit(p.hdr.zxid, data)
+        self.role.submit_internal(session_id, op, record, on_commit)
 
     def durable(self, zxid: int) -> None:
-        """Every txn up to ``zxid`` is on disk: apply them, reply, notify watchers."""
-        if self.ensemble is not None:
-            self.ensemble.persisted(zxid)
-            return
-        pending = self.pending
-        while pending and pending[0].hdr.zxid <= zxid:
-            p = pending.popleft()
-            if p.answer is not None:
-                p.answer()
-                continue
-            self.apply_txn(p.hdr, p.body, p)
+        """Every txn up to ``zxid`` is on disk (the group committer says so)."""
+        self.role.durable(zxid)
+
+    def log_txn(self, zxid: int, data: bytes) -> None:
+        """Append one txn to the log; durable() follows once it is on disk."""
+        assert self.committer is not None
+        self.committer.submit(zxid, data)
+
+    def snapshot_if_due(self) -> None:
+        """Start a snapshot once enough txns were applied since the last one."""
         if self.txns_since_snapshot >= self.snap_threshold:
             self._take_snapshot()
 
@@ -883,6 +902,123 @@ class ZooKeeperServer:
 
 
 
+class Standalone:
+    """A server on its own: it prepares its writes, the group committer makes them durable,
+    and it applies them in order (the pipeline of this module's docstring)."""
+
+    def __init__(self, server: ZooKeeperServer) -> None:
+        self.server = server
+
+    def quorum(self) -> QuorumReport | None:
+        return None
+
+    def submit(self, conn: ClientConnection, req: Request, op: int, record: Any) -> None:
+        core = self.server.core
+        hdr, body = core.prep.prepare(conn.session_id, req.xid, op, record, conn.auth, _now_ms())
+        if op == Op.closeSession:
+            core.sessions.set_closing(conn.session_id)
+        self._enqueue(Pending(hdr, body, conn, req))
+
+    def submit_internal(self, session_id: int, op: int, record: Any,
+                        on_commit: Callable[[ApplyResult], None] | None) -> None:
+        hdr, body = self.server.core.prep.prepare(session_id, 0, op, record, [aclmod.SUPER_ID], _now_ms())
+        self._enqueue(Pending(hdr, body, None, None, on_commit))
+
+    def refuse(self, conn: ClientConnection, req: Request, code: int) -> None:
+        hdr, body = self.server.core.prep.prepare_error(conn.session_id, req.xid, code, _now_ms())
+        self._enqueue(Pending(hdr, body, conn, req))
+
+    def reconfig(self, conn: ClientConnection, req: Request) -> None:
+        """A standalone server has no membership to change: refused (with a zxid, as Apache)."""
+        self.refuse(conn, req, self.server.reconfig_refusal(conn, req.record))
+
+    def skip_zxid(self) -> None:
+        """A write failed before it became a txn after taking its zxid (Apache skips it)."""
+        self.server.core.prep.take_zxid()
+
+    def sync(self, conn: ClientConnection, req: Request) -> bool:
+        return False  # answered at once: nothing is in flight anywhere else
+
+    def touched(self, session_id: int) -> None:
+        pass  # this server expires its sessions itself
+
+    def reattached(self, session_id: int, timeout: int) -> None:
+        pass  # no other server to tell
+
+    def _enqueue(self, p: Pending) -> None:
+        server = self.server
+        server.pending.append(p)
+        # as Apache logs it: the tree digest the txn leaves after its body (prepared just now)
+        digest = server.core.prep.last_digest
+        data = encode_txn(p.hdr, p.body, None if digest is None else TxnDigest(DIGEST_VERSION, to_long(digest)))
+        if server.committer is None:
+            server.loop.call_soon(server.durable, p.hdr.zxid)
+        else:
+            server.committer.submit(p.hdr.zxid, data)
+
+    def durable(self, zxid: int) -> None:
+        """Apply the txns up to ``zxid``, reply, notify watchers."""
+        server = self.server
+        pending = server.pending
+        while pending and pending[0].hdr.zxid <= zxid:
+            p = pending.popleft()
+            if p.answer is not None:
+                p.answer()
+                continue
+            server.apply_txn(p.hdr, p.body, p)
+        server.snapshot_if_due()
+
+
+class QuorumMember:
+    """A member of an ensemble: writes and syncs go through the ensemble (ZAB orders them,
+    the leader prepares them), and apply_txn runs when they commit."""
+
+    def __init__(self, server: ZooKeeperServer, replication: Replication) -> None:
+        self.server = server
+        self.replication = replication
+
+    def quorum(self) -> QuorumReport | None:
+        return self.replication.report()
+
+    def submit(self, conn: ClientConnection, req: Request, op: int, record: Any) -> None:
+        if op == Op.closeSession:
+            self.server.core.sessions.set_closing(conn.session_id)
+        self.replication.client_write(conn, req, op, record)
+
+    def submit_internal(self, session_id: int, op: int, record: Any,
+                        on_commit: Callable[[ApplyResult], None] | None) -> None:
+        self.replication.internal_write(session_id, op, record, on_commit)
+
+    def refuse(self, conn: ClientConnection, req: Request, code: int) -> None:
+        """The leader prepares the refusal from the request itself (ensembles are not fuzzed)."""
+        if req.record is MALFORMED:
+            self.submit(conn, req, Op.error, None)
+        else:
+            self.submit(conn, req, req.op, req.record)
+
+    def reconfig(self, conn: ClientConnection, req: Request) -> None:
+        """The leader checks and prepares it (quorum.Ensemble.prepare_reconfig)."""
+        self.submit(conn, req, req.op, req.record)
+
+    def skip_zxid(self) -> None:
+        pass  # zxids are the leader's to give
+
+    def sync(self, conn: ClientConnection, req: Request) -> bool:
+        return self.replication.client_sync(conn, req)
+
+    def touched(self, session_id: int) -> None:
+        """The leader owns expiry: report activity to it (never mere connectedness)."""
+        self.server.touched_sessions.add(session_id)
+
+    def reattached(self, session_id: int, timeout: int) -> None:
+        """A client moved its session here: the leader must learn who owns it now."""
+        self.touched(session_id)
+        self.replication.session_reconnected(session_id, timeout)
+
+    def durable(self, zxid: int) -> None:
+        self.replication.persisted(zxid)
+
+
 class _PathReq:
     """A minimal request record for internal deletes (deleteContainer)."""
 
@@ -912,4 +1048,4 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-__all__ = ["ZooKeeperServer", "GroupCommitter", "Stats", "Path"]
+__all__ = ["GroupCommitter", "Path", "QuorumMember", "Replication", "Standalone", "ZooKeeperServer"]

@@ -146,10 +146,10 @@ def test_a_zookeeper_digest_after_the_seal_is_read_and_checked():
     raw = snap.serialize(9, {}, tree())
     with_digest = _sealed(raw + _q(9) + _i(2) + _q(123456789))
     assert snap.parse(with_digest) == ({}, tree())
-    got = snap._parse(with_digest, "s")
+    got = snap.parse_with_digest(with_digest, "s")
     assert got[2] == snap.ZxidDigest(9, 2, 123456789) and got[1] == tree()
     old_style = _sealed(raw + _q(9) + _i(1) + _s("75bcd15"))  # digest version 1: a hex string
-    assert snap._parse(old_style, "s")[2] == snap.ZxidDigest(9, 1, 0x75BCD15)
+    assert snap.parse_with_digest(old_style, "s")[2] == snap.ZxidDigest(9, 1, 0x75BCD15)
     broken = bytearray(with_digest)
     broken[len(raw) + 15] ^= 1
     with pytest.raises(snap.SnapshotError, match="checksum"):

@@ -12,11 +12,11 @@ from tests.test_zab_rules import established
 from zkops.server import metrics
 from zkops.server.servermode import ServerMode
 from zkops.server.strenum import StrEnum
-from zkops.server.zab import Established, LearnerPhase, Role
+from zkops.server.zab import Established, LearnerPhase, LearnerSync, Role, SyncMode
 
 
 def test_a_member_is_its_string_everywhere_it_is_printed():
-    for member in (*Role, *LearnerPhase, *ServerMode):
+    for member in (*Role, *LearnerPhase, *ServerMode, *SyncMode, *LearnerSync):
         value = member.value
         assert member == value and hash(member) == hash(value) and {value: 1}[member] == 1
         assert str(member) == f"{member}" == "%s" % member == value  # noqa: UP031 (logging formats with %s)
@@ -42,6 +42,13 @@ def test_the_zab_core_speaks_in_members():
         2: LearnerPhase.SYNCED, 3: LearnerPhase.SYNCED, 4: LearnerPhase.SYNCED}
     told = {sid: [e.role for e in net.effects[sid] if isinstance(e, Established)] for sid in net.peers}
     assert told == {1: [Role.LEADER], 2: [Role.FOLLOWER], 3: [Role.FOLLOWER], 4: [Role.OBSERVER]}
+    assert {sid: net.peers[sid].sync_mode for sid in (2, 3, 4)} == dict.fromkeys((2, 3, 4), LearnerSync.NEWLEADER)
+    assert net.peers[1].sync_mode is LearnerSync.WAITING  # a leader never synchronises with anyone
+
+
+def test_the_sync_modes_are_the_packets_names():
+    assert [m.value for m in SyncMode] == ["DIFF", "TRUNC", "SNAP"]
+    assert all(LearnerSync(m.value) for m in SyncMode)  # a learner is in the mode the leader said
 
 
 def test_a_standalone_server_reports_its_mode_as_before():
@@ -49,7 +56,7 @@ def test_a_standalone_server_reports_its_mode_as_before():
         assert s.server.mode() is ServerMode.STANDALONE
         assert "Mode: standalone\n" in four_letter(s.address, "srvr")
         assert "zk_server_state\tstandalone\n" in four_letter(s.address, "mntr")
-        text = s.call(metrics.exposition, s.server)
+        text = s.call(metrics.exposition, s.server.stats)
         states = [line for line in text.splitlines() if line.startswith("server_state{")]
         assert states == [f'server_state{{state="{m}"}} {1 if m == "standalone" else 0}'
                           for m in ("leader", "follower", "observer", "standalone", "looking", "read-only")]

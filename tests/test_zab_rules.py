@@ -34,6 +34,7 @@ from zkops.server.zab import (
     NewLeader,
     Proposal,
     SaveEpochs,
+    SyncMode,
     SyncStart,
     Truncate,
     UpToDate,
@@ -221,7 +222,7 @@ def test_a_follower_with_a_prefix_of_the_leaders_history_gets_a_diff() -> None:
     """DIFF: the missing proposals, a COMMIT for each one the leader has committed, then
     NEWLEADER naming the last zxid sent."""
     out = _sync(history(z(1, 1), z(1, 2), z(1, 3)), history(z(1, 1)), committed=z(1, 2))
-    assert msgs(out) == [SyncStart("DIFF", z(1, 1)), Proposal(z(1, 2), b"txn 0x100000002"), Commit(z(1, 2)),
+    assert msgs(out) == [SyncStart(SyncMode.DIFF, z(1, 1)), Proposal(z(1, 2), b"txn 0x100000002"), Commit(z(1, 2)),
                          Proposal(z(1, 3), b"txn 0x100000003"), NewLeader(2, z(1, 3))]
 
 
@@ -229,7 +230,7 @@ def test_a_follower_with_an_unknown_tail_is_truncated_to_the_last_common_zxid() 
     """TRUNC: a follower that logged proposals of an old epoch the leader never had drops
     them (they never committed), then gets what follows."""
     out = _sync(history(z(1, 1), z(1, 2), z(2, 1)), history(z(1, 1), z(1, 2), z(1, 3)), committed=z(2, 1), epoch=3)
-    assert msgs(out)[:3] == [SyncStart("TRUNC", z(1, 2)), Proposal(z(2, 1), b"txn 0x200000001"), Commit(z(2, 1))]
+    assert msgs(out)[:3] == [SyncStart(SyncMode.TRUNC, z(1, 2)), Proposal(z(2, 1), b"txn 0x200000001"), Commit(z(2, 1))]
     assert msgs(out)[-1] == NewLeader(3, z(2, 1))
 
 
@@ -238,16 +239,16 @@ def test_a_follower_behind_the_leaders_log_window_gets_a_snapshot() -> None:
     follower gets a snapshot and the proposals after it."""
     out = _sync(history(z(1, 5), z(1, 6), start=z(1, 4)), history(z(1, 1)), committed=z(1, 6),
                 snapshot=(z(1, 5), b"state at 1/5"))
-    assert msgs(out) == [SyncStart("SNAP", z(1, 5), b"state at 1/5"), Proposal(z(1, 6), b"txn 0x100000006"),
+    assert msgs(out) == [SyncStart(SyncMode.SNAP, z(1, 5), b"state at 1/5"), Proposal(z(1, 6), b"txn 0x100000006"),
                          Commit(z(1, 6)), NewLeader(2, z(1, 6))]
 
 
 def test_a_follower_replaces_its_state_as_the_sync_mode_says() -> None:
     f = peer(2, hist=history(z(1, 1), z(1, 2), z(1, 3)), committed=z(1, 1))
     f.follow(1)
-    out = f.receive(1, Envelope(1, SyncStart("TRUNC", z(1, 2))))
+    out = f.receive(1, Envelope(1, SyncStart(SyncMode.TRUNC, z(1, 2))))
     assert effects(out, Truncate) == [Truncate(z(1, 2))] and f.history.last == z(1, 2)
-    out = f.receive(1, Envelope(1, SyncStart("SNAP", z(1, 9), b"state")))
+    out = f.receive(1, Envelope(1, SyncStart(SyncMode.SNAP, z(1, 9), b"state")))
     assert effects(out, InstallSnapshot) == [InstallSnapshot(z(1, 9), b"state")] and f.committed == z(1, 9)
 
 
@@ -257,7 +258,7 @@ def test_a_follower_acks_newleader_only_once_the_sync_is_on_disk() -> None:
     f = peer(2)
     f.follow(1)
     f.receive(1, Envelope(1, LeaderInfo(2)))
-    f.receive(1, Envelope(1, SyncStart("DIFF", 0)))
+    f.receive(1, Envelope(1, SyncStart(SyncMode.DIFF, 0)))
     f.receive(1, Envelope(1, Proposal(z(1, 1), b"a")))
     out = f.receive(1, Envelope(1, NewLeader(2, z(1, 1))))
     assert msgs(out, Ack) == [] and effects(out, SaveEpochs) == [SaveEpochs(accepted=2, current=2)]
@@ -310,7 +311,7 @@ def test_a_follower_serves_only_after_uptodate() -> None:
     f = peer(2)
     f.follow(1)
     f.receive(1, Envelope(1, LeaderInfo(1)))
-    f.receive(1, Envelope(1, SyncStart("DIFF", 0)))
+    f.receive(1, Envelope(1, SyncStart(SyncMode.DIFF, 0)))
     out = f.receive(1, Envelope(1, NewLeader(1, 0)))
     assert msgs(out) == [Ack(0)] and effects(out, Established) == []
     out = f.receive(1, Envelope(1, UpToDate(0)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -21,7 +22,13 @@ def _ssh_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)")
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+class SubParsers(Protocol):
+    """What ``ArgumentParser.add_subparsers()`` returns, as far as this module uses it."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
+
+
+def add_parsers(sub: SubParsers) -> None:
     p = sub.add_parser("backup", help="back up an ensemble's snapshot and txn logs (or: backup verify DIR)",
                        description="zkops backup INVENTORY --to DIR [--keep N] | zkops backup verify DIR")
     p.add_argument("target", nargs="+", metavar="INVENTORY | verify DIR")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -75,14 +76,13 @@ REMOTE_COMMANDS = {
 }
 
 
-def _all_parsers(ap: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
-    """The parser and every subcommand's, so that ``--version`` works after any of them."""
-    out = [ap]
-    for action in ap._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for p in dict.fromkeys(action.choices.values()):
-                out.extend(_all_parsers(p))
-    return out
+class _Parser(argparse.ArgumentParser):
+    """A parser with ``--version``. Subcommands' parsers are of their parent's class (argparse's
+    add_subparsers default), so ``--version`` works after any of them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action="version", version=f"zkops {__version__}")
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -95,8 +95,7 @@ def _options(args: argparse.Namespace) -> Options:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="zkops", description="Java-free ZooKeeper: deploy and check ensembles.")
-    ap.add_argument("--version", action="version", version=f"zkops {__version__}")
+    ap = _Parser(prog="zkops", description="Java-free ZooKeeper: deploy and check ensembles.")
     sub = ap.add_subparsers(dest="command", required=True)
     for name, text in REMOTE_COMMANDS.items():
         p = sub.add_parser(name, help=text)
@@ -130,9 +129,6 @@ def main(argv: list[str] | None = None) -> int:
 
     lab_cli.add_parser(sub)
     backup_cli.add_parsers(sub)
-    for p in _all_parsers(ap):
-        if "--version" not in p._option_string_actions:
-            p.add_argument("--version", action="version", version=f"zkops {__version__}")
     args = ap.parse_args(argv)
     if args.command == "lab":
         return lab_cli.main(args)

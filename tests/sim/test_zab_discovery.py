@@ -46,6 +46,7 @@ def test_a_learner_keeps_uncommitted_proposals_beyond_its_history_window():
         Envelope,
         NewLeader,
         Proposal,
+        SyncMode,
         SyncStart,
         UpToDate,
         make_zxid,
@@ -56,7 +57,7 @@ def test_a_learner_keeps_uncommitted_proposals_beyond_its_history_window():
     out = follower.follow(3)
     session = out.messages[0][1].session
     follower.receive(3, Envelope(session, LeaderInfo(1)))
-    follower.receive(3, Envelope(session, SyncStart("DIFF", 0)))
+    follower.receive(3, Envelope(session, SyncStart(SyncMode.DIFF, 0)))
     zxids = [make_zxid(1, n) for n in range(1, 9)]
     for z in zxids:
         follower.receive(3, Envelope(session, Proposal(z, b"txn%d" % z)))

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from kazoo.client import KazooClient
 from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, KazooException, SessionExpiredError
 from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.protocol.paths import _prefix_root
+from kazoo.protocol.paths import join, normpath
 from kazoo.protocol.serialization import Watch
 from kazoo.protocol.states import KazooState
 from kazoo.security import ACL, Id
@@ -354,7 +354,8 @@ class Commands:
 
     def _full(self, path: str) -> str:
         assert self.zk is not None
-        return _prefix_root(self.zk.chroot, path)
+        root = normpath(join("/", self.zk.chroot or ""))  # the chroot as an absolute path ("/" for none)
+        return normpath(join(root, path.lstrip("/")))
 
     def _raw(self, request: Any) -> Any:
         assert self.zk is not None

@@ -1,0 +1,314 @@
+"""What a server's reports read: one public view of its numbers.
+
+The four-letter words (``fourletter``), ``mntr`` (``mntr``), the AdminServer (``adminserver``)
+and the Prometheus port (``metrics``) read a running server only through ``ServerStats``:
+``ZooKeeperServer`` builds one (its ``stats``) and is the only module that knows which of its
+fields and core objects each number comes from. An ensemble member adds a ``QuorumReport``
+(built by ``quorum.Ensemble.report`` each time it is asked): the leader, the learners as the
+leader sees them, the elections, and the rows ``mntr`` prints for the quorum.
+
+``Counters`` are the server-wide request counters (``srst`` resets them); ``Summary`` keeps a
+measurement's count, sum and recent samples (fsync times, read and write latencies).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .servermode import ServerMode
+
+if TYPE_CHECKING:
+    from .connection import ClientConnection
+    from .metrics import PerNamespace
+    from .records import ACL
+    from .zkserver import ZooKeeperServer
+
+
+class Summary:
+    """count, sum and recent samples of one measurement (milliseconds)."""
+
+    __slots__ = ("count", "total", "samples")
+
+    def __init__(self, keep: int = 2048) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.samples: deque[float] = deque(maxlen=keep)
+
+    def observe(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.samples.append(value)
+
+    def quantile(self, q: float) -> float:
+        if not self.samples:
+            return 0.0
+        ordered = sorted(self.samples)
+        return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+
+
+class Counters:
+    """Server-wide request counters for srvr/stat/mntr (``srst`` resets them)."""
+
+    def __init__(self) -> None:
+        self.reset()
+        self.started = time.time()
+        self.read_summary = Summary()  # for the metrics port; srst leaves them alone, as Apache's
+        self.update_summary = Summary()
+
+    def reset(self) -> None:
+        self.min_latency = -1
+        self.max_latency = 0
+        self.total_latency = 0
+        self.count = 0
+        self.packets_received = 0
+        self.packets_sent = 0
+
+    def record(self, ms: int, write: bool = False) -> None:
+        (self.update_summary if write else self.read_summary).observe(ms)
+        self.count += 1
+        self.total_latency += ms
+        if self.min_latency < 0 or ms < self.min_latency:
+            self.min_latency = ms
+        if ms > self.max_latency:
+            self.max_latency = ms
+
+    @property
+    def avg_latency(self) -> float:
+        return self.total_latency / self.count if self.count else 0.0
+
+
+@dataclass(frozen=True)
+class LearnerReport:
+    """One learner as its leader sees it."""
+
+    sid: int
+    observer: bool
+    phase: str  # zab.LearnerPhase
+    synced: bool  # past NEWLEADER: it takes proposals
+    voting: bool  # a follower in the current voting view (observers never are)
+
+
+@dataclass(frozen=True)
+class QuorumReport:
+    """What an ensemble member adds to its server's numbers (``quorum.Ensemble.report``)."""
+
+    leader: int | None  # who leads (None while looking)
+    established: bool  # ZAB's broadcast phase: the quorum serves
+    learners: tuple[LearnerReport, ...] = ()  # the leader's learners (read them only on a leader)
+    election_ms: tuple[float, ...] = ()  # every election this server saw, oldest first
+    look_started: float = 0.0  # time.monotonic() when it last started looking
+    mntr_rows: tuple[tuple[str, object], ...] = ()  # the quorum's own mntr keys (zk_*)
+    events: tuple[dict[str, Any], ...] = field(default=(), repr=False)  # recent election events
+
+
+def dir_size(path: Path) -> int:
+    """Bytes in the files directly under ``path`` (0 when it cannot be read)."""
+    total = 0
+    try:
+        for entry in os.scandir(path):
+            if entry.is_file(follow_symlinks=False):
+                total += entry.stat().st_size
+    except OSError:
+        pass
+    return total
+
+
+class ServerStats:
+    """A running server's numbers, for the 4lw, mntr, the AdminServer and metrics.
+
+    Built by ``ZooKeeperServer`` (its ``stats``) with the server itself and a function that
+    gives the quorum's report (None on a standalone server). Reading it changes nothing;
+    ``reset``, ``reset_connections`` and ``trace_mask`` are the only writes the reports make.
+    """
+
+    def __init__(self, server: ZooKeeperServer, quorum: Callable[[], QuorumReport | None]) -> None:
+        self._server = server
+        self._quorum = quorum
+
+    # ------------------------------------------------------------ who and where
+    @property
+    def cfg(self) -> Any:
+        """The server's configuration (zoo.cfg as ``config.ServerConfig``)."""
+        return self._server.cfg
+
+    @property
+    def server_id(self) -> int:
+        return self._server.server_id
+
+    @property
+    def trace_mask(self) -> int:
+        return self._server.trace_mask
+
+    @trace_mask.setter
+    def trace_mask(self, mask: int) -> None:
+        self._server.trace_mask = mask
+
+    def mode(self) -> ServerMode:
+        return self._server.mode()
+
+    def serving(self) -> bool:
+        return self._server.serving()
+
+    def quorum(self) -> QuorumReport | None:
+        """The ensemble's part, None on a standalone server."""
+        return self._quorum()
+
+    def data_dir_size(self) -> int:
+        return dir_size(Path(self.cfg.data_dir) / "version-2")
+
+    def log_dir_size(self) -> int:
+        return dir_size(Path(self.cfg.data_log_dir) / "version-2")
+
+    # ------------------------------------------------------------ requests and connections
+    def connections(self) -> list[ClientConnection]:
+        return list(self._server.connections)
+
+    @property
+    def min_latency(self) -> int:
+        return max(self._server.counters.min_latency, 0)
+
+    @property
+    def avg_latency(self) -> float:
+        return self._server.counters.avg_latency
+
+    @property
+    def max_latency(self) -> int:
+        return self._server.counters.max_latency
+
+    @property
+    def packets_received(self) -> int:
+        """Packets received, on open connections and on closed ones since the last reset."""
+        return sum(c.packets_received for c in self._server.connections) + self._server.counters.packets_received
+
+    @property
+    def packets_sent(self) -> int:
+        return sum(c.packets_sent for c in self._server.connections) + self._server.counters.packets_sent
+
+    @property
+    def outstanding(self) -> int:
+        """Writes waiting to become durable."""
+        return len(self._server.pending)
+
+    @property
+    def uptime_ms(self) -> int:
+        return int((time.time() - self._server.counters.started) * 1000)
+
+    @property
+    def looking_count(self) -> int:
+        return self._server.looking_count
+
+    @property
+    def read_summary(self) -> Summary:
+        return self._server.counters.read_summary
+
+    @property
+    def update_summary(self) -> Summary:
+        return self._server.counters.update_summary
+
+    @property
+    def fsync_summary(self) -> Summary:
+        return self._server.fsync_summary
+
+    @property
+    def fsync_count(self) -> int:
+        c = self._server.committer
+        return c.fsync_count if c is not None else 0
+
+    @property
+    def last_fsync_ms(self) -> float:
+        c = self._server.committer
+        return round(c.fsync_ms_last, 3) if c is not None else 0
+
+    def reset(self) -> None:
+        """``srst``: the server-wide counters start again."""
+        self._server.counters.reset()
+
+    def reset_connections(self) -> None:
+        """``crst``: every connection's counters start again."""
+        for c in self._server.connections:
+            c.reset_stats()
+
+    # ------------------------------------------------------------ the data tree
+    @property
+    def last_zxid(self) -> int:
+        return self._server.core.last_zxid
+
+    @property
+    def node_count(self) -> int:
+        return self._server.core.tree.node_count()
+
+    @property
+    def data_size(self) -> int:
+        return self._server.core.tree.data_size()
+
+    @property
+    def ephemerals_count(self) -> int:
+        return sum(len(v) for v in self._server.core.tree.ephemerals.values())
+
+    def ephemerals(self) -> dict[int, set[str]]:
+        """session id -> its ephemeral paths."""
+        return {sid: set(paths) for sid, paths in self._server.core.tree.ephemerals.items()}
+
+    def root_acl(self) -> list[ACL]:
+        root = self._server.core.tree.get("/")
+        return list(root.acl) if root is not None else []
+
+    def quota_totals(self) -> dict[str, dict[str, int]]:
+        """Apache's per-namespace quota gauges (``quota.namespace_totals``)."""
+        from .quota import namespace_totals
+
+        return namespace_totals(self._server.core.tree)
+
+    def read_namespaces(self) -> PerNamespace:
+        return self._server.core.reads
+
+    def write_namespaces(self) -> PerNamespace:
+        return self._server.core.tree.writes
+
+    def snapshot(self) -> tuple[int, bytes]:
+        """(zxid, bytes) of a snapshot file of the tree and sessions as they are now."""
+        from . import snapshot as snapmod
+
+        core = self._server.core
+        tree = core.tree
+        zxid = tree.last_zxid
+        nodes = ((("" if p == "/" else p), n.data, list(n.acl), n.persisted()) for p, n in tree.walk())
+        return zxid, snapmod.serialize(zxid, self.session_timeouts(), nodes)
+
+    # ------------------------------------------------------------ sessions and watches
+    @property
+    def session_count(self) -> int:
+        return len(self._server.core.sessions)
+
+    def session_timeouts(self) -> dict[int, int]:
+        return {sid: s.timeout for sid, s in self._server.core.sessions.sessions.items()}
+
+    def session_buckets(self) -> dict[int, set[int]]:
+        """Expiry time (ms) -> the sessions due then."""
+        return {t: set(ids) for t, ids in self._server.core.sessions.buckets.items()}
+
+    @property
+    def watch_count(self) -> int:
+        return self._server.core.watches.watch_count()
+
+    def watch_summary(self) -> tuple[int, int, int]:
+        """(connections, paths, watches) of the data watch table, as ``wchs`` counts them."""
+        conns, npaths, total = self._server.core.watches.summary()
+        return conns, npaths, total
+
+    def paths_by_watcher(self) -> dict[Any, set[str]]:
+        """Data watches by connection (``wchc``)."""
+        return self._server.core.watches.paths_by_watcher()
+
+    def watchers_by_path(self) -> dict[str, set[Any]]:
+        """Data watches by path (``wchp``)."""
+        return self._server.core.watches.watchers_by_path()
+
+
+__all__ = ["Counters", "LearnerReport", "QuorumReport", "ServerStats", "Summary", "dir_size"]
