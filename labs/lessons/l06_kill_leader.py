@@ -9,7 +9,7 @@ from .. import registers
 from .engine import Check, Context, Lesson, Step, predicted_leader, wait_for
 
 
-class _Writer:
+class Writer:
     """Creates sequential znodes as fast as the ensemble acknowledges them, noting each ack."""
 
     def __init__(self, zk: object, prefix: str = "/lab6/w-") -> None:
@@ -46,7 +46,7 @@ def _prepare(ctx: Context) -> None:
 def _kill(ctx: Context) -> None:
     leader = ctx.journal["leader_before"]
     zk = ctx.client(timeout=10.0)
-    writer = _Writer(zk)
+    writer = Writer(zk)
     writer.thread.start()
     # two more clients read, write and compare-and-set one znode throughout: `lab check` grades their history
     regs = registers.Registers("/lab6/register", [ctx.cluster.connect_string()] * 2).start()

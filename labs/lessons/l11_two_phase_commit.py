@@ -6,7 +6,7 @@ import threading
 import time
 
 from .engine import Check, Context, Lesson, Step, wait_for
-from .l06_kill_leader import _Writer
+from .l06_kill_leader import Writer
 
 PARTICIPANTS = ("p1", "p2", "p3")
 
@@ -72,7 +72,7 @@ def _zab(ctx: Context) -> None:
     leader = ctx.leader()
     zk = ctx.client(timeout=10.0)
     zk.ensure_path("/lab6")
-    writer = _Writer(zk)
+    writer = Writer(zk)
     writer.thread.start()
     wait_for(lambda: len(writer.acked) >= 10, 30, "writes")
     t_kill = time.monotonic()

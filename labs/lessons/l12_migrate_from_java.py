@@ -13,7 +13,7 @@ from ...server.fourletterclient import four_letter_or_empty
 from ..lab import Lab
 from ..model import Program
 from .engine import Check, Context, Lesson, LessonFailed, Step, wait_for
-from .l06_kill_leader import _Writer
+from .l06_kill_leader import Writer
 
 WAIT = 90.0  # migrate's --wait: how long a step may take to become healthy on a loaded machine
 
@@ -64,7 +64,7 @@ class _Run:
     """What lives through the steps: the session clients, the up-watcher, and (from step 2) the writer."""
 
     up: _UpWatch
-    writer: _Writer | None = None
+    writer: Writer | None = None
     sessions: dict[int, tuple[Any, list[str], int]] = field(default_factory=dict)
 
 
@@ -155,7 +155,7 @@ def _apache(ctx: Context) -> None:
 def _write(ctx: Context) -> None:
     run = _run(ctx)
     zk = ctx.client(timeout=30.0)
-    run.writer = _Writer(zk, "/lab12/w-")
+    run.writer = Writer(zk, "/lab12/w-")
     run.writer.thread.start()
     wait_for(lambda: run.writer is not None and len(run.writer.acked) >= 20, 60, "the writer to get going")
     ctx.note("acked_before_migrate", len(run.writer.acked))
