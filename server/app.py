@@ -9,10 +9,14 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .database import Database
+
+if TYPE_CHECKING:
+    from .zkserver import ZooKeeperServer
 
 log = logging.getLogger("zkops.server")
 
@@ -22,7 +26,24 @@ def run(cfg: Any) -> int:
     return asyncio.run(serve(cfg))
 
 
-async def serve(cfg: Any, started: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> int:
+class Replicating(Protocol):
+    """What a quorum member adds around the server (``quorum.Ensemble``)."""
+
+    def attach(self) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+# builds a member's replication once the server and the database exist
+ReplicationFactory = Callable[["ZooKeeperServer", Database, asyncio.AbstractEventLoop], Replicating]
+
+
+async def serve(cfg: Any, started: asyncio.Event | None = None, stop: asyncio.Event | None = None,
+                replication: ReplicationFactory | None = None) -> int:
+    """Recover the database and serve until ``stop`` (or SIGTERM/SIGINT): standalone, or as a
+    quorum member when ``replication`` is given (``quorum.serve_quorum`` passes it)."""
     from .zkserver import ZooKeeperServer
 
     loop = asyncio.get_running_loop()
@@ -40,34 +61,43 @@ async def serve(cfg: Any, started: asyncio.Event | None = None, stop: asyncio.Ev
         exit_code = 1
         stop.set()
 
+    retain = getattr(cfg, "autopurge_snap_retain_count", 3)
     server = ZooKeeperServer(cfg, db.tree, db.sessions, db.txnlog, loop, on_fatal=on_fatal,
-                             snapshot_writer=db.snapshot_writer(getattr(cfg, "autopurge_snap_retain_count", 3)))
+                             server_id=(getattr(cfg, "my_id", 0) or 0) if replication is not None else 0,
+                             snapshot_writer=db.snapshot_writer(retain))
+    member = replication(server, db, loop) if replication is not None else None
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    purge_task = asyncio.create_task(_autopurge(cfg, db, stop))
+    hours = getattr(cfg, "autopurge_purge_interval", 24)
+    purge_task = asyncio.create_task(autopurge(db, max(3, retain), hours * 3600, stop)) if hours else None
     try:
+        if member is not None:
+            member.attach()  # before the client port opens: never a standalone server, even briefly
         await server.start()
+        if member is not None:
+            await member.start()
         if started is not None:
             started.set()
         await stop.wait()
     finally:
         log.info("shutting down")
-        purge_task.cancel()
+        if purge_task is not None:
+            purge_task.cancel()
+        if member is not None:
+            await member.stop()
         await server.stop()
         db.close()
     return exit_code
 
 
-async def _autopurge(cfg: Any, db: Database, stop: asyncio.Event) -> None:
-    hours = getattr(cfg, "autopurge_purge_interval", 24)
-    if not hours:
-        return
-    retain = max(3, getattr(cfg, "autopurge_snap_retain_count", 3))
+async def autopurge(db: Database, retain: int, every_s: float, stop: asyncio.Event) -> None:
+    """Every ``every_s`` seconds keep the newest ``retain`` snapshots and the logs they need
+    (autopurge.purgeInterval, in hours in zoo.cfg), on standalone servers and members alike."""
     while not stop.is_set():
-        await asyncio.sleep(hours * 3600)
+        await asyncio.sleep(every_s)
         try:
             await asyncio.get_running_loop().run_in_executor(None, db.purge, retain)
         except Exception as exc:  # a failed purge must never stop the server

@@ -20,7 +20,6 @@ import collections
 import json
 import logging
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 from . import acl as aclmod
 from . import quorumwire as qw
 from . import snapshot as snapmod
+from .app import serve
 from .codes import Err, Op, Perm, ZkError
 from .config import ConfigError, ServerConfig
 from .connection import ClientConnection, Request
@@ -718,41 +718,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
 async def serve_quorum(cfg: ServerConfig, stop: asyncio.Event | None = None,
                        started: asyncio.Event | None = None) -> int:
-    loop = asyncio.get_running_loop()
-    stop = stop or asyncio.Event()
-    db = Database.open(Path(cfg.data_dir), Path(cfg.data_log_dir), force_sync=cfg.force_sync,
-                       prealloc_kb=cfg.pre_alloc_size_kb)
-    from .app import tune_gc
-
-    tune_gc()
-    exit_code = 0
-
-    def on_fatal(exc: BaseException) -> None:
-        nonlocal exit_code
-        exit_code = 1
-        stop.set()
-
-    server = ZooKeeperServer(cfg, db.tree, db.sessions, db.txnlog, loop, server_id=cfg.my_id or 0,
-                             snapshot_writer=db.snapshot_writer(cfg.autopurge_snap_retain_count),
-                             on_fatal=on_fatal)
-    ensemble = Ensemble(cfg, server, db, loop)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    try:
-        ensemble.attach()  # before the client port opens: never a standalone server, even briefly
-        await server.start()
-        await ensemble.start()
-        if started is not None:
-            started.set()
-        await stop.wait()
-    finally:
-        await ensemble.stop()
-        await server.stop()
-        ensemble.db.close()
-    return exit_code
+    """Serve as a member of the ensemble ``cfg`` names (app.serve with this module's Ensemble)."""
+    return await serve(cfg, started=started, stop=stop,
+                       replication=lambda server, db, loop: Ensemble(cfg, server, db, loop))
 
 
 def run_quorum_peer(cfg: ServerConfig) -> int:

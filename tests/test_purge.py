@@ -202,3 +202,33 @@ def test_zookeepers_purge_tool_deletes_the_same_files(tmp_path, script, retain, 
     _zk_purge(theirs / "data", theirs / ("logs" if separate else "data"), retain)
     for sub in ("data", "logs"):
         assert names(ours / sub) == names(theirs / sub), sub
+
+
+def test_the_autopurge_loop_keeps_the_newest_snapshots_of_a_running_database(tmp_path):
+    # app.serve runs this loop for standalone servers and quorum members alike (members did
+    # not purge before: autopurge.purgeInterval was ignored in an ensemble)
+    import asyncio
+
+    from zkops.server.app import autopurge
+    from zkops.server.database import Database
+
+    build(tmp_path, tmp_path, "ts" * 6 + "t")
+    assert len(snaps(tmp_path)) == 6
+    db = Database.open(tmp_path, tmp_path)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(autopurge(db, 3, 0.01, stop))
+        for _ in range(3000):
+            if len(snaps(tmp_path)) == 3:
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        task.cancel()
+
+    try:
+        asyncio.run(run())
+    finally:
+        db.close()
+    assert len(snaps(tmp_path)) == 3
+    assert [f for f, _ in log_files(tmp_path / "version-2")][0] <= 4  # the logs the oldest kept snapshot needs
