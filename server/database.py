@@ -16,6 +16,7 @@ from . import purge as purgemod
 from . import snapshot as snapmod
 from .codes import Op
 from .datatree import DataTree, Node, decode_snapshot_node
+from .digest import DIGEST_VERSION, M64, to_long
 from .records import ACL, StatPersisted
 from .txncodec import decode_txn
 from .txnlog import TxnLog
@@ -36,6 +37,9 @@ class Database:
         # the zxid of a loaded snapshot's digest when the snapshot is fuzzy (its digest came after
         # its start): txn digests are not compared until then, as in Apache
         self.fuzzy_until = 0
+        # snapshot digests that disagreed with the tree at their zxid (mntr's
+        # zk_digest_mismatches_count starts from this)
+        self.digest_mismatches = 0
 
     @classmethod
     def open(cls, data_dir: Path, log_dir: Path | None = None, *, force_sync: bool = True,
@@ -47,10 +51,16 @@ class Database:
         tree, snap = _load_newest_snapshot(data_dir)
         start = 0
         fuzzy_until = 0
+        mismatches = 0
+        pending: snapmod.ZxidDigest | None = None  # the snapshot's digest, until its zxid is reached
         if snap is not None:
             if snap.digest is not None and snap.digest.zxid > snap.zxid:
                 fuzzy_until = snap.digest.zxid
             tree.snapshot_loaded()
+            pending = _digest_to_check(snap, tree)
+            if pending is not None and pending.zxid == snap.zxid:
+                mismatches += _compare_digest(tree, pending, snap.path)
+                pending = None
             sessions.update(snap.sessions)
             tree.last_zxid = snap.zxid
             start = snap.zxid
@@ -67,17 +77,29 @@ class Database:
             elif hdr.type == Op.closeSession:
                 sessions.pop(hdr.clientId, None)
             replayed += 1
+            if pending is not None and zxid >= pending.zxid:
+                if zxid == pending.zxid:
+                    mismatches += _compare_digest(tree, pending, snap.path if snap else None)
+                else:
+                    log.warning("no txn 0x%x in the log: the snapshot's digest is not compared", pending.zxid)
+                pending = None
+        if pending is not None:
+            log.warning("the log ends at 0x%x, before the snapshot digest's zxid 0x%x: it is not compared",
+                        tree.last_zxid, pending.zxid)
         if replayed:
             log.info("replayed %d txns up to 0x%x", replayed, tree.last_zxid)
         db = cls(data_dir, log_dir, tree, sessions, txnlog)
         db.fuzzy_until = fuzzy_until
+        db.digest_mismatches = mismatches
         return db
 
     def snapshot_writer(self, retain: int) -> Callable[[int, dict[int, int], Iterable[tuple[str, Node]]], Path]:
         """A function the server runs on a worker thread to write a fuzzy snapshot."""
 
         def write(zxid: int, sessions: dict[int, int], items: Iterable[tuple[str, Node]]) -> Path:
-            path = snapmod.write_snapshot(self.data_dir, zxid, sessions, _snapshot_nodes(items))
+            nodes = list(_snapshot_nodes(items))
+            digest = snapmod.digest_of(zxid, nodes) if self.tree.digest_enabled else None
+            path = snapmod.write_snapshot(self.data_dir, zxid, sessions, nodes, digest)
             log.info("snapshot written: %s", path.name)
             return path
 
@@ -88,6 +110,29 @@ class Database:
 
     def close(self) -> None:
         self.txnlog.close()
+
+
+def _digest_to_check(snap: snapmod.SnapshotData, tree: DataTree) -> snapmod.ZxidDigest | None:
+    """The snapshot's digest if it is to be compared (DataTree.deserializeZxidDigest's rules:
+    not an empty one, not one older than the snapshot, not another digest version)."""
+    d = snap.digest
+    if d is None or d.zxid <= 0 or d.zxid < snap.zxid or not tree.digest_enabled:
+        return None
+    if d.version != DIGEST_VERSION:
+        log.info("snapshot digest version %d, ours %d: not compared", d.version, DIGEST_VERSION)
+        return None
+    return d
+
+
+def _compare_digest(tree: DataTree, expected: snapmod.ZxidDigest, path: Path | None) -> int:
+    """1 (and an error logged) when the tree's digest differs from the snapshot's, else 0."""
+    ours = tree.tree_digest()
+    if ours == expected.digest & M64:
+        log.info("snapshot digest at 0x%x matches the tree", expected.zxid)
+        return 0
+    log.error("snapshot %s: its digest at 0x%x is %d, the tree there has %d (digest mismatch)",
+              path.name if path else "?", expected.zxid, to_long(expected.digest), to_long(ours))
+    return 1
 
 
 def _load_newest_snapshot(data_dir: Path) -> tuple[DataTree, snapmod.SnapshotData | None]:

@@ -73,6 +73,25 @@ def node_digest(path: str, node: NodeLike) -> int:
     return zlib.crc32(stat, crc)
 
 
+def entry_digest(path: str, data: bytes | None, stat: Any) -> int:
+    """One node's digest from its path and a StatPersisted (czxid .. ephemeralOwner), as a
+    snapshot stores it: what ``node_digest`` gives for the same node."""
+    return node_digest(path or "/", _StatView(data, stat))
+
+
+class _StatView:
+    __slots__ = ("data", "czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion", "aversion",
+                 "owner", "dig")
+
+    def __init__(self, data: bytes | None, s: Any) -> None:
+        self.data = data
+        self.czxid, self.mzxid, self.pzxid = s.czxid, s.mzxid, s.pzxid
+        self.ctime, self.mtime = s.ctime, s.mtime
+        self.version, self.cversion, self.aversion = s.version, s.cversion, s.aversion
+        self.owner = s.ephemeralOwner
+        self.dig = 0
+
+
 def full_digest(nodes: Iterable[tuple[str, NodeLike]]) -> int:
     """The tree digest computed afresh from every (path, node), the root once as "/"."""
     return sum(node_digest(p, n) for p, n in nodes) & M64
@@ -236,5 +255,5 @@ class Predictor:
         return self._put(zxid, parent_path, p) - parent.dig + self._put(zxid, path, None) - node.dig
 
 
-__all__ = ["DIGEST_VERSION", "M64", "NodeLike", "Predictor", "State", "counted", "full_digest", "node_digest",
+__all__ = ["DIGEST_VERSION", "M64", "NodeLike", "Predictor", "State", "counted", "entry_digest", "full_digest", "node_digest",
            "to_long"]

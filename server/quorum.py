@@ -185,7 +185,7 @@ class Ensemble:
         # (mntr's zk_digest_mismatches_count). Txns up to digest_fuzzy_until came after a fuzzy
         # snapshot and are not compared, as Apache skips them. ZKOPS_TEST_DIGEST_SKEW is fault
         # injection for tests only: it adds to every digest we send, so learners must object.
-        self.digest_mismatches = 0
+        self.digest_mismatches = db.digest_mismatches  # a loaded snapshot's digest counts too
         self.digests_checked = 0
         self.digest_fuzzy_until = db.fuzzy_until
         self.digest_skew = int(os.environ.get("ZKOPS_TEST_DIGEST_SKEW", "0") or 0)

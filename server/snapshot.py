@@ -10,12 +10,17 @@ SerializeUtils.serializeSnapshot, DataTree.serialize, ReferenceCountedACLCache):
                   StatPersisted}; the root is named "" and comes first, every parent
                   before its children; the path "/" ends the list
     seal          long Adler32 of every byte before it, ustring "/"
-    [digest]      3.8 may add ZxidDigest {long zxid, int version, long digest}
-                  and a second seal; its reader treats both as optional
+    [digest]      ZxidDigest {long zxid, int version 2, long digest} and a second seal
+                  (Adler32 of every byte before it, both seals' bytes included), as
+                  3.8 writes it when zookeeper.digest.enabled is on (the default)
 
 A node's acl id -1 means the open ACL without a cache entry (ZooKeeper's root and
-/zookeeper use it). We write no digest: ZooKeeper would compare it with its own tree
-digest, and without one it loads the file as a snapshot from an older version.
+/zookeeper use it). We write the digest section as 3.8 does when digests are enabled:
+the tree digest (digest.py) at the zxid it names. Our snapshots name the zxid they were
+taken at and hold the tree exactly at it (the forked writer's copy stands still), so the
+digest names that zxid too; a writer that finds a node changed after that zxid (the
+threaded writer, whose nodes may move under it) writes 3.8's empty digest, zxid 0,
+instead, which readers skip. Version 1 digests (a hex string) are read, never written.
 
 A snapshot is fuzzy: taken while txns keep committing, it may already hold some txns
 after its zxid, and replaying those over it gives the same tree.
@@ -34,6 +39,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .codes import Perm
+from .digest import DIGEST_VERSION, M64, counted, entry_digest
 from .jute import JuteError, Record, read_string, write_string
 from .records import ACL, FileHeader, Id, StatPersisted
 
@@ -167,7 +173,7 @@ def _acl_key(acl: list[ACL]) -> tuple[ACL, ...]:
     return tuple(acl)
 
 
-def _write(out: BinaryIO, sessions: dict[int, int], nodes: Iterable[Node]) -> None:
+def _write(out: BinaryIO, sessions: dict[int, int], nodes: Iterable[Node], digest: ZxidDigest | None = None) -> None:
     items = list(nodes)
     ids: dict[tuple[ACL, ...], int] = {}
     refs: list[int] = []
@@ -209,12 +215,23 @@ def _write(out: BinaryIO, sessions: dict[int, int], nodes: Iterable[Node]) -> No
     write_string(end, "/")
     sink.write(end)
     sink.seal()
+    if digest is not None:  # FileSnap.serialize: DataTree.serializeZxidDigest, then a second seal
+        if digest.version != 2:
+            raise ValueError(f"only version 2 digests are written, not {digest.version}")
+        sink.write(_Q.pack(digest.zxid) + _I.pack(digest.version) + _Q.pack(_signed(digest.digest)))
+        sink.seal()
 
 
-def serialize(zxid: int, sessions: dict[int, int], nodes: Iterable[Node]) -> bytes:
+def _signed(value: int) -> int:
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >> 63 else value
+
+
+def serialize(zxid: int, sessions: dict[int, int], nodes: Iterable[Node],
+              digest: ZxidDigest | None = None) -> bytes:
     """A whole snapshot as bytes (what a ZAB leader sends a follower as SNAP)."""
     out = io.BytesIO()
-    _write(out, sessions, nodes)
+    _write(out, sessions, nodes, digest)
     return out.getvalue()
 
 
@@ -244,15 +261,36 @@ def _publish(directory: Path, name: str, fill: Callable[[BinaryIO], object]) -> 
     return final
 
 
-def write_snapshot(data_dir: Path, zxid: int, sessions: dict[int, int], nodes: Iterable[Node]) -> Path:
+def write_snapshot(data_dir: Path, zxid: int, sessions: dict[int, int], nodes: Iterable[Node],
+                   digest: ZxidDigest | None = None) -> Path:
     """Write ``snapshot.<zxid>`` so it is either absent or whole after a crash.
 
     ``nodes`` yields the root as "" first, then every node after its parent (a
     pre-order walk does that); each node's ACL list is interned in the ACL cache.
+    ``digest``, when given, is the ZxidDigest section (see ``digest_of``).
     """
     d = Path(data_dir) / "version-2"
     d.mkdir(parents=True, exist_ok=True)
-    return _publish(d, snapshot_name(zxid), lambda f: _write(f, sessions, nodes))
+    return _publish(d, snapshot_name(zxid), lambda f: _write(f, sessions, nodes, digest))
+
+
+EMPTY_DIGEST = ZxidDigest(0, 2, 0)  # what 3.8 writes when it has no digest to name a zxid with
+
+
+def digest_of(zxid: int, nodes: Iterable[Node]) -> ZxidDigest:
+    """The ZxidDigest for a snapshot of ``nodes`` taken at ``zxid``: their tree digest, or
+    EMPTY_DIGEST when a node shows a change after ``zxid`` (a fuzzy copy: its digest would
+    name no zxid) or ``zxid`` is 0 (no txn to name)."""
+    if zxid <= 0:
+        return EMPTY_DIGEST
+    total = 0
+    for path, data, _, stat in nodes:
+        if not counted(path):  # not in the digest (/zookeeper/config is stamped without a txn)
+            continue
+        if stat.mzxid > zxid or stat.pzxid > zxid or stat.czxid > zxid:
+            return EMPTY_DIGEST
+        total += entry_digest(path, data, stat)
+    return ZxidDigest(zxid, DIGEST_VERSION, total & M64)
 
 
 def install_snapshot_bytes(data_dir: Path, zxid: int, data: bytes) -> Path:
@@ -403,7 +441,7 @@ def load_newest_valid(data_dir: Path) -> SnapshotData | None:
 
 
 __all__ = [
-    "DataNode", "Node", "OPEN_ACL_UNSAFE", "SNAP_MAGIC", "SnapshotData", "SnapshotError", "ZxidDigest",
-    "find_snapshots", "install_snapshot_bytes", "load_newest_valid", "looks_sealed", "parse", "read_snapshot",
+    "DataNode", "EMPTY_DIGEST", "Node", "OPEN_ACL_UNSAFE", "SNAP_MAGIC", "SnapshotData", "SnapshotError", "ZxidDigest",
+    "digest_of", "find_snapshots", "install_snapshot_bytes", "load_newest_valid", "looks_sealed", "parse", "read_snapshot",
     "serialize", "snapshot_name", "snapshot_zxid", "write_snapshot",
 ]
