@@ -11,7 +11,7 @@ SerializeUtils.serializeSnapshot, DataTree.serialize, ReferenceCountedACLCache):
                   before its children; the path "/" ends the list
     seal          long Adler32 of every byte before it, ustring "/"
     [digest]      ZxidDigest {long zxid, int version 2, long digest} and a second seal
-                  (Adler32 of every byte before it, both seals' bytes included), as
+                  (Adler32 of every byte before it, the first seal included), as
                   3.8 writes it when zookeeper.digest.enabled is on (the default)
 
 A node's acl id -1 means the open ACL without a cache entry (ZooKeeper's root and
