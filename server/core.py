@@ -15,7 +15,7 @@ from typing import Any
 from . import paths
 from .acl import AclCheck, id_set_order, user_name
 from .codes import Err, EventType, Op, Perm, WatcherType, ZkError
-from .datatree import ApplyResult, DataTree
+from .datatree import ApplyResult, DataTree, Node
 from .javaorder import hashset_capacity, hashset_order
 from .metrics import STAT_OVERHEAD_BYTES, PerNamespace
 from .prep import Preparer
@@ -249,28 +249,16 @@ class ServerCore:
         nodes = self.tree.nodes
         if out is None:
             out = []
-        for p in data or ():
-            node = nodes.get(_given(p) or "/")
-            if node is None:
-                out.append((watcher, EventType.NodeDeleted, p))
-            elif node.mzxid > rel_zxid:
-                out.append((watcher, EventType.NodeDataChanged, p))
-            else:
-                self.watches.add_data(p, watcher)
-        for p in exist or ():
-            node = nodes.get(_given(p) or "/")
-            if node is not None:
-                out.append((watcher, EventType.NodeCreated, p))
-            else:
-                self.watches.add_data(p, watcher)
-        for p in child or ():
-            node = nodes.get(_given(p) or "/")
-            if node is None:
-                out.append((watcher, EventType.NodeDeleted, p))
-            elif node.pzxid > rel_zxid:
-                out.append((watcher, EventType.NodeChildrenChanged, p))
-            else:
-                self.watches.add_child(p, watcher)
+        kinds = ((data, _missed_data, self.watches.add_data),
+                 (exist, _missed_exist, self.watches.add_data),
+                 (child, _missed_child, self.watches.add_child))
+        for listed, missed_of, add in kinds:
+            for p in listed or ():
+                missed = missed_of(nodes.get(_given(p) or "/"), rel_zxid)
+                if missed is None:
+                    add(p, watcher)
+                else:
+                    out.append((watcher, missed, p))
         for p in persistent or ():  # a null path is a watch on null here, as in Apache's HashMap
             self.watches.add_persistent(p, watcher, recursive=False)
         for p in recursive or ():
@@ -290,6 +278,25 @@ class ServerCore:
         if op == Op.reconfig:
             return GetDataResponse(*result.value)
         return None
+
+
+def _missed_data(node: Node | None, rel_zxid: int) -> int | None:
+    """The EventType a data watch set at ``rel_zxid`` missed: deletion, a change, or None."""
+    if node is None:
+        return EventType.NodeDeleted
+    return EventType.NodeDataChanged if node.mzxid > rel_zxid else None
+
+
+def _missed_exist(node: Node | None, rel_zxid: int) -> int | None:
+    """The EventType an exists watch (on a node that was absent) missed: creation, or None."""
+    return EventType.NodeCreated if node is not None else None
+
+
+def _missed_child(node: Node | None, rel_zxid: int) -> int | None:
+    """The EventType a child watch set at ``rel_zxid`` missed: deletion, new children, or None."""
+    if node is None:
+        return EventType.NodeDeleted
+    return EventType.NodeChildrenChanged if node.pzxid > rel_zxid else None
 
 
 def _given(path: str | None) -> str:
