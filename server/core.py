@@ -126,6 +126,16 @@ class ServerCore:
         return result, notes
 
     # ------------------------------------------------------------------ reads
+    def _permitted(self, given: str | None, perm: int, auth: list[Id]) -> tuple[str, Node]:
+        """A read's path as given and its node, when ``auth`` may ``perm`` it: NONODE when
+        there is none, NOAUTH when the ACL says no (MARSHALLINGERROR for a null path)."""
+        path = _given(given)
+        node = self.tree.nodes.get(path or "/")
+        if node is None:
+            raise ZkError(Err.NONODE, path)
+        AclCheck.check(perm, node.acl, auth, path)
+        return path, node
+
     def read(self, op: int, req: Any, watcher: Any, auth: list[Id], session_id: int) -> Any:
         """Answer one read-side request; raises ZkError with the reply's error code.
 
@@ -135,11 +145,7 @@ class ServerCore:
         """
         tree = self.tree
         if op == Op.getData:
-            path = _given(req.path)
-            node = tree.nodes.get(path or "/")
-            if node is None:
-                raise ZkError(Err.NONODE, path)
-            AclCheck.check(Perm.READ, node.acl, auth, path)
+            path, node = self._permitted(req.path, Perm.READ, auth)
             if req.watch:
                 self.watches.add_data(path, watcher)
             self.reads.add(path, (len(node.data) if node.data else 0) + STAT_OVERHEAD_BYTES)
@@ -148,19 +154,15 @@ class ServerCore:
             path = _given(req.path)
             if "\0" in path:
                 raise ZkError(Err.BADARGUMENTS, path)
-            node = tree.nodes.get(path or "/")
+            there = tree.nodes.get(path or "/")
             if req.watch:
                 self.watches.add_data(path, watcher)
-            if node is None:
+            if there is None:
                 raise ZkError(Err.NONODE, path)
             self.reads.add(path, STAT_OVERHEAD_BYTES)
-            return StatResponse(node.stat())
+            return StatResponse(there.stat())
         if op == Op.getChildren or op == Op.getChildren2:
-            path = _given(req.path)
-            node = tree.nodes.get(path or "/")
-            if node is None:
-                raise ZkError(Err.NONODE, path)
-            AclCheck.check(Perm.READ, node.acl, auth, path)
+            path, node = self._permitted(req.path, Perm.READ, auth)
             if req.watch:
                 self.watches.add_child(path, watcher)
             children = tree.children_listed(node)
@@ -169,21 +171,13 @@ class ServerCore:
                 return GetChildrenResponse(children)
             return GetChildren2Response(children, node.stat())
         if op == Op.getACL:
-            path = _given(req.path)
-            node = tree.nodes.get(path or "/")
-            if node is None:
-                raise ZkError(Err.NONODE, path)
-            AclCheck.check(Perm.READ | Perm.ADMIN, node.acl, auth, path)
+            path, node = self._permitted(req.path, Perm.READ | Perm.ADMIN, auth)
             acl = list(node.acl)
             if not AclCheck.allowed(Perm.ADMIN, node.acl, auth):
                 acl = [_redact(a) for a in acl]
             return GetACLResponse(acl, node.stat())
         if op == Op.getAllChildrenNumber:
-            path = _given(req.path)
-            node = tree.nodes.get(path or "/")
-            if node is None:
-                raise ZkError(Err.NONODE, path)
-            AclCheck.check(Perm.READ, node.acl, auth, path)
+            path, node = self._permitted(req.path, Perm.READ, auth)
             if path == "/":  # Apache: the size of its node table less its two keys for the root
                 return CountResponse(len(tree.nodes) - 1)
             prefix = path + "/"
