@@ -877,11 +877,15 @@ def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def format_server_line(p: PeerSpec) -> str:
-    """The value of a ``server.N`` line, as ZooKeeper writes it in a dynamic config file."""
+def format_server_line(p: PeerSpec, bare_client_host: str | None = None) -> str:
+    """The value of a ``server.N`` line, as ZooKeeper writes it in a dynamic config file.
+
+    A client port given without a host stays bare, or gets ``bare_client_host`` when one is
+    given (Apache's QuorumServer.toString() prints 0.0.0.0 there)."""
     text = f"{_bracket(p.host)}:{p.quorum_port}:{p.election_port}:{p.role}"
     if p.client_port is not None:
-        text += f";{_bracket(p.client_host) + ':' if p.client_host else ''}{p.client_port}"
+        client_host = p.client_host or bare_client_host
+        text += f";{_bracket(client_host) + ':' if client_host else ''}{p.client_port}"
     return text
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from . import paths
 from .acl import AclCheck, id_set_order, user_name
 from .codes import Err, EventType, Op, Perm, WatcherType, ZkError
-from .datatree import ApplyResult, DataTree
+from .datatree import ApplyResult, DataTree, Node
 from .javaorder import hashset_capacity, hashset_order
 from .metrics import STAT_OVERHEAD_BYTES, PerNamespace
 from .prep import Preparer
@@ -126,6 +126,16 @@ class ServerCore:
         return result, notes
 
     # ------------------------------------------------------------------ reads
+    def _permitted(self, given: str | None, perm: int, auth: list[Id]) -> tuple[str, Node]:
+        """A read's path as given and its node, when ``auth`` may ``perm`` it: NONODE when
+        there is none, NOAUTH when the ACL says no (MARSHALLINGERROR for a null path)."""
+        path = _given(given)
+        node = self.tree.nodes.get(path or "/")
+        if node is None:
+            raise ZkError(Err.NONODE, path)
+        AclCheck.check(perm, node.acl, auth, path)
+        return path, node
+
     def read(self, op: int, req: Any, watcher: Any, auth: list[Id], session_id: int) -> Any:
         """Answer one read-side request; raises ZkError with the reply's error code.
 
@@ -135,11 +145,7 @@ class ServerCore:
         """
         tree = self.tree
         if op == Op.getData:
-            path = _given(req.path)
-            node = tree.nodes.get(path or "/")
-            if node is None:
-                raise ZkError(Err.NONODE, path)
-            AclCheck.check(Perm.READ, node.acl, auth, path)
+            path, node = self._permitted(req.path, Perm.READ, auth)
             if req.watch:
                 self.watches.add_data(path, watcher)
             self.reads.add(path, (len(node.data) if node.data else 0) + STAT_OVERHEAD_BYTES)
@@ -148,19 +154,15 @@ class ServerCore:
             path = _given(req.path)
             if "\0" in path:
                 raise ZkError(Err.BADARGUMENTS, path)
-            node = tree.nodes.get(path or "/")
+            there = tree.nodes.get(path or "/")
             if req.watch:
                 self.watches.add_data(path, watcher)
-            if node is None:
+            if there is None:
                 raise ZkError(Err.NONODE, path)
             self.reads.add(path, STAT_OVERHEAD_BYTES)
-            return StatResponse(node.stat())
+            return StatResponse(there.stat())
         if op == Op.getChildren or op == Op.getChildren2:
-            path = _given(req.path)
-            node = tree.nodes.get(path or "/")
-            if node is None:
-                raise ZkError(Err.NONODE, path)
-            AclCheck.check(Perm.READ, node.acl, auth, path)
+            path, node = self._permitted(req.path, Perm.READ, auth)
             if req.watch:
                 self.watches.add_child(path, watcher)
             children = tree.children_listed(node)
@@ -169,21 +171,13 @@ class ServerCore:
                 return GetChildrenResponse(children)
             return GetChildren2Response(children, node.stat())
         if op == Op.getACL:
-            path = _given(req.path)
-            node = tree.nodes.get(path or "/")
-            if node is None:
-                raise ZkError(Err.NONODE, path)
-            AclCheck.check(Perm.READ | Perm.ADMIN, node.acl, auth, path)
+            path, node = self._permitted(req.path, Perm.READ | Perm.ADMIN, auth)
             acl = list(node.acl)
             if not AclCheck.allowed(Perm.ADMIN, node.acl, auth):
                 acl = [_redact(a) for a in acl]
             return GetACLResponse(acl, node.stat())
         if op == Op.getAllChildrenNumber:
-            path = _given(req.path)
-            node = tree.nodes.get(path or "/")
-            if node is None:
-                raise ZkError(Err.NONODE, path)
-            AclCheck.check(Perm.READ, node.acl, auth, path)
+            path, node = self._permitted(req.path, Perm.READ, auth)
             if path == "/":  # Apache: the size of its node table less its two keys for the root
                 return CountResponse(len(tree.nodes) - 1)
             prefix = path + "/"
@@ -249,28 +243,16 @@ class ServerCore:
         nodes = self.tree.nodes
         if out is None:
             out = []
-        for p in data or ():
-            node = nodes.get(_given(p) or "/")
-            if node is None:
-                out.append((watcher, EventType.NodeDeleted, p))
-            elif node.mzxid > rel_zxid:
-                out.append((watcher, EventType.NodeDataChanged, p))
-            else:
-                self.watches.add_data(p, watcher)
-        for p in exist or ():
-            node = nodes.get(_given(p) or "/")
-            if node is not None:
-                out.append((watcher, EventType.NodeCreated, p))
-            else:
-                self.watches.add_data(p, watcher)
-        for p in child or ():
-            node = nodes.get(_given(p) or "/")
-            if node is None:
-                out.append((watcher, EventType.NodeDeleted, p))
-            elif node.pzxid > rel_zxid:
-                out.append((watcher, EventType.NodeChildrenChanged, p))
-            else:
-                self.watches.add_child(p, watcher)
+        kinds = ((data, _missed_data, self.watches.add_data),
+                 (exist, _missed_exist, self.watches.add_data),
+                 (child, _missed_child, self.watches.add_child))
+        for listed, missed_of, add in kinds:
+            for p in listed or ():
+                missed = missed_of(nodes.get(_given(p) or "/"), rel_zxid)
+                if missed is None:
+                    add(p, watcher)
+                else:
+                    out.append((watcher, missed, p))
         for p in persistent or ():  # a null path is a watch on null here, as in Apache's HashMap
             self.watches.add_persistent(p, watcher, recursive=False)
         for p in recursive or ():
@@ -290,6 +272,25 @@ class ServerCore:
         if op == Op.reconfig:
             return GetDataResponse(*result.value)
         return None
+
+
+def _missed_data(node: Node | None, rel_zxid: int) -> int | None:
+    """The EventType a data watch set at ``rel_zxid`` missed: deletion, a change, or None."""
+    if node is None:
+        return EventType.NodeDeleted
+    return EventType.NodeDataChanged if node.mzxid > rel_zxid else None
+
+
+def _missed_exist(node: Node | None, rel_zxid: int) -> int | None:
+    """The EventType an exists watch (on a node that was absent) missed: creation, or None."""
+    return EventType.NodeCreated if node is not None else None
+
+
+def _missed_child(node: Node | None, rel_zxid: int) -> int | None:
+    """The EventType a child watch set at ``rel_zxid`` missed: deletion, new children, or None."""
+    if node is None:
+        return EventType.NodeDeleted
+    return EventType.NodeChildrenChanged if node.pzxid > rel_zxid else None
 
 
 def _given(path: str | None) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import electionwire as ew
 from .election import Notification
+from .taskset import TaskSet
 from .tlspeers import PeerListener, PeerPorts, dial_failure
 
 log = logging.getLogger("zkops.server.election")
@@ -48,7 +49,7 @@ class ElectionNetwork:
         self.dialing: set[int] = set()
         self.learned: dict[int, tuple[str, int]] = {}  # servers outside our membership that dialled us
         self.server: PeerListener | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks = TaskSet()
         self.next_dial: dict[int, float] = {}
         self.backoff: dict[int, float] = {}
         self.sent = 0
@@ -71,13 +72,7 @@ class ElectionNetwork:
             self.server.close()
         for w in list(self.writers.values()):
             w.close()
-        for t in list(self.tasks):
-            t.cancel()
-
-    def _spawn(self, coro: Any) -> None:
-        t = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(t)
-        t.add_done_callback(self.tasks.discard)
+        self.tasks.cancel_all()
 
     # ------------------------------------------------------------ sending
     def send(self, sid: int, n: Notification) -> bool:
@@ -118,7 +113,7 @@ class ElectionNetwork:
         if loop.time() < self.next_dial.get(sid, 0.0):
             return
         self.dialing.add(sid)
-        self._spawn(self._connect(sid, addr))
+        self.tasks.spawn(self._connect(sid, addr))
 
     async def _connect(self, sid: int, addr: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from .codes import Err, ZkError
-from .config import ConfigError, PeerSpec, ServerConfig, parse_server_line
+from .config import ConfigError, PeerSpec, ServerConfig, format_server_line, parse_server_line
 
 _DYNAMIC_SUFFIX = re.compile(r"\.dynamic\.([0-9a-fA-F]+)$")
 
@@ -36,16 +36,9 @@ def hashmap_order(ids: Iterable[int]) -> list[int]:
     return sorted(ordered, key=lambda sid: _java_long_hash(sid) & (capacity - 1))
 
 
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 def server_text(p: PeerSpec) -> str:
     """One member as Apache's QuorumServer.toString() prints it (a bare client port gets 0.0.0.0)."""
-    text = f"{_bracket(p.host)}:{p.quorum_port}:{p.election_port}:{p.role}"
-    if p.client_port is not None:
-        text += f";{_bracket(p.client_host or '0.0.0.0')}:{p.client_port}"
-    return text
+    return format_server_line(p, bare_client_host="0.0.0.0")
 
 
 @dataclass(frozen=True)

@@ -331,9 +331,7 @@ class Preparer:
         if node is None:
             raise ZkError(Err.NONODE, path)
         if op == Op.delete:
-            version = req.version
-            if version != -1 and version != node.version:
-                raise ZkError(Err.BADVERSION, path)
+            _expect_version(path, req.version, node.version)
         if node.num_children > 0:
             raise ZkError(Err.NOTEMPTY, path)
         if parent is None:
@@ -347,17 +345,21 @@ class Preparer:
             self._set_seq(path, None)
         return DeleteTxn(path)
 
-    def _set_data(self, hdr: TxnHeader, req: Any, auth: list[Id]) -> SetDataTxn:
-        path = self._path(req.path)
+    def _permitted(self, path: str, perm: int, auth: list[Id]) -> Change:
+        """The node at ``path`` as the pending changes leave it, when ``auth`` may ``perm`` it:
+        NONODE when there is none, NOAUTH when the ACL says no."""
         node = self.record(path)
         if node is None:
             raise ZkError(Err.NONODE, path)
-        AclCheck.check(Perm.WRITE, node.acl, auth, path)
+        AclCheck.check(perm, node.acl, auth, path)
+        return node
+
+    def _set_data(self, hdr: TxnHeader, req: Any, auth: list[Id]) -> SetDataTxn:
+        path = self._path(req.path)
+        node = self._permitted(path, Perm.WRITE, auth)
         if self.enforce_quota:
             self._check_quota(path, node.data, req.data, False)
-        version = req.version
-        if version != -1 and version != node.version:
-            raise ZkError(Err.BADVERSION, path)
+        _expect_version(path, req.version, node.version)
         new_version = node.version + 1
         ch = node.copy(hdr.zxid)
         ch.version = new_version
@@ -390,13 +392,8 @@ class Preparer:
     def _set_acl(self, hdr: TxnHeader, req: Any, auth: list[Id]) -> SetACLTxn:
         path = self._path(req.path)
         acl = fixup_acl(req.acl, auth, path)
-        node = self.record(path)
-        if node is None:
-            raise ZkError(Err.NONODE, path)
-        AclCheck.check(Perm.ADMIN, node.acl, auth, path)
-        version = req.version
-        if version != -1 and version != node.aversion:
-            raise ZkError(Err.BADVERSION, path)
+        node = self._permitted(path, Perm.ADMIN, auth)
+        _expect_version(path, req.version, node.aversion)
         new_version = node.aversion + 1
         ch = node.copy(hdr.zxid)
         ch.aversion = new_version
@@ -406,12 +403,8 @@ class Preparer:
 
     def _check(self, hdr: TxnHeader, req: Any, auth: list[Id]) -> CheckVersionTxn:
         path = self._path(req.path)
-        node = self.record(path)
-        if node is None:
-            raise ZkError(Err.NONODE, path)
-        AclCheck.check(Perm.READ, node.acl, auth, path)
-        if req.version != -1 and req.version != node.version:
-            raise ZkError(Err.BADVERSION, path)
+        node = self._permitted(path, Perm.READ, auth)
+        _expect_version(path, req.version, node.version)
         return CheckVersionTxn(path, req.version)
 
     def _close_session(self, hdr: TxnHeader) -> CloseSessionTxn:
@@ -476,6 +469,12 @@ class Preparer:
             for i in range(failed_at):
                 txns[i] = Txn(Op.error, ErrorTxn(int(Err.OK)).to_bytes())
         return hdr, MultiTxn(txns)
+
+
+def _expect_version(path: str, expected: int, actual: int) -> None:
+    """BADVERSION unless ``expected`` is -1 (any version) or the node's ``actual`` one."""
+    if expected != -1 and expected != actual:
+        raise ZkError(Err.BADVERSION, path)
 
 
 def _txn_type(op: int, body: Any) -> int:

@@ -31,6 +31,7 @@ from typing import Any
 from . import quorumwire as qw
 from .quorumwire import PacketType as T
 from .quorumwire import QuorumPacket
+from .taskset import TaskSet
 from .tlspeers import PeerListener, PeerPorts, dial_failure
 from .zab import (
     Ack,
@@ -107,7 +108,7 @@ class QuorumNetwork:
         self.leader_link: _Link | None = None  # learner side
         self.follow_session = -1
         self.conn_ids = itertools.count(1)
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks = TaskSet()
         self.running = False
         self.refused = 0
 
@@ -121,13 +122,7 @@ class QuorumNetwork:
         if self.server is not None:
             self.server.close()
         self.close_all()
-        for t in list(self.tasks):
-            t.cancel()
-
-    def _spawn(self, coro: Any) -> None:
-        t = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(t)
-        t.add_done_callback(self.tasks.discard)
+        self.tasks.cancel_all()
 
     def close_all(self) -> None:
         self.follow_session = -1
@@ -159,7 +154,7 @@ class QuorumNetwork:
         if link is not None:
             self._close(link)
             self.leader_link = None
-        self._spawn(self._dial(leader, address, env))
+        self.tasks.spawn(self._dial(leader, address, env))
 
     async def _dial(self, leader: int, address: tuple[str, int], env: Envelope) -> None:
         session = env.session

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .taskset import TaskSet
 from .tls import TlsConfigError, quorum_contexts
 
 TLS_RECORD = 0x16  # a TLS handshake record: the first byte of a ClientHello
@@ -98,7 +99,7 @@ class PeerListener:
         self.log = log
         self.sock: socket.socket | None = None
         self.task: asyncio.Task[None] | None = None
-        self.conns: set[asyncio.Task[None]] = set()
+        self.conns = TaskSet()
         self.refused = 0
 
     async def start(self, host: str, port: int, retries: int = 1) -> None:
@@ -125,8 +126,7 @@ class PeerListener:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        for t in list(self.conns):
-            t.cancel()
+        self.conns.cancel_all()
 
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -140,9 +140,7 @@ class PeerListener:
                 self.log.warning("accepting on the %s port: %s", self.what, exc)
                 await asyncio.sleep(0.1)
                 continue
-            t = loop.create_task(self._settle(conn, addr))
-            self.conns.add(t)
-            t.add_done_callback(self.conns.discard)
+            self.conns.spawn(self._settle(conn, addr))
 
     async def _settle(self, conn: socket.socket, addr: Any) -> None:
         loop = asyncio.get_running_loop()

@@ -336,6 +336,12 @@ class Commands:
         for name in sorted(SPECS):
             self.err.write(f"\t{SPECS[name].usage}\n")
 
+    def _client(self) -> KazooClient:
+        """The open client (commands that need one run only while connected)."""
+        zk = self.zk
+        assert zk is not None
+        return zk
+
     def _call(self, path: str | None, fn: Callable[[], Any]) -> Any:
         try:
             return fn()
@@ -380,8 +386,7 @@ class Commands:
     def do_ls(self, opts: dict, args: list[str]) -> None:
         path = args[0]
         validate_path(path)
-        zk = self.zk
-        assert zk is not None
+        zk = self._client()
         watch = self._noop_watch if opts.get("w") else None
         if opts.get("R"):
             queue, seen = deque([path]), []
@@ -403,8 +408,7 @@ class Commands:
     def do_get(self, opts: dict, args: list[str]) -> None:
         path = args[0]
         validate_path(path)
-        zk = self.zk
-        assert zk is not None
+        zk = self._client()
         data, stat = self._call(path, lambda: zk.get(path, watch=self._noop_watch if opts.get("w") else None))
         self.out.write(self._data(data) + "\n")
         if opts.get("s"):
@@ -413,8 +417,7 @@ class Commands:
     def do_stat(self, opts: dict, args: list[str]) -> None:
         path = args[0]
         validate_path(path)
-        zk = self.zk
-        assert zk is not None
+        zk = self._client()
         stat = self._call(path, lambda: zk.exists(path, watch=self._noop_watch if opts.get("w") else None))
         if stat is None:
             raise CliError(FRIENDLY[-101] + path)
@@ -424,8 +427,7 @@ class Commands:
         path, data = args
         validate_path(path)
         version = self._int(opts["v"], "version") if "v" in opts else -1
-        zk = self.zk
-        assert zk is not None
+        zk = self._client()
         stat = self._call(path, lambda: zk.set(path, data.encode(), version=version))
         if opts.get("s"):
             self.out.write(format_stat(stat))
@@ -462,15 +464,13 @@ class Commands:
         path = args[0]
         validate_path(path)
         version = self._int(opts["v"], "version") if "v" in opts else -1
-        zk = self.zk
-        assert zk is not None
+        zk = self._client()
         self._call(path, lambda: zk.delete(path, version=version))
 
     def do_deleteall(self, opts: dict, args: list[str]) -> None:
         path = args[0]
         validate_path(path)
-        zk = self.zk
-        assert zk is not None
+        zk = self._client()
         order: list[str] = []
         queue = deque([path])
         while queue:  # breadth first, then delete deepest first, as ZKUtil.deleteRecursive does
@@ -488,8 +488,7 @@ class Commands:
     def do_getAcl(self, opts: dict, args: list[str]) -> None:  # noqa: N802 - zkCli's command name
         path = args[0]
         validate_path(path)
-        zk = self.zk
-        assert zk is not None
+        zk = self._client()
         acls, stat = self._call(path, lambda: zk.get_acls(path))
         for acl in acls:
             self.out.write(f"'{acl.id.scheme},'{acl.id.id}\n: {perm_string(acl.perms)}\n")
@@ -503,8 +502,7 @@ class Commands:
         if acls is None:
             raise CliError("Acl is not valid : null")
         version = self._int(opts["v"], "version") if "v" in opts else -1
-        zk = self.zk
-        assert zk is not None
+        zk = self._client()
         if opts.get("R"):  # the whole subtree; a failure is printed as zkCli prints it, and is not fatal
             queue, node = deque([path]), path
             try:
@@ -524,16 +522,14 @@ class Commands:
     def do_sync(self, opts: dict, args: list[str]) -> None:
         path = args[0]
         validate_path(path)
-        zk = self.zk
-        assert zk is not None
+        zk = self._client()
         self._call(path, lambda: zk.sync(path))
         self.out.write("Sync is OK\n")
 
     def do_addauth(self, opts: dict, args: list[str]) -> None:
         if len(args) < 2:
             raise CliError(SPECS["addauth"].usage)
-        zk = self.zk
-        assert zk is not None
+        zk = self._client()
         scheme, auth = args
         self._call(None, lambda: zk.add_auth(scheme, auth))
 
@@ -567,8 +563,7 @@ class Commands:
         path = args[0]
         validate_path(path)
         kind = rq.WATCHER_CHILDREN if opts.get("c") else rq.WATCHER_DATA if opts.get("d") else rq.WATCHER_ANY
-        zk = self.zk
-        assert zk is not None
+        zk = self._client()
         if opts.get("l"):  # local only: forget what this client would have been told
             full = self._full(path)
             had = False
@@ -587,8 +582,7 @@ class Commands:
             zk._child_watchers.pop(full, None)
 
     def do_config(self, opts: dict, args: list[str]) -> None:
-        zk = self.zk
-        assert zk is not None
+        zk = self._client()
         data, stat = self._call(CONFIG, lambda: zk.get(
             CONFIG, watch=self._noop_watch if opts.get("w") else None))
         text = self._data(data) if data else ""
@@ -601,8 +595,7 @@ class Commands:
 
     def do_reconfig(self, opts: dict, args: list[str]) -> None:
         """Change the ensemble's membership (the server checks everything again)."""
-        zk = self.zk
-        assert zk is not None
+        zk = self._client()
         whole = "file" in opts or "members" in opts
         if not whole and "add" not in opts and "remove" not in opts:
             raise CliError(SPECS["reconfig"].usage)
