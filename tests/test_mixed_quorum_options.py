@@ -12,12 +12,13 @@ import re
 import signal
 import socket
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
-from kazoo.exceptions import ZookeeperError
+from kazoo.exceptions import NewConfigNoQuorumError, ReconfigInProcessError, ZookeeperError
 
 from tests.support import refzk
 from tests.support.ensemble import four_letter
@@ -219,7 +220,17 @@ def _reconfig(admin: KazooClient, done: Any, joining: str | None = None, leaving
                 return data
             raise
 
-    return _retried(attempt)
+    # a server being added must be connected and synced (as a non-voting follower) first: until
+    # it is, the leader answers NewConfigNoQuorum (a moment on a loaded machine); so is a
+    # reconfig while another is still being activated (ReconfigInProgress)
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        try:
+            return _retried(attempt)
+        except (NewConfigNoQuorumError, ReconfigInProcessError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 RECONFIG = [
