@@ -435,7 +435,8 @@ class ZabPeer:
         out = ZabOutput()
         if self.role == Role.LEADER:
             limit = self.sync_limit if self.established else self.init_limit
-            alive = self._voters_heard(limit)
+            alive = {self.my_id} | {s for s, lr in self.learners.items()
+                                    if s in self.voters and not lr.observer and self.now - lr.last_heard <= limit}
             if self.now - self.started > limit and len(alive) < self.quorum:
                 self._abandon(out, f"lost the quorum: hearing only {sorted(alive)}")
                 return out
@@ -462,16 +463,7 @@ class ZabPeer:
             self._abandon(out, f"lost the connection to leader {sid}")
         elif self.role == Role.LEADER and sid in self.learners:
             del self.learners[sid]
-            if self.established and len(alive := self._voters_heard(self.sync_limit)) < self.quorum:
-                # the followers it needs are gone: waiting for the tick (the start-up grace
-                # included) would leave clients held by a leader that cannot commit
-                self._abandon(out, f"lost the quorum: connected only to {sorted(alive)}")
         return out
-
-    def _voters_heard(self, limit: int) -> set[int]:
-        """Leader: itself and the voting learners heard from in the last ``limit`` ticks."""
-        return {self.my_id} | {s for s, lr in self.learners.items()
-                               if s in self.voters and not lr.observer and self.now - lr.last_heard <= limit}
 
     def receive(self, sid: int, env: Any) -> ZabOutput:
         if not isinstance(env, Envelope):

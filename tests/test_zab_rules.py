@@ -454,18 +454,6 @@ def test_a_leader_keeps_its_role_while_a_quorum_answers() -> None:
         assert leader.role == "leader", "stepped down with 2 of 3 voters answering"
 
 
-def test_an_established_leader_steps_down_once_the_links_to_its_quorum_are_gone() -> None:
-    """When the connections to the followers it needs for a quorum close (the followers
-    stopped), an established leader stops leading at once instead of serving clients it can
-    no longer commit for until a tick-based timeout (issue 21: kazoo saw a client held by such
-    a leader for seconds while the other members had elected a new one)."""
-    net = established(3)
-    leader = net.peers[1]
-    assert effects(leader.link_down(2), Abandon) == [], "1 and 3 still make a quorum"
-    out = leader.link_down(3)
-    assert effects(out, Abandon) and leader.role is None
-
-
 def test_a_follower_leaves_a_silent_leader() -> None:
     net = established(3)
     f = net.peers[2]

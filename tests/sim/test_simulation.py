@@ -73,10 +73,9 @@ def test_follower_with_uncommitted_tail_is_truncated():
     _quiet(sim, 120)
     leader = next(n for n in sim.nodes.values() if n.peer.can_propose)
     followers = [s for s in sim.nodes if s != leader.sid]
-    # let the leader log a proposal nobody else gets: cut it off before its messages leave
-    # (cut off first, it would step down at once: its links to the followers close)
-    _, out = leader.peer.propose(b"orphan")
+    # cut the leader off, then let it log a proposal nobody else gets
     sim.partition({leader.sid})
+    _, out = leader.peer.propose(b"orphan")
     sim._apply_output(leader, out)
     sim._sync(leader)
     orphan = leader.disk.log[-1][0]
