@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 import yaml
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import KazooException
 from rich.console import Console
 
 from tests.support import refzk
+from tests.support.migrating import Writer
 from tests.support.mixed import MixedEnsemble
 from zkops import cli
 
@@ -137,45 +137,6 @@ def refzk_four(port: int, word: str) -> str:
 
 def _java_pids(ens: MixedEnsemble) -> dict[int, int | None]:
     return {i: _pid_in(ens.workdir / f"n{i}" / "java.pid") for i in ens.ids}
-
-
-class Writer(threading.Thread):
-    """Creates /w/n-<k> one after another through every server; remembers which were acknowledged."""
-
-    def __init__(self, hosts: str) -> None:
-        super().__init__(daemon=True)
-        self.k = KazooClient(hosts=hosts, timeout=30, connection_retry={"max_tries": -1, "max_delay": 0.5},
-                             command_retry={"max_tries": -1, "max_delay": 0.5})
-        self.k.start(timeout=60)
-        self.k.ensure_path("/w")
-        self.acked: list[str] = []
-        self.ack_times: list[float] = []
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        n = 0
-        while not self.stopping.is_set():
-            path = f"/w/n-{n:06d}"
-            try:
-                self.k.create(path, b"x")
-            except KazooException as exc:
-                if type(exc).__name__ != "NodeExistsError":  # a retried create that had succeeded
-                    time.sleep(0.05)
-                    continue
-            self.acked.append(path)
-            self.ack_times.append(time.monotonic())
-            n += 1
-            time.sleep(0.01)
-
-    def longest_pause(self, since: float, until: float) -> float:
-        ts = [since, *[t for t in self.ack_times if since <= t <= until], until]
-        return max(b - a for a, b in zip(ts, ts[1:], strict=False))
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.join(60)
-        self.k.stop()
-        self.k.close()
 
 
 class DownWatch(threading.Thread):
