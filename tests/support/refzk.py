@@ -43,25 +43,38 @@ def _ephemeral_low() -> int:
         return 32768
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
     """A free port below the kernel's ephemeral range: a server started a moment later must not
     find it taken by some process's outgoing connection (peers dial each other constantly
-    while they start, and several test runs share the machine)."""
+    while they start, and several test runs share the machine). A port is handed out once per
+    run: an ensemble asks for nine in a row, each released before the servers bind them, so a
+    repeated draw would give two servers the same port."""
     import random
 
     low = _ephemeral_low()
     if low > 12000:
-        for _ in range(200):
+        for _ in range(400):
             port = random.randrange(10000, low)
+            if port in _handed_out:
+                continue
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", port))
                 except OSError:
                     continue
-                return port
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+            _handed_out.add(port)
+            return port
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise OSError("no free port left to hand out")
 
 
 def wait_ruok(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
