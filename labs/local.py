@@ -32,11 +32,33 @@ from .model import LabError, LabState, Node, Program
 KINDS = ("quorum", "election")
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports the kernel says are free right now."""
-    socks = []
+def _ephemeral_low() -> int:
     try:
-        for _ in range(n):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports that are free right now, below the kernel's ephemeral range where
+    there is room: a node killed and started again binds its ports a second time, and a port
+    from the ephemeral range may meanwhile be the source port of an outgoing connection."""
+    import random
+
+    socks: list[socket.socket] = []
+    try:
+        low = _ephemeral_low()
+        tries = 0
+        while low > 12000 and len(socks) < n and tries < 50 * n:
+            tries += 1
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", random.randrange(10000, low)))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+        while len(socks) < n:
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
             socks.append(s)

@@ -242,3 +242,15 @@ def test_down_stops_a_server_another_process_restarted(tmp_path: Path):
     while restarted is not None and _alive(restarted) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert restarted is not None and not _alive(restarted), "lab down left the restarted server running"
+
+
+def test_lab_ports_lie_below_the_ephemeral_range():
+    """A lab node that is killed and started again binds its ports a second time. Ports from the
+    kernel's ephemeral range can be taken meanwhile as the source port of some outgoing
+    connection (the relays and clients dial all the time); ports below it cannot."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    if low <= 12000:
+        pytest.skip(f"this kernel's ephemeral range starts at {low}: no room below it")
+    ports = free_ports(60)
+    assert len(set(ports)) == 60
+    assert all(1024 < p < low for p in ports), sorted(ports)
