@@ -204,7 +204,10 @@ class ServerCore:
             if op == Op.checkWatches:
                 if req.path is None:
                     raise ZkError(Err.MARSHALLINGERROR)
-                watched = self.watches.contains(req.path, watcher, req.type)
+                try:
+                    watched = self.watches.contains(req.path, watcher, req.type)
+                except ValueError:  # Apache's parent walk throws: MarshallingError
+                    raise ZkError(Err.MARSHALLINGERROR, req.path) from None
             else:
                 watched = req.path is not None and self.watches.remove(req.path, watcher, req.type)
             if not watched:

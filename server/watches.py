@@ -139,8 +139,22 @@ class WatchManager:
 
     def contains(self, path: str, watcher: Watcher, wtype: int) -> bool:
         """Whether this connection watches ``path`` that way (any mode). Apache answers yes
-        when any connection does; README's compatibility notes say why we do not."""
-        return any(t.has(path, watcher) for t in self._tables(wtype))
+        when any connection does; README's compatibility notes say why we do not.
+
+        Raises ValueError where Apache 3.8's walk up the path's parents fails (its
+        PathParentIterator cuts at the last '/'): a relative path with no '/' at all, and any
+        relative path the walk goes past the path itself, which it does in a table holding a
+        recursive watch. Like Apache, type Any asks both tables, children first."""
+        found = False
+        relative = bool(path) and path[0] != "/"
+        for table in self._tables(wtype):
+            if relative and "/" not in path:
+                raise ValueError(f"no parent of the relative path {path!r}")
+            if table.has(path, watcher):
+                found = True
+            elif relative and table.recursive:
+                raise ValueError(f"no root above the relative path {path!r}")
+        return found
 
     def remove(self, path: str, watcher: Watcher, wtype: int) -> bool:
         removed = False
