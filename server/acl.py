@@ -143,7 +143,8 @@ def _fixup(acl: list[ACL], auth: list[Id], path: str | None) -> tuple[ACL, ...]:
         if entry.id.id is None and entry.id.scheme in ("world", "digest", "ip"):
             raise ZkError(Err.MARSHALLINGERROR, path)  # Apache's NullPointerException
         if entry.id.scheme == "auth":
-            authed = [a for a in auth if a.scheme in AUTHENTICATED_SCHEMES and a.scheme != "super"]
+            # in the order of the connection's id set, as Apache iterates it
+            authed = [a for a in id_set_order(auth) if a.scheme in AUTHENTICATED_SCHEMES and a.scheme != "super"]
             if not authed:
                 raise ZkError(Err.INVALIDACL, path)
             for a in authed:
