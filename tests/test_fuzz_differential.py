@@ -23,6 +23,7 @@ from tests.fuzz.differential import (
     run_pair,
     shrink,
 )
+from tests.fuzz.executor import Executor
 from tests.fuzz.generator import generate
 from tests.support import refzk
 
@@ -125,6 +126,17 @@ def test_compare_reports_the_first_unlisted_difference_and_passes_listed_ones():
     diff = compare(steps, [unknown_op_a, same], [unknown_op_z, other])
     assert diff is not None and diff.known is None and diff.index == 1
     assert compare(steps, [same, same], [same, same]) is None
+
+
+def test_watch_lists_parse_in_any_order_and_with_the_empty_path():
+    """wchp/wchc list paths and sessions in hash-table order, which the comparison ignores; a
+    watch on the empty path (setWatches takes any path) has an empty heading line."""
+    ex = Executor("127.0.0.1:1")
+    assert (ex.sid(0x17), ex.sid(0x13)) == ("S0", "S1")
+    a = ex.parse_words("wchp", "\n\t0x17\n/q/r\n\t0x13\n/q\n\t0x13\n\t0x17\n\n")
+    b = ex.parse_words("wchp", "/q\n\t0x17\n\t0x13\n\n\t0x17\n/q/r\n\t0x13\n\n")
+    assert a == b == [("", ["S0"]), ("/q", ["S0", "S1"]), ("/q/r", ["S1"])]
+    assert ex.parse_words("wchc", "0x13\n\t/q\n\t\n\n") == [("S1", ["", "/q"])]
 
 
 def test_shrinking_keeps_only_the_steps_the_difference_needs():

@@ -401,7 +401,9 @@ class Executor:
         groups: dict[str, list[str]] = {}
         key = None
         for line in text.splitlines():
-            if not line.strip():
+            if not line.startswith("\t") and not line.strip():
+                key = ""  # the empty path's heading (a watch set through setWatches), or the last line
+                groups.setdefault(key, [])
                 continue
             if line.startswith("\t"):
                 if key is None:
@@ -410,7 +412,7 @@ class Executor:
             else:
                 key = re.sub(r"0x([0-9a-f]+)", name, line.strip())
                 groups.setdefault(key, [])
-        return sorted((k, sorted(v)) for k, v in groups.items())
+        return sorted((k, sorted(v)) for k, v in groups.items() if k or v)
 
     # ---------------------------------------------------------------- the end
     def final_tree(self) -> Any:
