@@ -12,7 +12,8 @@ nothing answers; a bad zoo.cfg is one line on stderr and exit code 2.
 
 Two environment variables are for tests and embedding: ZKOPS_SERVER_APP=module:function
 runs that function instead of the server, and ZKOPS_DAEMON=1 (set by ``start``) keeps the
-log off stderr, since stderr is zookeeper.out then.
+log off stderr, since stderr is zookeeper.out then. ZKOPS_EVENT_LOOP=uvloop runs the server on
+uvloop where it is installed (``eventloop``).
 """
 
 from __future__ import annotations
@@ -243,6 +244,9 @@ def cmd_start_foreground(path: Path) -> int:
     log.info("starting pid %d with %s (log file %s, pidfile %s)", os.getpid(), path, logfile, pidfile)
     for w in cfg.warnings:
         log.warning("%s", w)
+    from .eventloop import choose
+
+    log.info("event loop: %s", choose())
     try:
         with _sigterm_exits():
             code = _server_entry(cfg)(cfg)
