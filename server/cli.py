@@ -12,8 +12,8 @@ nothing answers; a bad zoo.cfg is one line on stderr and exit code 2.
 
 Two environment variables are for tests and embedding: ZKOPS_SERVER_APP=module:function
 runs that function instead of the server, and ZKOPS_DAEMON=1 (set by ``start``) keeps the
-log off stderr, since stderr is zookeeper.out then. ZKOPS_EVENT_LOOP=uvloop runs the server on
-uvloop where it is installed (``eventloop``).
+log off stderr, since stderr is zookeeper.out then. ZKOPS_EVENT_LOOP=asyncio keeps the server off
+uvloop where uvloop is installed (``eventloop``).
 """
 
 from __future__ import annotations

@@ -1,17 +1,16 @@
-"""Which asyncio event loop a server process runs: asyncio's own, or uvloop when asked for.
+"""Which asyncio event loop a server process runs: uvloop when it is installed, else asyncio's own.
 
 uvloop is an optional extra (``pip install 'zkops[fast]'``); the server never needs it and runs
-the same from the standard library alone. $ZKOPS_EVENT_LOOP chooses: ``asyncio`` (the default),
-``auto`` (uvloop when importable, else asyncio's), ``uvloop`` (the same, with a warning when it
-is missing). The choice is made once, before the server's loop is created, by setting the
-event loop policy, so every ``asyncio.run`` of the process (standalone and quorum member) gets it.
+the same from the standard library alone. $ZKOPS_EVENT_LOOP chooses: ``auto`` (the default:
+uvloop when importable, else asyncio's loop), ``asyncio`` (never uvloop), ``uvloop`` (uvloop,
+with a warning when it is missing). The choice is made once, before the server's loop is
+created, by setting the event loop policy, so every ``asyncio.run`` of the process (standalone
+and quorum member) gets it.
 
-Why not uvloop by default where it is installed: measured side by side with Apache (see
-docs/performance.md, 2026-12-06), it did not make requests faster here (the server's time is
-its Python code, not the loop), while importing it costs every start-up about 8 ms of CPU and
-loads OpenSSL, which a server without a TLS port otherwise never does.
+What uvloop changes (docs/performance.md, 2026-12-06): less server CPU per request (a getData at
+16 sessions about 15 us against 20), and at start-up about 8 ms more CPU, 7 MiB more RSS and
+OpenSSL loaded (uvloop imports ssl), which a server without a TLS port otherwise never loads.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -20,14 +19,14 @@ import os
 import warnings
 
 ENV = "ZKOPS_EVENT_LOOP"
-CHOICES = ("asyncio", "auto", "uvloop")
-DEFAULT = "asyncio"
+CHOICES = ("auto", "asyncio", "uvloop")
+DEFAULT = "auto"
 
 log = logging.getLogger("zkops.server")
 
 
 def choose(value: str | None = None) -> str:
-    """Install the loop that ``value`` (else $ZKOPS_EVENT_LOOP, else ``asyncio``) asks for;
+    """Install the loop that ``value`` (else $ZKOPS_EVENT_LOOP, else ``auto``) asks for;
     returns a description of it for the log (``uvloop 0.x`` or ``asyncio``)."""
     value = (value if value is not None else os.environ.get(ENV, DEFAULT)).strip().lower() or DEFAULT
     if value not in CHOICES:

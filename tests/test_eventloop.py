@@ -41,23 +41,27 @@ def test_without_uvloop_every_choice_runs_asyncios_loop(monkeypatch, caplog):
     assert _loop_module().startswith("asyncio")
 
 
-def test_an_unknown_value_warns_and_keeps_the_standard_loop(caplog):
+def test_an_unknown_value_warns_and_chooses_as_auto(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "uvloop", None)
     with caplog.at_level(logging.WARNING, logger="zkops.server"):
         assert eventloop.choose("fastest") == "asyncio"
-    assert "ZKOPS_EVENT_LOOP=fastest" in caplog.text
-    assert _loop_module().startswith("asyncio")
+    assert "ZKOPS_EVENT_LOOP=fastest" in caplog.text and "using auto" in caplog.text
 
 
-def test_the_standard_loop_is_the_default_even_with_uvloop_installed(monkeypatch):
+def test_the_default_is_auto(monkeypatch):
     monkeypatch.delenv(eventloop.ENV, raising=False)
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        assert eventloop.choose() == "asyncio"
+    else:
+        assert eventloop.choose().startswith("uvloop")
+
+
+def test_the_environment_variable_turns_uvloop_off(monkeypatch):
+    monkeypatch.setenv(eventloop.ENV, "asyncio")
     assert eventloop.choose() == "asyncio"
     assert _loop_module().startswith("asyncio")
-
-
-def test_the_environment_variable_decides(monkeypatch):
-    pytest.importorskip("uvloop")
-    monkeypatch.setenv(eventloop.ENV, "uvloop")
-    assert eventloop.choose().startswith("uvloop")
 
 
 def test_auto_runs_uvloop_when_it_is_installed():
@@ -92,10 +96,10 @@ def _serves_and_logs(monkeypatch, tmp_path, value: str | None) -> str:
         server.cleanup()
 
 
-def test_a_server_logs_and_runs_the_standard_loop_by_default(monkeypatch, tmp_path):
-    assert _serves_and_logs(monkeypatch, tmp_path, None).endswith("event loop: asyncio")
+def test_a_server_logs_and_runs_the_standard_loop_when_told(monkeypatch, tmp_path):
+    assert _serves_and_logs(monkeypatch, tmp_path, "asyncio").endswith("event loop: asyncio")
 
 
-def test_a_server_runs_uvloop_when_asked_and_installed(monkeypatch, tmp_path):
+def test_a_server_runs_uvloop_when_it_is_installed(monkeypatch, tmp_path):
     pytest.importorskip("uvloop")
-    assert "event loop: uvloop" in _serves_and_logs(monkeypatch, tmp_path, "uvloop")
+    assert "event loop: uvloop" in _serves_and_logs(monkeypatch, tmp_path, None)
