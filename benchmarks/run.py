@@ -179,6 +179,12 @@ def _prepare(address: str) -> None:
     c.close()
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -385,11 +391,17 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, r
             for sessions in session_counts:
                 samples: dict[str, list[float]] = {kind: [] for kind in up}
                 p99s: dict[str, list[float]] = {kind: [] for kind in up}
+                cpu_us: dict[str, list[float]] = {kind: [] for kind in up}
                 for rep in range(reps):
                     for kind in (servers if rep % 2 == 0 else servers[::-1]):
+                        cpu0 = cpu_s(up[kind].pid)
                         m = measure([up[kind].address], op, sessions, duration, depth)
                         samples[kind].append(m.ops_per_s)
                         p99s[kind].append(m.p99_ms)
+                        # the server process's CPU (all its threads) per request: steadier than
+                        # throughput on a loaded machine, where a share of the cores is the figure
+                        done = m.ops_per_s * duration
+                        cpu_us[kind].append((cpu_s(up[kind].pid) - cpu0) / done * 1e6 if done else float("nan"))
                 if "apache" in samples:
                     # repetition i of one against repetition i of the other: the spread of the ratio
                     for kind in samples:
@@ -402,10 +414,12 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, r
                     value = statistics.median(samples[kind])
                     results["standalone"][kind][f"{op}_{sessions}"] = value
                     results["standalone"][kind][f"{op}_{sessions}_p99_ms"] = statistics.median(p99s[kind])
+                    results["standalone"][kind][f"{op}_{sessions}_cpu_us"] = statistics.median(cpu_us[kind])
                     shown = " ".join(f"{x:.0f}" for x in samples[kind])
                     tails = " ".join(f"{x:.1f}" for x in p99s[kind])
+                    cpus = " ".join(f"{x:.1f}" for x in cpu_us[kind])
                     print(f"{kind:7s} {op:6s} sessions={sessions:3d}: {value:9.0f} ops/s ({shown}), "
-                          f"p99 {tails} ms", flush=True)
+                          f"p99 {tails} ms, server CPU {cpus} us/request", flush=True)
     finally:
         for s in up.values():
             s.cleanup()
@@ -461,7 +475,7 @@ def report(results: dict, kind: str = "zkops") -> str:
                 continue
             a, b = ours[key], theirs[key]
             ratio = a / b if b else float("nan")
-            better = "lower is better" if key.endswith(("_s", "_kb", "_ms")) else "higher is better"
+            better = "lower is better" if key.endswith(("_s", "_kb", "_ms", "_us")) else "higher is better"
             fmt = "{:.2f}" if isinstance(a, float) and a < 100 else "{:.0f}"
             shown = f"{ratio:.2f}"
             pkey = key if kind == "zkops" else f"{kind}/{key}"
