@@ -1,6 +1,7 @@
 """Side-by-side benchmark: zkops and Apache ZooKeeper 3.8 in one run, reported as ratios.
 
 python3 -m benchmarks.run [--quick] [--json out.json] [--skip-ensemble] [--depth N] [--reps N]
+                          [--variant NAME:VAR=VALUE,...]
 
 Measures, for a standalone server of each: get / set / create throughput at 1, 16 and
 128 sessions with pipelined requests, start-up time (process start until `srvr`
@@ -9,7 +10,14 @@ and off), RSS idle and after 100,000 znodes of 100 bytes; for a
 three-node ensemble of each: set and get throughput and failover time (kill -9 of the
 leader until the first write through a survivor succeeds). The client is a raw
 asyncio jute client in separate processes; on this 2-core machine client and server
-share the cores, for both servers alike.
+share the cores, for both servers alike. ``--depth 4`` is the pipelined generator of
+issue 21 (each session keeps 4 requests of 100 bytes in flight).
+
+``--variant NAME:VAR=VALUE,...`` adds a third (fourth, ...) standalone server: zkops
+started with those environment variables (``ZKOPS_EVENT_LOOP=asyncio``, or
+``PYTHONPATH=DIR`` for another tree of the package), measured in the same run and
+alternating with the others, so an A/B of two zkops builds shares the run's drift;
+every variant is reported against Apache (and paired repetition by repetition).
 """
 
 from __future__ import annotations
@@ -171,6 +179,12 @@ def _prepare(address: str) -> None:
     c.close()
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -208,6 +222,8 @@ class Standalone:
     """One server of either kind. ``admin`` turns its AdminServer on (on a free port) or off;
     None keeps the harness's habit (off for Apache, zkops's default on)."""
 
+    variants: dict[str, dict[str, str]] = {}  # name -> environment of a zkops variant (--variant)
+
     def __init__(self, kind: str, admin: bool | None = None) -> None:
         self.kind = kind
         self.admin = admin
@@ -229,7 +245,17 @@ class Standalone:
             self.proc_obj = z
         else:
             z = ZkopsProcess(extra_cfg={"maxClientCnxns": "0", **self._admin_cfg()})
-            z.start()
+            env = self.variants.get(self.kind, {})
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)  # ZkopsProcess hands its process this environment
+            try:
+                z.start()
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
             self.proc_obj = z
         return time.monotonic() - t0
 
@@ -242,7 +268,8 @@ class Standalone:
         return self.proc_obj.proc.pid  # type: ignore[union-attr]
 
     def cleanup(self) -> None:
-        self.proc_obj.cleanup()  # type: ignore[union-attr]
+        if self.proc_obj is not None:
+            self.proc_obj.cleanup()  # type: ignore[attr-defined]
 
 
 class ApacheEnsemble:
@@ -339,7 +366,9 @@ def startup_seconds(kind: str, admin: bool, runs: int) -> float:
 
 
 # ---------------------------------------------------------------- the run
-def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, reps: int | None = None) -> dict:
+def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, reps: int | None = None,
+        ops: tuple[str, ...] = ("get", "set", "create"), session_counts: tuple[int, ...] = (1, 16, 128),
+        skip_startup: bool = False) -> dict:
     duration = 2.0 if quick else 5.0
     fill_count = 20_000 if quick else 100_000
     results: dict = {"machine": {"cores": os.cpu_count()}, "duration_s": duration, "depth": depth,
@@ -358,31 +387,43 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, r
         time.sleep(1.0)
         for kind, s in up.items():
             results["standalone"][kind] = {"rss_idle_kb": rss_kb(s.pid)}
-        for op in ("get", "set", "create"):
-            for sessions in (1, 16, 128):
+        for op in ops:
+            for sessions in session_counts:
                 samples: dict[str, list[float]] = {kind: [] for kind in up}
                 p99s: dict[str, list[float]] = {kind: [] for kind in up}
+                cpu_us: dict[str, list[float]] = {kind: [] for kind in up}
                 for rep in range(reps):
                     for kind in (servers if rep % 2 == 0 else servers[::-1]):
+                        cpu0 = cpu_s(up[kind].pid)
                         m = measure([up[kind].address], op, sessions, duration, depth)
                         samples[kind].append(m.ops_per_s)
                         p99s[kind].append(m.p99_ms)
-                if "zkops" in samples and "apache" in samples:
+                        # the server process's CPU (all its threads) per request: steadier than
+                        # throughput on a loaded machine, where a share of the cores is the figure
+                        done = m.ops_per_s * duration
+                        cpu_us[kind].append((cpu_s(up[kind].pid) - cpu0) / done * 1e6 if done else float("nan"))
+                if "apache" in samples:
                     # repetition i of one against repetition i of the other: the spread of the ratio
-                    results["paired_ratios"][f"{op}_{sessions}"] = [
-                        a / b for a, b in zip(samples["zkops"], samples["apache"], strict=True) if b]
+                    for kind in samples:
+                        if kind == "apache":
+                            continue
+                        key = f"{op}_{sessions}" if kind == "zkops" else f"{kind}/{op}_{sessions}"
+                        results["paired_ratios"][key] = [
+                            a / b for a, b in zip(samples[kind], samples["apache"], strict=True) if b]
                 for kind in up:
                     value = statistics.median(samples[kind])
                     results["standalone"][kind][f"{op}_{sessions}"] = value
                     results["standalone"][kind][f"{op}_{sessions}_p99_ms"] = statistics.median(p99s[kind])
+                    results["standalone"][kind][f"{op}_{sessions}_cpu_us"] = statistics.median(cpu_us[kind])
                     shown = " ".join(f"{x:.0f}" for x in samples[kind])
                     tails = " ".join(f"{x:.1f}" for x in p99s[kind])
+                    cpus = " ".join(f"{x:.1f}" for x in cpu_us[kind])
                     print(f"{kind:7s} {op:6s} sessions={sessions:3d}: {value:9.0f} ops/s ({shown}), "
-                          f"p99 {tails} ms", flush=True)
+                          f"p99 {tails} ms, server CPU {cpus} us/request", flush=True)
     finally:
         for s in up.values():
             s.cleanup()
-    for kind in servers:
+    for kind in [] if skip_startup else servers:
         r = results["standalone"][kind]
         # memory on a fresh server: the throughput runs above leave allocator high-water marks
         s = Standalone(kind)
@@ -401,7 +442,7 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, r
               f"{r['startup_no_adminserver_s']:.3f} s (median of {runs})", flush=True)
         results["standalone"][kind] = r
     if not skip_ensemble:
-        for kind in servers:
+        for kind in [k for k in servers if k in ("zkops", "apache")]:
             r = {}
             if kind == "apache":
                 ens = ApacheEnsemble()
@@ -425,21 +466,22 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, r
     return results
 
 
-def report(results: dict) -> str:
-    lines = ["| metric | zkops | Apache | zkops / Apache |", "|---|---|---|---|"]
+def report(results: dict, kind: str = "zkops") -> str:
+    lines = [f"| metric | {kind} | Apache | {kind} / Apache |", "|---|---|---|---|"]
     for section in ("standalone", "ensemble"):
-        ours, theirs = results[section].get("zkops", {}), results[section].get("apache", {})
+        ours, theirs = results[section].get(kind, {}), results[section].get("apache", {})
         for key in ours:
             if key not in theirs:
                 continue
             a, b = ours[key], theirs[key]
             ratio = a / b if b else float("nan")
-            better = "lower is better" if key.endswith(("_s", "_kb", "_ms")) else "higher is better"
+            better = "lower is better" if key.endswith(("_s", "_kb", "_ms", "_us")) else "higher is better"
             fmt = "{:.2f}" if isinstance(a, float) and a < 100 else "{:.0f}"
             shown = f"{ratio:.2f}"
-            paired = results.get("paired_ratios", {}).get(key) if section == "standalone" else None
+            pkey = key if kind == "zkops" else f"{kind}/{key}"
+            paired = results.get("paired_ratios", {}).get(pkey) if section == "standalone" else None
             if paired and len(paired) > 1:
-                shown += f" ({min(paired):.2f}-{max(paired):.2f})"
+                shown += f" {statistics.median(paired):.2f} ({min(paired):.2f}-{max(paired):.2f})"
             lines.append(f"| {section} {key} ({better}) | {fmt.format(a)} | {fmt.format(b)} | {shown} |")
     return "\n".join(lines)
 
@@ -452,8 +494,18 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=16,
                     help="requests each session keeps in flight (16; 4 is the issue tracker's generator)")
     ap.add_argument("--reps", type=int, help="paired repetitions of each throughput figure (1 quick, 3 full)")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="NAME:VAR=VALUE,...: another zkops server started with that environment")
+    ap.add_argument("--ops", default="get,set,create", help="which throughput figures (get,set,create)")
+    ap.add_argument("--sessions", default="1,16,128", help="session counts of the throughput figures")
+    ap.add_argument("--skip-startup", action="store_true", help="no memory and start-up figures")
     ap.add_argument("--json")
     args = ap.parse_args()
+    servers = args.servers.split(",")
+    for spec in args.variant:
+        name, _, env = spec.partition(":")
+        Standalone.variants[name] = dict(kv.split("=", 1) for kv in env.split(",") if kv)
+        servers.append(name)
     if not refzk.available() and "apache" in args.servers:
         sys.exit("Apache ZooKeeper is not installed: run scripts/install-test-deps")
     # An installed wheel ships byte-compiled modules (pip compiles at install time); an
@@ -461,9 +513,11 @@ def main() -> None:
     # every start instead, which is not what users run.
     import zkops.server
     compileall.compile_dir(Path(zkops.server.__file__).parent, quiet=1)
-    results = run(args.quick, args.skip_ensemble, args.servers.split(","), args.depth, args.reps)
-    table = report(results)
-    print(table)
+    results = run(args.quick, args.skip_ensemble, servers, args.depth, args.reps, tuple(args.ops.split(",")),
+                  tuple(int(n) for n in args.sessions.split(",")), args.skip_startup)
+    for kind in servers:
+        if kind != "apache":
+            print(report(results, kind))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -12,12 +12,12 @@ nothing answers; a bad zoo.cfg is one line on stderr and exit code 2.
 
 Two environment variables are for tests and embedding: ZKOPS_SERVER_APP=module:function
 runs that function instead of the server, and ZKOPS_DAEMON=1 (set by ``start``) keeps the
-log off stderr, since stderr is zookeeper.out then.
+log off stderr, since stderr is zookeeper.out then. ZKOPS_EVENT_LOOP=asyncio keeps the server off
+uvloop where uvloop is installed (``eventloop``).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import logging
@@ -243,6 +243,9 @@ def cmd_start_foreground(path: Path) -> int:
     log.info("starting pid %d with %s (log file %s, pidfile %s)", os.getpid(), path, logfile, pidfile)
     for w in cfg.warnings:
         log.warning("%s", w)
+    from .eventloop import choose
+
+    log.info("event loop: %s", choose())
     try:
         with _sigterm_exits():
             code = _server_entry(cfg)(cfg)
@@ -394,8 +397,31 @@ def cmd_version() -> int:
     return 0
 
 
+def _serving_args(argv: list[str]) -> str | None:
+    """The zoo.cfg of ``start-foreground zoo.cfg``, the command line every server process has
+    (``start`` runs it): read without argparse, whose import is a few ms of every start-up."""
+    if len(argv) == 2 and argv[0] == "start-foreground" and not argv[1].startswith("-"):
+        return argv[1]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``zkserver`` and ``python -m zkops.server``; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    cfg_arg = _serving_args(argv)
+    if cfg_arg is not None:
+        try:
+            path = find_config(cfg_arg)
+        except ConfigError as exc:
+            print(f"zkserver: config error: {exc}", file=sys.stderr)
+            return 2
+        print(f"Using config: {path}", file=sys.stderr)
+        try:
+            return cmd_start_foreground(path)
+        except SystemExit as exc:  # _load's exit 2
+            return exc.code if isinstance(exc.code, int) else 1
+    import argparse
+
     parser = argparse.ArgumentParser(prog="zkserver", description="Run a zkops ZooKeeper server.")
     parser.add_argument("--version", action="version", version=f"zkserver (zkops {ZKOPS_VERSION})")
     parser.add_argument("--config", metavar="DIR", help="directory holding zoo.cfg (like zkServer.sh --config)")

@@ -13,7 +13,7 @@ import logging
 import struct
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .codes import Err, KeeperState, Op, Xid, name_of
 from .fourletterwords import WIRE_WORDS
@@ -97,17 +97,17 @@ class ClientConnection(asyncio.Protocol):
 
     # ------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
+        # a stream transport (uvloop's is not a subclass of asyncio.Transport, only alike)
+        self.transport = stream = cast("asyncio.Transport", transport)
+        peer = stream.get_extra_info("peername")
         if peer:
             self.peer = (peer[0], peer[1])
         self.auth = [Id("ip", self.peer[0])]
         if self.secure:
-            self._x509_auth(transport)
+            self._x509_auth(stream)
         if not self.server.accept_connection(self):
             self.closing = True
-            transport.abort()
+            stream.abort()
 
     def _x509_auth(self, transport: asyncio.Transport) -> None:
         """A verified client certificate authenticates the session as x509:<subject DN>."""

@@ -180,9 +180,11 @@ def test_null_data_stays_null_through_log_and_snapshot():
         proc.cleanup()
 
 
-def test_a_server_without_tls_does_not_load_openssls_tls_library(tmp_path):
+def test_a_server_without_tls_does_not_load_openssls_tls_library(tmp_path, monkeypatch):
     """Start-up stays lean: asyncio would load libssl for every server, but only a config with
-    a TLS port needs it (tests/test_tls.py runs those)."""
+    a TLS port needs it (tests/test_tls.py runs those). On asyncio's own loop: uvloop, where
+    installed, imports ssl itself (server/eventloop.py)."""
+    monkeypatch.setenv("ZKOPS_EVENT_LOOP", "asyncio")
     server = ZkopsProcess(workdir=tmp_path).start()
     try:
         c = _client(server.address)
