@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.support import refzk
+
+# The servers the tests start run asyncio's own loop, as a bare install does, though the test
+# extra installs uvloop: tests/test_eventloop.py and the kept fuzz cases run it on purpose.
+os.environ.setdefault("ZKOPS_EVENT_LOOP", "asyncio")
 
 
 @pytest.fixture(scope="session")

@@ -54,9 +54,14 @@ def _explain(name: str, diff: Difference, replay: str) -> str:
     return f"{name} differs from Apache 3.8 (replay: python -m tests.fuzz.differential {replay})\n{diff}"
 
 
-def test_kept_cases_answer_as_apache():
-    """Every kept case, three at a time (each on its own fresh pair of servers)."""
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_kept_cases_answer_as_apache(loop, monkeypatch):
+    """Every kept case, three at a time (each on its own fresh pair of servers), with zkops on
+    asyncio's loop (a bare install) and on uvloop (``zkops[fast]``)."""
     _need_apache()
+    if loop == "uvloop":
+        import uvloop  # noqa: F401  (the test extra installs it: a missing one fails here)
+    monkeypatch.setenv("ZKOPS_EVENT_LOOP", loop)  # the zkops processes inherit it
     cases = kept_cases()
     assert cases
     failures: dict[str, str] = {}
