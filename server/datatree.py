@@ -207,7 +207,8 @@ class Leaf(Node, bytes):
 
     @property
     def acl(self) -> tuple[ACL, ...]:
-        return _ACL_TABLE[int(_I.unpack_from(self, _ACLW)[0]) >> 1]
+        w: int = _I.unpack_from(self, _ACLW)[0]
+        return _ACL_TABLE[w >> 1]
 
     # the fields the request path reads, without the _head() call
     @property
@@ -239,7 +240,7 @@ class Leaf(Node, bytes):
         return int(_U.unpack_from(self, _DIG)[0])
 
     def stat(self) -> Stat:
-        cz, mz, pz, ct, mt, v, cv, av, ow, _d, _w = _HEAD.unpack_from(self)
+        cz, mz, pz, ct, mt, v, cv, av, ow = _STAT60.unpack_from(self)
         return Stat(cz, mz, ct, mt, v, 2 * cv, av, ow if ow > 0 else 0, len(self) - HEAD_SIZE, 0, pz)
 
 
@@ -362,11 +363,12 @@ class DataTree:
         self.digest_enabled = on
         self.recompute_digest()
 
-    def _put(self, path: str, node: Node, data: bytes | None, aclw: int, stat60: bytes) -> Node:
-        """Give ``path``'s node this data, ACL word and stat, its digest share counted afresh;
-        the node that now holds them (a Leaf is replaced, a Dir changed in place)."""
+    def _put(self, path: str, node: Node, data: bytes | None, aclw: int, stat60: bytes, old_dig: int = -1) -> Node:
+        """Give ``path``'s node this data, ACL word and stat, its digest share counted afresh
+        (``old_dig``: its share until now, when the caller has it); the node that now holds
+        them (a Leaf is replaced, a Dir changed in place)."""
         d = _digest_of(path, data, stat60) if self.digest_enabled else 0
-        self.digest += d - node.dig
+        self.digest += d - (node.dig if old_dig < 0 else old_dig)
         if type(node) is Dir:
             node.head = stat60 + _TAIL.pack(d, aclw | (data is None))
             node._data = data
@@ -488,7 +490,7 @@ class DataTree:
                 stack.extend(sorted(node.children, reverse=True))
 
     # ---------------------------------------------------------------- mutation
-    def _add(self, path: str, node: Node, parent_cversion: int, zxid: int) -> None:
+    def _add(self, path: str, node: Node, parent_cversion: int, zxid: int, node_dig: int, owner: int) -> None:
         parent_path = paths.parent_of(path)
         parent = self.nodes.get(parent_path)
         if parent is None:
@@ -503,19 +505,17 @@ class DataTree:
         # As Apache ZooKeeper 3.8: a node's cversion counts the creations of its children (a
         # delete changes only pzxid; Stat shows 2 * cversion - children). The txn's
         # parentCVersion wins when it is higher; a replayed create leaves both alone.
-        head = parent._head()
-        cz, mz, _pz, ct, mt, v, cv, av, ow = _STAT60.unpack_from(head)
+        cz, mz, _pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(parent._head())
         if parent_cversion == -1:
             parent_cversion = cv + 1
         if parent_cversion > cv:
-            self._put(parent_path, parent, parent.data, _acl_bits(head),
-                      _stat60(cz, mz, zxid, ct, mt, v, parent_cversion, av, ow))
+            self._put(parent_path, parent, parent.data, w & ~1, _stat60(cz, mz, zxid, ct, mt, v, parent_cversion, av, ow),
+                      dig)
         children[path] = None  # the same string object as the key of self.nodes
         if len(children) > INITIAL_CAPACITY * 3 // 4:
             self._grow(parent_path, len(children))
         self.nodes[path] = node
-        self.digest += node.dig
-        owner = node.owner
+        self.digest += node_dig
         if owner:
             if owner == CONTAINER_OWNER:
                 self.containers.add(path)
@@ -531,9 +531,9 @@ class DataTree:
     def create(self, path: str, data: bytes | None, acl: list[ACL] | tuple[ACL, ...], owner: int,
                parent_cversion: int, zxid: int, time: int) -> Node:
         stat60 = _stat60(zxid, zxid, zxid, time, time, 0, 0, 0, owner)
-        # null data stays null, as in Apache
-        node = _leaf(stat60, _digest_of(path, data, stat60) if self.digest_enabled else 0, _acl_word(acl), data)
-        self._add(path, node, parent_cversion, zxid)
+        d = _digest_of(path, data, stat60) if self.digest_enabled else 0
+        node = _leaf(stat60, d, _acl_word(acl), data)  # null data stays null, as in Apache
+        self._add(path, node, parent_cversion, zxid, d, int(_Q.unpack_from(stat60, _OWNER)[0]))
         self.approx_bytes += len(path) + _size(data)
         self.quotas.created(self, path, data)
         self.writes.add(path, len(data) if data else 0)
@@ -550,14 +550,14 @@ class DataTree:
         del self.nodes[path]
         if self.capacities:
             self.capacities.pop(path, None)  # a node made again starts with a new HashSet
-        self.digest -= node.dig
+        h = node._head()
+        owner = int(_Q.unpack_from(h, _OWNER)[0])
+        self.digest -= int(_U.unpack_from(h, _DIG)[0])
         if parent.children:
             parent.children.pop(path, None)
-        head = parent._head()
-        cz, mz, pz, ct, mt, v, cv, av, ow = _STAT60.unpack_from(head)
+        cz, mz, pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(parent._head())
         if zxid > pz:
-            self._put(parent_path, parent, parent.data, _acl_bits(head), _stat60(cz, mz, zxid, ct, mt, v, cv, av, ow))
-        owner = node.owner
+            self._put(parent_path, parent, parent.data, w & ~1, _stat60(cz, mz, zxid, ct, mt, v, cv, av, ow), dig)
         if owner:
             if owner == CONTAINER_OWNER:
                 self.containers.discard(path)
@@ -569,8 +569,9 @@ class DataTree:
                     eph.discard(path)
                     if not eph:
                         del self.ephemerals[owner]
-        self.approx_bytes -= len(path) + _size(node.data)
-        self.quotas.deleted(self, path, node.data)
+        data = node.data
+        self.approx_bytes -= len(path) + (len(data) if data else 0)
+        self.quotas.deleted(self, path, data)
         self.writes.add(path, 0)
 
     def set_data(self, path: str, data: bytes | None, version: int, zxid: int, time: int) -> Node:
@@ -578,9 +579,8 @@ class DataTree:
         if node is None:
             raise ZkError(Err.NONODE, path)
         old = node.data
-        head = node._head()
-        cz, _mz, pz, ct, _mt, _v, cv, av, ow = _STAT60.unpack_from(head)
-        node = self._put(path, node, data, _acl_bits(head), _stat60(cz, zxid, pz, ct, time, version, cv, av, ow))
+        cz, _mz, pz, ct, _mt, _v, cv, av, ow, dig, w = _HEAD.unpack_from(node._head())
+        node = self._put(path, node, data, w & ~1, _stat60(cz, zxid, pz, ct, time, version, cv, av, ow), dig)
         self.approx_bytes += _size(data) - _size(old)
         self.quotas.data_changed(self, path, old, data)
         self.writes.add(path, len(data) if data else 0)
