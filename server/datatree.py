@@ -706,21 +706,44 @@ class _Frozen:
 def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: list[ACL],
                          stat: StatPersisted) -> None:
     """Insert one node read from a snapshot, as ZooKeeper's deserialize does."""
-    owner = stat.ephemeralOwner
-    stat60 = _stat60(stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime, stat.version, stat.cversion,
-                     stat.aversion, owner)
+    load_node(tree, path, data, _acl_word(acl), (stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.version,
+                                                stat.cversion, stat.aversion, stat.ephemeralOwner, stat.pzxid))
+
+
+class Loader:
+    """A snapshot.RawNodeSink that puts nodes into ``tree`` (the ACL lists a snapshot reader
+    hands out are one object per cache id, alive while it reads: their words are kept by id)."""
+
+    __slots__ = ("tree", "_words")
+
+    def __init__(self, tree: DataTree) -> None:
+        self.tree = tree
+        self._words: dict[int, int] = {}
+
+    def __call__(self, path: str, data: bytes | None, acl: list[ACL], stat: tuple[int, ...]) -> None:
+        w = self._words.get(id(acl))
+        if w is None:
+            w = self._words[id(acl)] = _acl_word(acl)
+        load_node(self.tree, path, data, w, stat)
+
+
+def load_node(tree: DataTree, path: str, data: bytes | None, aclw: int, stat: tuple[int, ...]) -> None:
+    """Insert one node read from a snapshot (``stat`` in StatPersisted's order), as ZooKeeper's
+    deserialize does; ValueError when its parent is not in the tree."""
+    cz, mz, ct, mt, v, cv, av, owner, pz = stat
+    stat60 = _stat60(cz, mz, pz, ct, mt, v, cv, av, owner)
     if path == "":
         path = "/"
     existing = tree.nodes.get(path)
     if existing is not None:  # the root and the system nodes: their children stay
-        tree._put(path, existing, data, _acl_word(acl), stat60)
+        tree._put(path, existing, data, aclw, stat60)
         return
     parent_path = paths.parent_of(path)
     parent = tree.nodes.get(parent_path)
     if parent is None:
         raise ValueError(f"snapshot names {path} before its parent")
     d = _digest_of(path, data, stat60) if tree.digest_enabled else 0
-    node = _leaf(stat60, d, _acl_word(acl), data)
+    node = _leaf(stat60, d, aclw, data)
     children = parent.children
     if children is None:
         children = tree._dir(parent_path, parent).children
@@ -737,5 +760,5 @@ def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: lis
         tree.ephemerals.setdefault(owner, set()).add(path)
 
 
-__all__ = ["ApplyResult", "DataTree", "Dir", "Leaf", "Node", "decode_snapshot_node", "new_node", "CreateSessionTxn",
+__all__ = ["ApplyResult", "DataTree", "Dir", "Leaf", "Loader", "Node", "load_node", "decode_snapshot_node", "new_node", "CreateSessionTxn",
            "DeleteTxn", "SetACLTxn", "SetDataTxn", "CheckVersionTxn"]
