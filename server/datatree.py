@@ -524,10 +524,6 @@ class DataTree:
             else:
                 self.ephemerals.setdefault(owner, set()).add(path)
 
-    def shared_time(self, time: int) -> int:
-        """``time``, as the very int object the previous node took when they are equal."""
-        return time  # kept for callers; a packed node holds no int objects to share
-
     def create(self, path: str, data: bytes | None, acl: list[ACL] | tuple[ACL, ...], owner: int,
                parent_cversion: int, zxid: int, time: int) -> Node:
         stat60 = _stat60(zxid, zxid, zxid, time, time, 0, 0, 0, owner)
