@@ -11,10 +11,13 @@ python3 -m benchmarks.memory [--fill 100000] [--recover 1000000] [--runs 3] [--s
   (1,000 children under each of ``N/1000`` parents, benchmarks.backup's builder); a zkops
   server started on a copy of it, timed from process start until ``srvr`` answers (the tree
   is loaded before the client port opens) and a read of the last znode succeeds; then its
-  RSS. Apache is left out here: the test harness starts it with a 512 MiB heap, too small
-  for a million znodes. ``--baseline PYTHONPATH`` recovers with another zkops tree too (a
-  checkout of an older commit laid out as an installed ``zkops`` package), alternating run by
-  run, so a before/after comparison sees the same machine load.
+  RSS. Apache 3.8 is started on a copy of the same directory (our snapshots are its format)
+  with a heap of ``--apache-heap`` (the test harness's 512 MiB is too small for a million
+  znodes), timed the same way: from process start until the read of the last znode succeeds
+  (Apache opens its client port before it loads the snapshot). ``--baseline PYTHONPATH``
+  recovers with another zkops tree too (a checkout of an older commit laid out as an
+  installed ``zkops`` package). Runs alternate between the variants, so the comparison sees
+  the same machine load.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,6 +91,38 @@ def recover(source: Path, last_path: str, pythonpath: str | None = None) -> tupl
         z.cleanup()
 
 
+def recover_apache(source: Path, last_path: str, heap: str) -> tuple[float, int]:
+    """(seconds until serving, RSS in KiB) of Apache ZooKeeper started on a copy of ``source``."""
+    work = Path(tempfile.mkdtemp(prefix="zkops-membench-apache-"))
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        data = work / "data"
+        shutil.copytree(source, data)
+        port = refzk.free_port()
+        cfg = work / "zoo.cfg"
+        cfg.write_text(f"tickTime=2000\ndataDir={data}\nclientPort={port}\nclientPortAddress=127.0.0.1\n"
+                       "admin.enableServer=false\n4lw.commands.whitelist=*\nautopurge.purgeInterval=0\n")
+        cmd = ["java", f"-Xmx{heap}", "-Dzookeeper.admin.enableServer=false",
+               "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", refzk.classpath(),
+               "org.apache.zookeeper.server.ZooKeeperServerMain", str(cfg)]
+        with open(work / "server.log", "wb") as log:
+            t0 = time.monotonic()
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=work)
+        _read(f"127.0.0.1:{port}", last_path, 600)
+        took = time.monotonic() - t0
+        time.sleep(1.0)
+        return took, rss_kb(proc.pid)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def _spread(xs: list[float]) -> str:
     return f"{statistics.median(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})"
 
@@ -98,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--servers", default="zkops,apache")
     ap.add_argument("--baseline", help="PYTHONPATH of another zkops tree to recover with as well")
+    ap.add_argument("--apache-heap", default="2g", help="Apache's -Xmx for the recovery")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     servers = args.servers.split(",")
@@ -119,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                                             results["fill"]["apache"]["filled_kb"], strict=True)]
             results["fill"]["ratio"] = ratios
             print(f"RSS with {args.fill} znodes, zkops / Apache: {_spread(ratios)}", flush=True)
-    if args.recover and "zkops" in servers:
+    if args.recover:
         work = Path(tempfile.mkdtemp(prefix="zkops-membench-"))
         try:
             src = work / "data"
@@ -127,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             backup.build(src, args.recover, 0)
             parents = max(1, args.recover // 1000)
             last = f"/p{parents - 1:04d}/c{args.recover // parents - 1:04d}"
-            variants: dict[str, str | None] = {"zkops": None}
+            variants: dict[str, str | None] = {kind: None for kind in servers}
             if args.baseline:
                 variants["baseline"] = args.baseline
             for label in variants:
@@ -135,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
             for run in range(args.runs):
                 order = list(variants) if run % 2 == 0 else list(variants)[::-1]
                 for label in order:
-                    t, r = recover(src, last, variants[label])
+                    if label == "apache":
+                        t, r = recover_apache(src, last, args.apache_heap)
+                    else:
+                        t, r = recover(src, last, variants[label])
                     results["recover"][label]["seconds"].append(t)
                     results["recover"][label]["rss_mib"].append(r / 1024)
                     print(f"{label:8s} recover {args.recover}: serving after {t:.2f} s, RSS {r / 1024:.1f} MiB",
@@ -143,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
             for label in variants:
                 took, rss = results["recover"][label]["seconds"], results["recover"][label]["rss_mib"]
                 print(f"{label:8s} recovery of {args.recover}: {_spread(took)} s, RSS {_spread(rss)} MiB", flush=True)
+            if "zkops" in variants and "apache" in variants:
+                ratios = [a / b for a, b in zip(results["recover"]["zkops"]["seconds"],
+                                                results["recover"]["apache"]["seconds"], strict=True)]
+                results["recover"]["time_ratio"] = ratios
+                print(f"recovery time of {args.recover}, zkops / Apache: {_spread(ratios)}", flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     if args.json:

@@ -15,7 +15,7 @@ from typing import Any
 from . import purge as purgemod
 from . import snapshot as snapmod
 from .codes import Op
-from .datatree import DataTree, Node, decode_snapshot_node
+from .datatree import DataTree, Loader, Node
 from .digest import DIGEST_VERSION, M64, to_long
 from .records import ACL, StatPersisted
 from .txncodec import decode_txn
@@ -142,12 +142,8 @@ def _load_newest_snapshot(data_dir: Path) -> tuple[DataTree, snapmod.SnapshotDat
     of a million nodes and their temporaries is held beside the tree being built."""
     for path in snapmod.find_snapshots(data_dir):
         tree = DataTree()
-
-        def sink(p: str, data: bytes | None, acl: list[ACL], stat: StatPersisted, tree: DataTree = tree) -> None:
-            decode_snapshot_node(tree, p, data, acl, stat)
-
         try:
-            return tree, snapmod.read_snapshot(path, sink)
+            return tree, snapmod.read_snapshot(path, raw_sink=Loader(tree))
         except (snapmod.SnapshotError, OSError, ValueError) as exc:
             log.warning("skipping snapshot %s: %s", path.name, exc)
     return DataTree(), None

@@ -7,13 +7,15 @@ the txn log through ``apply`` rebuilds the same tree the live server had.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
 from . import paths
 from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, AclCache
 from .codes import CONTAINER_OWNER, TTL_OWNER_MASK, Err, EventType, Op, ZkError
-from .digest import M64, node_digest
+from .digest import EXCLUDED_PREFIX, M64
 from .javaorder import INITIAL_CAPACITY, grown_capacity, hashset_order
 from .metrics import PerNamespace
 from .quota import Quotas
@@ -44,71 +46,231 @@ CONFIG = "/zookeeper/config"
 Event = tuple[int, str, tuple[ACL, ...]]
 
 
+# ---------------------------------------------------------------- znodes
+# A znode's persisted stat, its share of the tree digest and its ACL are packed into one
+# 68-byte head: the stat as Apache's DigestCalculator lays it out (czxid, mzxid, pzxid, ctime,
+# mtime as 8-byte longs; version, cversion, aversion as 4-byte ints; ephemeralOwner; so the
+# digest reads the head as it is), then the node's digest (unsigned 32 bits) and an ACL word
+# (the ACL's place in the process's ACL table, shifted left once; the low bit says the data
+# is null). Fields are Java's widths: a value outside them is kept as Java would keep it.
+_STAT60 = struct.Struct(">qqqqqiiiq")
+_USTAT60 = struct.Struct(">QQQQQIIIQ")
+_TAIL = struct.Struct(">Ii")
+_HEAD = struct.Struct(">qqqqqiiiqIi")
+HEAD_SIZE = _HEAD.size  # 68
+_Q = struct.Struct(">q")
+_I = struct.Struct(">i")
+_U = struct.Struct(">I")
+_M32 = (1 << 32) - 1
+_CZXID, _MZXID, _PZXID, _CTIME, _MTIME, _VERSION, _CVERSION, _AVERSION, _OWNER, _DIG, _ACLW = (
+    0, 8, 16, 24, 32, 40, 44, 48, 52, 60, 64)
+
+# every tree of the process interns its ACLs here (they are few); a head names one by index
+_ACLS = AclCache()
+_ACL_TABLE: list[tuple[ACL, ...]] = []
+_ACL_INDEX: dict[int, int] = {}  # id() of an interned tuple (kept alive by the table) -> index
+
+
+def _acl_word(acl: list[ACL] | tuple[ACL, ...]) -> int:
+    """The ACL word of ``acl`` (its table index, shifted left once)."""
+    i = _ACL_INDEX.get(id(acl))  # an interned tuple already (a node's own ACL)
+    if i is None:
+        t = _ACLS.intern(acl)
+        i = _ACL_INDEX.get(id(t))
+        if i is None:
+            i = _ACL_INDEX[id(t)] = len(_ACL_TABLE)
+            _ACL_TABLE.append(t)
+    return i << 1
+
+
+def _stat60(czxid: int, mzxid: int, pzxid: int, ctime: int, mtime: int, version: int, cversion: int,
+            aversion: int, owner: int) -> bytes:
+    try:
+        return _STAT60.pack(czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion, owner)
+    except struct.error:  # outside Java's signed range: its two's complement bits, as Java keeps it
+        return _USTAT60.pack(czxid & M64, mzxid & M64, pzxid & M64, ctime & M64, mtime & M64, version & _M32,
+                             cversion & _M32, aversion & _M32, owner & M64)
+
+
+def _acl_bits(head: bytes) -> int:
+    """The ACL word of a head, without its null-data bit."""
+    return int(_I.unpack_from(head, _ACLW)[0]) & ~1
+
+
+def _digest_of(path: str, data: bytes | None, stat60: bytes) -> int:
+    """digest.node_digest of a node whose stat packs to ``stat60``."""
+    if path.startswith(EXCLUDED_PREFIX):
+        return 0
+    crc = zlib.crc32(b"" if path == "/" else path.encode("utf-8"))
+    if data:
+        crc = zlib.crc32(data, crc)
+    return zlib.crc32(stat60, crc)
+
+
 class Node:
-    """One znode: data, interned ACL, the persisted stat fields and its children.
+    """One znode (the interface both kinds share): data, interned ACL, the persisted stat
+    fields, its digest share and its children.
 
-    ``children`` holds the children's full paths (None until the first child): the very string
-    objects that key ``DataTree.nodes``, so a child's name costs no string of its own; the
-    names are sliced off when the children are listed."""
+    ``children`` holds the children's full paths (None for a node that never had one): the
+    very string objects that key ``DataTree.nodes``, so a child's name costs no string of its
+    own; the names are sliced off when the children are listed. Nodes are changed only by
+    their DataTree: a ``Leaf`` is immutable (a change puts a new one in the tree), a ``Dir``
+    is changed in place."""
 
-    # twelve slots (128 bytes an object): the ephemeralOwner, 0 for almost every node, is a
-    # class attribute here and a slot of OwnedNode; the Java HashSet table size of a node's
-    # children lives in DataTree.capacities, for the few nodes that outgrew the initial one
-    __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "cversion",
-                 "aversion", "pzxid", "children", "dig")
-    owner = 0
+    __slots__ = ()
+    children: dict[str, None] | None
 
-    def __init__(self, data: bytes | None, acl: tuple[ACL, ...], zxid: int, time: int) -> None:
-        self.data = data
-        self.acl = acl
-        self.czxid = zxid
-        self.mzxid = zxid
-        self.ctime = time
-        self.mtime = time
-        self.version = 0
-        self.cversion = 0
-        self.aversion = 0
-        self.pzxid = zxid
-        # children's paths in insertion order (a dict); the Java HashSet table size that
-        # decides the order Apache ZooKeeper lists them in is DataTree.capacity_of (javaorder)
-        self.children: dict[str, None] | None = None
-        self.dig = 0  # this node's share of the tree digest (DataTree keeps it current)
+    def _head(self) -> bytes:
+        raise NotImplementedError
+
+    @property
+    def czxid(self) -> int:
+        return int(_Q.unpack_from(self._head(), _CZXID)[0])
+
+    @property
+    def mzxid(self) -> int:
+        return int(_Q.unpack_from(self._head(), _MZXID)[0])
+
+    @property
+    def pzxid(self) -> int:
+        return int(_Q.unpack_from(self._head(), _PZXID)[0])
+
+    @property
+    def ctime(self) -> int:
+        return int(_Q.unpack_from(self._head(), _CTIME)[0])
+
+    @property
+    def mtime(self) -> int:
+        return int(_Q.unpack_from(self._head(), _MTIME)[0])
+
+    @property
+    def version(self) -> int:
+        return int(_I.unpack_from(self._head(), _VERSION)[0])
+
+    @property
+    def cversion(self) -> int:
+        return int(_I.unpack_from(self._head(), _CVERSION)[0])
+
+    @property
+    def aversion(self) -> int:
+        return int(_I.unpack_from(self._head(), _AVERSION)[0])
+
+    @property
+    def owner(self) -> int:
+        """The ephemeralOwner as stored: a session, CONTAINER_OWNER, a TTL word, or 0."""
+        return int(_Q.unpack_from(self._head(), _OWNER)[0])
+
+    @property
+    def dig(self) -> int:
+        """This node's share of the tree digest (0 when the tree counts none)."""
+        return int(_U.unpack_from(self._head(), _DIG)[0])
+
+    @property
+    def acl(self) -> tuple[ACL, ...]:
+        return _ACL_TABLE[int(_I.unpack_from(self._head(), _ACLW)[0]) >> 1]
+
+    @property
+    def data(self) -> bytes | None:
+        raise NotImplementedError
 
     def stat(self) -> Stat:
         """The Stat clients see: containers and TTL nodes show ephemeralOwner 0, as in ZooKeeper."""
+        cz, mz, pz, ct, mt, v, cv, av, ow, _d, _w = _HEAD.unpack_from(self._head())
         ch = self.children
-        owner = self.owner
-        if owner < 0:
-            owner = 0
         n = len(ch) if ch else 0
+        data = self.data
         # Apache keeps the number of child creations and shows creations plus deletions
-        return Stat(self.czxid, self.mzxid, self.ctime, self.mtime, self.version, 2 * self.cversion - n,
-                    self.aversion, owner, len(self.data) if self.data is not None else 0, n, self.pzxid)
+        return Stat(cz, mz, ct, mt, v, 2 * cv - n, av, ow if ow > 0 else 0, len(data) if data else 0, n, pz)
 
     def persisted(self) -> StatPersisted:
-        return StatPersisted(self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
-                             self.cversion, self.aversion, self.owner, self.pzxid)
+        cz, mz, pz, ct, mt, v, cv, av, ow = _STAT60.unpack_from(self._head())
+        return StatPersisted(cz, mz, ct, mt, v, cv, av, ow, pz)
 
     @property
     def num_children(self) -> int:
-        return len(self.children) if self.children else 0
+        ch = self.children
+        return len(ch) if ch else 0
 
 
-class OwnedNode(Node):
-    """A node whose ephemeralOwner is not 0: an ephemeral, container or TTL node."""
+class Leaf(Node, bytes):
+    """A znode that never had a child: its head and its data in one bytes object."""
 
-    __slots__ = ("owner",)
+    __slots__ = ()
+    children = None
 
-    def __init__(self, data: bytes | None, acl: tuple[ACL, ...], zxid: int, time: int, owner: int) -> None:
-        super().__init__(data, acl, zxid, time)
-        self.owner = owner
+    def _head(self) -> bytes:
+        return self
+
+    @property
+    def data(self) -> bytes | None:
+        return None if self[HEAD_SIZE - 1] & 1 else self[HEAD_SIZE:]
+
+    @property
+    def acl(self) -> tuple[ACL, ...]:
+        w: int = _I.unpack_from(self, _ACLW)[0]
+        return _ACL_TABLE[w >> 1]
+
+    # the fields the request path reads, without the _head() call
+    @property
+    def mzxid(self) -> int:
+        return int(_Q.unpack_from(self, _MZXID)[0])
+
+    @property
+    def pzxid(self) -> int:
+        return int(_Q.unpack_from(self, _PZXID)[0])
+
+    @property
+    def version(self) -> int:
+        return int(_I.unpack_from(self, _VERSION)[0])
+
+    @property
+    def cversion(self) -> int:
+        return int(_I.unpack_from(self, _CVERSION)[0])
+
+    @property
+    def aversion(self) -> int:
+        return int(_I.unpack_from(self, _AVERSION)[0])
+
+    @property
+    def owner(self) -> int:
+        return int(_Q.unpack_from(self, _OWNER)[0])
+
+    @property
+    def dig(self) -> int:
+        return int(_U.unpack_from(self, _DIG)[0])
+
+    def stat(self) -> Stat:
+        cz, mz, pz, ct, mt, v, cv, av, ow = _STAT60.unpack_from(self)
+        return Stat(cz, mz, ct, mt, v, 2 * cv, av, ow if ow > 0 else 0, len(self) - HEAD_SIZE, 0, pz)
+
+
+class Dir(Node):
+    """A znode that has (or had) children: its head, data and children's paths, changed in place."""
+
+    __slots__ = ("head", "_data", "children")
+
+    def __init__(self, head: bytes, data: bytes | None, children: dict[str, None]) -> None:
+        self.head = head
+        self._data = data
+        self.children = children
+
+    def _head(self) -> bytes:
+        return self.head
+
+    @property
+    def data(self) -> bytes | None:
+        return self._data
+
+
+def _leaf(stat60: bytes, dig: int, aclw: int, data: bytes | None) -> Leaf:
+    if data is None:
+        return Leaf(stat60 + _TAIL.pack(dig, aclw | 1))
+    return Leaf(b"".join((stat60, _TAIL.pack(dig, aclw), data)))
 
 
 def new_node(data: bytes | None, acl: tuple[ACL, ...], zxid: int, time: int, owner: int) -> Node:
-    """A Node, or an OwnedNode when ``owner`` is not 0 (the owner never changes)."""
-    if owner:
-        return OwnedNode(data, acl, zxid, time, owner)
-    return Node(data, acl, zxid, time)
+    """A new znode as a create leaves it (its digest share not counted yet)."""
+    return _leaf(_stat60(zxid, zxid, zxid, time, time, 0, 0, 0, owner), 0, _acl_word(acl), data)
 
 
 def _size(data: bytes | None) -> int:
@@ -153,7 +315,7 @@ class DataTree:
     """All znodes by path, plus indexes for ephemerals, containers and TTL nodes."""
 
     def __init__(self) -> None:
-        self.acls = AclCache()
+        self.acls = _ACLS  # the process's ACL table: nodes name their ACL by its place in it
         self.nodes: dict[str, Node] = {}
         # path -> the Java HashSet table size of its children, for nodes past INITIAL_CAPACITY
         self.capacities: dict[str, int] = {}
@@ -167,8 +329,6 @@ class DataTree:
         # (zookeeper.digest.enabled=false), as Apache's DigestCalculator then counts nothing
         self.digest_enabled = True
         self.digest = 0
-        # the last time stamp a node took: nodes written in the same millisecond share one int
-        self.last_time = 0
         self._install_system_nodes()
         # Apache's running count of path and data bytes (mntr's approximate_data_size): kept
         # by creates, deletes and setData, counted afresh after a snapshot load; the quota
@@ -177,15 +337,13 @@ class DataTree:
 
     # ---------------------------------------------------------------- setup
     def _install_system_nodes(self) -> None:
-        root = Node(b"", self.acls.intern(OPEN_ACL_UNSAFE), 0, 0)
+        open_acl = _acl_word(OPEN_ACL_UNSAFE)
+        zero = _stat60(0, 0, 0, 0, 0, 0, 0, 0, 0)
         # as ZooKeeper, the system nodes are added without counting a creation (Stat shows -1, -2)
-        zk = Node(b"", root.acl, 0, 0)
-        quota = Node(b"", root.acl, 0, 0)
-        config = Node(b"", self.acls.intern(READ_ACL_UNSAFE), 0, 0)
-        config.aversion = -1
-        self.nodes = {"/": root, ZOOKEEPER: zk, QUOTA: quota, CONFIG: config}
-        root.children = {ZOOKEEPER: None}
-        zk.children = {QUOTA: None, CONFIG: None}
+        self.nodes = {"/": Dir(zero + _TAIL.pack(0, open_acl), b"", {ZOOKEEPER: None}),
+                      ZOOKEEPER: Dir(zero + _TAIL.pack(0, open_acl), b"", {QUOTA: None, CONFIG: None}),
+                      QUOTA: _leaf(zero, 0, open_acl, b""),
+                      CONFIG: _leaf(_stat60(0, 0, 0, 0, 0, 0, 0, -1, 0), 0, _acl_word(READ_ACL_UNSAFE), b"")}
         self.recompute_digest()
 
     # ---------------------------------------------------------------- digest
@@ -194,26 +352,38 @@ class DataTree:
         return self.digest & M64
 
     def recompute_digest(self) -> int:
-        """Count the digest afresh from every node (after a snapshot load, or a switch)."""
-        total = 0
-        on = self.digest_enabled
-        for path, node in self.nodes.items():
-            node.dig = node_digest(path, node) if on else 0
-            total += node.dig
-        self.digest = total
+        """Count the digest afresh from every node (after a switch of digest_enabled)."""
+        for path, node in list(self.nodes.items()):
+            head = node._head()
+            self._put(path, node, node.data, _acl_bits(head), head[:60])
+        self.digest = total = sum(n.dig for n in self.nodes.values())
         return total
 
     def set_digest_enabled(self, on: bool) -> None:
         self.digest_enabled = on
         self.recompute_digest()
 
-    def _unhash(self, path: str, node: Node) -> None:
-        self.digest -= node.dig
+    def _put(self, path: str, node: Node, data: bytes | None, aclw: int, stat60: bytes, old_dig: int = -1) -> Node:
+        """Give ``path``'s node this data, ACL word and stat, its digest share counted afresh
+        (``old_dig``: its share until now, when the caller has it); the node that now holds
+        them (a Leaf is replaced, a Dir changed in place)."""
+        d = _digest_of(path, data, stat60) if self.digest_enabled else 0
+        self.digest += d - (node.dig if old_dig < 0 else old_dig)
+        if type(node) is Dir:
+            node.head = stat60 + _TAIL.pack(d, aclw | (data is None))
+            node._data = data
+            return node
+        new = _leaf(stat60, d, aclw, data)
+        self.nodes[path] = new  # the key keeps its string object (the parent's children name it)
+        return new
 
-    def _hash(self, path: str, node: Node) -> None:
-        if self.digest_enabled:
-            d = node.dig = node_digest(path, node)
-            self.digest += d
+    def _dir(self, path: str, leaf: Node) -> Dir:
+        """``path``'s node as a Dir (a Leaf about to take its first child is replaced)."""
+        if type(leaf) is Dir:
+            return leaf
+        d = Dir(leaf._head()[:HEAD_SIZE], leaf.data, {})
+        self.nodes[path] = d
+        return d
 
     def set_config(self, data: bytes, zxid: int, time: int) -> None:
         """Show the ensemble's membership in /zookeeper/config without a txn, as Apache does at
@@ -221,11 +391,9 @@ class DataTree:
         aversion -1, mzxid the config's version)."""
         node = self.nodes[CONFIG]
         self.approx_bytes += _size(data) - _size(node.data)
-        node.data = data
-        node.mzxid = zxid
-        node.mtime = time
-        node.version = -1
-        node.aversion = -1
+        head = node._head()
+        cz, _mz, pz, ct, _mt, _v, cv, _av, ow = _STAT60.unpack_from(head)
+        self._put(CONFIG, node, data, _acl_bits(head), _stat60(cz, zxid, pz, ct, time, -1, cv, -1, ow))
 
     # ---------------------------------------------------------------- reads
     def get(self, path: str) -> Node | None:
@@ -249,16 +417,15 @@ class DataTree:
         path = path or "/"
         node = self.nodes.get(path)
         if node is not None:
-            self._unhash(path, node)
-            node.data = data
-            self._hash(path, node)
+            head = node._head()
+            self._put(path, node, data, _acl_bits(head), head[:60])
 
     def snapshot_loaded(self) -> None:
         """After a snapshot's nodes are in: count the bytes, find the quotas and count their
         usage again (in Apache's order)."""
         self.approx_bytes = self._count_bytes()
         self.quotas.rebuild(self)
-        self.recompute_digest()
+        # the digest was kept node by node as they went in (decode_snapshot_node)
 
     def children_sorted(self, node: Node) -> list[str]:
         return sorted(child_names(node.children))
@@ -306,7 +473,8 @@ class DataTree:
         return self.approx_bytes
 
     def _count_bytes(self) -> int:
-        return sum(len(p) + _size(n.data) for p, n in self.nodes.items())
+        return sum(len(p) + (len(n) - HEAD_SIZE if type(n) is Leaf else _size(n.data))
+                   for p, n in self.nodes.items())
 
     def walk(self) -> Iterator[tuple[str, Node]]:
         """Pre-order walk (parents before children), as snapshots store nodes."""
@@ -322,31 +490,32 @@ class DataTree:
                 stack.extend(sorted(node.children, reverse=True))
 
     # ---------------------------------------------------------------- mutation
-    def _add(self, path: str, node: Node, parent_cversion: int, zxid: int) -> None:
+    def _add(self, path: str, node: Node, parent_cversion: int, zxid: int, node_dig: int, owner: int) -> None:
         parent_path = paths.parent_of(path)
         parent = self.nodes.get(parent_path)
         if parent is None:
             raise ZkError(Err.NONODE, parent_path)
-        if parent.children is None:
-            parent.children = {}
-        elif path in parent.children:
+        children = parent.children
+        if children is None:
+            parent = self._dir(parent_path, parent)
+            children = parent.children
+            assert children is not None
+        elif path in children:
             raise ZkError(Err.NODEEXISTS, path)
         # As Apache ZooKeeper 3.8: a node's cversion counts the creations of its children (a
         # delete changes only pzxid; Stat shows 2 * cversion - children). The txn's
         # parentCVersion wins when it is higher; a replayed create leaves both alone.
+        cz, mz, _pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(parent._head())
         if parent_cversion == -1:
-            parent_cversion = parent.cversion + 1
-        if parent_cversion > parent.cversion:
-            self._unhash(parent_path, parent)
-            parent.cversion = parent_cversion
-            parent.pzxid = zxid
-            self._hash(parent_path, parent)
-        parent.children[path] = None  # the same string object as the key of self.nodes
-        if len(parent.children) > INITIAL_CAPACITY * 3 // 4:
-            self._grow(parent_path, len(parent.children))
+            parent_cversion = cv + 1
+        if parent_cversion > cv:
+            self._put(parent_path, parent, parent.data, w & ~1, _stat60(cz, mz, zxid, ct, mt, v, parent_cversion, av, ow),
+                      dig)
+        children[path] = None  # the same string object as the key of self.nodes
+        if len(children) > INITIAL_CAPACITY * 3 // 4:
+            self._grow(parent_path, len(children))
         self.nodes[path] = node
-        self._hash(path, node)
-        owner = node.owner
+        self.digest += node_dig
         if owner:
             if owner == CONTAINER_OWNER:
                 self.containers.add(path)
@@ -355,21 +524,12 @@ class DataTree:
             else:
                 self.ephemerals.setdefault(owner, set()).add(path)
 
-    def shared_time(self, time: int) -> int:
-        """``time``, as the very int object the previous node took when they are equal."""
-        if time == self.last_time:
-            return self.last_time
-        self.last_time = time
-        return time
-
     def create(self, path: str, data: bytes | None, acl: list[ACL] | tuple[ACL, ...], owner: int,
                parent_cversion: int, zxid: int, time: int) -> Node:
-        if time == self.last_time:
-            time = self.last_time
-        else:
-            self.last_time = time
-        node = new_node(data, self.acls.intern(acl), zxid, time, owner)  # null data stays null, as in Apache
-        self._add(path, node, parent_cversion, zxid)
+        stat60 = _stat60(zxid, zxid, zxid, time, time, 0, 0, 0, owner)
+        d = _digest_of(path, data, stat60) if self.digest_enabled else 0
+        node = _leaf(stat60, d, _acl_word(acl), data)  # null data stays null, as in Apache
+        self._add(path, node, parent_cversion, zxid, d, int(_Q.unpack_from(stat60, _OWNER)[0]))
         self.approx_bytes += len(path) + _size(data)
         self.quotas.created(self, path, data)
         self.writes.add(path, len(data) if data else 0)
@@ -386,14 +546,14 @@ class DataTree:
         del self.nodes[path]
         if self.capacities:
             self.capacities.pop(path, None)  # a node made again starts with a new HashSet
-        self._unhash(path, node)
+        h = node._head()
+        owner = int(_Q.unpack_from(h, _OWNER)[0])
+        self.digest -= int(_U.unpack_from(h, _DIG)[0])
         if parent.children:
             parent.children.pop(path, None)
-        if zxid > parent.pzxid:
-            self._unhash(parent_path, parent)
-            parent.pzxid = zxid
-            self._hash(parent_path, parent)
-        owner = node.owner
+        cz, mz, pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(parent._head())
+        if zxid > pz:
+            self._put(parent_path, parent, parent.data, w & ~1, _stat60(cz, mz, zxid, ct, mt, v, cv, av, ow), dig)
         if owner:
             if owner == CONTAINER_OWNER:
                 self.containers.discard(path)
@@ -405,8 +565,9 @@ class DataTree:
                     eph.discard(path)
                     if not eph:
                         del self.ephemerals[owner]
-        self.approx_bytes -= len(path) + _size(node.data)
-        self.quotas.deleted(self, path, node.data)
+        data = node.data
+        self.approx_bytes -= len(path) + (len(data) if data else 0)
+        self.quotas.deleted(self, path, data)
         self.writes.add(path, 0)
 
     def set_data(self, path: str, data: bytes | None, version: int, zxid: int, time: int) -> Node:
@@ -414,12 +575,8 @@ class DataTree:
         if node is None:
             raise ZkError(Err.NONODE, path)
         old = node.data
-        self._unhash(path, node)
-        node.data = data
-        node.mzxid = zxid
-        node.mtime = time if time != self.last_time else self.last_time
-        node.version = version
-        self._hash(path, node)
+        cz, _mz, pz, ct, _mt, _v, cv, av, ow, dig, w = _HEAD.unpack_from(node._head())
+        node = self._put(path, node, data, w & ~1, _stat60(cz, zxid, pz, ct, time, version, cv, av, ow), dig)
         self.approx_bytes += _size(data) - _size(old)
         self.quotas.data_changed(self, path, old, data)
         self.writes.add(path, len(data) if data else 0)
@@ -429,11 +586,8 @@ class DataTree:
         node = self.nodes.get(path)
         if node is None:
             raise ZkError(Err.NONODE, path)
-        node.acl = self.acls.intern(acl)
-        self._unhash(path, node)
-        node.aversion = version
-        self._hash(path, node)
-        return node
+        cz, mz, pz, ct, mt, v, cv, _av, ow = _STAT60.unpack_from(node._head())
+        return self._put(path, node, node.data, _acl_word(acl), _stat60(cz, mz, pz, ct, mt, v, cv, version, ow))
 
     # ---------------------------------------------------------------- txns
     def apply(self, hdr: TxnHeader, txn: Any) -> ApplyResult:
@@ -548,44 +702,52 @@ class _Frozen:
 def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: list[ACL],
                          stat: StatPersisted) -> None:
     """Insert one node read from a snapshot, as ZooKeeper's deserialize does."""
-    # equal stamps share one int object (a leaf's three zxids are usually one, a node's two
-    # times too, and nodes written in one millisecond share their time)
-    ctime = tree.shared_time(stat.ctime)
-    node = new_node(data, tree.acls.intern(acl), stat.czxid, ctime, stat.ephemeralOwner)
-    czxid = node.czxid
-    mzxid = stat.mzxid
-    node.mzxid = czxid if mzxid == czxid else mzxid
-    node.mtime = ctime if stat.mtime == ctime else tree.shared_time(stat.mtime)
-    node.version = stat.version
-    node.cversion = stat.cversion
-    node.aversion = stat.aversion
-    pzxid = stat.pzxid
-    node.pzxid = czxid if pzxid == czxid else (node.mzxid if pzxid == mzxid else pzxid)
-    if path in ("", "/"):
-        old = tree.nodes["/"]
-        node.children = old.children
-        tree._unhash("/", old)
-        tree.nodes["/"] = node
-        tree._hash("/", node)
-        return
+    load_node(tree, path, data, _acl_word(acl), (stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.version,
+                                                stat.cversion, stat.aversion, stat.ephemeralOwner, stat.pzxid))
+
+
+class Loader:
+    """A snapshot.RawNodeSink that puts nodes into ``tree`` (the ACL lists a snapshot reader
+    hands out are one object per cache id, alive while it reads: their words are kept by id)."""
+
+    __slots__ = ("tree", "_words")
+
+    def __init__(self, tree: DataTree) -> None:
+        self.tree = tree
+        self._words: dict[int, int] = {}
+
+    def __call__(self, path: str, data: bytes | None, acl: list[ACL], stat: tuple[int, ...]) -> None:
+        w = self._words.get(id(acl))
+        if w is None:
+            w = self._words[id(acl)] = _acl_word(acl)
+        load_node(self.tree, path, data, w, stat)
+
+
+def load_node(tree: DataTree, path: str, data: bytes | None, aclw: int, stat: tuple[int, ...]) -> None:
+    """Insert one node read from a snapshot (``stat`` in StatPersisted's order), as ZooKeeper's
+    deserialize does; ValueError when its parent is not in the tree."""
+    cz, mz, ct, mt, v, cv, av, owner, pz = stat
+    stat60 = _stat60(cz, mz, pz, ct, mt, v, cv, av, owner)
+    if path == "":
+        path = "/"
     existing = tree.nodes.get(path)
-    if existing is not None:
-        node.children = existing.children
-        tree._unhash(path, existing)
-        tree.nodes[path] = node
-        tree._hash(path, node)
+    if existing is not None:  # the root and the system nodes: their children stay
+        tree._put(path, existing, data, aclw, stat60)
         return
     parent_path = paths.parent_of(path)
     parent = tree.nodes.get(parent_path)
     if parent is None:
         raise ValueError(f"snapshot names {path} before its parent")
-    if parent.children is None:
-        parent.children = {}
-    parent.children[path] = None
-    tree._grow(parent_path, len(parent.children))
+    d = _digest_of(path, data, stat60) if tree.digest_enabled else 0
+    node = _leaf(stat60, d, aclw, data)
+    children = parent.children
+    if children is None:
+        children = tree._dir(parent_path, parent).children
+        assert children is not None
+    children[path] = None
+    tree._grow(parent_path, len(children))
     tree.nodes[path] = node
-    tree._hash(path, node)
-    owner = node.owner
+    tree.digest += d
     if owner == CONTAINER_OWNER:
         tree.containers.add(path)
     elif is_ttl_owner(owner):
@@ -594,5 +756,5 @@ def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: lis
         tree.ephemerals.setdefault(owner, set()).add(path)
 
 
-__all__ = ["ApplyResult", "DataTree", "Node", "OwnedNode", "decode_snapshot_node", "new_node", "CreateSessionTxn",
+__all__ = ["ApplyResult", "DataTree", "Dir", "Leaf", "Loader", "Node", "load_node", "decode_snapshot_node", "new_node", "CreateSessionTxn",
            "DeleteTxn", "SetACLTxn", "SetDataTxn", "CheckVersionTxn"]

@@ -34,20 +34,31 @@ _CREATES = (Op.create, Op.create2, Op.createContainer, Op.createTTL)
 
 
 class NodeLike(Protocol):
-    """What a digest reads of a node (datatree.Node has these); ``dig`` is the node's digest
-    as last counted (kept by whoever owns the node)."""
+    """What a digest reads of a node (datatree.Node has these, read-only); ``dig`` is the
+    node's digest as last counted (kept by whoever owns the node)."""
 
-    data: bytes | None
-    czxid: int
-    mzxid: int
-    pzxid: int
-    ctime: int
-    mtime: int
-    version: int
-    cversion: int
-    aversion: int
-    owner: int
-    dig: int
+    @property
+    def data(self) -> bytes | None: ...
+    @property
+    def czxid(self) -> int: ...
+    @property
+    def mzxid(self) -> int: ...
+    @property
+    def pzxid(self) -> int: ...
+    @property
+    def ctime(self) -> int: ...
+    @property
+    def mtime(self) -> int: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def cversion(self) -> int: ...
+    @property
+    def aversion(self) -> int: ...
+    @property
+    def owner(self) -> int: ...
+    @property
+    def dig(self) -> int: ...
 
 
 def counted(path: str) -> bool:

@@ -323,11 +323,19 @@ def parse(data: bytes, name: str = "snapshot") -> tuple[dict[int, int], list[Nod
 NodeSink = Callable[[str, bytes | None, list[ACL], StatPersisted], object]
 
 
-def parse_with_digest(data: bytes, name: str = "snapshot",
-                      sink: NodeSink | None = None) -> tuple[dict[int, int], list[Node], ZxidDigest | None]:
+# a faster sink for recovery: path, data, the ACL list (one object per cache id: not to be
+# changed) and the stat as a tuple in StatPersisted's order; it checks that parents come first
+RawNodeSink = Callable[[str, bytes | None, list[ACL], tuple[int, ...]], object]
+_STAT_PERSISTED = struct.Struct(">qqqqiiiqq")  # czxid mzxid ctime mtime version cversion aversion owner pzxid
+
+
+def parse_with_digest(data: bytes, name: str = "snapshot", sink: NodeSink | None = None,
+                      raw_sink: RawNodeSink | None = None) -> tuple[dict[int, int], list[Node], ZxidDigest | None]:
     """parse(), and the digest the file ends with (None for a file without one). With
     ``sink``, each node goes to it as it is read (no list of them is kept: a large tree's
-    temporaries are then freed node by node) and the returned list is empty."""
+    temporaries are then freed node by node) and the returned list is empty. ``raw_sink``
+    is the same with no record objects per node (see RawNodeSink); the sink itself must
+    refuse a node whose parent it has not been given (a tree does: its parent is missing)."""
     mv = memoryview(data)
     first: str | None = None
     try:
@@ -363,12 +371,35 @@ def parse_with_digest(data: bytes, name: str = "snapshot",
             acls[ref] = lst
         nodes: list[Node] = []
         seen: set[str] = set()
+        open_acl = list(OPEN_ACL_UNSAFE)
+        size = len(mv)
         while True:
             path, off = read_string(mv, off)
             if path == "/":
                 break
             if path is None:
                 raise SnapshotError(f"{name}: null node path at byte offset {off - 4}")
+            if raw_sink is not None:
+                (n,) = _I.unpack_from(mv, off)
+                off += 4
+                ndata: bytes | None = None
+                if n != -1:
+                    if n < 0 or off + n > size:
+                        raise SnapshotError(f"{name}: node {path or '/'}: bad data length {n}")
+                    ndata = bytes(mv[off:off + n])
+                    off += n
+                if off + 68 > size:
+                    raise SnapshotError(f"{name}: node {path or '/'} is cut short")
+                (ref,) = _Q.unpack_from(mv, off)
+                stat = _STAT_PERSISTED.unpack_from(mv, off + 8)
+                off += 68
+                acl = open_acl if ref == OPEN_ACL_ID else acls.get(ref)
+                if acl is None:
+                    raise SnapshotError(f"{name}: node {path or '/'} names ACL id {ref}, not in the cache")
+                if first is None:
+                    first = path
+                raw_sink(path, ndata, acl, stat)
+                continue
             node, off = DataNode.read(mv, off)
             if node.acl == OPEN_ACL_ID:
                 acl = list(OPEN_ACL_UNSAFE)
@@ -422,11 +453,11 @@ def _load_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def read_snapshot(path: Path, sink: NodeSink | None = None) -> SnapshotData:
-    """Read and verify one snapshot file (plain or .gz); with ``sink``, its nodes go there one
-    by one (see ``parse_with_digest``) and ``nodes`` stays empty."""
+def read_snapshot(path: Path, sink: NodeSink | None = None, raw_sink: RawNodeSink | None = None) -> SnapshotData:
+    """Read and verify one snapshot file (plain or .gz); with ``sink`` or ``raw_sink``, its
+    nodes go there one by one (see ``parse_with_digest``) and ``nodes`` stays empty."""
     p = Path(path)
-    sessions, nodes, digest = parse_with_digest(_load_bytes(p), str(p), sink)
+    sessions, nodes, digest = parse_with_digest(_load_bytes(p), str(p), sink, raw_sink)
     return SnapshotData(snapshot_zxid(p), sessions, nodes, p, digest)
 
 

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from zkops.server import snapshot as snapmod
-from zkops.server.acl import OPEN_ACL_UNSAFE
+from zkops.server.acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
 from zkops.server.codes import CONTAINER_OWNER
 from zkops.server.database import Database
-from zkops.server.datatree import DataTree, Node, OwnedNode, decode_snapshot_node
+from zkops.server.datatree import HEAD_SIZE, DataTree, Dir, Leaf, Loader, decode_snapshot_node
+from zkops.server.digest import entry_digest, node_digest
 from zkops.server.javaorder import INITIAL_CAPACITY, grown_capacity, hashset_order
 from zkops.server.metrics import PerNamespace
 from zkops.server.records import StatPersisted
 
 ACL = list(OPEN_ACL_UNSAFE)
+ACL_READ = list(READ_ACL_UNSAFE)
 
 
 def _tree(n: int, parent: str = "/a", time: int = 1_700_000_000_000) -> DataTree:
@@ -25,19 +31,21 @@ def _tree(n: int, parent: str = "/a", time: int = 1_700_000_000_000) -> DataTree
     return t
 
 
-def test_a_plain_znode_is_a_slotted_object_of_128_bytes() -> None:
+def test_a_leaf_znode_is_one_bytes_object_of_its_head_and_data() -> None:
     t = _tree(1)
     node = t.nodes["/a/c0"]
-    assert type(node) is Node and not hasattr(node, "__dict__")
-    assert node.owner == 0
-    assert sys.getsizeof(node) <= 128  # the collector's header included
+    assert type(node) is Leaf and not hasattr(node, "__dict__")
+    assert node.owner == 0 and node.data == b"x" * 100 and node.children is None
+    # the bytes object's own 33 bytes and the collector's header (16) besides head and data
+    assert sys.getsizeof(node) <= 33 + 16 + HEAD_SIZE + 100
+    assert type(t.nodes["/a"]) is Dir and t.nodes["/a"].children == {"/a/c0": None}
 
 
 def test_ephemeral_container_and_ttl_nodes_keep_their_owner() -> None:
     t = DataTree()
     t.create("/e", b"", ACL, 0x1234, -1, 1, 5)
     t.create("/c", b"", ACL, CONTAINER_OWNER, -1, 2, 5)
-    assert type(t.nodes["/e"]) is OwnedNode and t.nodes["/e"].owner == 0x1234
+    assert t.nodes["/e"].owner == 0x1234
     assert t.nodes["/c"].owner == CONTAINER_OWNER
     assert t.ephemerals == {0x1234: {"/e"}} and t.containers == {"/c"}
     assert t.nodes["/e"].stat().ephemeralOwner == 0x1234
@@ -85,21 +93,62 @@ def test_count_descendants_and_walk_use_the_child_paths() -> None:
     assert set(walked) == set(t.nodes)
 
 
-def test_nodes_written_in_one_millisecond_share_their_time() -> None:
-    t = _tree(3, time=1_700_000_000_123)
-    a, b = t.nodes["/a/c0"], t.nodes["/a/c2"]
-    assert a.ctime == b.ctime == 1_700_000_000_123 and a.ctime is b.ctime
-    assert a.mtime is a.ctime
+def test_a_changed_leaf_is_a_new_object_and_a_dir_changes_in_place() -> None:
+    t = _tree(2)
+    before, parent = t.nodes["/a/c0"], t.nodes["/a"]
+    t.set_data("/a/c0", b"new", 0, 9, 77)
+    after = t.nodes["/a/c0"]
+    assert before.data == b"x" * 100 and before.mzxid == 2  # a reply's node keeps what it said
+    assert after.data == b"new" and after.mzxid == 9 and after.mtime == 77 and after.ctime == 1_700_000_000_000
+    t.create("/a/c9", None, ACL, 0, -1, 10, 5)
+    assert t.nodes["/a"] is parent and parent.pzxid == 10 and parent.cversion == 3
+    assert t.nodes["/a/c9"].data is None and t.nodes["/a/c9"].stat().dataLength == 0
+    assert t.nodes["/a/c0"].data == b"new" and t.nodes["/a/c9"].stat().numChildren == 0
 
 
-def test_a_loaded_node_shares_equal_stamps() -> None:
+def test_a_loaded_node_keeps_every_stat_field() -> None:
     t = DataTree()
     big = 1 << 40
-    decode_snapshot_node(t, "/n", b"d", ACL, StatPersisted(big + 1, int(str(big + 1)), big, int(str(big)), 0, 0, 0,
-                                                          0, int(str(big + 1))))
+    stat = StatPersisted(big + 1, big + 2, big, big + 3, 4, 5, 6, 0, big + 7)
+    decode_snapshot_node(t, "/n", b"d", ACL, stat)
     n = t.nodes["/n"]
-    assert n.czxid is n.mzxid is n.pzxid and n.ctime is n.mtime
-    assert n.persisted() == StatPersisted(big + 1, big + 1, big, big, 0, 0, 0, 0, big + 1)
+    assert n.persisted() == stat and n.data == b"d" and n.acl == tuple(ACL)
+    assert n.dig == entry_digest("/n", b"d", stat)
+
+
+_LONG = st.integers(-(2**63), 2**63 - 1)
+_INT = st.integers(-(2**31), 2**31 - 1)
+
+
+@given(stat=st.builds(StatPersisted, _LONG, _LONG, _LONG, _LONG, _INT, _INT, _INT, _LONG, _LONG),
+       data=st.one_of(st.none(), st.binary(max_size=40)),
+       acl=st.sampled_from([list(OPEN_ACL_UNSAFE), list(READ_ACL_UNSAFE), []]))
+@settings(max_examples=200, deadline=None)
+def test_a_packed_node_gives_back_what_went_in(stat: StatPersisted, data: bytes | None, acl: list) -> None:
+    """Whatever Java's long and int hold (negative owners, zxids near 2**63, null or empty
+    data, empty ACLs), a node read from a snapshot says it back, digest included."""
+    t = DataTree()
+    decode_snapshot_node(t, "/n", data, acl, stat)
+    n = t.nodes["/n"]
+    assert n.persisted() == stat and n.data == data and list(n.acl) == acl
+    s = n.stat()
+    assert (s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime, s.version, s.aversion) == (
+        stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime, stat.version, stat.aversion)
+    assert s.ephemeralOwner == max(stat.ephemeralOwner, 0) and s.dataLength == len(data or b"")
+    assert n.dig == entry_digest("/n", data, stat) == node_digest("/n", n)
+    t.set_data("/n", b"z", stat.version, stat.mzxid, stat.mtime)
+    assert t.nodes["/n"].persisted() == stat and t.nodes["/n"].data == b"z"
+
+
+def test_values_beyond_java_widths_wrap_as_java_keeps_them() -> None:
+    t = DataTree()
+    t.create("/w", b"", ACL, 0, -1, 2**63 + 5, 2**64 + 7)
+    n = t.nodes["/w"]
+    assert n.czxid == -(2**63) + 5 and n.ctime == 7
+    # the digest of the unwrapped values is that of their two's complement bits
+    assert n.dig == node_digest("/w", n)
+    t.set_data("/w", b"", 2**31, 9, 9)
+    assert t.nodes["/w"].version == -(2**31)
 
 
 def test_per_namespace_counts_one_and_many_samples() -> None:
@@ -151,3 +200,36 @@ def test_recovery_skips_a_damaged_newest_snapshot_and_builds_from_the_older(tmp_
     finally:
         db.close()
     assert "skipping snapshot" in caplog.text
+
+
+def _loaded_both_ways(path) -> tuple[DataTree, DataTree]:
+    slow, fast = DataTree(), DataTree()
+    snapmod.read_snapshot(path, lambda p, d, a, s: decode_snapshot_node(slow, p, d, a, s))
+    snapmod.read_snapshot(path, raw_sink=Loader(fast))
+    return slow, fast
+
+
+def test_recovery_without_records_builds_the_same_tree(tmp_path) -> None:
+    now = 1_700_000_000_000
+    nodes = [("", b"", ACL, StatPersisted(0, 0, 0, 0, 0, 3, 0, 0, 9)),
+             ("/zookeeper", b"", ACL, StatPersisted(0, 0, 0, 0, 0, 0, 0, 0, 0)),
+             ("/a", None, ACL_READ, StatPersisted(1, 2, now, now + 1, 3, 4, 5, 0, 6)),
+             ("/a/e", b"\0" * 7, ACL, StatPersisted(7, 7, now, now, 0, 0, 0, -(2**63) + 1, 7)),
+             ("/b", b"x" * 300, ACL, StatPersisted(2**63 - 1, -1, -(2**63), 0, -(2**31), 2**31 - 1, -5, 0x1234, 8))]
+    path = snapmod.write_snapshot(tmp_path, 9, {}, nodes)
+    slow, fast = _loaded_both_ways(path)
+    assert set(slow.nodes) == set(fast.nodes)
+    for p, n in slow.nodes.items():
+        m = fast.nodes[p]
+        assert (n.data, n.acl, n.persisted(), n.dig, n.children) == (m.data, m.acl, m.persisted(), m.dig, m.children)
+    assert slow.tree_digest() == fast.tree_digest() and slow.ephemerals == fast.ephemerals
+    assert fast.ephemerals[0x1234] == {"/b"}
+
+
+def test_recovery_without_records_refuses_a_child_before_its_parent() -> None:
+    # (the snapshot writer will not write such a file; a reader turns the ValueError into a
+    # SnapshotError, as for any unreadable node)
+    load = Loader(DataTree())
+    load("", b"", ACL, (0, 0, 0, 0, 0, 0, 0, 0, 0))
+    with pytest.raises(ValueError, match="before its parent"):
+        load("/a/b", b"", ACL, (1, 1, 0, 0, 0, 0, 0, 0, 1))

@@ -12,7 +12,7 @@ from kazoo.client import KazooClient
 
 from tests.support import refzk
 from tests.support.ourzk import InProcessServer, ZkopsProcess
-from zkops.server.datatree import DataTree
+from zkops.server.datatree import DataTree, Node
 from zkops.server.quota import PrefixIndex, QuotaExceeded, RateLogger, StatsTrack
 
 Q = "/zookeeper/quota"
@@ -45,13 +45,15 @@ def test_usage_follows_creates_sets_and_deletes_in_the_tree():
     t.create(f"{Q}/a", None, [], 0, -1, 2, 0)
     t.create(f"{Q}/a/zookeeper_limits", b"count=2,bytes=-1", [], 0, -1, 3, 0)
     t.create(f"{Q}/a/zookeeper_stats", b"count=0,bytes=0", [], 0, -1, 4, 0)
-    stats = t.nodes[f"{Q}/a/zookeeper_stats"]
-    assert stats.data == b"count=1,bytes=5" and stats.version == 0
+    def stats() -> Node:  # a node is looked up again after each change (a changed leaf is a new object)
+        return t.nodes[f"{Q}/a/zookeeper_stats"]
+
+    assert stats().data == b"count=1,bytes=5" and stats().version == 0
     t.create("/a/b", b"xy", [], 0, -1, 5, 0)
     t.set_data("/a/b", b"wxyz", 1, 6, 0)
-    assert stats.data == b"count=2,bytes=9"
+    assert stats().data == b"count=2,bytes=9"
     t.delete("/a/b", 7)
-    assert stats.data == b"count=1,bytes=5" and stats.mzxid == 4
+    assert stats().data == b"count=1,bytes=5" and stats().mzxid == 4
     warnings = t.quotas.check(t, "/a/c", None, b"123", True)
     assert warnings == []  # soft limit 2: the second node is still within it
     t.create("/a/c", b"123", [], 0, -1, 8, 0)
@@ -62,9 +64,9 @@ def test_usage_follows_creates_sets_and_deletes_in_the_tree():
         t.quotas.check(t, "/a/c", b"123", b"12345678", False)
     assert exc.value.warnings == ["Quota exceeded: /a [current bytes=13, hardByteLimit=9]"]
     # a snapshot load counts every quota again, whatever its stats node said
-    stats.data = b"count=0,bytes=0"
+    t.replace_data(f"{Q}/a/zookeeper_stats", b"count=0,bytes=0")
     t.snapshot_loaded()
-    assert stats.data == b"count=2,bytes=8"
+    assert stats().data == b"count=2,bytes=8"
 
 
 def test_rate_logger_writes_the_first_line_and_counts_repeats():
