@@ -2,6 +2,7 @@
 
 python3 -m benchmarks.failover [--trials 100] [--voters 3,5] [--events kill-leader,stop-member]
                                [--tick-ms 2000] [--servers zkops,apache] [--json out.json]
+                               [--events leader-alone --sync-limit 2]
 
 For each ensemble size, one ensemble of each kind runs at once and the trials alternate
 between them, so whatever else loads the machine hits both alike. A trial:
@@ -14,6 +15,11 @@ between them, so whatever else loads the machine hits both alike. A trial:
    that succeeds stops the clock (a new session is itself a write, so it needs a leader and
    a quorum);
 4. the stopped member is started again and the next trial waits until it serves.
+
+``leader-alone`` measures something else (issue 21): the leader is killed with SIGKILL, and as
+soon as the survivors serve under a new leader, every follower of that new leader is stopped
+with SIGTERM; the clock runs until the new leader stops saying it leads (srvr's Mode), the
+time it holds clients it can no longer commit for. Then every stopped member starts again.
 
 The report gives, per kind, size and event, p50 / p90 / p99 / max and a coarse histogram,
 and the zkops / Apache ratio of each percentile.
@@ -36,7 +42,7 @@ from typing import Protocol
 
 from benchmarks.run import OPEN, ApacheEnsemble
 from tests.support import refzk
-from tests.support.ensemble import Ensemble
+from tests.support.ensemble import Ensemble, mode
 from zkops.server.records import ConnectRequest, CreateRequest, RequestHeader
 
 _LEN = struct.Struct(">i")
@@ -55,6 +61,12 @@ class Cluster(Protocol):
 
 class _ApacheCluster(ApacheEnsemble):
     """The benchmark's Apache ensemble, with a clean stop as well as kill -9."""
+
+    def __init__(self, n: int = 3, tick_ms: int = 200, sync_limit: int = 5) -> None:
+        super().__init__(n, tick_ms=tick_ms)
+        for i in self.ids:
+            cfg = self.workdir / f"n{i}" / "zoo.cfg"
+            cfg.write_text(cfg.read_text().replace("syncLimit=5\n", f"syncLimit={sync_limit}\n"))
 
     def stop_member(self, i: int) -> None:
         p = self.procs.pop(i)
@@ -127,6 +139,23 @@ def served_again(addresses: list[str], event: Callable[[], None], tag: str, limi
     return asyncio.run(main())
 
 
+def leader_alone_seconds(c: _ApacheCluster | _ZkopsCluster, leader: int, limit_s: float = 120.0) -> float:
+    """kill -9 ``leader``; once the others serve under a new leader, stop all its followers and
+    return the seconds until it no longer says it leads. Every stopped member is started again."""
+    c.kill(leader)
+    new = c.wait_ready(timeout=120)
+    followers = [i for i in c.procs if i != new]
+    port = int(c.address(new).rsplit(":", 1)[1])
+    t0 = time.monotonic()
+    for i in followers:
+        c.stop_member(i)
+    while mode(port) == "leader" and time.monotonic() - t0 < limit_s:
+        time.sleep(PROBE_INTERVAL_S)
+    took = time.monotonic() - t0
+    c.start(leader, *followers)
+    return took
+
+
 def percentile(xs: list[float], p: float) -> float:
     s = sorted(xs)
     if not s:
@@ -149,18 +178,18 @@ def histogram(xs: list[float], edges: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 
     return " ".join(f"{lab}:{c}" for lab, c in zip(labels, counts, strict=True) if c)
 
 
-def _make(kind: str, voters: int, tick_ms: int) -> _ApacheCluster | _ZkopsCluster:
+def _make(kind: str, voters: int, tick_ms: int, sync_limit: int) -> _ApacheCluster | _ZkopsCluster:
     if kind == "apache":
-        return _ApacheCluster(voters, tick_ms=tick_ms)
-    return _ZkopsCluster(voters, tick_ms=tick_ms)
+        return _ApacheCluster(voters, tick_ms=tick_ms, sync_limit=sync_limit)
+    return _ZkopsCluster(voters, tick_ms=tick_ms, extra={"syncLimit": str(sync_limit)})
 
 
 def run(trials: int, sizes: list[int], events: list[str], servers: list[str], tick_ms: int,
-        seed: int) -> dict:
+        seed: int, sync_limit: int = 5) -> dict:
     rng = random.Random(seed)
-    results: dict = {"trials": trials, "tick_ms": tick_ms, "runs": {}}
+    results: dict = {"trials": trials, "tick_ms": tick_ms, "sync_limit": sync_limit, "runs": {}}
     for voters in sizes:
-        clusters = {kind: _make(kind, voters, tick_ms) for kind in servers}
+        clusters = {kind: _make(kind, voters, tick_ms, sync_limit) for kind in servers}
         try:
             for c in clusters.values():
                 c.start()
@@ -173,6 +202,10 @@ def run(trials: int, sizes: list[int], events: list[str], servers: list[str], ti
                     for kind in order:
                         c = clusters[kind]
                         leader = c.wait_ready(timeout=120)
+                        if event == "leader-alone":
+                            samples[(kind, event)].append(leader_alone_seconds(c, leader))
+                            c.wait_ready(timeout=300)  # three members restarting at once
+                            continue
                         victim = leader if event == "kill-leader" else rng.choice(c.ids)
                         act = (lambda c=c, v=victim: c.kill(v)) if event == "kill-leader" else \
                             (lambda c=c, v=victim: c.stop_member(v))
@@ -219,6 +252,7 @@ def main() -> None:
     ap.add_argument("--events", default="kill-leader,stop-member")
     ap.add_argument("--servers", default="zkops,apache")
     ap.add_argument("--tick-ms", type=int, default=2000)
+    ap.add_argument("--sync-limit", type=int, default=5, help="syncLimit of both kinds (kazoo's harness: 2)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -226,7 +260,7 @@ def main() -> None:
     if "apache" in servers and not refzk.available():
         sys.exit("Apache ZooKeeper is not installed: run scripts/install-test-deps")
     results = run(args.trials, [int(v) for v in args.voters.split(",")], args.events.split(","), servers,
-                  args.tick_ms, args.seed)
+                  args.tick_ms, args.seed, args.sync_limit)
     print(report(results, servers))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

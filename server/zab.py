@@ -233,6 +233,10 @@ class _Learner:
     accepted_epoch: int = -1
     phase: LearnerPhase = LearnerPhase.INFO  # INFO -> EPOCH -> ACKED -> SYNC -> SYNCED
     last_heard: int = 0
+    # the tick up to which it counts towards the established leader's quorum (Apache's
+    # tickOfNextAckDeadline): initLimit + syncLimit ticks after its hello, then syncLimit
+    # ticks after each message once it is past NEWLEADER
+    ack_deadline: int = 0
     newleader_zxid: int = 0
     their_last: int = 0
     session: int = 0
@@ -434,11 +438,9 @@ class ZabPeer:
         self.now += 1
         out = ZabOutput()
         if self.role == Role.LEADER:
-            limit = self.sync_limit if self.established else self.init_limit
-            alive = {self.my_id} | {s for s, lr in self.learners.items()
-                                    if s in self.voters and not lr.observer and self.now - lr.last_heard <= limit}
-            if self.now - self.started > limit and len(alive) < self.quorum:
-                self._abandon(out, f"lost the quorum: hearing only {sorted(alive)}")
+            lost = self._quorum_lost()
+            if lost is not None:
+                self._abandon(out, lost)
                 return out
             for sid, lr in self.learners.items():
                 if lr.phase == LearnerPhase.SYNCED:
@@ -456,6 +458,28 @@ class ZabPeer:
                 # repeats of one attempt)
                 out.messages.append((self._leader_sid, self.follower_info))
         return self._seal(out)
+
+    def _quorum_lost(self) -> str | None:
+        """Leader, at each tick: why it must stop leading, None while it may go on.
+
+        Established, it needs a quorum (of the current voters and of a reconfig's next voters
+        while one is in flight) among itself and the learners it still has a connection to
+        whose ack deadline has not passed, at every check, with no start-up allowance (Apache's
+        Leader.lead loop over LearnerHandler.synced). Before that, it gives its followers
+        initLimit ticks from the start of its leadership to connect and sync.
+        """
+        if self.established:
+            synced = {self.my_id} | {s for s, lr in self.learners.items()
+                                     if not lr.observer and self.now <= lr.ack_deadline}
+            for voters in (self.voters, self.next_voters):
+                if voters is not None and len(synced & voters) <= len(voters) // 2:
+                    return f"lost the quorum: synced only with {sorted(synced & voters)} of {sorted(voters)}"
+            return None
+        alive = {self.my_id} | {s for s, lr in self.learners.items() if s in self.voters and not lr.observer
+                                and self.now - lr.last_heard <= self.init_limit}
+        if self.now - self.started > self.init_limit and len(alive) < self.quorum:
+            return f"no quorum within initLimit: hearing only {sorted(alive)}"
+        return None
 
     def link_down(self, sid: int) -> ZabOutput:
         out = ZabOutput()
@@ -627,11 +651,14 @@ class ZabPeer:
         lr = self.learners.get(sid)
         if lr is not None:
             lr.last_heard = self.now
+            if lr.phase == LearnerPhase.SYNCED:
+                lr.ack_deadline = self.now + self.sync_limit
         if isinstance(msg, FollowerInfo):
             # taken in the role the learner claims, even where our membership says otherwise: one
             # that missed a reconfig learns it by syncing, then comes back in its new role (until
             # then its acks count only where our membership lets them)
-            lr = _Learner(sid, msg.observer, msg.accepted_epoch, last_heard=self.now)
+            lr = _Learner(sid, msg.observer, msg.accepted_epoch, last_heard=self.now,
+                          ack_deadline=self.now + self.init_limit + self.sync_limit)
             self.learners[sid] = lr
             if self.epoch_decided:
                 lr.phase = LearnerPhase.EPOCH
@@ -663,6 +690,7 @@ class ZabPeer:
         if isinstance(msg, Ack):
             if lr.phase == LearnerPhase.SYNC and msg.zxid == lr.newleader_zxid:
                 lr.phase = LearnerPhase.SYNCED
+                lr.ack_deadline = self.now + self.sync_limit
                 if not lr.observer:
                     self.newleader_acks.add(sid)
                     for z, (_, ackers, _) in self.outstanding.items():

@@ -454,6 +454,50 @@ def test_a_leader_keeps_its_role_while_a_quorum_answers() -> None:
         assert leader.role == "leader", "stepped down with 2 of 3 voters answering"
 
 
+def test_an_established_leader_without_followers_steps_down_at_its_next_check() -> None:
+    """Once established, a leader checks at every tick that the learners it still has a
+    connection to and heard from within syncLimit ticks make a quorum with it, with no
+    start-up allowance (Apache's Leader.lead loop and LearnerHandler.synced). Issue 21: a
+    leader whose followers stopped just after it took over kept holding clients for syncLimit
+    ticks counted from the start of its leadership. The closing links alone do not end it:
+    stepping down on the link event itself livelocked the simulation (seed 300195)."""
+    net = established(3)
+    leader = net.peers[1]
+    assert leader.now - leader.started <= leader.sync_limit, "the old start-up allowance still runs"
+    assert effects(leader.link_down(2), Abandon) == []
+    assert effects(leader.link_down(3), Abandon) == [], "the check is the periodic one, not the link event"
+    assert leader.role == "leader"
+    out = leader.tick()
+    assert effects(out, Abandon) and leader.role is None
+
+
+def test_an_established_leader_counts_a_follower_that_is_still_syncing() -> None:
+    """A learner that reconnected and is being synced counts towards the quorum until its first
+    deadline (initLimit + syncLimit ticks after its hello), as Apache's handler does."""
+    net = established(3)
+    leader = net.peers[1]
+    leader.link_down(3)
+    # nothing is delivered from here: 2 falls silent, and 3, back with its next attempt, stays
+    # in discovery
+    leader.receive(3, Envelope(99, FollowerInfo(0, 0, False)))
+    for _ in range(leader.init_limit + leader.sync_limit):
+        assert effects(leader.tick(), Abandon) == []
+    assert effects(leader.tick(), Abandon) and leader.role is None
+
+
+def test_a_leader_not_yet_established_waits_init_limit_for_its_quorum() -> None:
+    """Before a quorum acked NEWLEADER the leader gives its followers initLimit ticks, counted
+    from the start of its leadership, to connect and sync (Apache's waits for the epoch and
+    NEWLEADER acks), even when the ones that had connected are gone again."""
+    leader = peer(1)
+    leader.lead()
+    leader.receive(2, Envelope(1, FollowerInfo(0, 0, False)))
+    leader.link_down(2)
+    for _ in range(leader.init_limit):
+        assert effects(leader.tick(), Abandon) == [] and leader.role == "leader"
+    assert effects(leader.tick(), Abandon) and leader.role is None
+
+
 def test_a_follower_leaves_a_silent_leader() -> None:
     net = established(3)
     f = net.peers[2]
