@@ -117,7 +117,11 @@ def test_a_fresh_venv_with_the_wheel_deploys_verifies_upgrades_destroys_and_runs
     # the systemd unit: enabled, running, logging to the journal, restarted after a crash, stoppable
     assert hosts.exec(zk3, "systemctl is-enabled zkops")[1].strip() == "enabled"
     assert hosts.exec(zk3, "systemctl is-active zkops")[1].strip() == "active"
-    assert "starting pid" in hosts.exec(zk3, "journalctl -u zkops --no-pager -o cat")[1]
+    journal = "journalctl --sync >/dev/null 2>&1; journalctl -u zkops --no-pager -o cat"
+    try:  # journald writes what it got a moment later on a busy host
+        _until("the server's start in the journal", lambda: "starting pid" in hosts.exec(zk3, journal)[1], 90)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{hosts.exec(zk3, 'systemctl status zkops --no-pager; journalctl -n 40 --no-pager')[1]}")
 
     def main_pid() -> int:
         return int(hosts.exec(zk3, "systemctl show -p MainPID --value zkops")[1].strip() or 0)

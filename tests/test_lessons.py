@@ -115,3 +115,22 @@ def test_every_lab_plays_and_its_observations_happen_on_the_local_backend(lesson
     assert not (tmp_path / "lab").exists(), "the lab's ensemble is torn down after playing"
     problems = [(what, p) for what, p in check(lesson, tmp_path / "journals") if p is not None]
     assert not problems, "\n".join(lines[-30:])
+
+
+def test_lesson_6_finds_the_votes_after_the_kill_whatever_the_servers_clocks_say():
+    """The election after the kill is what each server wrote after the events it had before
+    the kill: a VM's clock seconds behind the host's must not hide its votes (seen in CI)."""
+    from zkops.labs.lessons.l06_kill_leader import first_own_votes
+
+    def vote(server: int, ts: float, leader: int, zxid: int) -> dict:
+        return {"ts": ts, "server": server, "kind": "vote_sent", "round": 2,
+                "vote": {"leader": leader, "zxid": hex(zxid)}}
+
+    # server 2's clock is 40 s behind the host's (the kill happened at host time 100), server 3's is right
+    old = [vote(2, 50.0, 2, 0x0), vote(3, 91.0, 3, 0x0), vote(2, 52.0, 3, 0x0)]
+    after = [vote(2, 60.0, 3, 0x100000004),  # relays another's vote first: not its own
+             vote(2, 60.5, 2, 0x100000005), vote(3, 120.0, 3, 0x100000004), vote(3, 121.0, 2, 0x100000005)]
+    before = {2: 2, 3: 1}
+    events = sorted(old + after, key=lambda e: e["ts"])  # as Lab.election_events gives them
+    assert first_own_votes(events, before) == {2: 0x100000005, 3: 0x100000004}
+    assert first_own_votes(old, before) == {}

@@ -6,7 +6,7 @@ import threading
 import time
 
 from .. import registers
-from .engine import Check, Context, Lesson, Step, predicted_leader, wait_for
+from .engine import Check, Context, Lesson, LessonFailed, Step, predicted_leader, wait_for
 
 
 class Writer:
@@ -26,6 +26,28 @@ class Writer:
                 self.acked.append((time.monotonic(), path))
             except Exception:  # noqa: BLE001 - connection loss during the election: retry
                 time.sleep(0.02)
+
+
+def _events_by_server(events: list[dict]) -> dict[int, list[dict]]:
+    """Election events per server, in the order each server wrote them."""
+    out: dict[int, list[dict]] = {}
+    for e in events:
+        if isinstance(e.get("server"), int):
+            out.setdefault(e["server"], []).append(e)
+    return out
+
+
+def first_own_votes(events: list[dict], before: dict[int, int]) -> dict[int, int]:
+    """Each server's first vote for itself among the events it wrote after its first
+    ``before[server]`` ones: server -> the zxid it voted with."""
+    own: dict[int, int] = {}
+    for sid, evs in _events_by_server(events).items():
+        for e in evs[before.get(sid, 0):]:
+            vote = e.get("vote")
+            if e.get("kind") == "vote_sent" and vote and vote.get("leader") == sid:
+                own[sid] = int(vote["zxid"], 16)
+                break
+    return own
 
 
 def _prepare(ctx: Context) -> None:
@@ -52,18 +74,26 @@ def _kill(ctx: Context) -> None:
     regs = registers.Registers("/lab6/register", [ctx.cluster.connect_string()] * 2).start()
     wait_for(lambda: len(writer.acked) >= 20, 30, "the writer to get going")
     wait_for(lambda: regs.completed() >= 10, 60, "the register clients to get going")
+    # what each server had recorded before the kill: the election after it is what comes next
+    # (counted, not timed: a VM's clock can be seconds off the host's)
+    recorded = _events_by_server(ctx.cluster.election_events())
+    before = {sid: len(evs) for sid, evs in recorded.items()}
     t_kill = time.monotonic()
-    wall_kill = time.time()
     ctx.cluster.kill(leader)
     survivors = [i for i in ctx.cluster.node_ids() if i != leader]
     new_leader = ctx.leader(among=survivors, timeout=60)
     ctx.note("leader_after", new_leader)
     # each survivor's first vote is for itself with the last zxid it logged: the rule picks from those
     own: dict[int, int] = {}
-    for e in ctx.cluster.election_events():
-        vote = e.get("vote")
-        if e["ts"] >= wall_kill and e["kind"] == "vote_sent" and vote and vote["leader"] == e["server"]:
-            own.setdefault(e["server"], int(vote["zxid"], 16))
+
+    def own_votes() -> bool:
+        own.update(first_own_votes(ctx.cluster.election_events(), before))
+        return all(s in own for s in survivors)
+
+    try:  # a server's events reach its file (and a VM's file the host) a moment after they happen
+        wait_for(own_votes, 30, "every survivor's first vote", interval=0.5)
+    except LessonFailed:  # judged with the votes that did arrive
+        pass
     ctx.note("zxids_at_election", {str(k): hex(v) for k, v in sorted(own.items())})
     ctx.note("rule_winner", predicted_leader(own) if own else None)
     wait_for(lambda: writer.acked and writer.acked[-1][0] > t_kill, 60, "writes to resume")
