@@ -203,3 +203,19 @@ def test_an_ordinary_snapshot_loads_as_before(tmp_path, caplog):
         assert "ACL id" not in caplog.text and db.digest_mismatches == 0
     finally:
         db.close()
+
+
+def test_a_create_inside_a_replayed_multi_resolves_too(tmp_path, caplog):
+    from zkops.server.records import MultiTxn, Txn
+
+    multi = MultiTxn([Txn(Op.create, CreateTxn("/app/new", b"n", SECRET, False, 1).to_bytes()),
+                      Txn(Op.setData, SetDataTxn("/app", b"b", 1).to_bytes())])
+    write_data_dir(tmp_path, [(6, Op.multi, multi)])
+    caplog.set_level(logging.INFO, logger="zkops.server.db")
+    db = open_db(tmp_path)
+    try:
+        assert "skipping snapshot" not in caplog.text and "granting nothing" not in caplog.text
+        assert list(db.tree.nodes["/app/new"].acl) == SECRET and db.tree.nodes["/app"].data == b"b"
+        assert db.tree.pending_acls == {}
+    finally:
+        db.close()
