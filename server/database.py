@@ -65,6 +65,9 @@ class Database:
             tree.last_zxid = snap.zxid
             start = snap.zxid
             log.info("loaded snapshot 0x%x: %d nodes, %d sessions", snap.zxid, len(tree.nodes), len(snap.sessions))
+            if tree.pending_acls:
+                log.info("snapshot 0x%x: %d nodes name an ACL id its cache lacks (a fuzzy snapshot): their "
+                         "ACL comes from the txns replayed after it", snap.zxid, len(tree.pending_acls))
         txnlog = TxnLog(log_dir, force_sync=force_sync, prealloc_bytes=prealloc_kb * 1024)
         replayed = 0
         for zxid, data in txnlog.read_from(start + 1):
@@ -88,6 +91,10 @@ class Database:
                         tree.last_zxid, pending.zxid)
         if replayed:
             log.info("replayed %d txns up to 0x%x", replayed, tree.last_zxid)
+        for path, ref in sorted(tree.unresolved_acls().items()):
+            # Apache keeps the id and fails each use of the node's ACL; the node here grants nothing
+            log.error("node %s names ACL id %d, which neither the snapshot's ACL cache nor a txn after it "
+                      "defines: it is served with an ACL granting nothing (a super user can setACL it)", path, ref)
         db = cls(data_dir, log_dir, tree, sessions, txnlog)
         db.fuzzy_until = fuzzy_until
         db.digest_mismatches = mismatches
@@ -139,11 +146,13 @@ def _load_newest_snapshot(data_dir: Path) -> tuple[DataTree, snapmod.SnapshotDat
     """The tree of the newest snapshot that reads back whole (damaged ones are skipped, saying
     why), or an empty tree. Nodes go into the tree as they are read, in the file's order (a
     parent always comes before its children, as ZooKeeper's deserialization has them): no list
-    of a million nodes and their temporaries is held beside the tree being built."""
+    of a million nodes and their temporaries is held beside the tree being built. A node naming
+    an ACL id the file's cache lacks does not make it damaged (see Loader.missing_acl)."""
     for path in snapmod.find_snapshots(data_dir):
         tree = DataTree()
+        loader = Loader(tree)
         try:
-            return tree, snapmod.read_snapshot(path, raw_sink=Loader(tree))
+            return tree, snapmod.read_snapshot(path, raw_sink=loader, missing_acl=loader.missing_acl)
         except (snapmod.SnapshotError, OSError, ValueError) as exc:
             log.warning("skipping snapshot %s: %s", path.name, exc)
     return DataTree(), None

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import paths
-from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, AclCache
+from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, WORLD_ANYONE, AclCache
 from .codes import CONTAINER_OWNER, TTL_OWNER_MASK, Err, EventType, Op, ZkError
 from .digest import EXCLUDED_PREFIX, M64
 from .javaorder import INITIAL_CAPACITY, grown_capacity, hashset_order
@@ -69,6 +69,10 @@ _CZXID, _MZXID, _PZXID, _CTIME, _MTIME, _VERSION, _CVERSION, _AVERSION, _OWNER, 
 _ACLS = AclCache()
 _ACL_TABLE: list[tuple[ACL, ...]] = []
 _ACL_INDEX: dict[int, int] = {}  # id() of an interned tuple (kept alive by the table) -> index
+# the ACL of a snapshot node whose ACL id the snapshot's cache lacks, until a replayed txn gives
+# it its list (DataTree.pending_acls), or for good when none does: it grants nothing (only a
+# super user passes; an empty list would grant everything)
+NO_ACCESS_ACL = (ACL(0, WORLD_ANYONE),)
 
 
 def _acl_word(acl: list[ACL] | tuple[ACL, ...]) -> int:
@@ -323,6 +327,10 @@ class DataTree:
         self.containers: set[str] = set()
         self.ttls: set[str] = set()
         self.last_zxid = 0
+        # path -> ACL id, for snapshot nodes naming an id their snapshot's cache lacks (a fuzzy
+        # snapshot's, see Loader.missing_acl): they hold NO_ACCESS_ACL until the txn log's
+        # replay gives them the list (a create of the existing node, a setACL) or deletes them
+        self.pending_acls: dict[str, int] = {}
         self.quotas = Quotas()
         self.writes = PerNamespace()  # bytes written per top-level namespace (mntr)
         # Apache's tree digest (digest.py): kept by every change as it happens; 0 when disabled
@@ -526,6 +534,10 @@ class DataTree:
 
     def create(self, path: str, data: bytes | None, acl: list[ACL] | tuple[ACL, ...], owner: int,
                parent_cversion: int, zxid: int, time: int) -> Node:
+        if self.pending_acls and path in self.pending_acls and path in self.nodes:
+            # a replayed create of a node a fuzzy snapshot already has (it fails below): its
+            # ACL is the list the snapshot's node named by an id the cache did not have yet
+            self._resolve_acl(path, acl)
         stat60 = _stat60(zxid, zxid, zxid, time, time, 0, 0, 0, owner)
         d = _digest_of(path, data, stat60) if self.digest_enabled else 0
         node = _leaf(stat60, d, _acl_word(acl), data)  # null data stays null, as in Apache
@@ -544,6 +556,8 @@ class DataTree:
         if parent is None:
             raise ZkError(Err.NONODE, parent_path)
         del self.nodes[path]
+        if self.pending_acls:
+            self.pending_acls.pop(path, None)
         if self.capacities:
             self.capacities.pop(path, None)  # a node made again starts with a new HashSet
         h = node._head()
@@ -586,8 +600,23 @@ class DataTree:
         node = self.nodes.get(path)
         if node is None:
             raise ZkError(Err.NONODE, path)
+        if self.pending_acls:
+            self.pending_acls.pop(path, None)
         cz, mz, pz, ct, mt, v, cv, _av, ow = _STAT60.unpack_from(node._head())
         return self._put(path, node, node.data, _acl_word(acl), _stat60(cz, mz, pz, ct, mt, v, cv, version, ow))
+
+    def _resolve_acl(self, path: str, acl: list[ACL] | tuple[ACL, ...]) -> None:
+        """Give a pending node (pending_acls) ``acl``, its stat and data as they are."""
+        del self.pending_acls[path]
+        node = self.nodes[path]
+        head = node._head()
+        self._put(path, node, node.data, _acl_word(acl), head[:60], int(_U.unpack_from(head, _DIG)[0]))
+
+    def unresolved_acls(self) -> dict[str, int]:
+        """The pending nodes no replayed txn gave a list (path -> the id), forgotten here: they
+        keep NO_ACCESS_ACL. Called once the txn log is replayed."""
+        left, self.pending_acls = self.pending_acls, {}
+        return left
 
     # ---------------------------------------------------------------- txns
     def apply(self, hdr: TxnHeader, txn: Any) -> ApplyResult:
@@ -722,6 +751,16 @@ class Loader:
             w = self._words[id(acl)] = _acl_word(acl)
         load_node(self.tree, path, data, w, stat)
 
+    def missing_acl(self, path: str, ref: int) -> list[ACL]:
+        """A snapshot.MissingAcl: the node waits in the tree's pending_acls with NO_ACCESS_ACL.
+        Apache keeps the id on the node (ReferenceCountedACLCache.addUsage ignores it) and the
+        replayed txn that made that list gives it the same id again."""
+        self.tree.pending_acls[path or "/"] = ref
+        return _NO_ACCESS_LIST
+
+
+_NO_ACCESS_LIST = list(NO_ACCESS_ACL)  # one object: a Loader keeps ACL words by the list's id()
+
 
 def load_node(tree: DataTree, path: str, data: bytes | None, aclw: int, stat: tuple[int, ...]) -> None:
     """Insert one node read from a snapshot (``stat`` in StatPersisted's order), as ZooKeeper's
@@ -756,5 +795,5 @@ def load_node(tree: DataTree, path: str, data: bytes | None, aclw: int, stat: tu
         tree.ephemerals.setdefault(owner, set()).add(path)
 
 
-__all__ = ["ApplyResult", "DataTree", "Dir", "Leaf", "Loader", "Node", "load_node", "decode_snapshot_node", "new_node", "CreateSessionTxn",
+__all__ = ["ApplyResult", "DataTree", "Dir", "Leaf", "Loader", "NO_ACCESS_ACL", "Node", "load_node", "decode_snapshot_node", "new_node", "CreateSessionTxn",
            "DeleteTxn", "SetACLTxn", "SetDataTxn", "CheckVersionTxn"]

@@ -326,16 +326,24 @@ NodeSink = Callable[[str, bytes | None, list[ACL], StatPersisted], object]
 # a faster sink for recovery: path, data, the ACL list (one object per cache id: not to be
 # changed) and the stat as a tuple in StatPersisted's order; it checks that parents come first
 RawNodeSink = Callable[[str, bytes | None, list[ACL], tuple[int, ...]], object]
+# what a node naming an ACL id its snapshot's cache lacks gets instead: called with the node's
+# path ("" for the root) and the id. A fuzzy snapshot can hold such a node (Apache writes the
+# cache first, then the nodes, while txns keep applying); a loader that replays the txn log
+# after the file can take the list from the replayed txn that set it (datatree.Loader does)
+MissingAcl = Callable[[str, int], list[ACL]]
 _STAT_PERSISTED = struct.Struct(">qqqqiiiqq")  # czxid mzxid ctime mtime version cversion aversion owner pzxid
 
 
 def parse_with_digest(data: bytes, name: str = "snapshot", sink: NodeSink | None = None,
-                      raw_sink: RawNodeSink | None = None) -> tuple[dict[int, int], list[Node], ZxidDigest | None]:
+                      raw_sink: RawNodeSink | None = None,
+                      missing_acl: MissingAcl | None = None) -> tuple[dict[int, int], list[Node], ZxidDigest | None]:
     """parse(), and the digest the file ends with (None for a file without one). With
     ``sink``, each node goes to it as it is read (no list of them is kept: a large tree's
     temporaries are then freed node by node) and the returned list is empty. ``raw_sink``
     is the same with no record objects per node (see RawNodeSink); the sink itself must
-    refuse a node whose parent it has not been given (a tree does: its parent is missing)."""
+    refuse a node whose parent it has not been given (a tree does: its parent is missing).
+    A node naming an ACL id the file's cache lacks makes it a SnapshotError, unless
+    ``missing_acl`` gives that node's ACL (see MissingAcl)."""
     mv = memoryview(data)
     first: str | None = None
     try:
@@ -395,7 +403,7 @@ def parse_with_digest(data: bytes, name: str = "snapshot", sink: NodeSink | None
                 off += 68
                 acl = open_acl if ref == OPEN_ACL_ID else acls.get(ref)
                 if acl is None:
-                    raise SnapshotError(f"{name}: node {path or '/'} names ACL id {ref}, not in the cache")
+                    acl = _missing(name, path, ref, missing_acl)
                 if first is None:
                     first = path
                 raw_sink(path, ndata, acl, stat)
@@ -406,7 +414,7 @@ def parse_with_digest(data: bytes, name: str = "snapshot", sink: NodeSink | None
             elif node.acl in acls:
                 acl = list(acls[node.acl])
             else:
-                raise SnapshotError(f"{name}: node {path or '/'} names ACL id {node.acl}, not in the cache")
+                acl = _missing(name, path, node.acl, missing_acl)
             if path and path[: path.rfind("/")] not in seen:
                 raise SnapshotError(f"{name}: node {path} comes before its parent")
             seen.add(path)
@@ -440,6 +448,12 @@ def parse_with_digest(data: bytes, name: str = "snapshot", sink: NodeSink | None
     return sessions, nodes, digest
 
 
+def _missing(name: str, path: str, ref: int, missing_acl: MissingAcl | None) -> list[ACL]:
+    if missing_acl is None:
+        raise SnapshotError(f"{name}: node {path or '/'} names ACL id {ref}, not in the cache")
+    return missing_acl(path, ref)
+
+
 def _load_bytes(path: Path) -> bytes:
     if path.name.endswith(".gz"):
         import gzip  # only for snapshots compressed by Apache's zookeeper.snapshot.compression.method
@@ -453,11 +467,13 @@ def _load_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def read_snapshot(path: Path, sink: NodeSink | None = None, raw_sink: RawNodeSink | None = None) -> SnapshotData:
+def read_snapshot(path: Path, sink: NodeSink | None = None, raw_sink: RawNodeSink | None = None,
+                  missing_acl: MissingAcl | None = None) -> SnapshotData:
     """Read and verify one snapshot file (plain or .gz); with ``sink`` or ``raw_sink``, its
-    nodes go there one by one (see ``parse_with_digest``) and ``nodes`` stays empty."""
+    nodes go there one by one (see ``parse_with_digest``, also for ``missing_acl``) and
+    ``nodes`` stays empty."""
     p = Path(path)
-    sessions, nodes, digest = parse_with_digest(_load_bytes(p), str(p), sink, raw_sink)
+    sessions, nodes, digest = parse_with_digest(_load_bytes(p), str(p), sink, raw_sink, missing_acl)
     return SnapshotData(snapshot_zxid(p), sessions, nodes, p, digest)
 
 
@@ -472,7 +488,7 @@ def load_newest_valid(data_dir: Path) -> SnapshotData | None:
 
 
 __all__ = [
-    "DataNode", "EMPTY_DIGEST", "Node", "OPEN_ACL_UNSAFE", "SNAP_MAGIC", "SnapshotData", "SnapshotError", "ZxidDigest",
+    "DataNode", "EMPTY_DIGEST", "MissingAcl", "Node", "OPEN_ACL_UNSAFE", "SNAP_MAGIC", "SnapshotData", "SnapshotError", "ZxidDigest",
     "digest_of", "find_snapshots", "install_snapshot_bytes", "load_newest_valid", "looks_sealed", "parse", "read_snapshot",
     "serialize", "snapshot_name", "snapshot_zxid", "write_snapshot",
 ]
