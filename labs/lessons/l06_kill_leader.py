@@ -77,7 +77,7 @@ def _kill(ctx: Context) -> None:
     # what each server had recorded before the kill: the election after it is what comes next
     # (counted, not timed: a VM's clock can be seconds off the host's)
     recorded = _events_by_server(ctx.cluster.election_events())
-    before = {sid: len(evs) for sid, evs in recorded.items()}
+    counts_before = {sid: len(evs) for sid, evs in recorded.items()}
     t_kill = time.monotonic()
     ctx.cluster.kill(leader)
     survivors = [i for i in ctx.cluster.node_ids() if i != leader]
@@ -87,7 +87,7 @@ def _kill(ctx: Context) -> None:
     own: dict[int, int] = {}
 
     def own_votes() -> bool:
-        own.update(first_own_votes(ctx.cluster.election_events(), before))
+        own.update(first_own_votes(ctx.cluster.election_events(), counts_before))
         return all(s in own for s in survivors)
 
     try:  # a server's events reach its file (and a VM's file the host) a moment after they happen
