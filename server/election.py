@@ -12,7 +12,11 @@ Rules kept from ZooKeeper:
 - servers already FOLLOWING/LEADING answer a LOOKING server with their vote and
   state; a newcomer follows the leader a quorum reports (and that reports LEADING
   itself) without forcing a new election;
-- observers never vote: they only learn the leader the same way.
+- observers never vote: they only learn the leader the same way;
+- a server that logged a reconfig it has not seen committed (a proposed membership newer than
+  its committed one) needs a quorum of each: a vote counts towards the memberships that hold
+  its sender, and it hears and tells the voters of both (Apache's getVoteTracker adds the last
+  seen verifier; validVoter takes the current and next voters).
 """
 
 from __future__ import annotations
@@ -83,6 +87,10 @@ class Election:
         self.is_observer = my_id in self.observers
         self.config_version = 0
         self.config = b""
+        # the voters of a proposed membership newer than the committed one (a reconfig this
+        # server logged and has not seen committed), None without one
+        self.next_voters: set[int] | None = None
+        self.next_version = 0
         self.finalize_ticks = finalize_ticks
         self.resend_ticks = resend_ticks
         self.round = 0
@@ -101,7 +109,18 @@ class Election:
         return len(self.voters) // 2 + 1
 
     def _peers(self) -> list[int]:
-        return sorted((self.voters | self.observers) - {self.my_id})
+        return sorted((self.voters | self.observers | (self.next_voters or set())) - {self.my_id})
+
+    def _valid_voter(self, sid: int) -> bool:
+        """A voter of the committed or of the proposed membership (Apache's validVoter)."""
+        return sid in self.voters or (self.next_voters is not None and sid in self.next_voters)
+
+    def _has_quorums(self, backers: set[int]) -> bool:
+        """A majority of the committed voters and, with a proposed membership, of its voters."""
+        for voters in (self.voters, self.next_voters):
+            if voters is not None and len(backers & voters) <= len(voters) // 2:
+                return False
+        return True
 
     # ------------------------------------------------------------ inputs
     def start(self, epoch: int, zxid: int) -> ElectionOutput:
@@ -164,7 +183,7 @@ class Election:
                 # tell the newcomer who leads
                 self._send(out, n.sender)
             return out
-        if n.observer or n.sender not in self.voters:
+        if n.observer or not self._valid_voter(n.sender):
             # an observer looking too: answer only if we know something
             return out
         if n.state == ServerState.LOOKING.value:
@@ -196,8 +215,8 @@ class Election:
     def _check_quorum(self, out: ElectionOutput) -> None:
         if self.is_observer or not self.member:
             return
-        agree = sum(1 for sid, v in self.recv.items() if v == self.vote and sid in self.voters)
-        if agree >= self.quorum:
+        agree = {sid for sid, v in self.recv.items() if v == self.vote}
+        if self._has_quorums(agree):
             if self.finalize_at is None:
                 self.finalize_at = self.now + self.finalize_ticks
                 if self.finalize_ticks == 0:
@@ -213,6 +232,17 @@ class Election:
         self.is_observer = self.my_id in self.observers
         if version is not None and config is not None:
             self.config_version, self.config = version, config
+        if self.next_voters is not None and self.next_version <= self.config_version:
+            self.next_voters = None
+
+    def set_proposed(self, voters: set[int] | None, observers: set[int] | None = None,
+                     version: int = 0) -> None:
+        """The newest membership this server logged and has not seen committed (None: none);
+        it counts only while its version is above the committed one's."""
+        if voters is None or version <= self.config_version:
+            self.next_voters, self.next_version = None, 0
+        else:
+            self.next_voters, self.next_version = set(voters), version
 
     @property
     def is_voter(self) -> bool:
@@ -231,16 +261,15 @@ class Election:
             # never lead on the word of followers from an earlier round: they may not yet
             # have noticed that we gave up leading (as ZooKeeper's checkLeader)
             backers = [sid for sid, (state, v, rnd) in self.outside.items()
-                       if v.leader == leader and sid in self.voters and rnd == self.round]
+                       if v.leader == leader and rnd == self.round]
         else:
-            backers = [sid for sid, (state, v, _) in self.outside.items()
-                       if v.leader == leader and sid in self.voters]
+            backers = [sid for sid, (state, v, _) in self.outside.items() if v.leader == leader]
         if self.vote.leader == leader and not self.is_observer:
             backers.append(self.my_id)
         leader_says = self.outside.get(leader)
         leader_leads = leader == self.my_id or (leader_says is not None and
                                                 leader_says[0] == ServerState.LEADING.value)
-        if len(set(backers)) >= self.quorum and leader_leads:
+        if self._has_quorums(set(backers)) and leader_leads:
             self.round = max(self.round, n.round)
             self._change(out, n.vote)
             self._decide(out)
@@ -277,7 +306,8 @@ class Election:
     def _broadcast(self, out: ElectionOutput) -> None:
         self.last_send = self.now
         n = self._notification()
-        targets = sorted(self.voters - {self.my_id}) if self.state == ServerState.LOOKING else self._peers()
+        targets = (sorted((self.voters | (self.next_voters or set())) - {self.my_id})
+                   if self.state == ServerState.LOOKING else self._peers())
         for sid in targets:
             out.messages.append((sid, n))
         out.events.append(ElectionEvent("vote_sent", self.round, self.vote))

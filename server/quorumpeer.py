@@ -75,9 +75,28 @@ class QuorumPeer:
         self.state = ServerState.LOOKING
         self.leader = None
         self.established = False
+        self._proposed_membership()
         e = self.election.start(self.zab.current_epoch, self.zab.history.last)
         out.election.extend(e.messages)
         out.events.extend(e.events)
+
+    def _proposed_membership(self) -> None:
+        """Tell the election of the newest reconfig in our log past the commit point (Apache's
+        last seen verifier): until it commits, a leader needs a quorum of its voters too."""
+        proposed: tuple[int, bytes] | None = None
+        for zxid, payload in self.zab.history.between(self.zab.committed, self.zab.history.last):
+            config = self.zab.config_of(payload)
+            if config is not None:
+                proposed = (zxid, config)
+        if proposed is None:
+            self.election.set_proposed(None)
+            return
+        try:
+            voters, observers = self.zab.members_of(proposed[1])
+        except Exception:  # the parser is the owner's; a text it refuses proposes nothing
+            self.election.set_proposed(None)
+            return
+        self.election.set_proposed(voters or None, observers, proposed[0])
 
     def _election(self, out: PeerOutput, e: Any) -> None:
         out.election.extend(e.messages)

@@ -317,3 +317,53 @@ def test_a_reconfig_changes_who_counts() -> None:
     e.receive(looking(5, Vote(1, 0, 5), e.round))
     e.receive(looking(4, Vote(1, 0, 5), e.round))
     assert e.tick().decided is None and e.tick().decided == (ServerState.FOLLOWING, 5)
+
+
+# ---------------------------------------------------------------- a reconfig logged, not committed
+def test_with_a_proposed_membership_a_vote_needs_a_quorum_of_both() -> None:
+    """A server that logged a reconfig it has not seen committed counts votes against its
+    committed membership AND the proposed one (Apache's getVoteTracker adds the last seen
+    verifier when its version is newer; hasAllQuorums needs a quorum in each). Votes count only
+    towards the memberships that hold their sender. Committed {1, 2, 5}, proposed {1, 2}: the
+    removed 5 backing 1 makes a quorum of the committed voters only, so 1 must wait for 2."""
+    e = Election(1, {1, 2, 5}, finalize_ticks=0)
+    e.config_version = 0x100000001
+    e.set_proposed({1, 2}, set(), 0x100000005)
+    e.start(1, 5)
+    out = e.receive(looking(5, Vote(1, 5, 1), e.round))
+    assert out.decided is None and e.state == ServerState.LOOKING, "1 of the proposed voters {1, 2} is no quorum"
+    out = e.receive(looking(2, Vote(1, 5, 1), e.round))
+    assert out.decided == (ServerState.LEADING, 1), "now 2 of {1, 2} and 3 of {1, 2, 5} agree"
+
+
+def test_a_proposed_membership_no_newer_than_the_committed_one_is_ignored() -> None:
+    """Only a proposed membership with a higher version than the committed one counts."""
+    e = Election(1, {1, 2, 5}, finalize_ticks=0)
+    e.config_version = 0x100000005
+    e.set_proposed({1, 2}, set(), 0x100000005)
+    e.start(1, 5)
+    assert e.receive(looking(5, Vote(1, 5, 1), e.round)).decided == (ServerState.LEADING, 1)
+
+
+def test_a_looking_server_also_hears_and_tells_the_proposed_voters() -> None:
+    """Notifications go to the voters of both memberships, and a vote from a voter of either
+    one is taken (Apache's validVoter: the current and next voters)."""
+    e = Election(1, {1, 2, 3}, finalize_ticks=0)
+    e.set_proposed({1, 2, 3, 4}, set(), 0x100000005)
+    out = e.start(1, 5)
+    assert sent_to(out) == [2, 3, 4]
+    e.receive(looking(4, Vote(1, 5, 1), e.round))
+    out = e.receive(looking(2, Vote(1, 5, 1), e.round))
+    assert out.decided == (ServerState.LEADING, 1), "2 of {1, 2, 3} and 3 of {1, 2, 3, 4}"
+
+
+def test_a_newcomer_follows_only_a_leader_backed_in_both_memberships() -> None:
+    """Joining servers that already serve (outside the election) needs both quorums too."""
+    e = Election(1, {1, 2, 3})
+    e.set_proposed({1, 2, 3, 4, 5}, set(), 0x100000005)
+    e.start(1, 5)
+    e.receive(serving(3, FOLLOWING, 2, round=1))
+    out = e.receive(serving(2, LEADING, 2, round=1))
+    assert out.decided is None, "2 and 3 are 2 of {1, 2, 3} but only 2 of the proposed {1, 2, 3, 4, 5}"
+    out = e.receive(serving(4, FOLLOWING, 2, round=1))
+    assert out.decided == (ServerState.FOLLOWING, 2), "and 4 makes 3 of 5"
