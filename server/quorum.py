@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -550,6 +551,12 @@ class Ensemble:
         """A client reattached ``session`` to this server: a learner tells the leader (REVALIDATE)."""
         if self.peer.zab.role in (Role.OBSERVER, Role.FOLLOWER) and self.peer.leader is not None:
             self.quorum_net.revalidate(session, timeout)
+
+    def ask_session(self, session: int, timeout: int, answer: Callable[[bool | None], None]) -> bool:
+        """A client reattached a session this learner does not hold (yet): ask the leader."""
+        if self.peer.zab.role in (Role.OBSERVER, Role.FOLLOWER) and self.peer.leader is not None:
+            return self.quorum_net.revalidate(session, timeout, answer)
+        return False
 
     def _fail(self, origin: Pending, err: Err) -> None:
         if origin.conn is not None and origin.req is not None:

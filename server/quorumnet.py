@@ -86,6 +86,8 @@ class _Link:
     info_sent: bool = False
     uptodate: bool = False  # learner: UPTODATE came; before it Apache's leader takes only our ACK
     closed: bool = False
+    # learner: sessions asked about with REVALIDATE, and who waits for each answer
+    revalidating: dict[int, list[Callable[[bool | None], None]]] = field(default_factory=dict)
 
     def write(self, *packets: QuorumPacket, extra: bytes = b"") -> None:
         if self.closed or self.writer.is_closing():
@@ -210,14 +212,19 @@ class QuorumNetwork:
                 link.write(QuorumPacket(T.ACK, msg.zxid, None, None))
         # Ping: Apache learners only answer the leader's pings (see _learner_packet)
 
-    def revalidate(self, session: int, timeout: int) -> bool:
+    def revalidate(self, session: int, timeout: int,
+                   answer: Callable[[bool | None], None] | None = None) -> bool:
         """Tell the leader that a client's session reconnected here (Apache's leader then takes this
-        learner as the session's owner, and refuses writes for it forwarded by any other); the
-        leader's answer is not waited for: it comes before any write of that session this learner
-        forwards next, on the same connection. False when there is no connection."""
+        learner as the session's owner, and refuses writes for it forwarded by any other). With
+        ``answer``, the leader's reply is handed to it: True or False as the leader says, None when
+        the connection closes first. Without, it is not waited for: it comes before any write of
+        that session this learner forwards next, on the same connection. False when there is no
+        connection (``answer`` is then never called)."""
         link = self.leader_link
         if link is None or link.closed:
             return False
+        if answer is not None:
+            link.revalidating.setdefault(session, []).append(answer)
         link.write(QuorumPacket(T.REVALIDATE, -1, qw.encode_revalidate(session, timeout), None))
         return True
 
@@ -246,6 +253,10 @@ class QuorumNetwork:
         finally:
             link.closed = True
             link.writer.close()
+            waiting, link.revalidating = link.revalidating, {}
+            for answers in waiting.values():
+                for answer in answers:
+                    answer(None)
             if self.leader_link is link:
                 self.leader_link = None
                 self.cb.link_down(link.sid)
@@ -289,7 +300,10 @@ class QuorumNetwork:
             self.cb.synced()
             return
         elif t == T.REVALIDATE:
-            return  # zkops learners check sessions themselves (every server has every session)
+            session, valid = qw.decode_revalidate_reply(p.data)
+            for answer in link.revalidating.pop(session, ()):
+                answer(valid)
+            return
         else:
             raise qw.QuorumWireError(f"unexpected {T(t).name} from the leader")
         self.cb.deliver(link.sid, Envelope(link.session, msg))

@@ -49,6 +49,8 @@ from .wire import encode_multi_results
 log = logging.getLogger("zkops.server")
 
 EMPTY_PASSWD = b"\0" * 16
+# how long a learner waits for a session the leader vouched for to reach its own tree
+REVALIDATE_APPLY_WAIT_MS = 2000
 
 
 @dataclass
@@ -186,6 +188,11 @@ class Replication(Protocol):
 
     def session_reconnected(self, session: int, timeout: int) -> None:
         """A client reattached ``session`` to this server (a learner tells the leader: REVALIDATE)."""
+
+    def ask_session(self, session: int, timeout: int, answer: Callable[[bool | None], None]) -> bool:
+        """A client reattached a session this server does not hold: a learner asks the leader
+        (REVALIDATE) and hands ``answer`` its verdict (None: the connection to the leader closed
+        first). False when there is no leader to ask (``answer`` is then never called)."""
 
 
 class ZooKeeperServer:
@@ -577,11 +584,52 @@ class ZooKeeperServer:
             return
         sid = req.sessionId
         s = core.sessions.sessions.get(sid)
+        if s is None and req.passwd == session_password(sid):
+            # maybe committed and not applied here yet: the leader knows (Apache's learners ask too)
+            def answered(valid: bool | None, conn: ClientConnection = conn, sid: int = sid) -> None:
+                self._revalidated(conn, sid, timeout, valid, _now_ms() + REVALIDATE_APPLY_WAIT_MS)
+
+            if self.role.ask_session(sid, timeout, answered):
+                log.info("Session 0x%x of client %s is not known here: asking the leader", sid, conn.peer[0])
+                conn.held = True
+                return
         if s is None or s.closing or req.passwd != session_password(sid):
-            log.info("Invalid session 0x%x for client %s, probably expired", sid, conn.peer[0])
-            conn.send_connect_response(ConnectResponse(0, 0, 0, EMPTY_PASSWD), False)
+            self._expired(conn, sid)
+            return
+        self._reattach(conn, sid, timeout)
+
+    def _expired(self, conn: ClientConnection, sid: int) -> None:
+        log.info("Invalid session 0x%x for client %s, probably expired", sid, conn.peer[0])
+        conn.send_connect_response(ConnectResponse(0, 0, 0, EMPTY_PASSWD), False)
+        conn.close()
+
+    def _revalidated(self, conn: ClientConnection, sid: int, timeout: int, valid: bool | None,
+                     deadline_ms: int) -> None:
+        """The leader's answer about a session this learner did not hold when its client came."""
+        if conn.closing:
+            return
+        if valid is False:
+            self._expired(conn, sid)
+            return
+        s = self.core.sessions.sessions.get(sid)
+        if valid is None or (s is None and _now_ms() >= deadline_ms):
+            # no verdict, or the leader's commit of it has not reached us: the client tries again
+            log.info("closing connection from %s: session 0x%x not known here yet", conn.peer[0], sid)
             conn.close()
             return
+        if s is None:  # the leader committed it before answering; its COMMIT is on its way to the tree
+            self.loop.call_later(0.005, self._revalidated, conn, sid, timeout, valid, deadline_ms)
+            return
+        if s.closing:
+            self._expired(conn, sid)
+            return
+        conn.held = False
+        self._reattach(conn, sid, timeout)
+        conn.drain()
+
+    def _reattach(self, conn: ClientConnection, sid: int, timeout: int) -> None:
+        core = self.core
+        s = core.sessions.sessions[sid]
         old = self.by_session.get(sid)
         if old is not None and old is not conn:
             old.session_id = 0  # the session moved; the old socket must not close it
@@ -945,6 +993,9 @@ class Standalone:
     def reattached(self, session_id: int, timeout: int) -> None:
         pass  # no other server to tell
 
+    def ask_session(self, session_id: int, timeout: int, answer: Callable[[bool | None], None]) -> bool:
+        return False  # every session this server knows of is in its own tree
+
     def _enqueue(self, p: Pending) -> None:
         server = self.server
         server.pending.append(p)
@@ -1014,6 +1065,11 @@ class QuorumMember:
         """A client moved its session here: the leader must learn who owns it now."""
         self.touched(session_id)
         self.replication.session_reconnected(session_id, timeout)
+
+    def ask_session(self, session_id: int, timeout: int, answer: Callable[[bool | None], None]) -> bool:
+        """A session this learner has not applied yet may be one the leader just committed (a
+        client that made it on another server and moved at once): the leader says."""
+        return self.replication.ask_session(session_id, timeout, answer)
 
     def durable(self, zxid: int) -> None:
         self.replication.persisted(zxid)
