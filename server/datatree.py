@@ -339,7 +339,7 @@ class DataTree:
         self.digest = 0
         self._install_system_nodes()
         # Apache's running count of path and data bytes (mntr's approximate_data_size): kept
-        # by creates, deletes and setData, counted afresh after a snapshot load; the quota
+        # by creates, deletes and setData and by a snapshot's nodes as they are loaded; the quota
         # stats rewritten in place do not move it, as in Apache
         self.approx_bytes = self._count_bytes()
 
@@ -429,11 +429,11 @@ class DataTree:
             self._put(path, node, data, _acl_bits(head), head[:60])
 
     def snapshot_loaded(self) -> None:
-        """After a snapshot's nodes are in: count the bytes, find the quotas and count their
-        usage again (in Apache's order)."""
-        self.approx_bytes = self._count_bytes()
+        """After a snapshot's nodes are in: find the quotas and count their usage again (Apache's
+        setupQuota). The bytes (approx_bytes) and the digest were counted node by node as the
+        nodes went in (``load_node``, ``Loader``), so the quota stats rewritten here do not move
+        the bytes, as in Apache."""
         self.quotas.rebuild(self)
-        # the digest was kept node by node as they went in (decode_snapshot_node)
 
     def children_sorted(self, node: Node) -> list[str]:
         return sorted(child_names(node.children))
@@ -737,19 +737,81 @@ def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: lis
 
 class Loader:
     """A snapshot.RawNodeSink that puts nodes into ``tree`` (the ACL lists a snapshot reader
-    hands out are one object per cache id, alive while it reads: their words are kept by id)."""
+    hands out are one object per cache id, alive while it reads: their words are kept by id).
 
-    __slots__ = ("tree", "_words")
+    Recovery's hot loop: the node's stat arrives as the file's 60 bytes, which are already the
+    big-endian two's complement fields a leaf holds, so they are reordered by slicing instead
+    of unpacked and packed again; the parent looked up last is kept, since a snapshot lists a
+    parent's children one after another (pre-order), and its HashSet growth is checked only
+    when its child count passes the next threshold. Builds what ``load_node`` builds."""
+
+    __slots__ = ("tree", "_words", "_parent_path", "_children", "_grow_above")
 
     def __init__(self, tree: DataTree) -> None:
         self.tree = tree
         self._words: dict[int, int] = {}
+        self._parent_path: str | None = None
+        self._children: dict[str, None] = {}
+        self._grow_above = 0
 
-    def __call__(self, path: str, data: bytes | None, acl: list[ACL], stat: tuple[int, ...]) -> None:
+    def __call__(self, path: str, data: bytes | memoryview | None, acl: list[ACL],
+                 stat: bytes | memoryview) -> None:
         w = self._words.get(id(acl))
         if w is None:
             w = self._words[id(acl)] = _acl_word(acl)
-        load_node(self.tree, path, data, w, stat)
+        # the file's czxid mzxid ctime mtime version cversion aversion owner pzxid -> the leaf's
+        # czxid mzxid pzxid ctime mtime version cversion aversion owner
+        stat60 = b"".join((stat[0:16], stat[52:60], stat[16:52]))
+        tree = self.tree
+        if path == "":
+            path = "/"
+        existing = tree.nodes.get(path)
+        if existing is not None:  # the root and the system nodes: their children stay
+            self._parent_path = None
+            data = None if data is None else bytes(data)
+            tree.approx_bytes += _size(data) - _size(existing.data)
+            tree._put(path, existing, data, w, stat60)
+            return
+        cut = path.rfind("/")
+        parent_path = path[:cut] or "/"
+        if parent_path != self._parent_path:
+            parent = tree.nodes.get(parent_path)
+            if parent is None:
+                raise ValueError(f"snapshot names {path} before its parent")
+            children = parent.children
+            if children is None:
+                children = tree._dir(parent_path, parent).children
+                assert children is not None
+            self._parent_path, self._children = parent_path, children
+            self._grow_above = tree.capacities.get(parent_path, INITIAL_CAPACITY) * 3 // 4
+        else:
+            children = self._children
+        if not tree.digest_enabled or path.startswith(EXCLUDED_PREFIX):
+            d = 0
+        else:
+            crc = zlib.crc32(path.encode("utf-8"))
+            if data:
+                crc = zlib.crc32(data, crc)
+            d = zlib.crc32(stat60, crc)
+        if data is None:
+            node = Leaf(stat60 + _TAIL.pack(d, w | 1))
+        else:
+            node = Leaf(b"".join((stat60, _TAIL.pack(d, w), data)))
+        children[path] = None
+        if len(children) > self._grow_above:
+            tree._grow(parent_path, len(children))
+            self._grow_above = tree.capacities.get(parent_path, INITIAL_CAPACITY) * 3 // 4
+        tree.nodes[path] = node
+        tree.digest += d
+        tree.approx_bytes += len(path) + (len(data) if data is not None else 0)
+        (owner,) = _Q.unpack_from(stat60, 52)
+        if owner:
+            if owner == CONTAINER_OWNER:
+                tree.containers.add(path)
+            elif is_ttl_owner(owner):
+                tree.ttls.add(path)
+            else:
+                tree.ephemerals.setdefault(owner, set()).add(path)
 
     def missing_acl(self, path: str, ref: int) -> list[ACL]:
         """A snapshot.MissingAcl: the node waits in the tree's pending_acls with NO_ACCESS_ACL.
@@ -771,6 +833,7 @@ def load_node(tree: DataTree, path: str, data: bytes | None, aclw: int, stat: tu
         path = "/"
     existing = tree.nodes.get(path)
     if existing is not None:  # the root and the system nodes: their children stay
+        tree.approx_bytes += _size(data) - _size(existing.data)
         tree._put(path, existing, data, aclw, stat60)
         return
     parent_path = paths.parent_of(path)
@@ -787,6 +850,7 @@ def load_node(tree: DataTree, path: str, data: bytes | None, aclw: int, stat: tu
     tree._grow(parent_path, len(children))
     tree.nodes[path] = node
     tree.digest += d
+    tree.approx_bytes += len(path) + _size(data)
     if owner == CONTAINER_OWNER:
         tree.containers.add(path)
     elif is_ttl_owner(owner):

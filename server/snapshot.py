@@ -324,14 +324,15 @@ NodeSink = Callable[[str, bytes | None, list[ACL], StatPersisted], object]
 
 
 # a faster sink for recovery: path, data, the ACL list (one object per cache id: not to be
-# changed) and the stat as a tuple in StatPersisted's order; it checks that parents come first
-RawNodeSink = Callable[[str, bytes | None, list[ACL], tuple[int, ...]], object]
+# changed) and the stat as the file's 60 bytes (StatPersisted's fields in its order, big-endian);
+# data and stat are views into the file's bytes, to be copied if kept beyond the call. The sink
+# checks that parents come first
+RawNodeSink = Callable[[str, memoryview | None, list[ACL], memoryview], object]
 # what a node naming an ACL id its snapshot's cache lacks gets instead: called with the node's
 # path ("" for the root) and the id. A fuzzy snapshot can hold such a node (Apache writes the
 # cache first, then the nodes, while txns keep applying); a loader that replays the txn log
 # after the file can take the list from the replayed txn that set it (datatree.Loader does)
 MissingAcl = Callable[[str, int], list[ACL]]
-_STAT_PERSISTED = struct.Struct(">qqqqiiiqq")  # czxid mzxid ctime mtime version cversion aversion owner pzxid
 
 
 def parse_with_digest(data: bytes, name: str = "snapshot", sink: NodeSink | None = None,
@@ -390,16 +391,16 @@ def parse_with_digest(data: bytes, name: str = "snapshot", sink: NodeSink | None
             if raw_sink is not None:
                 (n,) = _I.unpack_from(mv, off)
                 off += 4
-                ndata: bytes | None = None
+                ndata: memoryview | None = None
                 if n != -1:
                     if n < 0 or off + n > size:
                         raise SnapshotError(f"{name}: node {path or '/'}: bad data length {n}")
-                    ndata = bytes(mv[off:off + n])
+                    ndata = mv[off:off + n]
                     off += n
                 if off + 68 > size:
                     raise SnapshotError(f"{name}: node {path or '/'} is cut short")
                 (ref,) = _Q.unpack_from(mv, off)
-                stat = _STAT_PERSISTED.unpack_from(mv, off + 8)
+                stat = mv[off + 8:off + 68]
                 off += 68
                 acl = open_acl if ref == OPEN_ACL_ID else acls.get(ref)
                 if acl is None:
