@@ -7,6 +7,8 @@ OBSERVING a leader). Votes are (epoch, zxid, sid) and compare in that order.
 Rules kept from ZooKeeper:
 - a LOOKING server proposes itself, adopts any better vote it hears in its round, and
   moves to a newer round (election epoch) when it hears one;
+- a LOOKING server that hears a worse vote in its round answers that sender with its own at
+  once (the sender has not heard it), where Apache's waits for its next resend;
 - a vote is decided when a quorum of voters' latest votes in this round agree and no
   better vote arrives during the finalize wait;
 - servers already FOLLOWING/LEADING answer a LOOKING server with their vote and
@@ -203,6 +205,11 @@ class Election:
                 self._change(out, n.vote)
                 self.recv[self.my_id] = self.vote
                 self._broadcast(out)
+            elif not self.is_observer and n.vote < self.vote:
+                # the sender has not heard our better vote: it reached the sender before it
+                # was looking (a follower that had not yet noticed its leader's death answers
+                # and forgets it) or was lost; tell it now rather than at our next resend
+                self._send(out, n.sender)
             self.recv[n.sender] = n.vote
             self._check_quorum(out)
         else:

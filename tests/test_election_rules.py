@@ -107,10 +107,50 @@ def test_a_better_vote_in_the_round_is_adopted_and_broadcast() -> None:
     assert sent_to(out) == [2, 3] and all(n.vote == Vote(1, 0, 3) for _, n in out.messages)
 
 
-def test_a_worse_vote_in_the_round_changes_nothing_and_sends_nothing() -> None:
+def test_a_worse_vote_in_the_round_changes_nothing_and_is_answered_with_ours() -> None:
+    """A sender in our round still voting worse than us has not heard our vote (it reached
+    the sender before it was looking, or was lost): we keep ours and tell that sender alone,
+    at once rather than at the next resend."""
     e = server(3)
     out = e.receive(looking(1, Vote(1, 0, 1), 1))
-    assert e.vote == Vote(1, 0, 3) and out.messages == [] and votes_changed(out) == []
+    assert e.vote == Vote(1, 0, 3) and votes_changed(out) == []
+    assert sent_to(out) == [1] and out.messages[0][1].vote == Vote(1, 0, 3)
+    assert out.messages[0][1].round == 1 and out.messages[0][1].state == LOOKING
+
+
+def test_an_equal_vote_in_the_round_is_not_answered() -> None:
+    e = server(3)
+    out = e.receive(looking(1, Vote(1, 0, 3), 1))
+    assert out.messages == [] and votes_changed(out) == []
+
+
+def test_a_vote_sent_to_a_server_still_following_does_not_wait_for_the_resend() -> None:
+    """The failover race (issue 21): the leader dies; server 3 notices first and its vote
+    reaches server 1 while 1 still follows (1 answers as a follower and forgets it); then 1
+    looks, voting for itself. The two agree within the finalize wait, not a resend later."""
+    s1 = Election(1, {1, 2, 3}, finalize_ticks=2, resend_ticks=5)
+    s3 = Election(3, {1, 2, 3}, finalize_ticks=2, resend_ticks=5)
+    for s in (s1, s3):
+        s.start(1, 0)
+        s.settled(ServerState.FOLLOWING if s is s1 else ServerState.LEADING, 3, 1, 0)
+    out3 = s3.start(1, 5)  # round 2; 2 (the leader) is gone
+    to_1 = [n for to, n in out3.messages if to == 1]
+    answer = s1.receive(to_1[0])  # still following: answers with its state, records nothing
+    assert [n.state for _, n in answer.messages] == [FOLLOWING]
+    s3.receive(answer.messages[0][1])
+    queue = [(1, to, n) for to, n in s1.start(1, 5).messages]
+    servers = {1: s1, 3: s3}
+    for ticks in range(10):
+        while queue:
+            _, to, n = queue.pop(0)
+            if to in servers:
+                queue += [(to, t, m) for t, m in servers[to].receive(n).messages]
+        if all(s.state != ServerState.LOOKING for s in servers.values()):
+            break
+        for sid, s in servers.items():
+            queue += [(sid, t, m) for t, m in s.tick().messages]
+    assert (s1.state, s3.state) == (ServerState.FOLLOWING, ServerState.LEADING)
+    assert ticks <= 2, f"decided after {ticks} ticks: waited for a resend"
 
 
 # ---------------------------------------------------------------- rounds
