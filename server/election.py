@@ -7,8 +7,12 @@ OBSERVING a leader). Votes are (epoch, zxid, sid) and compare in that order.
 Rules kept from ZooKeeper:
 - a LOOKING server proposes itself, adopts any better vote it hears in its round, and
   moves to a newer round (election epoch) when it hears one;
+- a LOOKING server that hears a worse vote in its round answers that sender with its own at
+  once (the sender has not heard it), where Apache's waits for its next resend;
 - a vote is decided when a quorum of voters' latest votes in this round agree and no
-  better vote arrives during the finalize wait;
+  better vote arrives during the finalize wait; the wait ends early once every voter the
+  owner can still reach (``set_reachable``) has voted for it in this round, since no better
+  vote can then come (the wait is for liveness only: a quorum agreeing is what ZAB needs);
 - servers already FOLLOWING/LEADING answer a LOOKING server with their vote and
   state; a newcomer follows the leader a quorum reports (and that reports LEADING
   itself) without forcing a new election;
@@ -100,6 +104,9 @@ class Election:
         self.recv: dict[int, Vote] = {}
         self.outside: dict[int, tuple[str, Vote, int]] = {}  # sid -> (state, vote, round)
         self.finalize_at: int | None = None
+        # the peers whose election connection is up, as the owner last said; None: unknown
+        # (the finalize wait then always runs to its end)
+        self.reachable: set[int] | None = None
         self.now = 0
         self.started_at = 0
         self.last_send = 0
@@ -154,12 +161,16 @@ class Election:
         if self.state != ServerState.LOOKING:
             self.vote = Vote(epoch, self.vote.zxid, self.vote.leader)
 
+    def set_reachable(self, peers: set[int] | None) -> None:
+        """The peers the owner has an election connection to (None: it does not know)."""
+        self.reachable = None if peers is None else set(peers)
+
     def tick(self) -> ElectionOutput:
         self.now += 1
         out = ElectionOutput()
         if self.state != ServerState.LOOKING:
             return out
-        if self.finalize_at is not None and self.now >= self.finalize_at:
+        if self.finalize_at is not None and (self.now >= self.finalize_at or self._all_reachable_agree()):
             self._decide(out)
             return out
         if self.now - self.last_send >= self.resend_ticks:
@@ -203,6 +214,11 @@ class Election:
                 self._change(out, n.vote)
                 self.recv[self.my_id] = self.vote
                 self._broadcast(out)
+            elif not self.is_observer and n.vote < self.vote:
+                # the sender has not heard our better vote: it reached the sender before it
+                # was looking (a follower that had not yet noticed its leader's death answers
+                # and forgets it) or was lost; tell it now rather than at our next resend
+                self._send(out, n.sender)
             self.recv[n.sender] = n.vote
             self._check_quorum(out)
         else:
@@ -215,14 +231,25 @@ class Election:
     def _check_quorum(self, out: ElectionOutput) -> None:
         if self.is_observer or not self.member:
             return
-        agree = {sid for sid, v in self.recv.items() if v == self.vote}
+        agree = self._agreeing()
         if self._has_quorums(agree):
             if self.finalize_at is None:
                 self.finalize_at = self.now + self.finalize_ticks
-                if self.finalize_ticks == 0:
-                    self._decide(out)
+            if self.finalize_ticks == 0 or self._all_reachable_agree():
+                self._decide(out)
         else:
             self.finalize_at = None
+
+    def _agreeing(self) -> set[int]:
+        return {sid for sid, v in self.recv.items() if v == self.vote}
+
+    def _all_reachable_agree(self) -> bool:
+        """Every voter we can still reach (ourselves included) voted for our vote in this round:
+        no better vote can arrive, so the finalize wait has nothing left to wait for."""
+        if self.reachable is None:
+            return False
+        voters = self.voters | (self.next_voters or set())
+        return (voters & (self.reachable | {self.my_id})) <= self._agreeing()
 
     def set_members(self, voters: set[int], observers: set[int], version: int | None = None,
                     config: bytes | None = None) -> None:

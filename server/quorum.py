@@ -108,6 +108,7 @@ class EpochFiles:
     def __init__(self, data_dir: Path) -> None:
         self.dir = Path(data_dir) / "version-2"
         self.old_dir = Path(data_dir)
+        self.written: dict[str, int] = {}  # what this object wrote (and fsynced) last, per file
 
     def read(self, name: str, default: int) -> int:
         for d in (self.dir, self.old_dir):
@@ -118,6 +119,8 @@ class EpochFiles:
         return default
 
     def write(self, name: str, value: int) -> None:
+        if self.written.get(name) == value:
+            return  # already on disk: one fsync less on the way to a new epoch
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f"{name}.tmp"
         with open(tmp, "w") as f:
@@ -125,6 +128,7 @@ class EpochFiles:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.dir / name)
+        self.written[name] = value
 
 
 class Ensemble:
@@ -328,6 +332,7 @@ class Ensemble:
     def _election_tick(self) -> None:
         if self.stopped:
             return
+        self._tell_reachable()
         self._apply(self.peer.tick_election())
         if self.peer.state == ServerState.LOOKING:
             self.election_net.kick() if self.peer.election.now % 20 == 0 else None
@@ -342,7 +347,14 @@ class Ensemble:
 
     # ------------------------------------------------------------ network inputs
     def _on_election(self, sid: int, msg: Notification) -> None:
+        self._tell_reachable()
         self._apply(self.peer.receive_election(msg))
+
+    def _tell_reachable(self) -> None:
+        """The election may end its finalize wait once every voter it can still reach agrees."""
+        if self.peer.state == ServerState.LOOKING:
+            net = self.election_net
+            self.peer.set_reachable({s for s in net.peers if net.connected(s)})
 
     def _on_link_down(self, sid: int) -> None:
         self._apply(self.peer.zab_link_down(sid))
@@ -400,6 +412,10 @@ class Ensemble:
     def _apply(self, out: PeerOutput) -> None:
         for to, n in out.election:
             self.election_net.send(to, n)
+        # epochs first: what goes out may promise them (ACKEPOCH, the ACK of NEWLEADER, LEADERINFO)
+        saved = [eff for eff in out.effects if isinstance(eff, SaveEpochs)]
+        for eff in saved:
+            self._effect(eff)
         leading = self.peer.zab.role == Role.LEADER
         for to, m in out.zab:
             if leading:
@@ -411,7 +427,8 @@ class Ensemble:
         for ev in out.events:
             self._event(ev)
         for eff in out.effects:
-            self._effect(eff)
+            if not isinstance(eff, SaveEpochs):
+                self._effect(eff)
 
     def _event(self, ev: ElectionEvent) -> None:
         record = {"ts": time.time(), "server": self.sid, "kind": ev.kind, "round": ev.round}

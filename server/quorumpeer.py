@@ -156,6 +156,11 @@ class QuorumPeer:
         applied everything up to ``committed``."""
         self.zab.committed = committed
 
+    def set_reachable(self, peers: set[int] | None) -> None:
+        """The peers the owner has an election connection to, before it feeds a notification or
+        an election tick (see Election.set_reachable); None when it cannot tell."""
+        self.election.set_reachable(peers)
+
     def receive_election(self, n: Notification) -> PeerOutput:
         out = PeerOutput()
         self._election(out, self.election.receive(n))

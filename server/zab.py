@@ -365,6 +365,7 @@ class ZabPeer:
         self.uptodate = False
         self.pending_commit = 0
         self.awaiting_ack_newleader: int | None = None
+        self.newleader_epoch = 0  # the epoch NEWLEADER named, taken once its history is on disk
         # proposals received after NEWLEADER that still owe the leader an ACK: one ACK per
         # zxid, in order (Apache's leader tracks them one by one)
         self.unacked: deque[int] = deque()
@@ -420,6 +421,7 @@ class ZabPeer:
         self.uptodate = False
         self.pending_commit = 0
         self.awaiting_ack_newleader = None
+        self.newleader_epoch = 0
         self.unacked.clear()
 
     @property
@@ -538,6 +540,7 @@ class ZabPeer:
             self._try_commit(out)
         elif self.role == Role.FOLLOWER:
             if self.awaiting_ack_newleader is not None and zxid >= self.awaiting_ack_newleader:
+                self._take_epoch(out, self.newleader_epoch)
                 out.messages.append((self._leader_sid, Ack(self.awaiting_ack_newleader)))
                 self.awaiting_ack_newleader = None
                 self._ack_through(out, zxid)
@@ -817,14 +820,16 @@ class ZabPeer:
             self._commit_through(out, msg.zxid)
             return out
         if isinstance(msg, NewLeader):
-            if self.current_epoch != msg.epoch:
-                self.current_epoch = msg.epoch
-                out.effects.append(SaveEpochs(self.accepted_epoch, self.current_epoch))
+            # the new epoch is saved only with the ACK, once the history NEWLEADER covers is on
+            # disk: saved before, a crash in between leaves a vote claiming the new epoch over an
+            # old log, which can win an election and truncate committed txns (ZOOKEEPER-4643)
             self.sync_mode = LearnerSync.NEWLEADER
             if self.persisted_zxid >= msg.zxid or self.role == Role.OBSERVER:
+                self._take_epoch(out, msg.epoch)
                 out.messages.append((self._leader_sid, Ack(msg.zxid)))
             else:
                 self.awaiting_ack_newleader = msg.zxid
+                self.newleader_epoch = msg.epoch
             return out
         if isinstance(msg, UpToDate):
             self.uptodate = True
@@ -834,6 +839,11 @@ class ZabPeer:
             out.effects.append(Established(self.role or Role.FOLLOWER, self.current_epoch))
             return out
         return out
+
+    def _take_epoch(self, out: ZabOutput, epoch: int) -> None:
+        if self.current_epoch != epoch:
+            self.current_epoch = epoch
+            out.effects.append(SaveEpochs(self.accepted_epoch, self.current_epoch))
 
     def _commit_through(self, out: ZabOutput, zxid: int) -> None:
         if not self.uptodate and self.sync_mode != LearnerSync.NEWLEADER:

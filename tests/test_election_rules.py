@@ -107,10 +107,52 @@ def test_a_better_vote_in_the_round_is_adopted_and_broadcast() -> None:
     assert sent_to(out) == [2, 3] and all(n.vote == Vote(1, 0, 3) for _, n in out.messages)
 
 
-def test_a_worse_vote_in_the_round_changes_nothing_and_sends_nothing() -> None:
+def test_a_worse_vote_in_the_round_changes_nothing_and_is_answered_with_ours() -> None:
+    """A sender in our round still voting worse than us has not heard our vote (it reached
+    the sender before it was looking, or was lost): we keep ours and tell that sender alone,
+    at once rather than at the next resend."""
     e = server(3)
     out = e.receive(looking(1, Vote(1, 0, 1), 1))
-    assert e.vote == Vote(1, 0, 3) and out.messages == [] and votes_changed(out) == []
+    assert e.vote == Vote(1, 0, 3) and votes_changed(out) == []
+    assert sent_to(out) == [1] and out.messages[0][1].vote == Vote(1, 0, 3)
+    assert out.messages[0][1].round == 1 and out.messages[0][1].state == LOOKING
+
+
+def test_an_equal_vote_in_the_round_is_not_answered() -> None:
+    e = server(3)
+    out = e.receive(looking(1, Vote(1, 0, 3), 1))
+    assert out.messages == [] and votes_changed(out) == []
+
+
+def test_a_vote_sent_to_a_server_still_following_does_not_wait_for_the_resend() -> None:
+    """The failover race (issue 21): the leader dies; server 3 notices first and its vote
+    reaches server 1 while 1 still follows (1 answers as a follower and forgets it); then 1
+    looks, voting for itself. The two agree within the finalize wait, not a resend later."""
+    s1 = Election(1, {1, 2, 3}, finalize_ticks=2, resend_ticks=5)
+    s3 = Election(3, {1, 2, 3}, finalize_ticks=2, resend_ticks=5)
+    for s in (s1, s3):
+        s.start(1, 0)
+        s.settled(ServerState.FOLLOWING if s is s1 else ServerState.LEADING, 3, 1, 0)
+    out3 = s3.start(1, 5)  # round 2; 2 (the leader) is gone
+    to_1 = [n for to, n in out3.messages if to == 1]
+    answer = s1.receive(to_1[0])  # still following: answers with its state, records nothing
+    assert [n.state for _, n in answer.messages] == [FOLLOWING]
+    s3.receive(answer.messages[0][1])
+    queue = [(1, to, n) for to, n in s1.start(1, 5).messages]
+    servers = {1: s1, 3: s3}
+    ticks = 0
+    while ticks < 10:
+        while queue:
+            _, to, n = queue.pop(0)
+            if to in servers:
+                queue += [(to, t, m) for t, m in servers[to].receive(n).messages]
+        if all(s.state != ServerState.LOOKING for s in servers.values()):
+            break
+        ticks += 1
+        for sid, s in servers.items():
+            queue += [(sid, t, m) for t, m in s.tick().messages]
+    assert (s1.state, s3.state) == (ServerState.FOLLOWING, ServerState.LEADING)
+    assert ticks <= 2, f"decided after {ticks} ticks: waited for a resend"
 
 
 # ---------------------------------------------------------------- rounds
@@ -188,6 +230,57 @@ def test_a_better_vote_during_the_finalize_wait_cancels_the_decision() -> None:
     assert e.vote.leader == 4
     for _ in range(10):
         assert e.tick().decided is None, "decided for a vote a quorum no longer holds"
+
+
+def test_every_reachable_voter_agreeing_decides_without_the_finalize_wait() -> None:
+    """The wait is for a better vote still on its way; when every voter we can still reach
+    (the owner says which) already voted for our vote in this round, none can come: decide
+    at once. A quorum is still needed."""
+    e = server(3, voters=3, finalize_ticks=2)
+    e.set_reachable({1})  # 2 is gone
+    out = e.receive(looking(1, Vote(1, 0, 3), 1))
+    assert out.decided == (ServerState.LEADING, 3)
+
+
+def test_a_reachable_voter_not_heard_in_the_round_keeps_the_finalize_wait() -> None:
+    e = server(5, voters=5, finalize_ticks=2)
+    e.set_reachable({1, 2, 4})  # 4 is connected but has not voted in this round
+    e.receive(looking(1, Vote(1, 0, 5), 1))
+    out = e.receive(looking(2, Vote(1, 0, 5), 1))
+    assert out.decided is None and e.tick().decided is None
+    assert e.tick().decided == (ServerState.LEADING, 5)
+
+
+def test_a_reachable_voter_with_another_vote_keeps_the_finalize_wait() -> None:
+    e = server(1, voters=5, finalize_ticks=2)
+    e.set_reachable({3, 5})
+    e.receive(looking(5, Vote(1, 0, 5), 1))  # adopted
+    e.receive(looking(3, Vote(1, 0, 3), 1))  # still on its own vote (answered, not counted for 5)
+    out = e.receive(looking(4, Vote(1, 0, 5), 1))  # 1, 4, 5: a quorum, but 3 disagrees
+    assert out.decided is None and e.state == ServerState.LOOKING
+
+
+def test_every_reachable_voter_agreeing_without_a_quorum_decides_nothing() -> None:
+    e = server(5, voters=5, finalize_ticks=2)
+    e.set_reachable({1})  # a minority side
+    e.receive(looking(1, Vote(1, 0, 5), 1))
+    for _ in range(5):
+        assert e.tick().decided is None
+
+
+def test_without_reachability_the_finalize_wait_holds() -> None:
+    """An owner that says nothing of its connections (the default) gets the plain wait."""
+    e = server(3, voters=3, finalize_ticks=2)
+    assert e.receive(looking(1, Vote(1, 0, 3), 1)).decided is None
+
+
+def test_a_peer_lost_during_the_finalize_wait_ends_it_at_the_next_tick() -> None:
+    e = server(3, voters=5, finalize_ticks=4)
+    e.set_reachable({1, 2, 4})
+    e.receive(looking(1, Vote(1, 0, 3), 1))
+    assert e.receive(looking(2, Vote(1, 0, 3), 1)).decided is None  # 4 not heard yet
+    e.set_reachable({1, 2})  # 4's connection closed
+    assert e.tick().decided == (ServerState.LEADING, 3)
 
 
 def test_only_voters_votes_count_towards_the_quorum() -> None:

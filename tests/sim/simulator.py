@@ -232,10 +232,16 @@ class Simulation:
                 if not node.alive or node.peer is None:
                     continue
                 if kind == "E":
+                    self._tell_reachable(node)
                     self._apply_output(node, node.peer.receive_election(msg))
                 else:
                     self._apply_output(node, node.peer.receive_zab(src, msg))
                 q = self.links.get(key)
+
+    def _tell_reachable(self, node: Node) -> None:
+        """As the shell does from its election connections: who this node can reach now."""
+        assert node.peer is not None
+        node.peer.set_reachable({s for s in self.all_ids if s != node.sid and self._connected(node.sid, s)})
 
     # ------------------------------------------------------------ effects
     def _apply_output(self, node: Node, out: PeerOutput) -> None:
@@ -337,6 +343,7 @@ class Simulation:
         if self.now % 4 == 0:
             for node in self.nodes.values():
                 if node.alive and node.peer is not None:
+                    self._tell_reachable(node)
                     self._apply_output(node, node.peer.tick())
         if self.rng.random() < self.write_rate:
             leaders = [n for n in self.nodes.values() if n.alive and n.peer is not None and n.peer.can_propose]
