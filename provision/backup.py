@@ -249,7 +249,7 @@ def _copy(src: Source, files: list[RemoteFile], to: Path, man: backupset.Manifes
             break
         data = src.fetch(f)
         try:
-            snapmod.parse(data, f"{h.name}:{f.path}") if len(data) < (64 << 20) else _sealed(data, f)
+            snapmod.check(data, f"{h.name}:{f.path}") if len(data) < (64 << 20) else _sealed(data, f)
         except snapmod.SnapshotError as exc:
             log(f"skipping {h.name}:{f.path}: {exc}")
             continue

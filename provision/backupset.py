@@ -29,7 +29,7 @@ from typing import Any
 from zkops.server import snapshot as snapmod
 from zkops.server import txnlog
 from zkops.server.codes import Op
-from zkops.server.datatree import DataTree, decode_snapshot_node, session_owner
+from zkops.server.datatree import DataTree, Loader, session_owner
 from zkops.server.pendingrestore import move_aside
 from zkops.server.txncodec import decode_txn
 
@@ -273,7 +273,7 @@ def verify(directory: Path, full: bool = True) -> Report:
         try:
             data = _read_checked(directory, e)
             if full:
-                snapmod.parse(data, e.name)
+                snapmod.check(data, e.name)
             elif not data.endswith(b"\x00\x00\x00\x01/"):
                 raise BackupError(f"{e.name}: no seal at its end (truncated)")
         except (BackupError, snapmod.SnapshotError) as exc:
@@ -389,17 +389,19 @@ class Rebuilt:
     sessions_dropped: int
     ephemerals_dropped: int
     txns: int
+    # nodes whose ACL id neither the snapshot's cache nor a replayed txn defines (path -> id):
+    # they are restored with an ACL granting nothing, as a server serves them
+    unresolved_acls: dict[str, int] = field(default_factory=dict)
 
 
 def rebuild(directory: Path, point: RestorePoint) -> Rebuilt:
     """The tree at ``point``: the snapshot, then every txn up to the point, then no sessions."""
     data = _read_checked(directory, point.snapshot)
-    sessions, nodes = snapmod.parse(data, point.snapshot.name)
-    del data
     tree = DataTree()
-    for path, d, acl, stat in nodes:
-        decode_snapshot_node(tree, path, d, acl, stat)
-    del nodes
+    loader = Loader(tree)  # streamed, and a fuzzy snapshot's missing ACL ids wait for their txns
+    sessions, _, _ = snapmod.parse_with_digest(data, point.snapshot.name, raw_sink=loader,
+                                               missing_acl=loader.missing_acl)
+    del data
     tree.last_zxid = point.snapshot.first
     live = dict(sessions)
     applied = 0
@@ -412,6 +414,7 @@ def rebuild(directory: Path, point: RestorePoint) -> Rebuilt:
         elif hdr.type == Op.closeSession:
             live.pop(hdr.clientId, None)
         applied += 1
+    unresolved = dict(sorted(tree.unresolved_acls().items()))
     owners = [o for o in tree.ephemerals if session_owner(o)]
     dropped = 0
     for owner in owners:
@@ -420,7 +423,7 @@ def rebuild(directory: Path, point: RestorePoint) -> Rebuilt:
             dropped += 1
         tree.ephemerals.pop(owner, None)
     tree.last_zxid = point.zxid
-    return Rebuilt(point.zxid, tree, len(set(live) | set(owners)), dropped, applied)
+    return Rebuilt(point.zxid, tree, len(set(live) | set(owners)), dropped, applied, unresolved)
 
 
 def snapshot_nodes(tree: DataTree) -> Iterator[snapmod.Node]:

@@ -61,6 +61,9 @@ def restore(inv: Inventory, src: Path, opts: Options, to_zxid: int | None = None
     rebuilt = backupset.rebuild(Path(src), point)
     result = RestoreResult(rebuilt.zxid, point.snapshot.name, rebuilt.txns, rebuilt.tree.node_count(),
                            rebuilt.sessions_dropped, rebuilt.ephemerals_dropped, [], [])
+    for path, ref in rebuilt.unresolved_acls.items():
+        log(f"node {path} names ACL id {ref}, which neither the snapshot's ACL cache nor a txn up to the restore "
+            f"point defines: it is restored with an ACL granting nothing (a super user can setACL it)")
     if check:
         return result
     hosts = [h for h in inv.hosts if not opts.limit or h.name in opts.limit]

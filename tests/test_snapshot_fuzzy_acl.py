@@ -219,3 +219,62 @@ def test_a_create_inside_a_replayed_multi_resolves_too(tmp_path, caplog):
         assert db.tree.pending_acls == {}
     finally:
         db.close()
+
+
+def test_a_backup_of_such_a_data_dir_is_taken_verified_and_restored_with_the_acl(tmp_path):
+    """Backup, verify and restore read Apache dataDirs too: a fuzzy snapshot is not damage, and
+    the restore gives the node the list its replayed txn made (as a server's recovery does)."""
+    from tests.support.refzk import free_port
+    from tests.test_backup import inventory, zkops
+
+    source = tmp_path / "src"
+    write_data_dir(source / "data", [(6, Op.create, CreateTxn("/app/new", b"n", SECRET, False, 1)),
+                                     (7, Op.setData, SetDataTxn("/app/new", b"v2", 1))])
+    inv = inventory(tmp_path / "inv.yaml", "zk1", source, free_port())
+    done = zkops("backup", str(inv), "--to", str(tmp_path / "b"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "snapshot.5" in done.stdout + done.stderr and "skipping" not in done.stdout + done.stderr
+    ver = zkops("backup", "verify", str(tmp_path / "b"))
+    assert ver.returncode == 0, ver.stdout + ver.stderr
+    target = tmp_path / "dst"
+    done = zkops("restore", str(inventory(tmp_path / "r.yaml", "zk1", target, free_port())),
+                 "--from", str(tmp_path / "b"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    db = open_db(target / "data")
+    try:
+        node = db.tree.nodes["/app/new"]
+        assert list(node.acl) == SECRET and node.data == b"v2" and db.tree.last_zxid == 7
+        assert list(db.tree.nodes["/app"].acl) == READ_ONLY
+    finally:
+        db.close()
+
+
+def test_checking_a_snapshot_accepts_a_missing_acl_id_and_refuses_damage():
+    data = without_cache_entry(5, fuzzy_nodes(), SECRET, None)
+    assert snap.check(data, "s") == len(fuzzy_nodes())
+    with pytest.raises(snap.SnapshotError):
+        snap.check(data[:-20], "s")
+    whole = snap.serialize(5, {}, base() + [("/app", b"a", OPEN, stat(2, 2)), ("/app/new", b"n", OPEN, stat(6, 6))])
+    orphan = _seal(whole[:-SEAL].replace(b"\x00\x00\x00\x04/app", b"\x00\x00\x00\x04/apq", 1))
+    assert snap.check(_seal(whole[:-SEAL]), "s") == 5
+    with pytest.raises(snap.SnapshotError, match="before its parent"):
+        snap.check(orphan, "s")
+
+
+def test_a_restore_names_an_id_no_txn_resolves(tmp_path):
+    from tests.support.refzk import free_port
+    from tests.test_backup import inventory, zkops
+
+    write_data_dir(tmp_path / "src" / "data", [])  # the log lost txn 6
+    done = zkops("backup", str(inventory(tmp_path / "inv.yaml", "zk1", tmp_path / "src", free_port())),
+                 "--to", str(tmp_path / "b"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = zkops("restore", str(inventory(tmp_path / "r.yaml", "zk1", tmp_path / "dst", free_port())),
+                 "--from", str(tmp_path / "b"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "node /app/new names ACL id 3" in done.stdout and "granting nothing" in done.stdout
+    db = open_db(tmp_path / "dst" / "data")
+    try:
+        assert db.tree.nodes["/app/new"].acl == NO_ACCESS_ACL and db.tree.nodes["/app/new"].data == b"n"
+    finally:
+        db.close()
