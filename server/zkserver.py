@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -51,6 +52,8 @@ log = logging.getLogger("zkops.server")
 EMPTY_PASSWD = b"\0" * 16
 # how long a learner waits for a session the leader vouched for to reach its own tree
 REVALIDATE_APPLY_WAIT_MS = 2000
+# how long a stopping server waits for the child writing its snapshot before it kills it
+SNAPSHOT_CHILD_WAIT_S = 60.0
 
 
 @dataclass
@@ -234,6 +237,7 @@ class ZooKeeperServer:
         self.txns_since_snapshot = 0
         self.snap_threshold = self._next_snap_threshold()
         self.snapshot_in_progress = False
+        self.snapshot_child: int | None = None  # the pid of the forked child writing one
         self.on_fatal = on_fatal
         self._timers: list[asyncio.TimerHandle] = []
         self.snapshot_writer = snapshot_writer
@@ -316,6 +320,34 @@ class ZooKeeperServer:
             await asyncio.sleep(0.01)
         if self.committer is not None:
             self.committer.close()
+        await self._wait_snapshot_child()
+
+    async def _wait_snapshot_child(self) -> None:
+        """A stopped server leaves nothing writing in its data directory: the snapshot on its
+        way is finished (killed only past SNAPSHOT_CHILD_WAIT_S; its temporary file stays, which
+        nothing reads)."""
+        pid = self.snapshot_child
+        if pid is None:
+            return
+        deadline = time.monotonic() + SNAPSHOT_CHILD_WAIT_S
+        while True:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if done:
+                if os.waitstatus_to_exitcode(status) != 0:
+                    log.error("snapshot child %d failed", pid)
+                break
+            if time.monotonic() >= deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                log.warning("killed the snapshot child %d: still writing %.0f s after the server stopped",
+                            pid, SNAPSHOT_CHILD_WAIT_S)
+                break
+            await asyncio.sleep(0.01)
+        self.snapshot_child = None
+        self.snapshot_in_progress = False
 
     def fatal(self, exc: BaseException) -> None:
         self.running = False
@@ -929,8 +961,11 @@ class ZooKeeperServer:
                 code = 1
             os._exit(code)
         started = time.monotonic()
+        self.snapshot_child = pid
 
         def reap() -> None:
+            if self.snapshot_child != pid:
+                return  # stop() waited for it
             try:
                 done, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
@@ -938,6 +973,7 @@ class ZooKeeperServer:
             if done == 0:
                 self.loop.call_later(0.05, reap)
                 return
+            self.snapshot_child = None
             self.snapshot_in_progress = False
             if os.waitstatus_to_exitcode(status) != 0:
                 log.error("snapshot at 0x%x failed in child %d", zxid, pid)
