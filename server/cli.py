@@ -31,7 +31,6 @@ from pathlib import Path
 
 from .. import __version__ as ZKOPS_VERSION
 from .config import PIDFILE_NAME, ConfigError, ServerConfig, check_tls, load_config
-from .fourletterclient import four_letter
 
 APP_ENV = "ZKOPS_SERVER_APP"
 DAEMON_ENV = "ZKOPS_DAEMON"
@@ -262,6 +261,8 @@ def cmd_start_foreground(path: Path) -> int:
 
 
 def _serving(cfg: ServerConfig) -> bool:
+    from .fourletterclient import four_letter  # the commands that ask a server, not the server
+
     _, host, port, secure = client_address(cfg)
     try:
         if "ruok" in cfg.four_letter_words:
@@ -375,6 +376,8 @@ def cmd_stop(path: Path, wait: float = STOP_WAIT) -> int:
 def cmd_status(path: Path) -> int:
     """zkServer.sh status: the client port, then the Mode line from ``srvr``; exit 1 when down."""
     cfg = _load(path)
+    from .fourletterclient import four_letter
+
     shown, host, port, secure = client_address(cfg)
     print(f"Client port found: {port}. Client address: {shown}. Client SSL: {str(secure).lower()}.")
     try:
