@@ -207,7 +207,7 @@ NOT_FOR_A_STANDALONE_SERVER = frozenset({
     "zkops.server.zab", "zkops.server.election", "zkops.server.electionnet", "zkops.server.electionwire",
     "zkops.server.membership", "zkops.server.tls", "zkops.server.tlspeers", "zkops.server.sasl",
     "zkops.server.adminserver", "zkops.server.httpd", "zkops.server.fourletterclient",
-    "argparse", "logging.handlers", "pickle", "queue", "_ssl",
+    "argparse", "logging.handlers", "_ssl",
 })
 
 
