@@ -19,6 +19,7 @@ uvloop where uvloop is installed (``eventloop``).
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -179,6 +180,7 @@ def _server_entry(cfg: ServerConfig) -> Callable[[ServerConfig], int | None]:
     """What runs the server: $ZKOPS_SERVER_APP, the quorum peer for ensembles, else app.run."""
     hook = os.environ.get(APP_ENV)
     if hook:
+        gc.enable()  # app.serve turns it back on after the imports (__main__); a hook may not run it
         module, _, func = hook.partition(":")
         entry: Callable[[ServerConfig], int | None] = getattr(importlib.import_module(module), func or "run")
         return entry
@@ -423,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_start_foreground(path)
         except SystemExit as exc:  # _load's exit 2
             return exc.code if isinstance(exc.code, int) else 1
+    gc.enable()  # off for a server's imports only (__main__)
     import argparse
 
     parser = argparse.ArgumentParser(prog="zkserver", description="Run a zkops ZooKeeper server.")
