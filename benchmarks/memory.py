@@ -1,12 +1,13 @@
 """Memory and recovery of a large tree, zkops beside Apache ZooKeeper 3.8.
 
 python3 -m benchmarks.memory [--fill 100000] [--recover 1000000] [--runs 3] [--servers zkops,apache]
-                             [--json out.json]
+                             [--variant NAME:VAR=VALUE,...] [--no-bytecode-cache] [--json out.json]
 
 - ``fill``: a fresh standalone server of each kind, ``--fill`` znodes of 100 bytes created
   through the client port (benchmarks.run's pipelined creator, one level under the root); RSS
   of the server process (the JVM included) idle and once they are in. Runs alternate
-  between the servers.
+  between the servers. ``--variant NAME:VAR=VALUE,...`` adds a zkops server started with
+  those environment variables (``PYTHONPATH=DIR``: another tree of the package) to the fill.
 - ``recover``: a data directory holding one snapshot of ``--recover`` znodes of 100 bytes
   (1,000 children under each of ``N/1000`` parents, benchmarks.backup's builder); a zkops
   server started on a copy of it, timed from process start until ``srvr`` answers (the tree
@@ -18,6 +19,11 @@ python3 -m benchmarks.memory [--fill 100000] [--recover 1000000] [--runs 3] [--s
   recovers with another zkops tree too (a checkout of an older commit laid out as an
   installed ``zkops`` package). Runs alternate between the variants, so the comparison sees
   the same machine load.
+
+The zkops servers run from compiled modules, as an installed package does: a development
+shell's PYTHONDONTWRITEBYTECODE would have each of them compile every module at start-up,
+which leaves about 3 MiB more in its heap (see ``benchmarks.startup``);
+``--no-bytecode-cache`` keeps the environment as it is.
 """
 
 from __future__ import annotations
@@ -135,9 +141,40 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--servers", default="zkops,apache")
     ap.add_argument("--baseline", help="PYTHONPATH of another zkops tree to recover with as well")
     ap.add_argument("--apache-heap", default="2g", help="Apache's -Xmx for the recovery")
+    ap.add_argument("--variant", action="append", default=[], help="NAME:VAR=VALUE,... (another zkops, fill)")
+    ap.add_argument("--no-bytecode-cache", action="store_true")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     servers = args.servers.split(",")
+    for spec in args.variant:
+        name, _, env = spec.partition(":")
+        Standalone.variants[name] = dict(kv.split("=", 1) for kv in env.split(",") if kv)
+        servers.append(name)
+    if args.no_bytecode_cache:
+        return _main(args, servers)
+    cache_dir = tempfile.mkdtemp(prefix="zkops-membench-pyc-")
+    saved = {k: os.environ.get(k) for k in ("PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE")}
+    os.environ["PYTHONPYCACHEPREFIX"] = cache_dir  # the servers inherit this environment
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    try:
+        for kind in servers:  # a first start of each zkops fills the cache
+            if kind != "apache":
+                s = Standalone(kind)
+                try:
+                    s.start()
+                finally:
+                    s.cleanup()
+        return _main(args, servers)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+def _main(args: argparse.Namespace, servers: list[str]) -> int:
     if "apache" in servers and not refzk.available():
         sys.exit("Apache ZooKeeper is not installed: run scripts/install-test-deps")
     results: dict = {"fill": {}, "recover": {}}
@@ -151,11 +188,15 @@ def main(argv: list[str] | None = None) -> int:
                 results["fill"][kind]["filled_kb"].append(filled)
                 print(f"{kind:7s} fill {args.fill}: idle {idle / 1024:.1f} MiB, filled {filled / 1024:.1f} MiB",
                       flush=True)
-        if "zkops" in servers and "apache" in servers:
-            ratios = [a / b for a, b in zip(results["fill"]["zkops"]["filled_kb"],
+        for kind in servers:
+            idle = [kb / 1024 for kb in results["fill"][kind]["idle_kb"]]
+            filled = [kb / 1024 for kb in results["fill"][kind]["filled_kb"]]
+            print(f"{kind:8s} RSS idle {_spread(idle)} MiB, with {args.fill} znodes {_spread(filled)} MiB", flush=True)
+        for kind in (k for k in servers if k != "apache" and "apache" in servers):
+            ratios = [a / b for a, b in zip(results["fill"][kind]["filled_kb"],
                                             results["fill"]["apache"]["filled_kb"], strict=True)]
-            results["fill"]["ratio"] = ratios
-            print(f"RSS with {args.fill} znodes, zkops / Apache: {_spread(ratios)}", flush=True)
+            results["fill"]["ratio" if kind == "zkops" else f"ratio_{kind}"] = ratios
+            print(f"RSS with {args.fill} znodes, {kind} / Apache: {_spread(ratios)}", flush=True)
     if args.recover:
         work = Path(tempfile.mkdtemp(prefix="zkops-membench-"))
         try:
@@ -164,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             backup.build(src, args.recover, 0)
             parents = max(1, args.recover // 1000)
             last = f"/p{parents - 1:04d}/c{args.recover // parents - 1:04d}"
-            variants: dict[str, str | None] = {kind: None for kind in servers}
+            variants: dict[str, str | None] = {kind: None for kind in servers if kind in ("zkops", "apache")}
             if args.baseline:
                 variants["baseline"] = args.baseline
             for label in variants:

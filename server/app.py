@@ -6,6 +6,7 @@ This is the only place that wires storage, the server shell and the OS together.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -46,6 +47,7 @@ async def serve(cfg: Any, started: asyncio.Event | None = None, stop: asyncio.Ev
     quorum member when ``replication`` is given (``quorum.serve_quorum`` passes it)."""
     from .zkserver import ZooKeeperServer
 
+    gc.enable()  # off while the modules were imported (``python -m zkops.server``, __main__)
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     t0 = time.perf_counter()
@@ -109,7 +111,5 @@ def tune_gc() -> None:
     again and again as the tree grows: freeze what recovery loaded and collect rarely.
     No collection first: it would walk that whole tree once more, for the few bytes of
     start-up garbage it could free."""
-    import gc
-
     gc.freeze()
     gc.set_threshold(100_000, 50, 1000)

@@ -19,6 +19,7 @@ uvloop where uvloop is installed (``eventloop``).
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -31,7 +32,6 @@ from pathlib import Path
 
 from .. import __version__ as ZKOPS_VERSION
 from .config import PIDFILE_NAME, ConfigError, ServerConfig, check_tls, load_config
-from .fourletterclient import four_letter
 
 APP_ENV = "ZKOPS_SERVER_APP"
 DAEMON_ENV = "ZKOPS_DAEMON"
@@ -180,6 +180,7 @@ def _server_entry(cfg: ServerConfig) -> Callable[[ServerConfig], int | None]:
     """What runs the server: $ZKOPS_SERVER_APP, the quorum peer for ensembles, else app.run."""
     hook = os.environ.get(APP_ENV)
     if hook:
+        gc.enable()  # app.serve turns it back on after the imports (__main__); a hook may not run it
         module, _, func = hook.partition(":")
         entry: Callable[[ServerConfig], int | None] = getattr(importlib.import_module(module), func or "run")
         return entry
@@ -262,6 +263,8 @@ def cmd_start_foreground(path: Path) -> int:
 
 
 def _serving(cfg: ServerConfig) -> bool:
+    from .fourletterclient import four_letter  # the commands that ask a server, not the server
+
     _, host, port, secure = client_address(cfg)
     try:
         if "ruok" in cfg.four_letter_words:
@@ -375,6 +378,8 @@ def cmd_stop(path: Path, wait: float = STOP_WAIT) -> int:
 def cmd_status(path: Path) -> int:
     """zkServer.sh status: the client port, then the Mode line from ``srvr``; exit 1 when down."""
     cfg = _load(path)
+    from .fourletterclient import four_letter
+
     shown, host, port, secure = client_address(cfg)
     print(f"Client port found: {port}. Client address: {shown}. Client SSL: {str(secure).lower()}.")
     try:
@@ -420,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_start_foreground(path)
         except SystemExit as exc:  # _load's exit 2
             return exc.code if isinstance(exc.code, int) else 1
+    gc.enable()  # off for a server's imports only (__main__)
     import argparse
 
     parser = argparse.ArgumentParser(prog="zkserver", description="Run a zkops ZooKeeper server.")

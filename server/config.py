@@ -1,4 +1,4 @@
-"""zoo.cfg, read the way Apache ZooKeeper 3.8 reads it (QuorumPeerConfig), into one dataclass.
+"""zoo.cfg, read the way Apache ZooKeeper 3.8 reads it (QuorumPeerConfig), into one record.
 
 Why a careful reader: operators bring the zoo.cfg they already have. It is a Java
 properties file (``key=value``, ``key: value`` or ``key value``; ``#``/``!`` comments;
@@ -16,10 +16,11 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from .fourletterwords import ALL_WORDS, APACHE_WORDS, DEFAULT_WORDS
+from .values import Value
 
 log = logging.getLogger("zkops.server.config")
 
@@ -41,10 +42,10 @@ class ConfigError(ValueError):
     """A zoo.cfg value is wrong; the message names the key, the line and the fix."""
 
 
-@dataclass(frozen=True)
-class PeerSpec:
+class PeerSpec(Value):
     """One ``server.N`` line."""
 
+    __slots__ = ("sid", "host", "quorum_port", "election_port", "role", "client_host", "client_port")
     sid: int
     host: str
     quorum_port: int
@@ -53,10 +54,25 @@ class PeerSpec:
     client_host: str | None  # from ";[clientAddr:]clientPort", None if absent
     client_port: int | None
 
+    def __init__(self, sid: int, host: str, quorum_port: int, election_port: int, role: str,
+                 client_host: str | None, client_port: int | None) -> None:
+        set_ = object.__setattr__
+        set_(self, "sid", sid)
+        set_(self, "host", host)
+        set_(self, "quorum_port", quorum_port)
+        set_(self, "election_port", election_port)
+        set_(self, "role", role)
+        set_(self, "client_host", client_host)
+        set_(self, "client_port", client_port)
 
-@dataclass
+
 class ServerConfig:
-    """Every setting zkops reads, with ZooKeeper's defaults (two deliberate differences, see docs)."""
+    """Every setting zkops reads, with ZooKeeper's defaults (two deliberate differences, see docs).
+
+    A record as ``@dataclass`` would make it (the fields in this order, the defaults as class
+    attributes, equal by every field, unhashable), written out because every server start
+    imports it (``values``); the settings after the first three are keywords.
+    """
 
     source: Path | None
     data_dir: Path
@@ -80,7 +96,7 @@ class ServerConfig:
     pre_alloc_size_kb: int = 65536  # "preAllocSize"
     global_outstanding_limit: int = 1000
     container_check_interval_ms: int = 60000  # znode.container.checkIntervalMs
-    servers: dict[int, PeerSpec] = field(default_factory=dict)
+    servers: dict[int, PeerSpec]  # a new dict for each config
     my_id: int | None = None  # from dataDir/myid when servers exist
     peer_type: str = "participant"  # peerType=observer
     standalone_enabled: bool = True
@@ -97,8 +113,37 @@ class ServerConfig:
     metrics_port: int | None = None  # metricsProvider.httpPort
     election_alg: int = 3
     max_cnxns: int = 0
-    warnings: list[str] = field(default_factory=list)
-    raw: dict[str, str] = field(default_factory=dict)  # every key as read
+    warnings: list[str]  # a new list for each config
+    raw: dict[str, str]  # every key as read (a new dict for each config)
+
+    def __init__(self, source: Path | None, data_dir: Path, data_log_dir: Path, **settings: Any) -> None:
+        self.source = source
+        self.data_dir = data_dir
+        self.data_log_dir = data_log_dir
+        cls = type(self)
+        for name in _CONFIG_FIELDS[3:]:
+            if name in settings:
+                value = settings.pop(name)
+            elif name in _NEW_EACH_TIME:
+                value = _NEW_EACH_TIME[name]()
+            else:
+                value = getattr(cls, name)
+            setattr(self, name, value)
+        if settings:
+            raise TypeError(f"ServerConfig() got an unexpected keyword argument {next(iter(settings))!r}")
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple([getattr(self, name) for name in _CONFIG_FIELDS])
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._values() == other._values()
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}({', '.join(f'{n}={getattr(self, n)!r}' for n in _CONFIG_FIELDS)})"
 
     @property
     def voters(self) -> dict[int, PeerSpec]:
@@ -117,6 +162,10 @@ class ServerConfig:
         A single participant line with standaloneEnabled=true runs standalone, as ZooKeeper does.
         """
         return bool(self.servers) and (len(self.voters) > 1 or not self.standalone_enabled)
+
+
+_CONFIG_FIELDS = tuple(ServerConfig.__annotations__)  # in the order the class declares them
+_NEW_EACH_TIME: dict[str, Callable[[], object]] = {"servers": dict, "warnings": list, "raw": dict}
 
 
 # ------------------------------------------------------------------ Java properties syntax
@@ -229,12 +278,18 @@ def _escape(text: str, what: str) -> str:
 
 
 # ------------------------------------------------------------------ values and converters
-@dataclass(frozen=True)
-class _Value:
+class _Value(Value):
+    __slots__ = ("key", "text", "where", "line")
     key: str
     text: str
     where: str  # "zoo.cfg:12" or "JVMFLAGS -Djute.maxbuffer"
-    line: int = 0  # 0 when the value did not come from a file line
+    line: int  # 0 when the value did not come from a file line
+
+    def __init__(self, key: str, text: str, where: str, line: int = 0) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "where", where)
+        object.__setattr__(self, "line", line)
 
 
 def _fail(v: _Value, problem: str, fix: str) -> ConfigError:
@@ -338,12 +393,19 @@ def _election_alg(v: _Value) -> int:
     return n
 
 
-@dataclass(frozen=True)
-class _Setting:
+class _Setting(Value):
+    __slots__ = ("attr", "keys", "conv", "props")
     attr: str
     keys: tuple[str, ...]  # zoo.cfg spellings; the first is the one render_config writes
     conv: Callable[[_Value], object]
-    props: tuple[str, ...] = ()  # JVM -D system properties ZooKeeper reads for the same thing
+    props: tuple[str, ...]  # JVM -D system properties ZooKeeper reads for the same thing
+
+    def __init__(self, attr: str, keys: tuple[str, ...], conv: Callable[[_Value], object],
+                 props: tuple[str, ...] = ()) -> None:
+        object.__setattr__(self, "attr", attr)
+        object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "conv", conv)
+        object.__setattr__(self, "props", props)
 
     @property
     def spellings(self) -> tuple[str, ...]:
@@ -402,8 +464,8 @@ _SETTINGS: tuple[_Setting, ...] = (
 )
 _SETTING_KEYS = {k for s in _SETTINGS for k in s.spellings}
 _EXAMPLES: dict[str, object] = {
-    k: f.default for s in _SETTINGS for f in fields(ServerConfig) if f.name == s.attr
-    for k in (*s.keys, *s.props) if isinstance(f.default, int) and not isinstance(f.default, bool)
+    k: default for s in _SETTINGS if (default := getattr(ServerConfig, s.attr, None)) is not None
+    for k in (*s.keys, *s.props) if isinstance(default, int) and not isinstance(default, bool)
 }
 
 # Keys only the JVM server needs (class names, SASL/SSL/JAAS plumbing, JVM tuning): accepted, unused.
@@ -620,7 +682,7 @@ def parse_config(text: str, source: str = "zoo.cfg", base_dir: Path | None = Non
     log_dir = values.pop("data_log_dir", None)
     data_log_dir = _resolve(log_dir, base_dir) if log_dir is not None else data_dir  # type: ignore[arg-type]
     cfg = ServerConfig(source=Path(source) if source else None, data_dir=data_dir, data_log_dir=data_log_dir,
-                       **values)  # type: ignore[arg-type]
+                       **values)
     cfg.raw = raw
     cfg.warnings = warnings
 

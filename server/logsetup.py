@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import logging.handlers
 import os
 from pathlib import Path
 
@@ -38,6 +37,51 @@ class ContextFilter(logging.Filter):
             pass
         record.task = task.get_name() if task is not None else "-"
         return True
+
+
+class RollingFileHandler(logging.FileHandler):
+    """Appends to ``path``; a record that would take it to ``maxBytes`` first renames it to
+    ``path.1`` (``.1`` to ``.2``, and so on up to ``backupCount``), as zookeeper.log rolls.
+
+    What ``logging.handlers.RotatingFileHandler`` does, kept here because importing
+    ``logging.handlers`` (with the pickle and queue modules it needs for its other handlers)
+    was a few milliseconds of every server's start-up.
+    """
+
+    def __init__(self, path: Path, maxBytes: int, backupCount: int, encoding: str = "utf-8") -> None:  # noqa: N803
+        super().__init__(path, mode="a", encoding=encoding)
+        self.maxBytes = maxBytes
+        self.backupCount = backupCount
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if self._full(record):
+                self._roll()
+            super().emit(record)
+        except Exception:
+            self.handleError(record)
+
+    def _full(self, record: logging.LogRecord) -> bool:
+        if self.maxBytes <= 0:
+            return False
+        if os.path.exists(self.baseFilename) and not os.path.isfile(self.baseFilename):
+            return False  # /dev/null and the like never roll
+        if self.stream is None:
+            self.stream = self._open()
+        return self.stream.tell() + len(self.format(record)) + 1 >= self.maxBytes
+
+    def _roll(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+        if self.backupCount > 0:
+            for i in range(self.backupCount - 1, 0, -1):
+                older = f"{self.baseFilename}.{i}"
+                if os.path.exists(older):
+                    os.replace(older, f"{self.baseFilename}.{i + 1}")
+            if os.path.exists(self.baseFilename):
+                os.replace(self.baseFilename, f"{self.baseFilename}.1")
+        self.stream = self._open()
 
 
 def log_dir(default: Path) -> Path:
@@ -69,8 +113,7 @@ def setup(directory: Path, foreground: bool, level: int | str | None = None, myi
     fmt = logging.Formatter(FORMAT)
     context = ContextFilter(myid)
     handlers: list[logging.Handler] = [
-        logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT,
-                                             encoding="utf-8")]
+        RollingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT)]
     if foreground:
         handlers.append(logging.StreamHandler())
     for h in handlers:

@@ -34,7 +34,6 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,6 +41,7 @@ from .codes import Perm
 from .digest import DIGEST_VERSION, M64, counted, entry_digest
 from .jute import JuteError, Record, read_string, write_string
 from .records import ACL, FileHeader, Id, StatPersisted
+from .values import MutableValue, Value
 
 log = logging.getLogger("zkops.server.snapshot")
 
@@ -69,24 +69,37 @@ class DataNode(Record):
     __slots__ = ("data", "acl", "stat")
 
 
-@dataclass(frozen=True)
-class ZxidDigest:
+class ZxidDigest(Value):
     """The optional tree digest 3.8 writes after the first seal."""
 
+    __slots__ = ("zxid", "version", "digest")
     zxid: int
     version: int
     digest: int
 
+    def __init__(self, zxid: int, version: int, digest: int) -> None:
+        object.__setattr__(self, "zxid", zxid)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "digest", digest)
 
-@dataclass
-class SnapshotData:
+
+class SnapshotData(MutableValue):
     """What a snapshot holds; ``nodes`` are (path, data, acl, stat), root "" first."""
 
+    __slots__ = ("zxid", "sessions", "nodes", "path", "digest")
     zxid: int
     sessions: dict[int, int]
     nodes: list[Node]
-    path: Path | None = None
-    digest: ZxidDigest | None = field(default=None)
+    path: Path | None
+    digest: ZxidDigest | None
+
+    def __init__(self, zxid: int, sessions: dict[int, int], nodes: list[Node], path: Path | None = None,
+                 digest: ZxidDigest | None = None) -> None:
+        self.zxid = zxid
+        self.sessions = sessions
+        self.nodes = nodes
+        self.path = path
+        self.digest = digest
 
 
 # ---------------------------------------------------------------- names

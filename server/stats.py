@@ -17,11 +17,11 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .servermode import ServerMode
+from .values import Value
 
 if TYPE_CHECKING:
     from .connection import ClientConnection
@@ -83,28 +83,49 @@ class Counters:
         return self.total_latency / self.count if self.count else 0.0
 
 
-@dataclass(frozen=True)
-class LearnerReport:
+class LearnerReport(Value):
     """One learner as its leader sees it."""
 
+    __slots__ = ("sid", "observer", "phase", "synced", "voting")
     sid: int
     observer: bool
     phase: str  # zab.LearnerPhase
     synced: bool  # past NEWLEADER: it takes proposals
     voting: bool  # a follower in the current voting view (observers never are)
 
+    def __init__(self, sid: int, observer: bool, phase: str, synced: bool, voting: bool) -> None:
+        set_ = object.__setattr__
+        set_(self, "sid", sid)
+        set_(self, "observer", observer)
+        set_(self, "phase", phase)
+        set_(self, "synced", synced)
+        set_(self, "voting", voting)
 
-@dataclass(frozen=True)
-class QuorumReport:
+
+class QuorumReport(Value):
     """What an ensemble member adds to its server's numbers (``quorum.Ensemble.report``)."""
 
+    __slots__ = ("leader", "established", "learners", "election_ms", "look_started", "mntr_rows", "events")
+    _hidden = ("events",)
     leader: int | None  # who leads (None while looking)
     established: bool  # ZAB's broadcast phase: the quorum serves
-    learners: tuple[LearnerReport, ...] = ()  # the leader's learners (read them only on a leader)
-    election_ms: tuple[float, ...] = ()  # every election this server saw, oldest first
-    look_started: float = 0.0  # time.monotonic() when it last started looking
-    mntr_rows: tuple[tuple[str, object], ...] = ()  # the quorum's own mntr keys (zk_*)
-    events: tuple[dict[str, Any], ...] = field(default=(), repr=False)  # recent election events
+    learners: tuple[LearnerReport, ...]  # the leader's learners (read them only on a leader)
+    election_ms: tuple[float, ...]  # every election this server saw, oldest first
+    look_started: float  # time.monotonic() when it last started looking
+    mntr_rows: tuple[tuple[str, object], ...]  # the quorum's own mntr keys (zk_*)
+    events: tuple[dict[str, Any], ...]  # recent election events (not in the repr)
+
+    def __init__(self, leader: int | None, established: bool, learners: tuple[LearnerReport, ...] = (),
+                 election_ms: tuple[float, ...] = (), look_started: float = 0.0,
+                 mntr_rows: tuple[tuple[str, object], ...] = (), events: tuple[dict[str, Any], ...] = ()) -> None:
+        set_ = object.__setattr__
+        set_(self, "leader", leader)
+        set_(self, "established", established)
+        set_(self, "learners", learners)
+        set_(self, "election_ms", election_ms)
+        set_(self, "look_started", look_started)
+        set_(self, "mntr_rows", mntr_rows)
+        set_(self, "events", events)
 
 
 def dir_size(path: Path) -> int:

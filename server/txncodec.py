@@ -21,7 +21,6 @@ Anything else after the body (other than exactly one digest) is a :class:`JuteEr
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 from .codes import Op
@@ -42,6 +41,7 @@ from .records import (
     SetDataTxn,
     TxnHeader,
 )
+from .values import Value
 
 TXN_HEADER_SIZE = 32  # clientId 8, cxid 4, zxid 8, time 8, type 4
 DIGEST_SIZE = 12  # int version, long treeDigest
@@ -89,13 +89,18 @@ BODY_TYPES: dict[int, type[Record]] = {
 }
 
 
-@dataclass(frozen=True)
-class TxnEntry:
+class TxnEntry(Value):
     """One decoded txn: header, body (None for a bare closeSession) and optional digest."""
 
+    __slots__ = ("header", "body", "digest")
     header: TxnHeader
     body: Record | None
-    digest: TxnDigest | None = None
+    digest: TxnDigest | None
+
+    def __init__(self, header: TxnHeader, body: Record | None, digest: TxnDigest | None = None) -> None:
+        object.__setattr__(self, "header", header)
+        object.__setattr__(self, "body", body)
+        object.__setattr__(self, "digest", digest)
 
 
 # ---------------------------------------------------------------- writing

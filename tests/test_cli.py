@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import logging.handlers
 import os
 import shutil
 import signal
@@ -21,6 +20,7 @@ import pytest
 
 from tests.support.refzk import free_port
 from zkops.server import cli, logsetup
+from zkops.server.fourletterclient import four_letter
 
 # ------------------------------------------------------------------ helpers
 SRVR_REPLY = ("Zookeeper version: 3.8.4-9316c2a7a97e1666d8f4593f34dd6fc36ecc436c, built on 2024-02-12 22:16 UTC\n"
@@ -540,7 +540,7 @@ def test_logsetup_file_format_and_handlers(tmp_path, capsys):
         assert path == tmp_path / "logs" / "zkops-server.log"
         ours = [h for h in logging.getLogger().handlers if h in logsetup._installed]
         assert len(ours) == 2 and foreign in logging.getLogger().handlers
-        rot = next(h for h in ours if isinstance(h, logging.handlers.RotatingFileHandler))
+        rot = next(h for h in ours if isinstance(h, logsetup.RollingFileHandler))
         assert (rot.maxBytes, rot.backupCount) == (10 * 1024 * 1024, 10)
 
         async def in_a_task() -> None:
@@ -561,6 +561,28 @@ def test_logsetup_file_format_and_handlers(tmp_path, capsys):
         logging.getLogger().removeHandler(foreign)
         logsetup.teardown()
     assert not logsetup._installed
+
+
+def test_log_file_rolls_at_its_size_and_keeps_its_backups(tmp_path):
+    """zookeeper.log's rolling, as logging.handlers.RotatingFileHandler did it: a record that
+    would take the file to maxBytes first moves it to .1 (.1 to .2, ...), up to backupCount."""
+    path = tmp_path / "z.log"
+    h = logsetup.RollingFileHandler(path, maxBytes=100, backupCount=2)
+    h.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("zkops.test.rolling")
+    log.propagate = False
+    log.addHandler(h)
+    try:
+        for i in range(7):
+            log.warning("%d%s", i, "x" * 39)  # 41 bytes a line: two fit below 100
+    finally:
+        log.removeHandler(h)
+        h.close()
+        log.propagate = True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["z.log", "z.log.1", "z.log.2"]
+    assert [line[0] for line in path.read_text().splitlines()] == ["6"]
+    assert [line[0] for line in (tmp_path / "z.log.1").read_text().splitlines()] == ["4", "5"]
+    assert [line[0] for line in (tmp_path / "z.log.2").read_text().splitlines()] == ["2", "3"]
 
 
 def test_logsetup_background_writes_the_file_only(tmp_path, capsys):
@@ -604,11 +626,11 @@ def test_real_server_start_status_stop(tmp_path):
     pid = cli.read_pidfile(tmp_path / "data" / "zookeeper_server.pid")
     try:
         assert up.returncode == 0 and up.stdout == "Starting zookeeper ... STARTED\n", up.stderr
-        assert cli.four_letter("127.0.0.1", port, "ruok") == "imok"
+        assert four_letter("127.0.0.1", port, "ruok") == "imok"
         status = zk("status", str(cfg))
         assert status.returncode == 0 and status.stdout.splitlines() == [
             f"Client port found: {port}. Client address: 127.0.0.1. Client SSL: false.", "Mode: standalone"]
-        assert "Zookeeper version: 3.8" in cli.four_letter("127.0.0.1", port, "srvr")
+        assert "Zookeeper version: 3.8" in four_letter("127.0.0.1", port, "srvr")
     finally:
         down = zk("stop", str(cfg))
         if pid is not None and cli.is_server_process(pid):

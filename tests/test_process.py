@@ -195,3 +195,36 @@ def test_a_server_without_tls_does_not_load_openssls_tls_library(tmp_path, monke
         assert "libssl" not in maps
     finally:
         server.stop()
+
+
+# What a standalone server (AdminServer off, no TLS, no SASL) has no use for: the ensemble's
+# modules, TLS, SASL, the AdminServer, and the standard library's modules that only the CLI's
+# other commands (argparse), logging.handlers (logsetup has its own rolling file) or
+# dataclasses' code generation (values) used to bring. Each is import time and idle memory
+# in every server process (docs/performance.md, start-up).
+NOT_FOR_A_STANDALONE_SERVER = frozenset({
+    "zkops.server.quorum", "zkops.server.quorumpeer", "zkops.server.quorumnet", "zkops.server.quorumwire",
+    "zkops.server.zab", "zkops.server.election", "zkops.server.electionnet", "zkops.server.electionwire",
+    "zkops.server.membership", "zkops.server.tls", "zkops.server.tlspeers", "zkops.server.sasl",
+    "zkops.server.adminserver", "zkops.server.httpd", "zkops.server.fourletterclient",
+    "argparse", "logging.handlers", "_ssl",
+})
+
+
+def test_a_standalone_server_imports_only_what_it_serves_with(tmp_path, monkeypatch):
+    """The server's own -X importtime lines (PYTHONPROFILEIMPORTTIME) name every module it
+    imported: by the time it has served a session, none of the ones above."""
+    monkeypatch.setenv("ZKOPS_EVENT_LOOP", "asyncio")  # uvloop imports ssl (server/eventloop.py)
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    server = ZkopsProcess(workdir=tmp_path, extra_cfg={"admin.enableServer": "false"}).start()
+    try:
+        c = _client(server.address)
+        c.create("/lean", b"x")
+        assert c.get("/lean")[0] == b"x"
+        c.stop()
+        text = (tmp_path / "stdout.log").read_text(errors="replace")
+    finally:
+        server.stop()
+    imported = {line.rsplit("|", 1)[-1].strip() for line in text.splitlines() if line.startswith("import time:")}
+    assert {"zkops.server.zkserver", "zkops.server.connection", "asyncio"} <= imported  # the lines are there
+    assert sorted(imported & NOT_FOR_A_STANDALONE_SERVER) == []

@@ -214,11 +214,18 @@ def _zkops_data_dir(tmp_path: Path) -> tuple[Path, int]:
     return ours.data_dir, last_create
 
 
+def _copy_data(src: Path, dst: Path) -> None:
+    """Copy a dataDir without the temporary file of a snapshot still being written: the forked
+    child that writes one can outlive the server's stop, and renames or removes its file while
+    the copy runs."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".snapshot.*.tmp"))
+
+
 def _fuzzy_copy(src: Path, dst: Path, last_create: int, alter: int = 0) -> int:
     """Copy a zkops dataDir to ``dst``, its newest snapshot renamed one zxid lower (a fuzzy snapshot,
     as Apache's are when a txn commits while it is written) and its digest changed by ``alter``.
     Returns the digest's zxid, which a reader compares after replaying that txn."""
-    shutil.copytree(src, dst)
+    _copy_data(src, dst)
     newest = snapmod.find_snapshots(dst)[0]
     snap = snapmod.read_snapshot(newest)
     assert snap.digest is not None and snap.digest.zxid == snap.zxid > last_create + 1, snap.digest
@@ -231,7 +238,7 @@ def _fuzzy_copy(src: Path, dst: Path, last_create: int, alter: int = 0) -> int:
 
 def _apache_on(data_dir: Path, tmp_path: Path, name: str) -> refzk.RefZooKeeper:
     ref = refzk.RefZooKeeper(workdir=tmp_path / name)
-    shutil.copytree(data_dir, ref.workdir / "data")
+    _copy_data(data_dir, ref.workdir / "data")
     return ref
 
 
@@ -247,7 +254,7 @@ def test_apache_serves_a_zkops_data_dir_and_agrees_with_its_snapshot_digest(tmp_
     finally:
         db.close()
     served_by_us = ZkopsProcess(workdir=tmp_path / "again")
-    shutil.copytree(src, served_by_us.data_dir)
+    _copy_data(src, served_by_us.data_dir)
     served_by_us.start()
     try:
         expected = _served_tree(served_by_us.address)
@@ -298,7 +305,7 @@ def test_altered_zkops_snapshot_digest_is_a_mismatch_for_apache_and_zkops(tmp_pa
         db.close()
     # the same with the digest at the snapshot's own zxid: zkops compares it on load
     bad_plain = tmp_path / "bad-plain"
-    shutil.copytree(src, bad_plain)
+    _copy_data(src, bad_plain)
     newest = snapmod.find_snapshots(bad_plain)[0]
     d = snapmod.read_snapshot(newest).digest
     assert d is not None

@@ -1,0 +1,50 @@
+"""server/paths.py: the quick check of a valid path agrees with ZooKeeper's whole rule."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zkops.server import paths
+from zkops.server.paths import InvalidPath, validate_path, whole_rule
+
+PATHS = st.text(st.sampled_from(["/", ".", "a", "z", " ", "\x00", "\x1f", "\x7f", "\x85", "é", "\ud800", "\ufff0"]),
+                max_size=12)
+
+
+def _outcome(check, path: str) -> str | None:
+    try:
+        check(path)
+    except InvalidPath as exc:
+        return str(exc)
+    return None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(PATHS, st.booleans())
+def test_validate_path_says_what_the_whole_rule_says(path, sequential):
+    paths._valid_cache.clear()
+    expected = _outcome(whole_rule, path + "1" if sequential else path)
+    assert _outcome(lambda p: validate_path(p, sequential), path) == expected
+    assert _outcome(lambda p: validate_path(p, sequential), path) == expected  # again, from the cache
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    ("", "Path length must be > 0"),
+    ("a/b", "Path must start with / character"),
+    ("/a/", "Path must not end with / character"),
+    ("/a//b", "empty node name specified @3"),
+    ("/a/./b", "relative paths not allowed @3"),
+    ("/a/..", "relative paths not allowed @3"),
+    ("/a\x7fb", "invalid character @2"),
+])
+def test_invalid_paths_keep_zookeepers_messages(path, message):
+    with pytest.raises(InvalidPath, match=f"^{message}$"):
+        validate_path(path)
+
+
+def test_the_cache_stays_small():
+    for i in range(paths._CACHE_MAX + 10):
+        validate_path(f"/n{i}")
+    assert 0 < len(paths._valid_cache) <= paths._CACHE_MAX
