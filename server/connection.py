@@ -243,13 +243,14 @@ class ClientConnection(asyncio.Protocol):
     def send_reply(self, xid: int, zxid: int, err: int, body: Any = None) -> None:
         out = self.out
         start = len(out)
-        out += b"\0\0\0\0"
-        out += _REPLY.pack(0, xid, zxid, err)[4:]
+        out += _REPLY.pack(16, xid, zxid, err)  # the frame's length is right unless a body follows
         if body is not None and err == 0:
             body.write(out)
-        _LEN.pack_into(out, start, len(out) - start - 4)
+            _LEN.pack_into(out, start, len(out) - start - 4)
         self.packets_sent += 1
-        self._schedule_flush()
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.server.loop.call_soon(self.flush)
 
     def send_raw_reply(self, xid: int, zxid: int, err: int, payload: bytes | bytearray) -> None:
         out = self.out
@@ -261,8 +262,7 @@ class ClientConnection(asyncio.Protocol):
     def send_event(self, event_type: int, path: str) -> None:
         out = self.out
         start = len(out)
-        out += b"\0\0\0\0"
-        out += _REPLY.pack(0, Xid.NOTIFICATION, -1, 0)[4:]
+        out += _REPLY.pack(0, Xid.NOTIFICATION, -1, 0)
         WatcherEvent(event_type, KeeperState.SyncConnected, path).write(out)
         _LEN.pack_into(out, start, len(out) - start - 4)
         self.packets_sent += 1

@@ -125,8 +125,8 @@ class Preparer:
         node = self.tree.nodes.get(path)
         if node is None:
             return None
-        return Change(node.mzxid, path, True, node.version, node.cversion, node.aversion,
-                      node.acl, node.owner, node.num_children, None, node.data)
+        _cz, mz, _pz, _ct, _mt, v, cv, av, ow = node.stat9()  # one read of the head, not eight
+        return Change(mz, path, True, v, cv, av, node.acl, ow, node.num_children, None, node.data)
 
     def exists(self, path: str) -> bool:
         """Whether ``path`` will exist once the outstanding txns commit (no allocation)."""

@@ -21,7 +21,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,7 +29,7 @@ from .codes import Err, Op, Xid, ZkError
 from .connection import MALFORMED, UNKNOWN, ClientConnection, Request
 from .core import Limits, ServerCore
 from .datatree import ApplyResult, DataTree, Node
-from .digest import DIGEST_VERSION, to_long
+from .digest import DIGEST_VERSION
 from .records import (
     ConnectRequest,
     ConnectResponse,
@@ -43,7 +42,7 @@ from .records import (
 from .servermode import ServerMode
 from .sessions import session_password
 from .stats import Counters, QuorumReport, ServerStats, Summary
-from .txncodec import TxnDigest, encode_txn
+from .txncodec import encode_txn_digest
 from .wire import encode_multi_results
 
 log = logging.getLogger("zkops.server")
@@ -51,16 +50,24 @@ log = logging.getLogger("zkops.server")
 EMPTY_PASSWD = b"\0" * 16
 
 
-@dataclass
 class Pending:
-    """A write waiting to become durable, and who asked for it."""
+    """A write waiting to become durable, and who asked for it (a plain class with slots: one
+    is made per write)."""
 
-    hdr: TxnHeader
-    body: Any
-    conn: ClientConnection | None
-    req: Request | None
-    on_commit: Callable[[ApplyResult], None] | None = None
-    answer: Callable[[], None] | None = None  # a reply that takes no txn, in its turn
+    __slots__ = ("hdr", "body", "conn", "req", "on_commit", "answer")
+
+    def __init__(self, hdr: TxnHeader, body: Any, conn: ClientConnection | None, req: Request | None,
+                 on_commit: Callable[[ApplyResult], None] | None = None,
+                 answer: Callable[[], None] | None = None) -> None:
+        self.hdr = hdr
+        self.body = body
+        self.conn = conn
+        self.req = req
+        self.on_commit = on_commit
+        self.answer = answer  # a reply that takes no txn, in its turn
+
+    def __repr__(self) -> str:
+        return f"Pending(zxid=0x{self.hdr.zxid:x}, type={self.hdr.type})" if self.hdr is not None else "Pending()"
 
 
 class GroupCommitter:
@@ -949,8 +956,7 @@ class Standalone:
         server = self.server
         server.pending.append(p)
         # as Apache logs it: the tree digest the txn leaves after its body (prepared just now)
-        digest = server.core.prep.last_digest
-        data = encode_txn(p.hdr, p.body, None if digest is None else TxnDigest(DIGEST_VERSION, to_long(digest)))
+        data = encode_txn_digest(p.hdr, p.body, DIGEST_VERSION, server.core.prep.last_digest)
         if server.committer is None:
             server.loop.call_soon(server.durable, p.hdr.zxid)
         else:
