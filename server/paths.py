@@ -39,6 +39,10 @@ def validate_path(path: str | None, sequential: bool = False) -> None:
         return
     if path[-1] == "/":
         raise InvalidPath("Path must not end with / character")
+    if path.isascii() and path.isprintable() and "//" not in path and "/." not in path:
+        # the usual path, checked without the walk below: printable ASCII has none of the
+        # characters _BAD_CHAR names, and no "." or ".." name starts without "/."
+        return
     for name in path[1:].split("/"):
         if not name:
             raise InvalidPath(f"empty node name specified @{path.find('//') + 1}")

@@ -696,7 +696,7 @@ class ZooKeeperServer:
         if op == Op.reconfig:
             self.role.reconfig(conn, req)
             return
-        self.submit(conn, req, op, req.record)
+        self.role.submit(conn, req, op, req.record)
 
     def _answer_in_turn(self, conn: ClientConnection, req: Request, code: int, payload: bytes | None = None) -> None:
         """Answer a write that takes no txn once the writes before it are answered, as it
