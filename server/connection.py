@@ -249,8 +249,7 @@ class ClientConnection(asyncio.Protocol):
             _LEN.pack_into(out, start, len(out) - start - 4)
         self.packets_sent += 1
         if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.server.loop.call_soon(self.flush)
+            self._schedule_flush()
 
     def send_raw_reply(self, xid: int, zxid: int, err: int, payload: bytes | bytearray) -> None:
         out = self.out
@@ -279,7 +278,11 @@ class ClientConnection(asyncio.Protocol):
     def _schedule_flush(self) -> None:
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            self.server.loop.call_soon(self.flush)
+            batch = self.server.out_batch
+            if batch is None:
+                self.server.loop.call_soon(self.flush)
+            else:  # the server flushes every connection of the batch it is applying at its end
+                batch.append(self)
 
     def flush(self) -> None:
         self.flush_scheduled = False

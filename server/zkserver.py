@@ -249,6 +249,9 @@ class ZooKeeperServer:
         self.read_only = False  # serving read-only sessions while cut off (readonlymode.enabled)
         self.sasl_users: dict[str, str] | None = None  # from the JAAS file, read on the first sasl request
         self.ro_sessions: set[int] = set()
+        # While a batch of durable txns is applied: the connections that have output, flushed
+        # once at its end (one write each, without a loop callback per connection)
+        self.out_batch: list[ClientConnection] | None = None
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -915,6 +918,7 @@ class Standalone:
 
     def __init__(self, server: ZooKeeperServer) -> None:
         self.server = server
+        self.commit_scheduled = False  # without a txn log: the loop turn's writes commit together
 
     def quorum(self) -> QuorumReport | None:
         return None
@@ -958,20 +962,36 @@ class Standalone:
         # as Apache logs it: the tree digest the txn leaves after its body (prepared just now)
         data = encode_txn_digest(p.hdr, p.body, DIGEST_VERSION, server.core.prep.last_digest)
         if server.committer is None:
-            server.loop.call_soon(server.durable, p.hdr.zxid)
+            # no log (an in-memory server): the writes of one loop turn are durable at once, in
+            # one batch, as the group committer makes them
+            if not self.commit_scheduled:
+                self.commit_scheduled = True
+                server.loop.call_soon(self._commit_all)
         else:
             server.committer.submit(p.hdr.zxid, data)
+
+    def _commit_all(self) -> None:
+        self.commit_scheduled = False
+        pending = self.server.pending
+        if pending:
+            self.server.durable(pending[-1].hdr.zxid)
 
     def durable(self, zxid: int) -> None:
         """Apply the txns up to ``zxid``, reply, notify watchers."""
         server = self.server
         pending = server.pending
-        while pending and pending[0].hdr.zxid <= zxid:
-            p = pending.popleft()
-            if p.answer is not None:
-                p.answer()
-                continue
-            server.apply_txn(p.hdr, p.body, p)
+        server.out_batch = batch = []
+        try:
+            while pending and pending[0].hdr.zxid <= zxid:
+                p = pending.popleft()
+                if p.answer is not None:
+                    p.answer()
+                    continue
+                server.apply_txn(p.hdr, p.body, p)
+        finally:
+            server.out_batch = None
+            for conn in batch:
+                conn.flush()
         server.snapshot_if_due()
 
 
