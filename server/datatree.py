@@ -189,7 +189,7 @@ class Node:
     def stat9(self) -> tuple[int, int, int, int, int, int, int, int, int]:
         """czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion, owner (the digest's
         order) in one read of the head."""
-        return _STAT60.unpack_from(self._head())  # type: ignore[return-value]
+        return _STAT60.unpack_from(self._head())
 
     def persisted(self) -> StatPersisted:
         cz, mz, pz, ct, mt, v, cv, av, ow = _STAT60.unpack_from(self._head())
@@ -249,7 +249,7 @@ class Leaf(Node, bytes):
         return int(_U.unpack_from(self, _DIG)[0])
 
     def stat9(self) -> tuple[int, int, int, int, int, int, int, int, int]:
-        return _STAT60.unpack_from(self)  # type: ignore[return-value]
+        return _STAT60.unpack_from(self)
 
     def stat(self) -> Stat:
         cz, mz, pz, ct, mt, v, cv, av, ow = _STAT60.unpack_from(self)

@@ -980,7 +980,8 @@ class Standalone:
         """Apply the txns up to ``zxid``, reply, notify watchers."""
         server = self.server
         pending = server.pending
-        server.out_batch = batch = []
+        batch: list[ClientConnection] = []
+        server.out_batch = batch
         try:
             while pending and pending[0].hdr.zxid <= zxid:
                 p = pending.popleft()
