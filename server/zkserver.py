@@ -992,7 +992,10 @@ class Standalone:
         finally:
             server.out_batch = None
             for conn in batch:
-                conn.flush()
+                try:
+                    conn.flush()
+                except Exception:  # one broken transport must not keep the others' replies
+                    log.exception("flushing replies to %s:%d failed", conn.peer[0], conn.peer[1])
         server.snapshot_if_due()
 
 
