@@ -243,13 +243,13 @@ class ClientConnection(asyncio.Protocol):
     def send_reply(self, xid: int, zxid: int, err: int, body: Any = None) -> None:
         out = self.out
         start = len(out)
-        out += b"\0\0\0\0"
-        out += _REPLY.pack(0, xid, zxid, err)[4:]
+        out += _REPLY.pack(16, xid, zxid, err)  # the frame's length is right unless a body follows
         if body is not None and err == 0:
             body.write(out)
-        _LEN.pack_into(out, start, len(out) - start - 4)
+            _LEN.pack_into(out, start, len(out) - start - 4)
         self.packets_sent += 1
-        self._schedule_flush()
+        if not self.flush_scheduled:
+            self._schedule_flush()
 
     def send_raw_reply(self, xid: int, zxid: int, err: int, payload: bytes | bytearray) -> None:
         out = self.out
@@ -261,8 +261,7 @@ class ClientConnection(asyncio.Protocol):
     def send_event(self, event_type: int, path: str) -> None:
         out = self.out
         start = len(out)
-        out += b"\0\0\0\0"
-        out += _REPLY.pack(0, Xid.NOTIFICATION, -1, 0)[4:]
+        out += _REPLY.pack(0, Xid.NOTIFICATION, -1, 0)
         WatcherEvent(event_type, KeeperState.SyncConnected, path).write(out)
         _LEN.pack_into(out, start, len(out) - start - 4)
         self.packets_sent += 1
@@ -279,7 +278,11 @@ class ClientConnection(asyncio.Protocol):
     def _schedule_flush(self) -> None:
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            self.server.loop.call_soon(self.flush)
+            batch = self.server.out_batch
+            if batch is None:
+                self.server.loop.call_soon(self.flush)
+            else:  # the server flushes every connection of the batch it is applying at its end
+                batch.append(self)
 
     def flush(self) -> None:
         self.flush_scheduled = False

@@ -113,8 +113,10 @@ class ServerCore:
         elif op == Op.closeSession:
             self.sessions.remove(hdr.clientId)
         notes: list[Notification] = []
-        if result.events:
-            trigger = self.watches.trigger
+        watches = self.watches
+        # no watch at all (the usual write): no table to look in (a recursive watch is in by_path too)
+        if result.events and (watches.data.by_path or watches.child.by_path):
+            trigger = watches.trigger
             allowed = AclCheck.allowed
             for etype, path, acl in result.events:
                 for note in trigger(etype, path):

@@ -186,6 +186,11 @@ class Node:
         # Apache keeps the number of child creations and shows creations plus deletions
         return Stat(cz, mz, ct, mt, v, 2 * cv - n, av, ow if ow > 0 else 0, len(data) if data else 0, n, pz)
 
+    def stat9(self) -> tuple[int, int, int, int, int, int, int, int, int]:
+        """czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion, owner (the digest's
+        order) in one read of the head."""
+        return _STAT60.unpack_from(self._head())
+
     def persisted(self) -> StatPersisted:
         cz, mz, pz, ct, mt, v, cv, av, ow = _STAT60.unpack_from(self._head())
         return StatPersisted(cz, mz, ct, mt, v, cv, av, ow, pz)
@@ -242,6 +247,9 @@ class Leaf(Node, bytes):
     @property
     def dig(self) -> int:
         return int(_U.unpack_from(self, _DIG)[0])
+
+    def stat9(self) -> tuple[int, int, int, int, int, int, int, int, int]:
+        return _STAT60.unpack_from(self)
 
     def stat(self) -> Stat:
         cz, mz, pz, ct, mt, v, cv, av, ow = _STAT60.unpack_from(self)

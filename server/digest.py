@@ -59,6 +59,8 @@ class NodeLike(Protocol):
     def owner(self) -> int: ...
     @property
     def dig(self) -> int: ...
+    def stat9(self) -> tuple[int, int, int, int, int, int, int, int, int]:
+        """czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion, owner, at once."""
 
 
 def counted(path: str) -> bool:
@@ -68,19 +70,26 @@ def counted(path: str) -> bool:
 
 def node_digest(path: str, node: NodeLike) -> int:
     """One node's digest (an unsigned 32-bit CRC), 0 for nodes under /zookeeper/."""
+    return stat_digest(path, node.data, node.stat9())
+
+
+Stat9 = tuple[int, int, int, int, int, int, int, int, int]  # NodeLike.stat9's order
+
+
+def stat_digest(path: str, data: bytes | None, stat9: Stat9) -> int:
+    """The digest of a node at ``path`` with ``data`` and this stat (czxid, mzxid, pzxid, ctime,
+    mtime, version, cversion, aversion, ephemeralOwner)."""
     if path.startswith(EXCLUDED_PREFIX):
         return 0
     crc = zlib.crc32(b"" if path == "/" else path.encode("utf-8"))
-    data = node.data
     if data:
         crc = zlib.crc32(data, crc)
     try:
-        stat = _STAT.pack(node.czxid, node.mzxid, node.pzxid, node.ctime, node.mtime, node.version,
-                          node.cversion, node.aversion, node.owner)
+        stat = _STAT.pack(*stat9)
     except struct.error:  # a value outside Java's signed range: its two's complement bits
-        stat = _USTAT.pack(node.czxid & M64, node.mzxid & M64, node.pzxid & M64, node.ctime & M64,
-                           node.mtime & M64, node.version & _M32, node.cversion & _M32,
-                           node.aversion & _M32, node.owner & M64)
+        cz, mz, pz, ct, mt, v, cv, av, ow = stat9
+        stat = _USTAT.pack(cz & M64, mz & M64, pz & M64, ct & M64, mt & M64, v & _M32, cv & _M32, av & _M32,
+                           ow & M64)
     return zlib.crc32(stat, crc)
 
 
@@ -101,6 +110,10 @@ class _StatView:
         self.version, self.cversion, self.aversion = s.version, s.cversion, s.aversion
         self.owner = s.ephemeralOwner
         self.dig = 0
+
+    def stat9(self) -> tuple[int, int, int, int, int, int, int, int, int]:
+        return (self.czxid, self.mzxid, self.pzxid, self.ctime, self.mtime, self.version, self.cversion,
+                self.aversion, self.owner)
 
 
 def full_digest(nodes: Iterable[tuple[str, NodeLike]]) -> int:
@@ -134,27 +147,44 @@ class State:
         self.owner = owner
         self.dig = 0
 
+    def stat9(self) -> tuple[int, int, int, int, int, int, int, int, int]:
+        return (self.czxid, self.mzxid, self.pzxid, self.ctime, self.mtime, self.version, self.cversion,
+                self.aversion, self.owner)
+
     @classmethod
     def of(cls, n: NodeLike) -> State:
-        return cls(n.data, n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime, n.version, n.cversion, n.aversion,
-                   n.owner)
+        s = cls.__new__(cls)
+        s.data = n.data
+        (s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime, s.version, s.cversion, s.aversion,
+         s.owner) = n.stat9()
+        s.dig = 0
+        return s
 
 
 def _parent(path: str) -> str:
     return path[:path.rfind("/")] or "/"
 
 
+# A node as the outstanding txns leave it, in the Predictor's overlay: (data, stat9, digest)
+_Entry = tuple[bytes | None, Stat9, int]
+
+
 class Predictor:
     """The tree digest each prepared txn leaves, from the committed tree plus an overlay of the
     nodes the outstanding txns change. ``lookup`` reads the committed tree, ``tree_digest`` its
-    digest; ``committed(zxid)`` forgets what the tree now shows."""
+    digest; ``committed(zxid)`` forgets what the tree now shows.
+
+    The overlay keeps each node as a (data, stat9, digest) tuple: a write reads its node's stat
+    once and makes one tuple, not an object per node it touches."""
 
     def __init__(self, lookup: Callable[[str], NodeLike | None], tree_digest: Callable[[], int],
                  decode_sub: Callable[[int, bytes], Any]) -> None:
         self.lookup = lookup
         self.tree_digest = tree_digest
         self.decode_sub = decode_sub  # (type, bytes) -> body, for the txns inside a multi
-        self.overlay: dict[str, tuple[int, State | None]] = {}
+        self.overlay: dict[str, tuple[int, _Entry | None]] = {}
+        # (zxid, path) of every overlay entry made, and (zxid, None) for a txn that made none:
+        # non-empty while any txn is outstanding
         self.order: deque[tuple[int, str | None]] = deque()
         self.last = 0
 
@@ -164,9 +194,13 @@ class Predictor:
 
     def advance(self, zxid: int, op: int, body: Any, time: int, client: int) -> int:
         """Take one prepared txn; returns the (unsigned) tree digest it will leave."""
-        digest = (self.current() + self._delta(zxid, op, body, time, client)) & M64
+        order = self.order
+        base = self.last if order else self.tree_digest() & M64
+        made = len(order)
+        digest = (base + self._delta(zxid, op, body, time, client)) & M64
         self.last = digest
-        self.order.append((zxid, None))
+        if len(order) == made:
+            order.append((zxid, None))
         return digest
 
     def committed(self, zxid: int) -> None:
@@ -185,49 +219,51 @@ class Predictor:
         self.last = 0
 
     # ------------------------------------------------------------ the txns' effects
-    def _get(self, path: str) -> NodeLike | None:
+    def _get(self, path: str) -> _Entry | None:
         entry = self.overlay.get(path)
         if entry is not None:
             return entry[1]
-        return self.lookup(path)
+        node = self.lookup(path)
+        if node is None:
+            return None
+        return node.data, node.stat9(), node.dig
 
-    def _put(self, zxid: int, path: str, state: State | None) -> int:
-        """Record the node as the txn leaves it; returns its new digest (0 when deleted)."""
-        self.overlay[path] = (zxid, state)
+    def _put(self, zxid: int, path: str, data: bytes | None, stat9: Stat9) -> int:
+        """Record the node as the txn leaves it; returns its new digest."""
+        d = stat_digest(path, data, stat9)
+        self.overlay[path] = (zxid, (data, stat9, d))
         self.order.append((zxid, path))
-        if state is None:
-            return 0
-        d = state.dig = node_digest(path, state)
         return d
 
+    def _gone(self, zxid: int, path: str) -> None:
+        """Record that the txn deletes the node."""
+        self.overlay[path] = (zxid, None)
+        self.order.append((zxid, path))
+
     def _delta(self, zxid: int, op: int, body: Any, time: int, client: int) -> int:
+        if op == Op.setData or op == Op.reconfig or op == Op.setACL:
+            path = body.path
+            node = self._get(path)
+            if node is None:
+                return 0
+            data, (cz, mz, pz, ct, mt, v, cv, av, ow), dig = node
+            if op == Op.setACL:
+                return self._put(zxid, path, data, (cz, mz, pz, ct, mt, v, cv, body.version, ow)) - dig
+            return self._put(zxid, path, body.data, (cz, zxid, pz, ct, time, body.version, cv, av, ow)) - dig
+        if op in _CREATES:
+            return self._create(zxid, op, body, time, client)
+        if op == Op.delete or op == Op.deleteContainer:
+            return self._delete(zxid, body.path)
         if op == Op.multi:
             subs = [(t.type, self.decode_sub(t.type, t.data)) for t in body.txns]
             if any(t == Op.error for t, _ in subs):
                 return 0
             return sum(self._delta(zxid, t, b, time, client) for t, b in subs)
-        if op in _CREATES:
-            return self._create(zxid, op, body, time, client)
-        if op in (Op.delete, Op.deleteContainer):
-            return self._delete(zxid, body.path)
-        if op in (Op.setData, Op.reconfig, Op.setACL):
-            node = self._get(body.path)
-            if node is None:
-                return 0
-            new = State.of(node)
-            if op == Op.setACL:
-                new.aversion = body.version
-            else:
-                new.data = body.data
-                new.mzxid = zxid
-                new.mtime = time
-                new.version = body.version
-            return self._put(zxid, body.path, new) - node.dig
         if op == Op.closeSession and body is not None:
             delta = 0
             for p in sorted(body.paths2Delete or (), key=lambda s: (-s.count("/"), s)):
                 node = self._get(p)
-                if node is not None and node.owner == client:
+                if node is not None and node[1][8] == client:
                     delta += self._delete(zxid, p)
             return delta
         return 0  # createSession, check, error: the tree stays as it is
@@ -244,15 +280,15 @@ class Predictor:
             owner = TTL_OWNER_MASK | body.ttl
         else:
             owner = client if body.ephemeral else 0
-        p = State.of(parent)
+        pdata, (cz, mz, pz, ct, mt, v, cv, av, ow), pdig = parent
         cversion = body.parentCVersion
         if cversion == -1:
-            cversion = p.cversion + 1
-        if cversion > p.cversion:
-            p.cversion = cversion
-            p.pzxid = zxid
-        child = State(body.data, zxid, zxid, zxid, time, time, 0, 0, 0, owner)
-        return self._put(zxid, parent_path, p) - parent.dig + self._put(zxid, path, child)
+            cversion = cv + 1
+        if cversion > cv:
+            cv = cversion
+            pz = zxid
+        return (self._put(zxid, parent_path, pdata, (cz, mz, pz, ct, mt, v, cv, av, ow)) - pdig
+                + self._put(zxid, path, body.data, (zxid, zxid, zxid, time, time, 0, 0, 0, owner)))
 
     def _delete(self, zxid: int, path: str) -> int:
         node = self._get(path)
@@ -260,11 +296,13 @@ class Predictor:
         parent = self._get(parent_path)
         if node is None or parent is None:
             return 0
-        p = State.of(parent)
-        if zxid > p.pzxid:
-            p.pzxid = zxid
-        return self._put(zxid, parent_path, p) - parent.dig + self._put(zxid, path, None) - node.dig
+        pdata, (cz, mz, pz, ct, mt, v, cv, av, ow), pdig = parent
+        if zxid > pz:
+            pz = zxid
+        new_parent = self._put(zxid, parent_path, pdata, (cz, mz, pz, ct, mt, v, cv, av, ow))
+        self._gone(zxid, path)
+        return new_parent - pdig - node[2]
 
 
 __all__ = ["DIGEST_VERSION", "M64", "NodeLike", "Predictor", "State", "counted", "entry_digest", "full_digest", "node_digest",
-           "to_long"]
+           "stat_digest", "to_long"]

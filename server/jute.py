@@ -150,18 +150,48 @@ def _emit_read(lines: list[str], target: str, ftype: Any, indent: str, depth: in
         raise TypeError(f"unknown jute type {ftype!r}")
 
 
+_FIXED = {"int": "i", "long": "q", "bool": "?"}
+
+
+def _runs(fields: tuple[tuple[str, Any], ...]) -> list[tuple[str, Any] | list[tuple[str, str]]]:
+    """The fields, with each run of two or more fixed-width ones (int, long, bool) as a list:
+    a run is one struct call (a Stat's eleven fields, a TxnHeader's five), not one per field."""
+    out: list[tuple[str, Any] | list[tuple[str, str]]] = []
+    run: list[tuple[str, str]] = []
+    for field in (*fields, ("", None)):
+        if isinstance(field[1], str) and field[1] in _FIXED:
+            run.append((field[0], field[1]))
+            continue
+        if len(run) > 1:
+            out.append(run)
+        else:
+            out.extend(run)
+        run = []
+        if field[1] is not None:
+            out.append(field)
+    return out
+
+
 def _compile(cls: type[Record]) -> None:
     env = dict(_ENV)
     env["_cls"] = cls
     w = ["def write(self, out):"]
-    for name, ftype in cls.FIELDS:
-        _emit_write(w, f"self.{name}", ftype, "    ", 0)
+    r = ["def read(cls, buf, off=0):", "    try:"]
+    for i, item in enumerate(_runs(cls.FIELDS)):
+        if isinstance(item, list):
+            # ">" with no padding: the same bytes as the fields one by one ('?' packs and
+            # reads a bool as 1/0, as the one-field code does)
+            fmt = struct.Struct(">" + "".join(_FIXED[t] for _, t in item))
+            env[f"_S{i}"] = fmt
+            names_i = ", ".join(n for n, _ in item)
+            w.append(f"    out += _S{i}.pack({', '.join('self.' + n for n, _ in item)})")
+            r.append(f"        ({names_i},) = _S{i}.unpack_from(buf, off); off += {fmt.size}")
+        else:
+            _emit_write(w, f"self.{item[0]}", item[1], "    ", 0)
+            _emit_read(r, item[0], item[1], "        ", 0, env)
     if len(w) == 1:
         w.append("    pass")
     names = [name for name, _ in cls.FIELDS]
-    r = ["def read(cls, buf, off=0):", "    try:"]
-    for name, ftype in cls.FIELDS:
-        _emit_read(r, name, ftype, "        ", 0, env)
     r.append("    except (struct_error, IndexError):")
     r.append(f"        raise JuteError('truncated {cls.__name__}') from None")
     # build the record slot by slot, without a call to __init__ or a loop over the fields

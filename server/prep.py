@@ -125,8 +125,8 @@ class Preparer:
         node = self.tree.nodes.get(path)
         if node is None:
             return None
-        return Change(node.mzxid, path, True, node.version, node.cversion, node.aversion,
-                      node.acl, node.owner, node.num_children, None, node.data)
+        _cz, mz, _pz, _ct, _mt, v, cv, av, ow = node.stat9()  # one read of the head, not eight
+        return Change(mz, path, True, v, cv, av, node.acl, ow, node.num_children, None, node.data)
 
     def exists(self, path: str) -> bool:
         """Whether ``path`` will exist once the outstanding txns commit (no allocation)."""
@@ -180,21 +180,28 @@ class Preparer:
         """Build the txn for one write; never raises for a client error (it becomes an error txn).
         ``last_digest`` is then the tree digest the txn leaves."""
         if zxid is None:
-            zxid = self.take_zxid()
+            zxid = self.next_zxid
+            self.next_zxid = zxid + 1
         hdr = TxnHeader(session_id, cxid, zxid, now_ms, op)
         body: Any
         try:
-            if session_id and op not in (Op.createSession, Op.closeSession) and not self.session_open(session_id):
+            if session_id and op != Op.createSession and op != Op.closeSession and not self.session_open(session_id):
                 raise ZkError(Err.SESSIONEXPIRED)
-            if op == Op.multi:
+            if op == Op.setData:  # the most common write first
+                body = self._set_data(hdr, req, auth)
+            elif op == Op.multi:
                 hdr, body = self._multi(hdr, req, auth)
             else:
                 body = self._one(hdr, op, req, auth)
-                hdr.type = _txn_type(op, body)
+                if type(body) is CreateContainerTxn:
+                    hdr.type = Op.createContainer  # as _txn_type
         except ZkError as exc:
             hdr.type = Op.error
             body = ErrorTxn(int(exc.code))
-        self._digest(hdr, body)
+        if self.tree.digest_enabled:  # as _digest
+            self.last_digest = self.digests.advance(zxid, hdr.type, body, now_ms, session_id)
+        else:
+            self.last_digest = None
         return hdr, body
 
     def prepare_error(self, session_id: int, cxid: int, code: int, now_ms: int) -> tuple[TxnHeader, Any]:
@@ -359,12 +366,16 @@ class Preparer:
         node = self._permitted(path, Perm.WRITE, auth)
         if self.enforce_quota:
             self._check_quota(path, node.data, req.data, False)
-        _expect_version(path, req.version, node.version)
-        new_version = node.version + 1
+        version = node.version
+        expected = req.version
+        if expected != -1 and expected != version:  # as _expect_version
+            raise ZkError(Err.BADVERSION, path)
+        new_version = version + 1
         ch = node.copy(hdr.zxid)
         ch.version = new_version
         ch.data = req.data
-        self._push(ch)
+        self.outstanding.append(ch)  # as _push
+        self.by_path[path] = ch
         return SetDataTxn(path, req.data, new_version)
 
     def _check_quota(self, path: str, last: bytes | None, data: bytes | None, create: bool) -> None:

@@ -115,6 +115,22 @@ def encode_txn(header: TxnHeader, body: Record | None, digest: TxnDigest | None 
     return bytes(out)
 
 
+_DIGEST = struct.Struct(">iq")
+
+
+def encode_txn_digest(header: TxnHeader, body: Record | None, version: int, tree_digest: int | None) -> bytes:
+    """:func:`encode_txn` with a TxnDigest of ``version`` and the unsigned 64-bit ``tree_digest``
+    (None: no digest), without a TxnDigest record made per txn (the write path's form)."""
+    out = bytearray()
+    header.write(out)
+    if body is not None:
+        body.write(out)
+    if tree_digest is not None:
+        tree_digest &= 0xFFFFFFFFFFFFFFFF  # as the signed Java long the record carries
+        out += _DIGEST.pack(version, tree_digest - (1 << 64) if tree_digest >> 63 else tree_digest)
+    return bytes(out)
+
+
 # ---------------------------------------------------------------- reading
 def read_body(op: int, data: bytes | memoryview, off: int = 0) -> tuple[Record | None, int]:
     """Decode the body of a txn of type ``op`` at ``off``: (record or None, new offset).
@@ -192,5 +208,5 @@ def txn_zxid(txn: bytes | memoryview) -> int:
 __all__ = [
     "BODY_TYPES", "CreateTxnV0", "DIGEST_SIZE", "TXN_HEADER_SIZE", "TxnDigest", "TxnEntry",
     "decode_body", "decode_multi_txn", "decode_txn", "decode_txn_digest", "decode_txn_entry",
-    "encode_txn", "read_body", "txn_zxid", "ZXID_OFFSET",
+    "encode_txn", "encode_txn_digest", "read_body", "txn_zxid", "ZXID_OFFSET",
 ]

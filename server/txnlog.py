@@ -300,17 +300,20 @@ class TxnLog:
         """Buffer one txn (header + body, serialized); ``sync`` makes it durable."""
         if txn_zxid(txn_bytes) != zxid:
             raise ValueError(f"txn bytes carry zxid 0x{txn_zxid(txn_bytes):x}, not 0x{zxid:x}")
-        record = frame(bytes(txn_bytes))
+        # the frame goes straight into the segment's buffer (frame() would copy the txn twice)
+        prefix = _PREFIX.pack(_adler(txn_bytes), len(txn_bytes))
         with self._lock:
             if self._closed:
                 raise ValueError("txn log is closed")
             if zxid <= self._last_zxid:
                 raise ValueError(f"zxid 0x{zxid:x} does not follow 0x{self._last_zxid:x}")
             if self._roll_next or not self._segments:
-                self._segments.append(_Segment(zxid, self._roll_next, bytearray(record)))
+                self._segments.append(_Segment(zxid, self._roll_next, bytearray()))
                 self._roll_next = False
-            else:
-                self._segments[-1].buf += record
+            buf = self._segments[-1].buf
+            buf += prefix
+            buf += txn_bytes
+            buf += b"B"
             self._last_zxid = zxid
 
     def roll(self) -> None:

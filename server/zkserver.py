@@ -22,7 +22,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,7 +30,7 @@ from .codes import Err, Op, Xid, ZkError
 from .connection import MALFORMED, UNKNOWN, ClientConnection, Request
 from .core import Limits, ServerCore
 from .datatree import ApplyResult, DataTree, Node
-from .digest import DIGEST_VERSION, to_long
+from .digest import DIGEST_VERSION
 from .records import (
     ConnectRequest,
     ConnectResponse,
@@ -44,7 +43,7 @@ from .records import (
 from .servermode import ServerMode
 from .sessions import session_password
 from .stats import Counters, QuorumReport, ServerStats, Summary
-from .txncodec import TxnDigest, encode_txn
+from .txncodec import encode_txn_digest
 from .wire import encode_multi_results
 
 log = logging.getLogger("zkops.server")
@@ -56,16 +55,24 @@ REVALIDATE_APPLY_WAIT_MS = 2000
 SNAPSHOT_CHILD_WAIT_S = 60.0
 
 
-@dataclass
 class Pending:
-    """A write waiting to become durable, and who asked for it."""
+    """A write waiting to become durable, and who asked for it (a plain class with slots: one
+    is made per write)."""
 
-    hdr: TxnHeader
-    body: Any
-    conn: ClientConnection | None
-    req: Request | None
-    on_commit: Callable[[ApplyResult], None] | None = None
-    answer: Callable[[], None] | None = None  # a reply that takes no txn, in its turn
+    __slots__ = ("hdr", "body", "conn", "req", "on_commit", "answer")
+
+    def __init__(self, hdr: TxnHeader, body: Any, conn: ClientConnection | None, req: Request | None,
+                 on_commit: Callable[[ApplyResult], None] | None = None,
+                 answer: Callable[[], None] | None = None) -> None:
+        self.hdr = hdr
+        self.body = body
+        self.conn = conn
+        self.req = req
+        self.on_commit = on_commit
+        self.answer = answer  # a reply that takes no txn, in its turn
+
+    def __repr__(self) -> str:
+        return f"Pending(zxid=0x{self.hdr.zxid:x}, type={self.hdr.type})" if self.hdr is not None else "Pending()"
 
 
 class GroupCommitter:
@@ -253,6 +260,9 @@ class ZooKeeperServer:
         self.read_only = False  # serving read-only sessions while cut off (readonlymode.enabled)
         self.sasl_users: dict[str, str] | None = None  # from the JAAS file, read on the first sasl request
         self.ro_sessions: set[int] = set()
+        # While a batch of durable txns is applied: the connections that have output, flushed
+        # once at its end (one write each, without a loop callback per connection)
+        self.out_batch: list[ClientConnection] | None = None
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -769,7 +779,7 @@ class ZooKeeperServer:
         if op == Op.reconfig:
             self.role.reconfig(conn, req)
             return
-        self.submit(conn, req, op, req.record)
+        self.role.submit(conn, req, op, req.record)
 
     def _answer_in_turn(self, conn: ClientConnection, req: Request, code: int, payload: bytes | None = None) -> None:
         """Answer a write that takes no txn once the writes before it are answered, as it
@@ -992,6 +1002,7 @@ class Standalone:
 
     def __init__(self, server: ZooKeeperServer) -> None:
         self.server = server
+        self.commit_scheduled = False  # without a txn log: the loop turn's writes commit together
 
     def quorum(self) -> QuorumReport | None:
         return None
@@ -1036,23 +1047,42 @@ class Standalone:
         server = self.server
         server.pending.append(p)
         # as Apache logs it: the tree digest the txn leaves after its body (prepared just now)
-        digest = server.core.prep.last_digest
-        data = encode_txn(p.hdr, p.body, None if digest is None else TxnDigest(DIGEST_VERSION, to_long(digest)))
+        data = encode_txn_digest(p.hdr, p.body, DIGEST_VERSION, server.core.prep.last_digest)
         if server.committer is None:
-            server.loop.call_soon(server.durable, p.hdr.zxid)
+            # no log (an in-memory server): the writes of one loop turn are durable at once, in
+            # one batch, as the group committer makes them
+            if not self.commit_scheduled:
+                self.commit_scheduled = True
+                server.loop.call_soon(self._commit_all)
         else:
             server.committer.submit(p.hdr.zxid, data)
+
+    def _commit_all(self) -> None:
+        self.commit_scheduled = False
+        pending = self.server.pending
+        if pending:
+            self.server.durable(pending[-1].hdr.zxid)
 
     def durable(self, zxid: int) -> None:
         """Apply the txns up to ``zxid``, reply, notify watchers."""
         server = self.server
         pending = server.pending
-        while pending and pending[0].hdr.zxid <= zxid:
-            p = pending.popleft()
-            if p.answer is not None:
-                p.answer()
-                continue
-            server.apply_txn(p.hdr, p.body, p)
+        batch: list[ClientConnection] = []
+        server.out_batch = batch
+        try:
+            while pending and pending[0].hdr.zxid <= zxid:
+                p = pending.popleft()
+                if p.answer is not None:
+                    p.answer()
+                    continue
+                server.apply_txn(p.hdr, p.body, p)
+        finally:
+            server.out_batch = None
+            for conn in batch:
+                try:
+                    conn.flush()
+                except Exception:  # one broken transport must not keep the others' replies
+                    log.exception("flushing replies to %s:%d failed", conn.peer[0], conn.peer[1])
         server.snapshot_if_due()
 
 
