@@ -41,11 +41,13 @@ def test_touch_moves_a_session_to_a_later_bucket():
 
 def test_expired_session_loses_its_ephemerals_and_watchers_hear_it():
     with InProcessServer(tick_time=100, min_session_timeout=300, max_session_timeout=1000) as s:
+        # the watcher connects first: its watch must be set before the owner's session expires
+        # (a kazoo connect can take longer than that on a loaded machine)
+        watcher = _client(s.address, timeout=5)
         # a raw client that goes silent (no pings) with its socket open: as a hung process would
-        owner = RawClient(s.address, timeout_ms=300)
+        owner = RawClient(s.address, timeout_ms=1000)
         hdr, _ = owner.request(Op.create, CreateRequest("/lease", b"x", OPEN, CreateFlag.EPHEMERAL))
         assert hdr.err == 0
-        watcher = _client(s.address, timeout=5)
         deleted = threading.Event()
         watcher.exists("/lease", watch=lambda e: e.type == "DELETED" and deleted.set())
         assert deleted.wait(5), "the ephemeral was not deleted on session expiry"
