@@ -533,12 +533,16 @@ class DataTree:
         self.nodes[path] = node
         self.digest += node_dig
         if owner:
-            if owner == CONTAINER_OWNER:
-                self.containers.add(path)
-            elif is_ttl_owner(owner):
-                self.ttls.add(path)
-            else:
-                self.ephemerals.setdefault(owner, set()).add(path)
+            self._track_owner(path, owner)
+
+    def _track_owner(self, path: str, owner: int) -> None:
+        """File a node under its (non-zero) ephemeralOwner's kind: container, TTL or session."""
+        if owner == CONTAINER_OWNER:
+            self.containers.add(path)
+        elif is_ttl_owner(owner):
+            self.ttls.add(path)
+        else:
+            self.ephemerals.setdefault(owner, set()).add(path)
 
     def create(self, path: str, data: bytes | None, acl: list[ACL] | tuple[ACL, ...], owner: int,
                parent_cversion: int, zxid: int, time: int) -> Node:
@@ -814,12 +818,7 @@ class Loader:
         tree.approx_bytes += len(path) + (len(data) if data is not None else 0)
         (owner,) = _Q.unpack_from(stat60, 52)
         if owner:
-            if owner == CONTAINER_OWNER:
-                tree.containers.add(path)
-            elif is_ttl_owner(owner):
-                tree.ttls.add(path)
-            else:
-                tree.ephemerals.setdefault(owner, set()).add(path)
+            tree._track_owner(path, owner)
 
     def missing_acl(self, path: str, ref: int) -> list[ACL]:
         """A snapshot.MissingAcl: the node waits in the tree's pending_acls with NO_ACCESS_ACL.
@@ -859,12 +858,8 @@ def load_node(tree: DataTree, path: str, data: bytes | None, aclw: int, stat: tu
     tree.nodes[path] = node
     tree.digest += d
     tree.approx_bytes += len(path) + _size(data)
-    if owner == CONTAINER_OWNER:
-        tree.containers.add(path)
-    elif is_ttl_owner(owner):
-        tree.ttls.add(path)
-    elif owner:
-        tree.ephemerals.setdefault(owner, set()).add(path)
+    if owner:
+        tree._track_owner(path, owner)
 
 
 __all__ = ["ApplyResult", "DataTree", "Dir", "Leaf", "Loader", "NO_ACCESS_ACL", "Node", "load_node", "decode_snapshot_node", "new_node", "CreateSessionTxn",
