@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 from benchmarks import backup
-from benchmarks.run import Standalone, fill, rss_kb
+from benchmarks.run import Standalone, environ, fill, rss_kb
 from tests.support import refzk
 from tests.support.ourzk import ZkopsProcess
 
@@ -153,24 +153,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_bytecode_cache:
         return _main(args, servers)
     cache_dir = tempfile.mkdtemp(prefix="zkops-membench-pyc-")
-    saved = {k: os.environ.get(k) for k in ("PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE")}
-    os.environ["PYTHONPYCACHEPREFIX"] = cache_dir  # the servers inherit this environment
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     try:
-        for kind in servers:  # a first start of each zkops fills the cache
-            if kind != "apache":
-                s = Standalone(kind)
-                try:
-                    s.start()
-                finally:
-                    s.cleanup()
-        return _main(args, servers)
+        # the servers inherit this environment
+        with environ({"PYTHONPYCACHEPREFIX": cache_dir, "PYTHONDONTWRITEBYTECODE": None}):
+            for kind in servers:  # a first start of each zkops fills the cache
+                if kind != "apache":
+                    s = Standalone(kind)
+                    try:
+                        s.start()
+                    finally:
+                        s.cleanup()
+            return _main(args, servers)
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         shutil.rmtree(cache_dir, ignore_errors=True)
 
 

@@ -37,6 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -131,6 +133,25 @@ class Sample(NamedTuple):
     ops_per_s: float
     p50_ms: float
     p99_ms: float
+
+
+@contextmanager
+def environ(changes: dict[str, str | None]) -> Iterator[None]:
+    """This process's environment with ``changes`` (None: unset), as it was again afterwards."""
+    saved = {k: os.environ.get(k) for k in changes}
+    try:
+        for k, v in changes.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, old in saved.items():
+            if old is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = old
 
 
 def _quantile(sorted_xs: list[float], q: float) -> float:
@@ -245,17 +266,8 @@ class Standalone:
             self.proc_obj = z
         else:
             z = ZkopsProcess(extra_cfg={"maxClientCnxns": "0", **self._admin_cfg()})
-            env = self.variants.get(self.kind, {})
-            saved = {k: os.environ.get(k) for k in env}
-            os.environ.update(env)  # ZkopsProcess hands its process this environment
-            try:
+            with environ(self.variants.get(self.kind, {})):  # ZkopsProcess hands its process this environment
                 z.start()
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
             self.proc_obj = z
         return time.monotonic() - t0
 
