@@ -69,3 +69,37 @@ def test_an_embedded_app_runs_with_the_collector_on(tmp_path, collector_off, mon
 def test_the_other_commands_turn_it_on(collector_off, capsys):
     assert cli.main(["version"]) == 0
     assert gc.isenabled()
+
+
+def test_the_database_loads_with_the_collector_off_and_is_frozen_after(tmp_path, monkeypatch):
+    # a million znodes took a sixth longer to recover with the collector walking the growing tree
+    cfg = load_config(_cfg(tmp_path))
+    seen: list[bool] = []
+    real_open = app.Database.open
+
+    def open_(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(app.Database, "open", open_)
+    threshold = gc.get_threshold()
+    gc.enable()  # as an embedding program would have it: serve turns it off for the load itself
+
+    async def main() -> tuple[bool, int]:
+        started, stop = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(app.serve(cfg, started=started, stop=stop))
+        try:
+            await asyncio.wait_for(started.wait(), 60)
+            return gc.isenabled(), gc.get_freeze_count()
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 60)
+
+    try:
+        enabled, frozen = asyncio.run(main())
+    finally:
+        gc.enable()
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+    assert seen == [False]
+    assert enabled and frozen > 0
