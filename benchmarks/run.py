@@ -377,6 +377,58 @@ def startup_seconds(kind: str, admin: bool, runs: int) -> float:
     return statistics.median(took)
 
 
+def ensemble_figures(kinds: list[str], duration: float, depth: int, reps: int, results: dict) -> None:
+    """3-node set and get at 16 sessions spread over the members, as the standalone figures are
+    taken: both ensembles up at once, each repetition alternating between them, the median kept
+    with the paired ratios' spread, and the CPU of all three members per request; then one
+    failover of each (kill -9 of the leader)."""
+    up: dict[str, ApacheEnsemble | Ensemble] = {}
+    try:
+        for kind in kinds:
+            up[kind] = ApacheEnsemble() if kind == "apache" else Ensemble(3)
+            up[kind].start()
+        for kind, ens in up.items():
+            _prepare(ens.address(ens.wait_ready()))
+            results["ensemble"][kind] = {}
+        time.sleep(1.0)
+        for op in ("set", "get"):
+            key = f"{op}_16"
+            samples: dict[str, list[float]] = {kind: [] for kind in up}
+            p99s: dict[str, list[float]] = {kind: [] for kind in up}
+            cpu_us: dict[str, list[float]] = {kind: [] for kind in up}
+            for rep in range(reps):
+                for kind in (kinds if rep % 2 == 0 else kinds[::-1]):
+                    ens = up[kind]
+                    pids = [p.pid for p in ens.procs.values()]
+                    cpu0 = sum(cpu_s(pid) for pid in pids)
+                    m = measure([ens.address(i) for i in ens.ids], op, 16, duration, depth)
+                    samples[kind].append(m.ops_per_s)
+                    p99s[kind].append(m.p99_ms)
+                    done = m.ops_per_s * duration
+                    cpu_us[kind].append((sum(cpu_s(pid) for pid in pids) - cpu0) / done * 1e6 if done else float("nan"))
+            if "apache" in samples and "zkops" in samples:
+                results["paired_ratios"][f"3node_{key}"] = [
+                    a / b for a, b in zip(samples["zkops"], samples["apache"], strict=True) if b]
+            for kind in up:
+                r = results["ensemble"][kind]
+                r[key] = statistics.median(samples[kind])
+                r[f"{key}_p99_ms"] = statistics.median(p99s[kind])
+                r[f"{key}_cpu_us"] = statistics.median(cpu_us[kind])
+                shown = " ".join(f"{x:.0f}" for x in samples[kind])
+                tails = " ".join(f"{x:.1f}" for x in p99s[kind])
+                cpus = " ".join(f"{x:.1f}" for x in cpu_us[kind])
+                print(f"{kind:7s} 3-node {op} sessions=16: {r[key]:9.0f} ops/s ({shown}), p99 {tails} ms, "
+                      f"CPU of the three {cpus} us/request", flush=True)
+        for kind, ens in up.items():  # last: it kills the leader
+            addr = {i: ens.address(i) for i in ens.ids}
+            r = results["ensemble"][kind]
+            r["failover_s"] = failover_seconds(addr, ens.kill, ens.wait_ready())
+            print(f"{kind:7s} 3-node failover: {r['failover_s']:.2f} s", flush=True)
+    finally:
+        for ens in up.values():
+            ens.cleanup()
+
+
 # ---------------------------------------------------------------- the run
 def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, reps: int | None = None,
         ops: tuple[str, ...] = ("get", "set", "create"), session_counts: tuple[int, ...] = (1, 16, 128),
@@ -454,27 +506,7 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, r
               f"{r['startup_no_adminserver_s']:.3f} s (median of {runs})", flush=True)
         results["standalone"][kind] = r
     if not skip_ensemble:
-        for kind in [k for k in servers if k in ("zkops", "apache")]:
-            r = {}
-            if kind == "apache":
-                ens = ApacheEnsemble()
-                addr = {i: ens.address(i) for i in ens.ids}
-            else:
-                ens = Ensemble(3)
-                addr = {i: ens.address(i) for i in ens.ids}
-            try:
-                ens.start()
-                leader = ens.wait_ready()
-                time.sleep(1.0)
-                _prepare(addr[leader])
-                for op in ("set", "get"):
-                    r[f"{op}_16"] = throughput(list(addr.values()), op, 16, duration)
-                    print(f"{kind:7s} 3-node {op} sessions=16: {r[f'{op}_16']:9.0f} ops/s", flush=True)
-                r["failover_s"] = failover_seconds(addr, ens.kill, leader)
-                print(f"{kind:7s} 3-node failover: {r['failover_s']:.2f} s", flush=True)
-            finally:
-                ens.cleanup()
-            results["ensemble"][kind] = r
+        ensemble_figures([k for k in servers if k in ("zkops", "apache")], duration, depth, reps, results)
     return results
 
 
@@ -491,7 +523,9 @@ def report(results: dict, kind: str = "zkops") -> str:
             fmt = "{:.2f}" if isinstance(a, float) and a < 100 else "{:.0f}"
             shown = f"{ratio:.2f}"
             pkey = key if kind == "zkops" else f"{kind}/{key}"
-            paired = results.get("paired_ratios", {}).get(pkey) if section == "standalone" else None
+            if section == "ensemble":
+                pkey = f"3node_{key}" if kind == "zkops" else ""
+            paired = results.get("paired_ratios", {}).get(pkey)
             if paired and len(paired) > 1:
                 shown += f" {statistics.median(paired):.2f} ({min(paired):.2f}-{max(paired):.2f})"
             lines.append(f"| {section} {key} ({better}) | {fmt.format(a)} | {fmt.format(b)} | {shown} |")
