@@ -310,6 +310,9 @@ def session_owner(owner: int) -> bool:
     return owner != 0 and owner != CONTAINER_OWNER and not is_ttl_owner(owner)
 
 
+_CREATES = frozenset((Op.create, Op.create2, Op.createContainer, Op.createTTL))
+
+
 class ApplyResult:
     """What applying one txn produced: error code, reply value, watch triggers."""
 
@@ -506,8 +509,11 @@ class DataTree:
                 stack.extend(sorted(node.children, reverse=True))
 
     # ---------------------------------------------------------------- mutation
-    def _add(self, path: str, node: Node, parent_cversion: int, zxid: int, node_dig: int, owner: int) -> None:
-        parent_path = paths.parent_of(path)
+    def _add(self, path: str, node: Node, parent_cversion: int, zxid: int, node_dig: int,
+             owner: int) -> tuple[ACL, ...]:
+        """Put a new node under its parent (which must be there); returns the parent's ACL."""
+        cut = path.rfind("/")
+        parent_path = path[:cut] or "/"
         parent = self.nodes.get(parent_path)
         if parent is None:
             raise ZkError(Err.NONODE, parent_path)
@@ -534,6 +540,7 @@ class DataTree:
         self.digest += node_dig
         if owner:
             self._track_owner(path, owner)
+        return _ACL_TABLE[w >> 1]
 
     def _track_owner(self, path: str, owner: int) -> None:
         """File a node under its (non-zero) ephemeralOwner's kind: container, TTL or session."""
@@ -546,18 +553,27 @@ class DataTree:
 
     def create(self, path: str, data: bytes | None, acl: list[ACL] | tuple[ACL, ...], owner: int,
                parent_cversion: int, zxid: int, time: int) -> Node:
+        return self._create(path, data, acl, owner, parent_cversion, zxid, time)[0]
+
+    def _create(self, path: str, data: bytes | None, acl: list[ACL] | tuple[ACL, ...], owner: int,
+                parent_cversion: int, zxid: int, time: int) -> tuple[Node, tuple[ACL, ...], tuple[ACL, ...]]:
+        """create(), with the new node's ACL and its parent's (for the events)."""
         if self.pending_acls and path in self.pending_acls and path in self.nodes:
             # a replayed create of a node a fuzzy snapshot already has (it fails below): its
             # ACL is the list the snapshot's node named by an id the cache did not have yet
             self._resolve_acl(path, acl)
         stat60 = _stat60(zxid, zxid, zxid, time, time, 0, 0, 0, owner)
         d = _digest_of(path, data, stat60) if self.digest_enabled else 0
-        node = _leaf(stat60, d, _acl_word(acl), data)  # null data stays null, as in Apache
-        self._add(path, node, parent_cversion, zxid, d, int(_Q.unpack_from(stat60, _OWNER)[0]))
-        self.approx_bytes += len(path) + _size(data)
+        aclw = _acl_word(acl)
+        node = _leaf(stat60, d, aclw, data)  # null data stays null, as in Apache
+        if owner:  # as the head keeps it (a value outside Java's range wraps)
+            owner = int(_Q.unpack_from(stat60, _OWNER)[0])
+        parent_acl = self._add(path, node, parent_cversion, zxid, d, owner)
+        n = len(data) if data else 0
+        self.approx_bytes += len(path) + n
         self.quotas.created(self, path, data)
-        self.writes.add(path, len(data) if data else 0)
-        return node
+        self.writes.add(path, n)
+        return node, _ACL_TABLE[aclw >> 1], parent_acl
 
     def delete(self, path: str, zxid: int) -> None:
         node = self.nodes.get(path)
@@ -650,8 +666,9 @@ class DataTree:
             node = self.set_data(txn.path, txn.data, txn.version, zxid, time)
             return ApplyResult(value=(node.data, node.stat()),
                                events=[(EventType.NodeDataChanged, txn.path, node.acl)])
-        if op in (Op.create, Op.create2, Op.createContainer, Op.createTTL):
-            if isinstance(txn, CreateTxn):
+        if op in _CREATES:
+            t = type(txn)
+            if t is CreateTxn or isinstance(txn, CreateTxn):
                 owner = client if txn.ephemeral else 0
             elif isinstance(txn, CreateContainerTxn):
                 owner = CONTAINER_OWNER
@@ -659,12 +676,12 @@ class DataTree:
                 owner = TTL_OWNER_MASK | txn.ttl
             else:
                 raise ZkError(Err.MARSHALLINGERROR)
-            node = self.create(txn.path, txn.data, txn.acl, owner, txn.parentCVersion, zxid, time)
-            parent_path = paths.parent_of(txn.path)
+            path = txn.path
+            node, acl, parent_acl = self._create(path, txn.data, txn.acl, owner, txn.parentCVersion, zxid, time)
             # the Stat is built only if the reply needs it (create2 and friends)
-            return ApplyResult(value=(txn.path, node),
-                               events=[(EventType.NodeCreated, txn.path, node.acl),
-                                       (EventType.NodeChildrenChanged, parent_path, self.nodes[parent_path].acl)])
+            return ApplyResult(0, (path, node), [(EventType.NodeCreated, path, acl),
+                                                 (EventType.NodeChildrenChanged, path[:path.rfind("/")] or "/",
+                                                  parent_acl)])
         if op in (Op.delete, Op.deleteContainer):
             return ApplyResult(events=self._delete_events(txn.path, zxid))
         if op == Op.setACL:
