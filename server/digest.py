@@ -270,9 +270,13 @@ class Predictor:
 
     def _create(self, zxid: int, op: int, body: Any, time: int, client: int) -> int:
         path = body.path
-        parent_path = _parent(path)
+        parent_path = path[:path.rfind("/")] or "/"
         parent = self._get(parent_path)
-        if parent is None or self._get(path) is not None:
+        if parent is None:
+            return 0
+        overlay = self.overlay
+        entry = overlay.get(path)  # as _get, without its tuple
+        if (entry[1] if entry is not None else self.lookup(path)) is not None:
             return 0
         if op == Op.createContainer:
             owner = CONTAINER_OWNER
@@ -287,8 +291,18 @@ class Predictor:
         if cversion > cv:
             cv = cversion
             pz = zxid
-        return (self._put(zxid, parent_path, pdata, (cz, mz, pz, ct, mt, v, cv, av, ow)) - pdig
-                + self._put(zxid, path, body.data, (zxid, zxid, zxid, time, time, 0, 0, 0, owner)))
+        # as _put, twice
+        pstat = (cz, mz, pz, ct, mt, v, cv, av, ow)
+        new_pdig = stat_digest(parent_path, pdata, pstat)
+        stat = (zxid, zxid, zxid, time, time, 0, 0, 0, owner)
+        data = body.data
+        dig = stat_digest(path, data, stat)
+        overlay[parent_path] = (zxid, (pdata, pstat, new_pdig))
+        overlay[path] = (zxid, (data, stat, dig))
+        order = self.order
+        order.append((zxid, parent_path))
+        order.append((zxid, path))
+        return new_pdig - pdig + dig
 
     def _delete(self, zxid: int, path: str) -> int:
         node = self._get(path)

@@ -285,8 +285,13 @@ class Preparer:
             counter = parent.cversion
         if sequential:
             path = f"{path}{counter:010d}"
-        self._path(path)
-        if self.exists(path):
+        try:
+            validate_path(path)
+        except InvalidPath:
+            raise ZkError(Err.BADARGUMENTS, path)
+        by_path = self.by_path
+        ch = by_path.get(path)  # as exists()
+        if ch.exists if ch is not None else path in self.tree.nodes:
             raise ZkError(Err.NODEEXISTS, path)
         if parent.owner and not (parent.owner == CONTAINER_OWNER or is_ttl_owner(parent.owner)):
             raise ZkError(Err.NOCHILDRENFOREPHEMERALS, path)
@@ -309,9 +314,16 @@ class Preparer:
         zxid = hdr.zxid
         p = Change(zxid, parent_path, True, parent.version, parent.cversion + 1, parent.aversion, parent.acl,
                    parent.owner, parent.num_children + 1)
-        self._set_seq(parent_path, new_cversion)
-        self._push(p)
-        self._push(Change(zxid, path, True, 0, 0, 0, acl, owner, 0, None, req.data))
+        if self._seq_undo is None:
+            self.seq[parent_path] = new_cversion
+        else:
+            self._set_seq(parent_path, new_cversion)
+        c = Change(zxid, path, True, 0, 0, 0, acl, owner, 0, None, req.data)
+        out = self.outstanding  # as _push, twice
+        out.append(p)
+        out.append(c)
+        by_path[parent_path] = p
+        by_path[path] = c
         acl_list = list(acl)
         if container:
             return CreateContainerTxn(path, req.data, acl_list, new_cversion)
