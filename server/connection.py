@@ -34,6 +34,7 @@ log = logging.getLogger("zkops.server.cnxn")
 _LEN = struct.Struct(">i")
 _HDR = struct.Struct(">ii")
 _REPLY = struct.Struct(">iiqi")  # frame length, xid, zxid, err
+_PATH_REPLY = struct.Struct(">iiqii")  # ... and a string's length
 WRITE_OPS = frozenset({Op.create, Op.create2, Op.createContainer, Op.createTTL, Op.delete,
                        Op.setData, Op.setACL, Op.check, Op.multi, Op.reconfig, Op.closeSession,
                        Op.deleteContainer})
@@ -247,6 +248,15 @@ class ClientConnection(asyncio.Protocol):
         if body is not None and err == 0:
             body.write(out)
             _LEN.pack_into(out, start, len(out) - start - 4)
+        self.packets_sent += 1
+        if not self.flush_scheduled:
+            self._schedule_flush()
+
+    def send_path_reply(self, xid: int, zxid: int, path: str) -> None:
+        """A reply whose body is one string (a create's path), without a record for it."""
+        data = path.encode("utf-8")
+        self.out += _PATH_REPLY.pack(20 + len(data), xid, zxid, 0, len(data))
+        self.out += data
         self.packets_sent += 1
         if not self.flush_scheduled:
             self._schedule_flush()

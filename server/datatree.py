@@ -661,7 +661,7 @@ class DataTree:
         if op == Op.setData:
             t: Any = txn
             node = self.set_data(t.path, t.data, t.version, zxid, time)
-            return ApplyResult(value=node.stat(), events=[(EventType.NodeDataChanged, t.path, node.acl)])
+            return ApplyResult(0, node.stat(), [(EventType.NodeDataChanged, t.path, node.acl)])
         if op == Op.reconfig:  # a setData of /zookeeper/config; the reply carries the data too
             node = self.set_data(txn.path, txn.data, txn.version, zxid, time)
             return ApplyResult(value=(node.data, node.stat()),

@@ -197,7 +197,11 @@ class Predictor:
         order = self.order
         base = self.last if order else self.tree_digest() & M64
         made = len(order)
-        digest = (base + self._delta(zxid, op, body, time, client)) & M64
+        if op in _CREATES:  # the usual write that _delta would hand on, without its dispatch
+            delta = self._create(zxid, op, body, time, client)
+        else:
+            delta = self._delta(zxid, op, body, time, client)
+        digest = (base + delta) & M64
         self.last = digest
         if len(order) == made:
             order.append((zxid, None))

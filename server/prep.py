@@ -277,7 +277,8 @@ class Preparer:
         parent = self.record(parent_path)
         if parent is None:
             raise ZkError(Err.NONODE, path)
-        AclCheck.check(Perm.CREATE, parent.acl, auth, path)
+        if not AclCheck.allowed(Perm.CREATE, parent.acl, auth):  # as AclCheck.check
+            raise ZkError(Err.NOAUTH, path)
         # the suffix counts the parent's child creations, which is what a node's cversion
         # keeps (the Stat shows 2 * creations - children, as Apache's DataNode.copyStat)
         counter = self.seq.get(parent_path)

@@ -920,6 +920,8 @@ class ZooKeeperServer:
                 conn.send_raw_reply(req.xid, zxid, 0, payload)
         elif result.err:
             conn.send_reply(req.xid, zxid, result.err)
+        elif op == Op.create:  # a CreateResponse: the path alone
+            conn.send_path_reply(req.xid, zxid, result.value[0])
         else:
             conn.send_reply(req.xid, zxid, 0, ServerCore.write_reply(op, result))
         conn.record_latency(req, zxid)
