@@ -204,7 +204,12 @@ class ClientConnection(asyncio.Protocol):
             # as Apache ZooKeeper: the request fails with MarshallingError, the connection lives
             log.info("malformed %s request from session 0x%x: %s", _op_name(op), self.session_id, exc)
             record = MALFORMED
-        self.queue_request(Request(xid, op, record, time.monotonic(), op in WRITE_OPS))
+        req = Request(xid, op, record, time.monotonic(), op in WRITE_OPS)
+        if req.write and not self.queue and not self.held:  # as queue_request and _dispatch
+            self.outstanding_writes += 1
+            self.server.handle(self, req)
+            return
+        self.queue_request(req)
 
     def _handshake(self, frame: memoryview) -> None:
         req, off = ConnectRequest.read(frame, 0)

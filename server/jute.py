@@ -182,9 +182,23 @@ def _emit_read(lines: list[str], target: str, ftype: Any, indent: str, depth: in
         lines.append(f"{indent}        {lst}.append({item})")
         lines.append(f"{indent}    {target} = {lst}")
     elif isinstance(ftype, type) and issubclass(ftype, Record):
+        # the nested record's fields inline, into locals of this depth, then the record
         name = f"_R_{ftype.__name__}"
         env[name] = ftype
-        lines.append(f"{indent}{target}, off = {name}.read(buf, off)")
+        local = {n: f"_f{depth}_{n}" for n, _ in ftype.FIELDS}
+        for item in _runs(ftype.FIELDS):
+            if isinstance(item, list):
+                fmt = struct.Struct(">" + "".join(_FIXED[t] for _, t in item))
+                sname = f"_U{len(env)}"
+                env[sname] = fmt
+                names = ", ".join(local[n] for n, _ in item)
+                lines.append(f"{indent}({names},) = {sname}.unpack_from(buf, off); off += {fmt.size}")
+            else:
+                _emit_read(lines, local[item[0]], item[1], indent, depth + 1, env)
+        obj = f"_o{depth}"
+        lines.append(f"{indent}{obj} = _object_new({name})")
+        lines += [f"{indent}{obj}.{n} = {v}" for n, v in local.items()]
+        lines.append(f"{indent}{target} = {obj}")
     else:
         raise TypeError(f"unknown jute type {ftype!r}")
 

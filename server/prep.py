@@ -156,10 +156,11 @@ class Preparer:
     def committed(self, zxid: int) -> None:
         """Forget outstanding changes up to ``zxid``: the tree now shows them."""
         out = self.outstanding
+        by_path = self.by_path
         while out and out[0].zxid <= zxid:
             ch = out.popleft()
-            if self.by_path.get(ch.path) is ch:
-                del self.by_path[ch.path]
+            if by_path.get(ch.path) is ch:
+                del by_path[ch.path]
         if self.digests.order:
             self.digests.committed(zxid)
 
@@ -187,8 +188,10 @@ class Preparer:
         try:
             if session_id and op != Op.createSession and op != Op.closeSession and not self.session_open(session_id):
                 raise ZkError(Err.SESSIONEXPIRED)
-            if op == Op.setData:  # the most common write first
+            if op == Op.setData:  # the most common writes first
                 body = self._set_data(hdr, req, auth)
+            elif op == Op.create or op == Op.create2:
+                body = self._create(hdr, op, req, auth)
             elif op == Op.multi:
                 hdr, body = self._multi(hdr, req, auth)
             else:

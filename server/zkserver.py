@@ -1011,7 +1011,7 @@ class Standalone:
 
     def submit(self, conn: ClientConnection, req: Request, op: int, record: Any) -> None:
         core = self.server.core
-        hdr, body = core.prep.prepare(conn.session_id, req.xid, op, record, conn.auth, _now_ms())
+        hdr, body = core.prep.prepare(conn.session_id, req.xid, op, record, conn.auth, int(time.time() * 1000))
         if op == Op.closeSession:
             core.sessions.set_closing(conn.session_id)
         self._enqueue(Pending(hdr, body, conn, req))
