@@ -310,6 +310,7 @@ def session_owner(owner: int) -> bool:
     return owner != 0 and owner != CONTAINER_OWNER and not is_ttl_owner(owner)
 
 
+_GROW_FROM = INITIAL_CAPACITY * 3 // 4  # a parent's children past this may grow its HashSet
 _CREATES = frozenset((Op.create, Op.create2, Op.createContainer, Op.createTTL))
 
 
@@ -530,12 +531,23 @@ class DataTree:
         cz, mz, _pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(parent._head())
         if parent_cversion == -1:
             parent_cversion = cv + 1
-        if parent_cversion > cv:
-            self._put(parent_path, parent, parent.data, w & ~1, _stat60(cz, mz, zxid, ct, mt, v, parent_cversion, av, ow),
-                      dig)
+        if parent_cversion > cv:  # as _put, for the Dir the parent now is
+            assert type(parent) is Dir
+            data = parent._data
+            stat60 = _stat60(cz, mz, zxid, ct, mt, v, parent_cversion, av, ow)
+            if not self.digest_enabled or parent_path.startswith(EXCLUDED_PREFIX):  # as _digest_of
+                d = 0
+            else:
+                crc = zlib.crc32(b"" if parent_path == "/" else parent_path.encode("utf-8"))
+                if data:
+                    crc = zlib.crc32(data, crc)
+                d = zlib.crc32(stat60, crc)
+            self.digest += d - dig
+            parent.head = stat60 + _TAIL.pack(d, (w & ~1) | (data is None))
         children[path] = None  # the same string object as the key of self.nodes
-        if len(children) > INITIAL_CAPACITY * 3 // 4:
-            self._grow(parent_path, len(children))
+        n = len(children)
+        if n > _GROW_FROM and n > self.capacities.get(parent_path, INITIAL_CAPACITY) * 3 // 4:  # as _grow
+            self._grow(parent_path, n)
         self.nodes[path] = node
         self.digest += node_dig
         if owner:
@@ -563,9 +575,16 @@ class DataTree:
             # ACL is the list the snapshot's node named by an id the cache did not have yet
             self._resolve_acl(path, acl)
         stat60 = _stat60(zxid, zxid, zxid, time, time, 0, 0, 0, owner)
-        d = _digest_of(path, data, stat60) if self.digest_enabled else 0
+        if not self.digest_enabled or path.startswith(EXCLUDED_PREFIX):  # as _digest_of
+            d = 0
+        else:
+            crc = zlib.crc32(b"" if path == "/" else path.encode("utf-8"))
+            if data:
+                crc = zlib.crc32(data, crc)
+            d = zlib.crc32(stat60, crc)
         aclw = _acl_word(acl)
-        node = _leaf(stat60, d, aclw, data)  # null data stays null, as in Apache
+        # as _leaf: null data stays null, as in Apache
+        node = Leaf(stat60 + _TAIL.pack(d, aclw | 1) if data is None else b"".join((stat60, _TAIL.pack(d, aclw), data)))
         if owner:  # as the head keeps it (a value outside Java's range wraps)
             owner = int(_Q.unpack_from(stat60, _OWNER)[0])
         parent_acl = self._add(path, node, parent_cversion, zxid, d, owner)
