@@ -552,7 +552,7 @@ class DataTree:
         self.digest += node_dig
         if owner:
             self._track_owner(path, owner)
-        return _ACL_TABLE[w >> 1]
+        return _ACL_TABLE[int(w) >> 1]
 
     def _track_owner(self, path: str, owner: int) -> None:
         """File a node under its (non-zero) ephemeralOwner's kind: container, TTL or session."""

@@ -186,15 +186,15 @@ def _emit_read(lines: list[str], target: str, ftype: Any, indent: str, depth: in
         name = f"_R_{ftype.__name__}"
         env[name] = ftype
         local = {n: f"_f{depth}_{n}" for n, _ in ftype.FIELDS}
-        for item in _runs(ftype.FIELDS):
-            if isinstance(item, list):
-                fmt = struct.Struct(">" + "".join(_FIXED[t] for _, t in item))
+        for part in _runs(ftype.FIELDS):
+            if isinstance(part, list):
+                fmt = struct.Struct(">" + "".join(_FIXED[t] for _, t in part))
                 sname = f"_U{len(env)}"
                 env[sname] = fmt
-                names = ", ".join(local[n] for n, _ in item)
+                names = ", ".join(local[n] for n, _ in part)
                 lines.append(f"{indent}({names},) = {sname}.unpack_from(buf, off); off += {fmt.size}")
             else:
-                _emit_read(lines, local[item[0]], item[1], indent, depth + 1, env)
+                _emit_read(lines, local[part[0]], part[1], indent, depth + 1, env)
         obj = f"_o{depth}"
         lines.append(f"{indent}{obj} = _object_new({name})")
         lines += [f"{indent}{obj}.{n} = {v}" for n, v in local.items()]
