@@ -9,7 +9,8 @@ Each session keeps ``depth`` requests in flight, as the pipelined generator does
 ``--reps`` repetitions with the min-max. It measures the server's own code (decode, prepare,
 txn encoding, apply, watches, reply) and the loop's scheduling, which a compiled build
 (scripts/build-fast) or another event loop changes; the kernel's share of a real request
-(send and receive calls) is not in it.
+(send and receive calls) is not in it. The cyclic garbage collector is set as a server process
+sets it (``app.tune_gc``: rare collections), since its passes are part of a server's CPU.
 
 ``--txnlog DIR`` gives the server a real txn log in a fresh directory under DIR (fsync on, as
 shipped, unless ``--no-fsync``), so writes also take the log's path: framing, the group
@@ -205,6 +206,9 @@ def main() -> None:
     from zkops.server.eventloop import choose
 
     loop = choose()  # $ZKOPS_EVENT_LOOP, as a server process
+    from zkops.server.app import tune_gc
+
+    tune_gc()  # the cyclic collector as a server process sets it (app.serve)
     compiled = not (prep.__file__ or "").endswith(".py")
     log = "none" if args.txnlog is None else f"in {args.txnlog}, fsync {'off' if args.no_fsync else 'on'}"
     print(f"event loop: {loop}, compiled modules: {compiled}, txn log: {log}")

@@ -34,6 +34,7 @@ log = logging.getLogger("zkops.server.cnxn")
 _LEN = struct.Struct(">i")
 _HDR = struct.Struct(">ii")
 _REPLY = struct.Struct(">iiqi")  # frame length, xid, zxid, err
+_PATH_REPLY = struct.Struct(">iiqii")  # ... and a string's length
 WRITE_OPS = frozenset({Op.create, Op.create2, Op.createContainer, Op.createTTL, Op.delete,
                        Op.setData, Op.setACL, Op.check, Op.multi, Op.reconfig, Op.closeSession,
                        Op.deleteContainer})
@@ -203,7 +204,12 @@ class ClientConnection(asyncio.Protocol):
             # as Apache ZooKeeper: the request fails with MarshallingError, the connection lives
             log.info("malformed %s request from session 0x%x: %s", _op_name(op), self.session_id, exc)
             record = MALFORMED
-        self.queue_request(Request(xid, op, record, time.monotonic(), op in WRITE_OPS))
+        req = Request(xid, op, record, time.monotonic(), op in WRITE_OPS)
+        if req.write and not self.queue and not self.held:  # as queue_request and _dispatch
+            self.outstanding_writes += 1
+            self.server.handle(self, req)
+            return
+        self.queue_request(req)
 
     def _handshake(self, frame: memoryview) -> None:
         req, off = ConnectRequest.read(frame, 0)
@@ -247,6 +253,15 @@ class ClientConnection(asyncio.Protocol):
         if body is not None and err == 0:
             body.write(out)
             _LEN.pack_into(out, start, len(out) - start - 4)
+        self.packets_sent += 1
+        if not self.flush_scheduled:
+            self._schedule_flush()
+
+    def send_path_reply(self, xid: int, zxid: int, path: str) -> None:
+        """A reply whose body is one string (a create's path), without a record for it."""
+        data = path.encode("utf-8")
+        self.out += _PATH_REPLY.pack(20 + len(data), xid, zxid, 0, len(data))
+        self.out += data
         self.packets_sent += 1
         if not self.flush_scheduled:
             self._schedule_flush()

@@ -103,7 +103,7 @@ class ServerCore:
             self.sessions.touch(s.session_id, now_ms)
 
     # ------------------------------------------------------------------ writes
-    def commit(self, hdr: TxnHeader, body: Any) -> tuple[ApplyResult, list[Notification]]:
+    def commit(self, hdr: TxnHeader, body: Any) -> tuple[ApplyResult, list[Notification] | tuple[()]]:
         """Apply a durable txn; returns its result and the watch notifications it fired."""
         result = self.tree.apply(hdr, body)
         self.prep.committed(hdr.zxid)
@@ -112,19 +112,20 @@ class ServerCore:
             self.sessions.add(hdr.clientId, body.timeOut, hdr.time)
         elif op == Op.closeSession:
             self.sessions.remove(hdr.clientId)
-        notes: list[Notification] = []
         watches = self.watches
         # no watch at all (the usual write): no table to look in (a recursive watch is in by_path too)
-        if result.events and (watches.data.by_path or watches.child.by_path):
-            trigger = watches.trigger
-            allowed = AclCheck.allowed
-            for etype, path, acl in result.events:
-                for note in trigger(etype, path):
-                    # only to connections that may read the node (ZOOKEEPER-4799); a one-shot
-                    # watch that is not told is spent all the same, as in Apache
-                    auth = getattr(note[0], "auth", None)
-                    if auth is None or allowed(Perm.READ, acl, auth):
-                        notes.append(note)
+        if not (result.events and (watches.data.by_path or watches.child.by_path)):
+            return result, ()
+        notes: list[Notification] = []
+        trigger = watches.trigger
+        allowed = AclCheck.allowed
+        for etype, path, acl in result.events:
+            for note in trigger(etype, path):
+                # only to connections that may read the node (ZOOKEEPER-4799); a one-shot
+                # watch that is not told is spent all the same, as in Apache
+                auth = getattr(note[0], "auth", None)
+                if auth is None or allowed(Perm.READ, acl, auth):
+                    notes.append(note)
         return result, notes
 
     # ------------------------------------------------------------------ reads

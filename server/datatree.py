@@ -310,6 +310,10 @@ def session_owner(owner: int) -> bool:
     return owner != 0 and owner != CONTAINER_OWNER and not is_ttl_owner(owner)
 
 
+_GROW_FROM = INITIAL_CAPACITY * 3 // 4  # a parent's children past this may grow its HashSet
+_CREATES = frozenset((Op.create, Op.create2, Op.createContainer, Op.createTTL))
+
+
 class ApplyResult:
     """What applying one txn produced: error code, reply value, watch triggers."""
 
@@ -506,8 +510,11 @@ class DataTree:
                 stack.extend(sorted(node.children, reverse=True))
 
     # ---------------------------------------------------------------- mutation
-    def _add(self, path: str, node: Node, parent_cversion: int, zxid: int, node_dig: int, owner: int) -> None:
-        parent_path = paths.parent_of(path)
+    def _add(self, path: str, node: Node, parent_cversion: int, zxid: int, node_dig: int,
+             owner: int) -> tuple[ACL, ...]:
+        """Put a new node under its parent (which must be there); returns the parent's ACL."""
+        cut = path.rfind("/")
+        parent_path = path[:cut] or "/"
         parent = self.nodes.get(parent_path)
         if parent is None:
             raise ZkError(Err.NONODE, parent_path)
@@ -524,16 +531,28 @@ class DataTree:
         cz, mz, _pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(parent._head())
         if parent_cversion == -1:
             parent_cversion = cv + 1
-        if parent_cversion > cv:
-            self._put(parent_path, parent, parent.data, w & ~1, _stat60(cz, mz, zxid, ct, mt, v, parent_cversion, av, ow),
-                      dig)
+        if parent_cversion > cv:  # as _put, for the Dir the parent now is
+            assert type(parent) is Dir
+            data = parent._data
+            stat60 = _stat60(cz, mz, zxid, ct, mt, v, parent_cversion, av, ow)
+            if not self.digest_enabled or parent_path.startswith(EXCLUDED_PREFIX):  # as _digest_of
+                d = 0
+            else:
+                crc = zlib.crc32(b"" if parent_path == "/" else parent_path.encode("utf-8"))
+                if data:
+                    crc = zlib.crc32(data, crc)
+                d = zlib.crc32(stat60, crc)
+            self.digest += d - dig
+            parent.head = stat60 + _TAIL.pack(d, (w & ~1) | (data is None))
         children[path] = None  # the same string object as the key of self.nodes
-        if len(children) > INITIAL_CAPACITY * 3 // 4:
-            self._grow(parent_path, len(children))
+        n = len(children)
+        if n > _GROW_FROM and n > self.capacities.get(parent_path, INITIAL_CAPACITY) * 3 // 4:  # as _grow
+            self._grow(parent_path, n)
         self.nodes[path] = node
         self.digest += node_dig
         if owner:
             self._track_owner(path, owner)
+        return _ACL_TABLE[int(w) >> 1]
 
     def _track_owner(self, path: str, owner: int) -> None:
         """File a node under its (non-zero) ephemeralOwner's kind: container, TTL or session."""
@@ -546,18 +565,34 @@ class DataTree:
 
     def create(self, path: str, data: bytes | None, acl: list[ACL] | tuple[ACL, ...], owner: int,
                parent_cversion: int, zxid: int, time: int) -> Node:
+        return self._create(path, data, acl, owner, parent_cversion, zxid, time)[0]
+
+    def _create(self, path: str, data: bytes | None, acl: list[ACL] | tuple[ACL, ...], owner: int,
+                parent_cversion: int, zxid: int, time: int) -> tuple[Node, tuple[ACL, ...], tuple[ACL, ...]]:
+        """create(), with the new node's ACL and its parent's (for the events)."""
         if self.pending_acls and path in self.pending_acls and path in self.nodes:
             # a replayed create of a node a fuzzy snapshot already has (it fails below): its
             # ACL is the list the snapshot's node named by an id the cache did not have yet
             self._resolve_acl(path, acl)
         stat60 = _stat60(zxid, zxid, zxid, time, time, 0, 0, 0, owner)
-        d = _digest_of(path, data, stat60) if self.digest_enabled else 0
-        node = _leaf(stat60, d, _acl_word(acl), data)  # null data stays null, as in Apache
-        self._add(path, node, parent_cversion, zxid, d, int(_Q.unpack_from(stat60, _OWNER)[0]))
-        self.approx_bytes += len(path) + _size(data)
+        if not self.digest_enabled or path.startswith(EXCLUDED_PREFIX):  # as _digest_of
+            d = 0
+        else:
+            crc = zlib.crc32(b"" if path == "/" else path.encode("utf-8"))
+            if data:
+                crc = zlib.crc32(data, crc)
+            d = zlib.crc32(stat60, crc)
+        aclw = _acl_word(acl)
+        # as _leaf: null data stays null, as in Apache
+        node = Leaf(stat60 + _TAIL.pack(d, aclw | 1) if data is None else b"".join((stat60, _TAIL.pack(d, aclw), data)))
+        if owner:  # as the head keeps it (a value outside Java's range wraps)
+            owner = int(_Q.unpack_from(stat60, _OWNER)[0])
+        parent_acl = self._add(path, node, parent_cversion, zxid, d, owner)
+        n = len(data) if data else 0
+        self.approx_bytes += len(path) + n
         self.quotas.created(self, path, data)
-        self.writes.add(path, len(data) if data else 0)
-        return node
+        self.writes.add(path, n)
+        return node, _ACL_TABLE[aclw >> 1], parent_acl
 
     def delete(self, path: str, zxid: int) -> None:
         node = self.nodes.get(path)
@@ -645,13 +680,14 @@ class DataTree:
         if op == Op.setData:
             t: Any = txn
             node = self.set_data(t.path, t.data, t.version, zxid, time)
-            return ApplyResult(value=node.stat(), events=[(EventType.NodeDataChanged, t.path, node.acl)])
+            return ApplyResult(0, node.stat(), [(EventType.NodeDataChanged, t.path, node.acl)])
         if op == Op.reconfig:  # a setData of /zookeeper/config; the reply carries the data too
             node = self.set_data(txn.path, txn.data, txn.version, zxid, time)
             return ApplyResult(value=(node.data, node.stat()),
                                events=[(EventType.NodeDataChanged, txn.path, node.acl)])
-        if op in (Op.create, Op.create2, Op.createContainer, Op.createTTL):
-            if isinstance(txn, CreateTxn):
+        if op in _CREATES:
+            t = type(txn)
+            if t is CreateTxn or isinstance(txn, CreateTxn):
                 owner = client if txn.ephemeral else 0
             elif isinstance(txn, CreateContainerTxn):
                 owner = CONTAINER_OWNER
@@ -659,12 +695,12 @@ class DataTree:
                 owner = TTL_OWNER_MASK | txn.ttl
             else:
                 raise ZkError(Err.MARSHALLINGERROR)
-            node = self.create(txn.path, txn.data, txn.acl, owner, txn.parentCVersion, zxid, time)
-            parent_path = paths.parent_of(txn.path)
+            path = txn.path
+            node, acl, parent_acl = self._create(path, txn.data, txn.acl, owner, txn.parentCVersion, zxid, time)
             # the Stat is built only if the reply needs it (create2 and friends)
-            return ApplyResult(value=(txn.path, node),
-                               events=[(EventType.NodeCreated, txn.path, node.acl),
-                                       (EventType.NodeChildrenChanged, parent_path, self.nodes[parent_path].acl)])
+            return ApplyResult(0, (path, node), [(EventType.NodeCreated, path, acl),
+                                                 (EventType.NodeChildrenChanged, path[:path.rfind("/")] or "/",
+                                                  parent_acl)])
         if op in (Op.delete, Op.deleteContainer):
             return ApplyResult(events=self._delete_events(txn.path, zxid))
         if op == Op.setACL:

@@ -197,7 +197,11 @@ class Predictor:
         order = self.order
         base = self.last if order else self.tree_digest() & M64
         made = len(order)
-        digest = (base + self._delta(zxid, op, body, time, client)) & M64
+        if op in _CREATES:  # the usual write that _delta would hand on, without its dispatch
+            delta = self._create(zxid, op, body, time, client)
+        else:
+            delta = self._delta(zxid, op, body, time, client)
+        digest = (base + delta) & M64
         self.last = digest
         if len(order) == made:
             order.append((zxid, None))
@@ -270,9 +274,13 @@ class Predictor:
 
     def _create(self, zxid: int, op: int, body: Any, time: int, client: int) -> int:
         path = body.path
-        parent_path = _parent(path)
+        parent_path = path[:path.rfind("/")] or "/"
         parent = self._get(parent_path)
-        if parent is None or self._get(path) is not None:
+        if parent is None:
+            return 0
+        overlay = self.overlay
+        entry = overlay.get(path)  # as _get, without its tuple
+        if (entry[1] if entry is not None else self.lookup(path)) is not None:
             return 0
         if op == Op.createContainer:
             owner = CONTAINER_OWNER
@@ -287,8 +295,18 @@ class Predictor:
         if cversion > cv:
             cv = cversion
             pz = zxid
-        return (self._put(zxid, parent_path, pdata, (cz, mz, pz, ct, mt, v, cv, av, ow)) - pdig
-                + self._put(zxid, path, body.data, (zxid, zxid, zxid, time, time, 0, 0, 0, owner)))
+        # as _put, twice
+        pstat = (cz, mz, pz, ct, mt, v, cv, av, ow)
+        new_pdig = stat_digest(parent_path, pdata, pstat)
+        stat = (zxid, zxid, zxid, time, time, 0, 0, 0, owner)
+        data = body.data
+        dig = stat_digest(path, data, stat)
+        overlay[parent_path] = (zxid, (pdata, pstat, new_pdig))
+        overlay[path] = (zxid, (data, stat, dig))
+        order = self.order
+        order.append((zxid, parent_path))
+        order.append((zxid, path))
+        return new_pdig - pdig + dig
 
     def _delete(self, zxid: int, path: str) -> int:
         node = self._get(path)

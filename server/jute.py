@@ -86,17 +86,25 @@ _ENV: dict[str, Any] = {
 }
 
 
-def _emit_write(lines: list[str], expr: str, ftype: Any, indent: str, depth: int) -> None:
+def _emit_write(lines: list[str], expr: str, ftype: Any, indent: str, depth: int, env: dict[str, Any]) -> None:
+    """The code that writes ``expr`` of ``ftype``: strings, buffers and nested records inline
+    (a CreateTxn with its ACL list is one function call, not eight)."""
     if ftype == "int":
         lines.append(f"{indent}out += _pack_int({expr})")
     elif ftype == "long":
         lines.append(f"{indent}out += _pack_long({expr})")
     elif ftype == "bool":
         lines.append(f"{indent}out.append(1 if {expr} else 0)")
-    elif ftype == "buffer":
-        lines.append(f"{indent}_write_buffer(out, {expr})")
-    elif ftype == "ustring":
-        lines.append(f"{indent}_write_string(out, {expr})")
+    elif ftype in ("buffer", "ustring"):
+        var = f"_s{depth}"
+        lines.append(f"{indent}{var} = {expr}")
+        lines.append(f"{indent}if {var} is None:")
+        lines.append(f"{indent}    out += b'\\xff\\xff\\xff\\xff'")
+        lines.append(f"{indent}else:")
+        if ftype == "ustring":
+            lines.append(f"{indent}    {var} = {var}.encode('utf-8')")
+        lines.append(f"{indent}    out += _pack_int(len({var}))")
+        lines.append(f"{indent}    out += {var}")
     elif isinstance(ftype, list):
         var = f"_v{depth}"
         item = f"_i{depth}"
@@ -106,11 +114,27 @@ def _emit_write(lines: list[str], expr: str, ftype: Any, indent: str, depth: int
         lines.append(f"{indent}else:")
         lines.append(f"{indent}    out += _pack_int(len({var}))")
         lines.append(f"{indent}    for {item} in {var}:")
-        _emit_write(lines, item, ftype[0], indent + "        ", depth + 1)
+        _emit_write(lines, item, ftype[0], indent + "        ", depth + 1, env)
     elif isinstance(ftype, type) and issubclass(ftype, Record):
-        lines.append(f"{indent}{expr}.write(out)")
+        var = f"_r{depth}"
+        lines.append(f"{indent}{var} = {expr}")
+        _emit_record_write(lines, var, ftype, indent, depth + 1, env)
     else:
         raise TypeError(f"unknown jute type {ftype!r}")
+
+
+def _emit_record_write(lines: list[str], obj: str, cls: type[Record], indent: str, depth: int,
+                       env: dict[str, Any]) -> None:
+    """The code that writes record ``obj`` of class ``cls``: each run of two or more fixed-width
+    fields one struct call, the other fields as _emit_write writes them."""
+    for item in _runs(cls.FIELDS):
+        if isinstance(item, list):
+            fmt = struct.Struct(">" + "".join(_FIXED[t] for _, t in item))
+            name = f"_W{len(env)}"
+            env[name] = fmt
+            lines.append(f"{indent}out += {name}.pack({', '.join(f'{obj}.{n}' for n, _ in item)})")
+        else:
+            _emit_write(lines, f"{obj}.{item[0]}", item[1], indent, depth, env)
 
 
 def _emit_read(lines: list[str], target: str, ftype: Any, indent: str, depth: int, env: dict[str, Any]) -> None:
@@ -120,10 +144,25 @@ def _emit_read(lines: list[str], target: str, ftype: Any, indent: str, depth: in
         lines.append(f"{indent}({target},) = _unpack_long(buf, off); off += 8")
     elif ftype == "bool":
         lines.append(f"{indent}{target} = buf[off] != 0; off += 1")
-    elif ftype == "buffer":
-        lines.append(f"{indent}{target}, off = _read_buffer(buf, off)")
-    elif ftype == "ustring":
-        lines.append(f"{indent}{target}, off = _read_string(buf, off)")
+    elif ftype in ("buffer", "ustring"):
+        # read_string and _read_buffer, inline
+        n = f"_n{depth}"
+        lines.append(f"{indent}({n},) = _unpack_int(buf, off); off += 4")
+        lines.append(f"{indent}if {n} < 0:")
+        lines.append(f"{indent}    if {n} != -1:")
+        lines.append(f"{indent}        raise JuteError(f'unreasonable length {{{n}}}')")
+        lines.append(f"{indent}    {target} = None")
+        lines.append(f"{indent}else:")
+        lines.append(f"{indent}    _e = off + {n}")
+        lines.append(f"{indent}    if _e > len(buf):")
+        what = "string" if ftype == "ustring" else "buffer"
+        lines.append(f"{indent}        raise JuteError(f'{what} of {{{n}}} bytes overruns the record')")
+        if ftype == "ustring":
+            # bytes that are not UTF-8 become U+FFFD, as Java's String(bytes, UTF_8) makes them
+            lines.append(f"{indent}    {target} = str(buf[off:_e], 'utf-8', 'replace')")
+        else:
+            lines.append(f"{indent}    {target} = bytes(buf[off:_e])")
+        lines.append(f"{indent}    off = _e")
     elif isinstance(ftype, list):
         n = f"_n{depth}"
         lst = f"_l{depth}"
@@ -143,9 +182,23 @@ def _emit_read(lines: list[str], target: str, ftype: Any, indent: str, depth: in
         lines.append(f"{indent}        {lst}.append({item})")
         lines.append(f"{indent}    {target} = {lst}")
     elif isinstance(ftype, type) and issubclass(ftype, Record):
+        # the nested record's fields inline, into locals of this depth, then the record
         name = f"_R_{ftype.__name__}"
         env[name] = ftype
-        lines.append(f"{indent}{target}, off = {name}.read(buf, off)")
+        local = {n: f"_f{depth}_{n}" for n, _ in ftype.FIELDS}
+        for part in _runs(ftype.FIELDS):
+            if isinstance(part, list):
+                fmt = struct.Struct(">" + "".join(_FIXED[t] for _, t in part))
+                sname = f"_U{len(env)}"
+                env[sname] = fmt
+                names = ", ".join(local[n] for n, _ in part)
+                lines.append(f"{indent}({names},) = {sname}.unpack_from(buf, off); off += {fmt.size}")
+            else:
+                _emit_read(lines, local[part[0]], part[1], indent, depth + 1, env)
+        obj = f"_o{depth}"
+        lines.append(f"{indent}{obj} = _object_new({name})")
+        lines += [f"{indent}{obj}.{n} = {v}" for n, v in local.items()]
+        lines.append(f"{indent}{target} = {obj}")
     else:
         raise TypeError(f"unknown jute type {ftype!r}")
 
@@ -184,11 +237,10 @@ def _compile(cls: type[Record]) -> None:
             fmt = struct.Struct(">" + "".join(_FIXED[t] for _, t in item))
             env[f"_S{i}"] = fmt
             names_i = ", ".join(n for n, _ in item)
-            w.append(f"    out += _S{i}.pack({', '.join('self.' + n for n, _ in item)})")
             r.append(f"        ({names_i},) = _S{i}.unpack_from(buf, off); off += {fmt.size}")
         else:
-            _emit_write(w, f"self.{item[0]}", item[1], "    ", 0)
             _emit_read(r, item[0], item[1], "        ", 0, env)
+    _emit_record_write(w, "self", cls, "    ", 0, env)
     if len(w) == 1:
         w.append("    pass")
     names = [name for name, _ in cls.FIELDS]

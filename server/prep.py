@@ -156,10 +156,11 @@ class Preparer:
     def committed(self, zxid: int) -> None:
         """Forget outstanding changes up to ``zxid``: the tree now shows them."""
         out = self.outstanding
+        by_path = self.by_path
         while out and out[0].zxid <= zxid:
             ch = out.popleft()
-            if self.by_path.get(ch.path) is ch:
-                del self.by_path[ch.path]
+            if by_path.get(ch.path) is ch:
+                del by_path[ch.path]
         if self.digests.order:
             self.digests.committed(zxid)
 
@@ -187,8 +188,10 @@ class Preparer:
         try:
             if session_id and op != Op.createSession and op != Op.closeSession and not self.session_open(session_id):
                 raise ZkError(Err.SESSIONEXPIRED)
-            if op == Op.setData:  # the most common write first
+            if op == Op.setData:  # the most common writes first
                 body = self._set_data(hdr, req, auth)
+            elif op == Op.create or op == Op.create2:
+                body = self._create(hdr, op, req, auth)
             elif op == Op.multi:
                 hdr, body = self._multi(hdr, req, auth)
             else:
@@ -277,7 +280,8 @@ class Preparer:
         parent = self.record(parent_path)
         if parent is None:
             raise ZkError(Err.NONODE, path)
-        AclCheck.check(Perm.CREATE, parent.acl, auth, path)
+        if not AclCheck.allowed(Perm.CREATE, parent.acl, auth):  # as AclCheck.check
+            raise ZkError(Err.NOAUTH, path)
         # the suffix counts the parent's child creations, which is what a node's cversion
         # keeps (the Stat shows 2 * creations - children, as Apache's DataNode.copyStat)
         counter = self.seq.get(parent_path)
@@ -285,8 +289,13 @@ class Preparer:
             counter = parent.cversion
         if sequential:
             path = f"{path}{counter:010d}"
-        self._path(path)
-        if self.exists(path):
+        try:
+            validate_path(path)
+        except InvalidPath:
+            raise ZkError(Err.BADARGUMENTS, path)
+        by_path = self.by_path
+        ch = by_path.get(path)  # as exists()
+        if ch.exists if ch is not None else path in self.tree.nodes:
             raise ZkError(Err.NODEEXISTS, path)
         if parent.owner and not (parent.owner == CONTAINER_OWNER or is_ttl_owner(parent.owner)):
             raise ZkError(Err.NOCHILDRENFOREPHEMERALS, path)
@@ -309,9 +318,16 @@ class Preparer:
         zxid = hdr.zxid
         p = Change(zxid, parent_path, True, parent.version, parent.cversion + 1, parent.aversion, parent.acl,
                    parent.owner, parent.num_children + 1)
-        self._set_seq(parent_path, new_cversion)
-        self._push(p)
-        self._push(Change(zxid, path, True, 0, 0, 0, acl, owner, 0, None, req.data))
+        if self._seq_undo is None:
+            self.seq[parent_path] = new_cversion
+        else:
+            self._set_seq(parent_path, new_cversion)
+        c = Change(zxid, path, True, 0, 0, 0, acl, owner, 0, None, req.data)
+        out = self.outstanding  # as _push, twice
+        out.append(p)
+        out.append(c)
+        by_path[parent_path] = p
+        by_path[path] = c
         acl_list = list(acl)
         if container:
             return CreateContainerTxn(path, req.data, acl_list, new_cversion)

@@ -920,6 +920,8 @@ class ZooKeeperServer:
                 conn.send_raw_reply(req.xid, zxid, 0, payload)
         elif result.err:
             conn.send_reply(req.xid, zxid, result.err)
+        elif op == Op.create:  # a CreateResponse: the path alone
+            conn.send_path_reply(req.xid, zxid, result.value[0])
         else:
             conn.send_reply(req.xid, zxid, 0, ServerCore.write_reply(op, result))
         conn.record_latency(req, zxid)
@@ -1009,7 +1011,7 @@ class Standalone:
 
     def submit(self, conn: ClientConnection, req: Request, op: int, record: Any) -> None:
         core = self.server.core
-        hdr, body = core.prep.prepare(conn.session_id, req.xid, op, record, conn.auth, _now_ms())
+        hdr, body = core.prep.prepare(conn.session_id, req.xid, op, record, conn.auth, int(time.time() * 1000))
         if op == Op.closeSession:
             core.sessions.set_closing(conn.session_id)
         self._enqueue(Pending(hdr, body, conn, req))
