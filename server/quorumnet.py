@@ -88,11 +88,35 @@ class _Link:
     closed: bool = False
     # learner: sessions asked about with REVALIDATE, and who waits for each answer
     revalidating: dict[int, list[Callable[[bool | None], None]]] = field(default_factory=dict)
+    out: list[bytes] = field(default_factory=list)
 
     def write(self, *packets: QuorumPacket, extra: bytes = b"") -> None:
+        """Queue packets, in order, for this turn's flush (the same bytes, fewer sends: the
+        receiver also wakes once for them)."""
         if self.closed or self.writer.is_closing():
             return
-        self.writer.write(b"".join(qw.encode_packet(p) for p in packets) + extra)
+        out = self.out
+        if not out:
+            asyncio.get_running_loop().call_soon(self.flush)
+        for p in packets:
+            out.append(qw.encode_packet(p))
+        if extra:
+            out.append(extra)
+
+    def flush(self) -> None:
+        out = self.out
+        if not out:
+            return
+        self.out = []
+        if self.closed or self.writer.is_closing():
+            return
+        self.writer.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def close(self) -> None:
+        """Send what is queued, then close."""
+        self.flush()
+        self.closed = True
+        self.writer.close()
 
 
 class QuorumNetwork:
@@ -137,8 +161,7 @@ class QuorumNetwork:
 
     @staticmethod
     def _close(link: _Link) -> None:
-        link.closed = True
-        link.writer.close()
+        link.close()
 
     def connected(self, sid: int) -> bool:
         link = self.leader_link
@@ -251,8 +274,7 @@ class QuorumNetwork:
             self.refused += 1
             log.warning("closing the connection to leader %d (%s): %s", link.sid, peer, exc)
         finally:
-            link.closed = True
-            link.writer.close()
+            link.close()
             waiting, link.revalidating = link.revalidating, {}
             for answers in waiting.values():
                 for answer in answers:
@@ -348,12 +370,12 @@ class QuorumNetwork:
             who = f"server {link.sid}" if link is not None else "a learner"
             log.warning("closing the quorum connection of %s (%s): %s", who, peer, exc)
         finally:
-            writer.close()
             if link is not None:
-                link.closed = True
-                if self.learners.get(link.sid) is link:
-                    del self.learners[link.sid]
-                    self.cb.link_down(link.sid)
+                link.close()
+            writer.close()
+            if link is not None and self.learners.get(link.sid) is link:
+                del self.learners[link.sid]
+                self.cb.link_down(link.sid)
 
     def _leader_packet(self, link: _Link, p: QuorumPacket) -> None:
         t = p.type
