@@ -61,3 +61,57 @@ def test_close_sends_what_is_queued_first() -> None:
 
     w = asyncio.run(main())
     assert w.closed and w.sent == [qw.encode_packet(_packets()[0]) + b"stream"]
+
+
+def _read_all(chunks: list[bytes], n: int, snap_after: int | None = None) -> list[object]:
+    """Feed ``chunks`` to a stream and read ``n`` packets through the link's framer (and the SNAP
+    stream after packet number ``snap_after``)."""
+    from zkops.server.quorumnet import _Framer
+
+    async def main() -> list[object]:
+        r = asyncio.StreamReader()
+
+        async def feed() -> None:
+            for c in chunks:
+                r.feed_data(c)
+                await asyncio.sleep(0)
+            r.feed_eof()
+
+        task = asyncio.ensure_future(feed())
+        f = _Framer(r)
+        got: list[object] = []
+        for i in range(n):
+            got.append(await f.packet())
+            if i == snap_after:
+                got.append(await f.run(qw.read_snap_stream()))
+        await task
+        return got
+
+    return asyncio.run(main())
+
+
+def test_framer_reads_packets_however_the_bytes_arrive() -> None:
+    big = qw.QuorumPacket(T.PROPOSAL, 7, bytes(range(256)) * 1000, None)  # more than one read
+    packets = _packets() + [big] + _packets()
+    raw = b"".join(qw.encode_packet(p) for p in packets)
+    for size in (1, 3, 16, 17, 1000, len(raw)):
+        chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
+        assert _read_all(chunks, len(packets)) == packets
+
+
+def test_framer_reads_a_snap_stream_between_packets() -> None:
+    body = b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x01/"  # no sessions, no ACLs, the end
+    stream = body + b"\x00\x00\x00\x0aBenWasHere"
+    snap = qw.QuorumPacket(T.SNAP, 5)
+    raw = qw.encode_packet(snap) + stream + qw.encode_packet(_packets()[1])
+    for size in (1, 5, len(raw)):
+        chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
+        assert _read_all(chunks, 2, snap_after=0) == [snap, body, _packets()[1]]
+
+
+def test_framer_at_eof_inside_a_packet() -> None:
+    import pytest
+
+    raw = qw.encode_packet(_packets()[0])
+    with pytest.raises(asyncio.IncompleteReadError):
+        _read_all([raw, raw[:-1]], 2)
