@@ -133,6 +133,59 @@ def read_packet(max_data: int = MAX_BUFFER) -> Generator[int, bytes, QuorumPacke
     return QuorumPacket(ptype, zxid, data, auth)
 
 
+def take_packet(buf: bytes, pos: int = 0, max_data: int = MAX_BUFFER) -> tuple[QuorumPacket | None, int]:
+    """The packet at ``pos`` of ``buf`` and the offset after it, when ``buf`` holds all of it;
+    (None, pos) when it holds only part. The same packets and the same errors as
+    ``read_packet``, without a generator step per field: a stream reader hands over a whole
+    buffer of packets at once (the quorum port's framing, one call per packet)."""
+    end = len(buf)
+    if end - pos < 16:
+        return None, pos
+    ptype, zxid, n = _HEAD.unpack_from(buf, pos)
+    if ptype not in _PACKETTYPE_VALUES:
+        raise QuorumWireError(f"unknown packet type {ptype}")
+    if n < -1 or n > max_data:
+        raise QuorumWireError(f"packet data of {n} bytes")
+    at = pos + 16
+    if n == -1:
+        data = None
+    else:
+        if end - at < n:
+            return None, pos
+        data = buf[at:at + n]
+        at += n
+    if end - at < 4:
+        return None, pos
+    (count,) = _I.unpack_from(buf, at)
+    at += 4
+    if count == -1:
+        return QuorumPacket(ptype, zxid, data, None), at
+    if count < -1 or count > MAX_AUTH:
+        raise QuorumWireError(f"authinfo of {count} ids")
+    ids = []
+    for _ in range(count):
+        pair = []
+        for _ in range(2):
+            if end - at < 4:
+                return None, pos
+            (k,) = _I.unpack_from(buf, at)
+            at += 4
+            if k < 0:
+                pair.append("")
+                continue
+            if k > MAX_BUFFER:
+                raise QuorumWireError(f"string of {k} bytes")
+            if end - at < k:
+                return None, pos
+            try:
+                pair.append(buf[at:at + k].decode("utf-8"))
+            except UnicodeDecodeError:
+                raise QuorumWireError("string is not UTF-8") from None
+            at += k
+        ids.append((pair[0], pair[1]))
+    return QuorumPacket(ptype, zxid, data, tuple(ids)), at
+
+
 def parse_all(reader: Generator[int, bytes, T], data: bytes, off: int = 0) -> tuple[T, int]:
     """Run a reader over a buffer: (value, offset after it). Too few bytes raise."""
     try:

@@ -180,3 +180,64 @@ def test_bad_initial_messages_are_refused(raw: bytes) -> None:
 def test_bad_packets_are_refused(raw: bytes) -> None:
     with pytest.raises(qw.QuorumWireError):
         qw.decode_packet(raw)
+
+
+def _read_packet_outcome(raw: bytes) -> object:
+    """What read_packet makes of ``raw``: the packet and its end, "short", or the error text."""
+    try:
+        return qw.parse_all(qw.read_packet(), raw)
+    except qw.QuorumWireError as exc:
+        return "short" if "bytes end inside" in str(exc) else f"error: {exc}"
+
+
+def _take_packet_outcome(raw: bytes) -> object:
+    try:
+        p, off = qw.take_packet(raw)
+    except qw.QuorumWireError as exc:
+        return f"error: {exc}"
+    return "short" if p is None else (p, off)
+
+
+@given(st.sampled_from(list(qw.PacketType)), longs, st.none() | st.binary(max_size=40),
+       st.none() | st.lists(st.tuples(text, text), max_size=3).map(tuple), st.binary(max_size=8))
+def test_take_packet_reads_as_read_packet(ptype: qw.PacketType, zxid: int, data: bytes | None, auth: tuple | None,
+                                          after: bytes) -> None:
+    """The quorum port's one-call framing gives what the generator reader gives, for the whole
+    packet, for every prefix of it (more bytes needed, nothing taken) and with bytes after it."""
+    raw = qw.encode_packet(qw.QuorumPacket(int(ptype), zxid, data, auth))
+    for cut in range(len(raw)):
+        assert qw.take_packet(raw[:cut]) == (None, 0)
+    assert _take_packet_outcome(raw + after) == _read_packet_outcome(raw + after) == (
+        qw.QuorumPacket(int(ptype), zxid, data, auth), len(raw))
+    # at an offset inside a larger buffer
+    p, off = qw.take_packet(after + raw, len(after))
+    assert p == qw.QuorumPacket(int(ptype), zxid, data, auth) and off == len(after) + len(raw)
+
+
+@given(st.binary(max_size=64))
+def test_take_packet_refuses_what_read_packet_refuses(raw: bytes) -> None:
+    assert _take_packet_outcome(raw) == _read_packet_outcome(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b"\x00\x00\x00\x63" + b"\x00" * 12,  # unknown type
+    b"\x00\x00\x00\x02" + b"\x00" * 8 + b"\x7f\xff\xff\xff",  # oversized data
+    b"\x00\x00\x00\x02" + b"\x00" * 8 + b"\xff\xff\xff\xff" + b"\x00\x10\x00\x00",  # too many ids
+    b"\x00\x00\x00\x01" + b"\x00" * 8 + b"\xff\xff\xff\xff" + b"\x00\x00\x00\x01" + b"\x00\x00\x00\x01\xff"
+    + b"\x00\x00\x00\x00",  # an id that is not UTF-8
+    b"\x00\x00\x00\x01" + b"\x00" * 8 + b"\xff\xff\xff\xff" + b"\x00\x00\x00\x01" + b"\x7f\xff\xff\xff",  # long id
+])
+def test_take_packet_refuses_bad_packets(raw: bytes) -> None:
+    with pytest.raises(qw.QuorumWireError):
+        qw.take_packet(raw)
+    assert _read_packet_outcome(raw).startswith("error")  # type: ignore[union-attr]
+
+
+def test_take_packet_reads_captured_packets() -> None:
+    raw = b"".join(bytes.fromhex(h) for _, h in CAPTURE["packets"])
+    off, n = 0, 0
+    while off < len(raw):
+        p, off = qw.take_packet(raw, off)
+        assert p is not None and qw.PacketType(p.type).name == CAPTURE["packets"][n][0]
+        n += 1
+    assert n == len(CAPTURE["packets"])

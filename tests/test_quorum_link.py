@@ -1,0 +1,117 @@
+"""The quorum port's links: packets written in one turn of the loop go out together, in order,
+and nothing queued is lost when the link closes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from zkops.server import quorumwire as qw
+from zkops.server.quorumnet import _Link
+from zkops.server.quorumwire import PacketType as T
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed
+        self.sent.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _packets() -> list[qw.QuorumPacket]:
+    return [qw.QuorumPacket(T.PROPOSAL, 0x100000001, b"txn", None), qw.QuorumPacket(T.COMMIT, 0x100000001),
+            qw.QuorumPacket(T.PING, 0x100000001, b"", (("digest", "u:p"),))]
+
+
+def test_one_turn_is_one_send_in_order() -> None:
+    async def main() -> list[bytes]:
+        w = _Writer()
+        link = _Link(w, 2, 1)  # type: ignore[arg-type]
+        a, b, c = _packets()
+        link.write(a)
+        link.write(b, c)
+        assert w.sent == []  # queued until the turn ends
+        await asyncio.sleep(0)
+        link.write(a)
+        await asyncio.sleep(0)
+        return w.sent
+
+    sent = asyncio.run(main())
+    a, b, c = _packets()
+    assert sent == [b"".join(qw.encode_packet(p) for p in (a, b, c)), qw.encode_packet(a)]
+
+
+def test_close_sends_what_is_queued_first() -> None:
+    async def main() -> _Writer:
+        w = _Writer()
+        link = _Link(w, 2, 1)  # type: ignore[arg-type]
+        link.write(_packets()[0], extra=b"stream")
+        link.close()
+        link.write(_packets()[1])  # after the close: dropped
+        await asyncio.sleep(0)
+        return w
+
+    w = asyncio.run(main())
+    assert w.closed and w.sent == [qw.encode_packet(_packets()[0]) + b"stream"]
+
+
+def _read_all(chunks: list[bytes], n: int, snap_after: int | None = None) -> list[object]:
+    """Feed ``chunks`` to a stream and read ``n`` packets through the link's framer (and the SNAP
+    stream after packet number ``snap_after``)."""
+    from zkops.server.quorumnet import _Framer
+
+    async def main() -> list[object]:
+        r = asyncio.StreamReader()
+
+        async def feed() -> None:
+            for c in chunks:
+                r.feed_data(c)
+                await asyncio.sleep(0)
+            r.feed_eof()
+
+        task = asyncio.ensure_future(feed())
+        f = _Framer(r)
+        got: list[object] = []
+        for i in range(n):
+            got.append(await f.packet())
+            if i == snap_after:
+                got.append(await f.run(qw.read_snap_stream()))
+        await task
+        return got
+
+    return asyncio.run(main())
+
+
+def test_framer_reads_packets_however_the_bytes_arrive() -> None:
+    big = qw.QuorumPacket(T.PROPOSAL, 7, bytes(range(256)) * 1000, None)  # more than one read
+    packets = _packets() + [big] + _packets()
+    raw = b"".join(qw.encode_packet(p) for p in packets)
+    for size in (1, 3, 16, 17, 1000, len(raw)):
+        chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
+        assert _read_all(chunks, len(packets)) == packets
+
+
+def test_framer_reads_a_snap_stream_between_packets() -> None:
+    body = b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x01/"  # no sessions, no ACLs, the end
+    stream = body + b"\x00\x00\x00\x0aBenWasHere"
+    snap = qw.QuorumPacket(T.SNAP, 5)
+    raw = qw.encode_packet(snap) + stream + qw.encode_packet(_packets()[1])
+    for size in (1, 5, len(raw)):
+        chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
+        assert _read_all(chunks, 2, snap_after=0) == [snap, body, _packets()[1]]
+
+
+def test_framer_at_eof_inside_a_packet() -> None:
+    import pytest
+
+    raw = qw.encode_packet(_packets()[0])
+    with pytest.raises(asyncio.IncompleteReadError):
+        _read_all([raw, raw[:-1]], 2)
