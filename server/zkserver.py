@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import signal
+import stat
 import threading
 import time
 from collections import deque
@@ -53,6 +54,23 @@ EMPTY_PASSWD = b"\0" * 16
 REVALIDATE_APPLY_WAIT_MS = 2000
 # how long a stopping server waits for the child writing its snapshot before it kills it
 SNAPSHOT_CHILD_WAIT_S = 60.0
+
+
+def close_inherited_sockets() -> None:
+    """In a forked snapshot child: close every socket it inherited from the server (the client
+    port, the quorum and election links, every client connection). A server killed while its
+    child writes is then gone from the network at once: its clients and peers see their
+    connections close, and a restarted server can bind its ports. Files stay open."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc: every descriptor the process may hold
+        fds = list(range(3, min(os.sysconf("SC_OPEN_MAX"), 65536)))
+    for fd in fds:
+        try:
+            if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.close(fd)
+        except OSError:
+            pass
 
 
 class Pending:
@@ -968,6 +986,7 @@ class ZooKeeperServer:
         if pid == 0:  # child: serialize, write, leave without running any parent cleanup
             code = 0
             try:
+                close_inherited_sockets()
                 writer(zxid, sessions, items)
             except BaseException:
                 code = 1

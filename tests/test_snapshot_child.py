@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -72,3 +73,54 @@ def test_a_child_past_the_limit_is_killed(tmp_path: Path, monkeypatch: pytest.Mo
     pid = asyncio.run(run())
     assert not _alive(pid) and not marker.exists()
     assert f"killed the snapshot child {pid}" in caplog.text
+
+
+def _sockets_of(pid: int) -> list[str]:
+    found = []
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:"):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads a process's descriptors from /proc")
+def test_the_child_holds_none_of_the_servers_sockets(tmp_path: Path) -> None:
+    """A server killed (kill -9) while its child writes must be gone from the network at once:
+    the child had inherited the client port, the quorum links and every client connection, so
+    a restarted server could not bind its port and clients and peers of the dead server saw
+    their connections stay open until the snapshot was written."""
+    release = tmp_path / "release"
+    listener = socket.create_server(("127.0.0.1", 0))  # as the server's port would be, open at the fork
+
+    def held_writer(zxid: int, sessions: dict[int, int], items: object) -> Path:
+        deadline = time.monotonic() + 60
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return release
+
+    async def run() -> list[str]:
+        server = ZooKeeperServer(memory_config(0), snapshot_writer=held_writer)
+        server._fork_snapshot(5, {}, server.core.tree.nodes.items())
+        pid = server.snapshot_child
+        assert pid is not None
+        try:
+            deadline = time.monotonic() + 30
+            while True:  # the child closes them first thing; it may not have been scheduled yet
+                held = _sockets_of(pid)
+                if not held or time.monotonic() > deadline:
+                    return held
+                await asyncio.sleep(0.02)
+        finally:
+            release.write_text("go\n")
+            await server.stop()
+
+    try:
+        assert asyncio.run(run()) == []
+        assert listener.fileno() >= 0  # the parent's own sockets stay open
+        listener.getsockname()
+    finally:
+        listener.close()
