@@ -8,7 +8,9 @@ Measures, for a standalone server of each: get / set / create throughput at 1, 1
 answers with a mode; the median of several starts, with the AdminServer on as both ship
 and off), RSS idle and after 100,000 znodes of 100 bytes; for a
 three-node ensemble of each: set and get throughput and failover time (kill -9 of the
-leader until the first write through a survivor succeeds). The client is a raw
+leader until the first write through a survivor succeeds), both ensembles up at once and
+alternating as the standalone servers do. Every server first gets untimed load of each
+measured operation (a JVM compiles its request path in the first seconds). The client is a raw
 asyncio jute client in separate processes; on this 2-core machine client and server
 share the cores, for both servers alike. ``--depth 4`` is the pipelined generator of
 issue 21 (each session keeps 4 requests of 100 bytes in flight).
