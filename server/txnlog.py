@@ -11,9 +11,16 @@ The txn bytes inside a frame -- TxnHeader, body, and the TxnDigest 3.8 appends -
 segments and scans them (it reads nothing of a txn but the zxid in its header).
 
 Group commit: :meth:`TxnLog.append` only buffers (cheap, callable from the event
-loop); :meth:`TxnLog.sync` writes everything buffered and fsyncs once, on whatever
-thread calls it. Two locks keep that safe: one guards the buffer, one serializes file
-I/O, so appends go on while a sync waits for the disk.
+loop); :meth:`TxnLog.sync` writes everything buffered and makes it durable once, on
+whatever thread calls it. Two locks keep that safe: one guards the buffer, one serializes
+file I/O, so appends go on while a sync waits for the disk.
+
+With ``forceSync`` on, the files are opened ``O_DSYNC`` where the platform has it: a
+batch's one ``pwrite`` returns only once its bytes (and the metadata needed to read them
+back) are on disk, as a ``pwrite`` followed by ``fdatasync`` would, in one system call
+instead of two. That matters for a Python writer thread: each blocking call gives up the
+GIL, and getting it back between the write and the flush could wait for whatever the
+event loop was running (docs/performance.md, "Writes at one session").
 
 Recovery: the log ends at the first record that does not verify (checksum, length,
 end byte). If nothing verifiable follows it, it is a write cut short by a crash (never
@@ -50,6 +57,9 @@ _PREFIX = struct.Struct(">qi")  # checksum, length
 PREFIX_SIZE = _PREFIX.size
 _ZXID = struct.Struct(">q")
 _SLACK = 4096  # like ZooKeeper: grow the file before a write comes this close to its end
+# opened with this flag a file's writes are synchronous (fdatasync's guarantee); 0 where the
+# platform lacks it, and then each batch is followed by an fdatasync
+SYNC_WRITE_FLAG: int = getattr(os, "O_DSYNC", 0)
 
 
 class CorruptLogError(RuntimeError):
@@ -244,6 +254,9 @@ class TxnLog:
         self.dir = Path(log_dir) / "version-2"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.force_sync = force_sync
+        # forceSync: every write is durable when it returns (O_DSYNC), or an fdatasync follows
+        self._open_flags = os.O_RDWR | (SYNC_WRITE_FLAG if force_sync else 0)
+        self._write_syncs = force_sync and SYNC_WRITE_FLAG != 0
         self.prealloc = prealloc_bytes if prealloc_bytes > 0 else 0
         self._lock = threading.Lock()  # the buffer, _last_zxid, _roll_next
         self._io = threading.RLock()  # the open file, its offsets; all writes
@@ -285,7 +298,7 @@ class TxnLog:
                 path.unlink()
                 _fsync_dir(self.dir)
                 continue
-            fd = os.open(path, os.O_RDWR)
+            fd = os.open(path, self._open_flags)
             if problem == "torn":
                 log.warning("%s: dropping a torn record at byte offset %d (a write cut short)", path, end)
                 os.ftruncate(fd, end)
@@ -322,7 +335,8 @@ class TxnLog:
             self._roll_next = True
 
     def sync(self) -> int | None:
-        """Write every buffered txn, then fsync once: one disk flush for the whole batch.
+        """Write every buffered txn and make it durable: one disk flush for the whole batch
+        (one synchronous write per file it touches, or writes and one fdatasync).
 
         Returns the zxid of the last txn it made durable, None when nothing was buffered."""
         with self._io:
@@ -355,14 +369,14 @@ class TxnLog:
             return upto
 
     def _flush(self) -> None:
-        if self.force_sync and self._fd is not None:
+        if self.force_sync and not self._write_syncs and self._fd is not None:
             _datasync(self._fd)
 
     def _open_new(self, zxid: int) -> None:
         path = self.dir / log_name(zxid)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, self._open_flags | os.O_CREAT | os.O_EXCL, 0o644)
         # the header goes straight to the kernel: a header kept in a userspace buffer
-        # would be lost on kill -9 while later records survive
+        # would be lost on kill -9 while later records survive (and with O_DSYNC to disk)
         os.pwrite(fd, HEADER, 0)
         self._fd, self._path, self._pos, self._size = fd, path, HEADER_SIZE, HEADER_SIZE
 
@@ -472,6 +486,6 @@ def read_log_file(path: Path) -> Iterator[TxnEntry]:
 
 
 __all__ = [
-    "CorruptLogError", "DEFAULT_PREALLOC", "HEADER", "HEADER_SIZE", "LOG_MAGIC", "TxnLog", "frame", "log_files",
-    "log_name", "read_log_file", "read_used", "scan",
+    "CorruptLogError", "DEFAULT_PREALLOC", "HEADER", "HEADER_SIZE", "LOG_MAGIC", "SYNC_WRITE_FLAG", "TxnLog", "frame",
+    "log_files", "log_name", "read_log_file", "read_used", "scan",
 ]

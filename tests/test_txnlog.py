@@ -6,6 +6,7 @@ read with our code the files a real ZooKeeper 3.8 wrote.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import struct
 import subprocess
@@ -18,7 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import refzk
+from tests.support.syncpoints import count_sync_points
 from tests.support.txns import EVERY_TYPE, OPEN, SID, hdr
+from zkops.server import txnlog
 from zkops.server.codes import Op
 from zkops.server.jute import JuteError
 from zkops.server.records import (
@@ -222,11 +225,7 @@ def test_empty_directory(tmp_path):
 
 # ---------------------------------------------------------------- group commit
 def _count_syncs(monkeypatch) -> list[str]:
-    calls: list[str] = []
-    real_fsync, real_fdatasync = os.fsync, os.fdatasync
-    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
-    monkeypatch.setattr(os, "fdatasync", lambda fd: (calls.append("fdatasync"), real_fdatasync(fd))[1])
-    return calls
+    return count_sync_points(monkeypatch)
 
 
 def test_group_commit_one_fsync_for_many_appends(tmp_path, monkeypatch):
@@ -251,7 +250,55 @@ def test_a_new_file_also_syncs_its_directory_entry(tmp_path, monkeypatch):
     for z in range(1, 100):
         log.append(z, create(z))
     log.sync()
-    assert sorted(calls) == ["fdatasync", "fsync"]  # the file's data, then the directory
+    if txnlog.SYNC_WRITE_FLAG:  # the header (written when the file is made), the batch, the directory
+        assert sorted(calls) == ["fsync", "sync-write", "sync-write"]
+    else:
+        assert sorted(calls) == ["fdatasync", "fsync"]  # the file's data, then the directory
+    log.close()
+
+
+def test_force_sync_writes_a_batch_durably_in_one_system_call(tmp_path, monkeypatch):
+    """With forceSync the log's files are opened O_DSYNC: a batch is one pwrite that returns once
+    it is on disk, with no fdatasync after it. A writer thread gives up the GIL once per batch,
+    not twice (between a write and its fdatasync it had to win the GIL back from the event loop)."""
+    if not txnlog.SYNC_WRITE_FLAG:
+        pytest.skip("no O_DSYNC on this platform")
+    log = written(tmp_path, 1)
+    assert fcntl.fcntl(log._fd, fcntl.F_GETFL) & txnlog.SYNC_WRITE_FLAG
+    calls = _count_syncs(monkeypatch)
+    for z in range(2, 52):
+        log.append(z, create(z))
+    log.sync()
+    assert calls == ["sync-write"]
+    log.close()
+    again = TxnLog(tmp_path)  # a reopened log appends the same way
+    assert fcntl.fcntl(again._fd, fcntl.F_GETFL) & txnlog.SYNC_WRITE_FLAG
+    calls.clear()
+    again.append(52, create(52))
+    again.sync()
+    assert calls == ["sync-write"]
+    again.close()
+    assert zxids(tmp_path) == list(range(1, 53))
+
+
+def test_without_o_dsync_each_batch_is_followed_by_one_fdatasync(tmp_path, monkeypatch):
+    monkeypatch.setattr(txnlog, "SYNC_WRITE_FLAG", 0)  # a platform without O_DSYNC
+    log = written(tmp_path, 1)
+    assert not fcntl.fcntl(log._fd, fcntl.F_GETFL) & getattr(os, "O_DSYNC", 0)
+    calls = _count_syncs(monkeypatch)
+    for z in range(2, 52):
+        log.append(z, create(z))
+    log.sync()
+    assert calls == ["fdatasync"]
+    log.close()
+    assert zxids(tmp_path) == list(range(1, 52))
+
+
+def test_force_sync_false_opens_no_file_for_synchronous_writes(tmp_path):
+    log = TxnLog(tmp_path, force_sync=False)
+    log.append(1, create(1))
+    log.sync()
+    assert not fcntl.fcntl(log._fd, fcntl.F_GETFL) & getattr(os, "O_DSYNC", 0)
     log.close()
 
 
