@@ -27,6 +27,18 @@ _LEN = struct.Struct(">i")
 HANDSHAKE_TIMEOUT = 5.0
 
 
+def _write(writer: asyncio.StreamWriter, data: bytes) -> bool:
+    """Write unless the connection is gone (False then). asyncio's own loop drops bytes for a
+    closed transport; uvloop's raises RuntimeError, which must not end the task that wrote."""
+    if writer.is_closing():
+        return False
+    try:
+        writer.write(data)
+    except (RuntimeError, OSError):
+        return False
+    return True
+
+
 class ElectionNetwork:
     """All election connections of one server."""
 
@@ -80,8 +92,7 @@ class ElectionNetwork:
         frame = _LEN.pack(len(payload)) + payload
         self.last_sent[sid] = frame
         w = self.writers.get(sid)
-        if w is not None and not w.is_closing():
-            w.write(frame)
+        if w is not None and _write(w, frame):
             self.sent += 1
             return True
         self._dial(sid)
@@ -90,7 +101,7 @@ class ElectionNetwork:
     def kick(self) -> None:
         """Retry every peer without a connection now."""
         for sid in list(self.peers):
-            if sid not in self.writers:
+            if not self.connected(sid):
                 self.next_dial.pop(sid, None)
                 self._dial(sid)
 
@@ -101,10 +112,13 @@ class ElectionNetwork:
                 self.writers.pop(sid).close()
 
     def connected(self, sid: int) -> bool:
-        return sid in self.writers
+        """A connection to ``sid`` is up (one that is closing does not count: its reader has not
+        yet let it go, and until then we may dial again)."""
+        w = self.writers.get(sid)
+        return w is not None and not w.is_closing()
 
     def _dial(self, sid: int) -> None:
-        if not self.running or sid in self.dialing or sid in self.writers:
+        if not self.running or sid in self.dialing or self.connected(sid):
             return
         addr = self.peers.get(sid) or self.learned.get(sid)
         if addr is None:
@@ -116,6 +130,23 @@ class ElectionNetwork:
         self.tasks.spawn(self._connect(sid, addr))
 
     async def _connect(self, sid: int, addr: tuple[str, int]) -> None:
+        try:
+            conn = await self._open(sid, addr)
+        finally:
+            # whatever ended the attempt, the next send or announcement may dial again: a sid
+            # left in ``dialing`` would never be dialled again
+            self.dialing.discard(sid)
+        if conn is None:
+            return
+        reader, writer = conn
+        log.debug("election: connected to server %d", sid)
+        self._adopt(sid, writer)
+        await self._read(sid, reader, writer)
+
+    async def _open(self, sid: int, addr: tuple[str, int]
+                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """Dial ``sid`` and send our initial message: the connection to keep, or None when the
+        dial failed (then the next try waits out a backoff) or only announced us."""
         loop = asyncio.get_running_loop()
         try:
             host, port = addr
@@ -128,27 +159,33 @@ class ElectionNetwork:
                 self.tls_failed[sid] = why
                 log.warning("election connection to server %d at %s:%d refused: TLS handshake failed (%s)",
                             sid, addr[0], addr[1], why)
-            back = min(self.backoff.get(sid, 0.05) * 2, self.max_backoff)
-            self.backoff[sid] = back
-            self.next_dial[sid] = loop.time() + back
-            self.dialing.discard(sid)
-            return
+            self._back_off(sid, str(exc))
+            return None
+        if not _write(writer, ew.encode_initial(ew.InitialMessage(self.my_sid, (self.address,)))):
+            # the peer went away between its accept and our first byte (a server killed as we
+            # dialled): a failed dial like any other
+            writer.close()
+            self._back_off(sid, "the connection closed before our initial message")
+            return None
         self.backoff[sid] = 0.05
         self.tls_failed.pop(sid, None)
-        writer.write(ew.encode_initial(ew.InitialMessage(self.my_sid, (self.address,))))
         if sid > self.my_sid:
             # the larger sid keeps the connection it dials: announce ourselves and let it dial back
+            log.debug("election: announced ourselves to server %d", sid)
             try:
                 await writer.drain()
             except OSError:
                 pass
             writer.close()
             self.next_dial[sid] = loop.time() + 0.5
-            self.dialing.discard(sid)
-            return
-        self.dialing.discard(sid)
-        self._adopt(sid, writer)
-        await self._read(sid, reader, writer)
+            return None
+        return reader, writer
+
+    def _back_off(self, sid: int, why: str) -> None:
+        back = min(self.backoff.get(sid, 0.05) * 2, self.max_backoff)
+        log.debug("election: dialling server %d failed (%s); next try in %.2f s", sid, why, back)
+        self.backoff[sid] = back
+        self.next_dial[sid] = asyncio.get_running_loop().time() + back
 
     def _adopt(self, sid: int, writer: asyncio.StreamWriter) -> None:
         old = self.writers.get(sid)
@@ -157,7 +194,7 @@ class ElectionNetwork:
         self.writers[sid] = writer
         frame = self.last_sent.get(sid)
         if frame is not None:
-            writer.write(frame)
+            _write(writer, frame)  # a dead connection: its reader sees it and lets it go
 
     # ------------------------------------------------------------ receiving
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -188,10 +225,13 @@ class ElectionNetwork:
             # the larger sid keeps the connection: close this one and dial back
             writer.close()
             self.next_dial.pop(sid, None)
-            old = self.writers.get(sid)
-            if old is None or old.is_closing():
+            live = self.connected(sid)
+            log.debug("election: server %d announced itself; %s", sid,
+                      "we hold a connection to it already" if live else "dialling back")
+            if not live:
                 self._dial(sid)
             return
+        log.debug("election: server %d connected", sid)
         self._adopt(sid, writer)
         await self._read(sid, reader, writer)
 
@@ -224,6 +264,7 @@ class ElectionNetwork:
             self.refused += 1
             log.warning("closing the election connection of server %d (%s): %s", sid, peer, exc)
         finally:
+            log.debug("election: the connection with server %d closed", sid)
             if self.writers.get(sid) is writer:
                 del self.writers[sid]
             writer.close()
