@@ -35,6 +35,10 @@ _LEN = struct.Struct(">i")
 _HDR = struct.Struct(">ii")
 _REPLY = struct.Struct(">iiqi")  # frame length, xid, zxid, err
 _PATH_REPLY = struct.Struct(">iiqii")  # ... and a string's length
+# ... and a Stat (czxid, mzxid, ctime, mtime, version, cversion, aversion, ephemeralOwner,
+# dataLength, numChildren, pzxid): a StatResponse, the reply to a setData
+_STAT_REPLY = struct.Struct(">iiqiqqqqiiiqiiq")
+_STAT_REPLY_LEN = _STAT_REPLY.size - 4
 WRITE_OPS = frozenset({Op.create, Op.create2, Op.createContainer, Op.createTTL, Op.delete,
                        Op.setData, Op.setACL, Op.check, Op.multi, Op.reconfig, Op.closeSession,
                        Op.deleteContainer})
@@ -262,6 +266,14 @@ class ClientConnection(asyncio.Protocol):
         data = path.encode("utf-8")
         self.out += _PATH_REPLY.pack(20 + len(data), xid, zxid, 0, len(data))
         self.out += data
+        self.packets_sent += 1
+        if not self.flush_scheduled:
+            self._schedule_flush()
+
+    def send_stat_reply(self, xid: int, zxid: int, s: Any) -> None:
+        """A reply whose body is one Stat (a StatResponse), packed at once with its header."""
+        self.out += _STAT_REPLY.pack(_STAT_REPLY_LEN, xid, zxid, 0, s.czxid, s.mzxid, s.ctime, s.mtime, s.version,
+                                     s.cversion, s.aversion, s.ephemeralOwner, s.dataLength, s.numChildren, s.pzxid)
         self.packets_sent += 1
         if not self.flush_scheduled:
             self._schedule_flush()

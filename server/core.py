@@ -147,12 +147,20 @@ class ServerCore:
         table); a null path fails the request with MARSHALLINGERROR.
         """
         tree = self.tree
-        if op == Op.getData:
-            path, node = self._permitted(req.path, Perm.READ, auth)
+        if op == Op.getData:  # the usual read: _permitted, _given and the node's data read once
+            path = req.path
+            if path is None:
+                raise ZkError(Err.MARSHALLINGERROR)
+            node = tree.nodes.get(path or "/")
+            if node is None:
+                raise ZkError(Err.NONODE, path)
+            if not AclCheck.allowed(Perm.READ, node.acl, auth):  # as AclCheck.check
+                raise ZkError(Err.NOAUTH, path)
             if req.watch:
                 self.watches.add_data(path, watcher)
-            self.reads.add(path, (len(node.data) if node.data else 0) + STAT_OVERHEAD_BYTES)
-            return GetDataResponse(node.data, node.stat())
+            data = node.data
+            self.reads.add(path, (len(data) if data else 0) + STAT_OVERHEAD_BYTES)
+            return GetDataResponse(data, node.stat())
         if op == Op.exists:
             path = _given(req.path)
             if "\0" in path:

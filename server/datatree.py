@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from . import paths
 from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, WORLD_ANYONE, AclCache
@@ -191,6 +191,13 @@ class Node:
         order) in one read of the head."""
         return _STAT60.unpack_from(self._head())
 
+    def prep_view(self) -> tuple[int, int, int, tuple[ACL, ...], int, int]:
+        """version, cversion, aversion, ACL, owner and number of children at once (what the
+        preparer checks a write against)."""
+        _cz, _mz, _pz, _ct, _mt, v, cv, av, ow, _d, w = _HEAD.unpack_from(self._head())
+        ch = self.children
+        return v, cv, av, _ACL_TABLE[w >> 1], ow, len(ch) if ch else 0
+
     def persisted(self) -> StatPersisted:
         cz, mz, pz, ct, mt, v, cv, av, ow = _STAT60.unpack_from(self._head())
         return StatPersisted(cz, mz, ct, mt, v, cv, av, ow, pz)
@@ -250,6 +257,10 @@ class Leaf(Node, bytes):
 
     def stat9(self) -> tuple[int, int, int, int, int, int, int, int, int]:
         return _STAT60.unpack_from(self)
+
+    def prep_view(self) -> tuple[int, int, int, tuple[ACL, ...], int, int]:
+        _cz, _mz, _pz, _ct, _mt, v, cv, av, ow, _d, w = _HEAD.unpack_from(self)
+        return v, cv, av, _ACL_TABLE[w >> 1], ow, 0
 
     def stat(self) -> Stat:
         cz, mz, pz, ct, mt, v, cv, av, ow = _STAT60.unpack_from(self)
@@ -643,6 +654,55 @@ class DataTree:
         self.writes.add(path, len(data) if data else 0)
         return node
 
+    def _set_data(self, path: str, data: bytes | None, version: int, zxid: int, time: int) -> ApplyResult:
+        """set_data() and its result (the reply's Stat, the event), the usual write in one call:
+        what _put, _stat60, _digest_of, _leaf and Node.stat do, inline."""
+        nodes = self.nodes
+        node = nodes.get(path)
+        if node is None:
+            raise ZkError(Err.NONODE, path)
+        if type(node) is Leaf:
+            dnode = None
+            cz, _mz, pz, ct, _mt, _v, cv, av, ow, dig, w = _HEAD.unpack_from(node)
+            old = None if w & 1 else node[HEAD_SIZE:]
+            n = 0
+        else:
+            dnode = cast(Dir, node)
+            cz, _mz, pz, ct, _mt, _v, cv, av, ow, dig, w = _HEAD.unpack_from(dnode.head)
+            old = dnode._data
+            ch = dnode.children
+            n = len(ch) if ch else 0
+        try:
+            stat60 = _STAT60.pack(cz, zxid, pz, ct, time, version, cv, av, ow)
+            wrapped = False
+        except struct.error:  # as _stat60
+            stat60 = _stat60(cz, zxid, pz, ct, time, version, cv, av, ow)
+            wrapped = True
+        if not self.digest_enabled or path.startswith(EXCLUDED_PREFIX):  # as _digest_of
+            d = 0
+        else:
+            crc = zlib.crc32(b"" if path == "/" else path.encode("utf-8"))
+            if data:
+                crc = zlib.crc32(data, crc)
+            d = zlib.crc32(stat60, crc)
+        self.digest += d - dig
+        aclw = w & ~1
+        if dnode is None:  # as _leaf; the key keeps its string object (the parent's children name it)
+            node = nodes[path] = Leaf(stat60 + _TAIL.pack(d, aclw | 1) if data is None
+                                      else b"".join((stat60, _TAIL.pack(d, aclw), data)))
+        else:
+            dnode.head = stat60 + _TAIL.pack(d, aclw | (data is None))
+            dnode._data = data
+        size = len(data) if data else 0
+        self.approx_bytes += size - (len(old) if old else 0)
+        self.quotas.data_changed(self, path, old, data)
+        self.writes.add(path, size)
+        if wrapped:
+            stat = node.stat()
+        else:  # as Node.stat
+            stat = Stat(cz, zxid, ct, time, version, 2 * cv - n, av, ow if ow > 0 else 0, size, n, pz)
+        return ApplyResult(0, stat, [(EventType.NodeDataChanged, path, _ACL_TABLE[aclw >> 1])])
+
     def set_acl(self, path: str, acl: list[ACL] | tuple[ACL, ...], version: int) -> Node:
         node = self.nodes.get(path)
         if node is None:
@@ -678,9 +738,7 @@ class DataTree:
 
     def _apply(self, op: int, txn: Any, zxid: int, time: int, client: int) -> ApplyResult:
         if op == Op.setData:
-            t: Any = txn
-            node = self.set_data(t.path, t.data, t.version, zxid, time)
-            return ApplyResult(0, node.stat(), [(EventType.NodeDataChanged, t.path, node.acl)])
+            return self._set_data(txn.path, txn.data, txn.version, zxid, time)
         if op == Op.reconfig:  # a setData of /zookeeper/config; the reply carries the data too
             node = self.set_data(txn.path, txn.data, txn.version, zxid, time)
             return ApplyResult(value=(node.data, node.stat()),

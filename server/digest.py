@@ -197,7 +197,27 @@ class Predictor:
         order = self.order
         base = self.last if order else self.tree_digest() & M64
         made = len(order)
-        if op in _CREATES:  # the usual write that _delta would hand on, without its dispatch
+        if op == Op.setData:  # the usual write, as _delta takes it (_get and _put inline)
+            path = body.path
+            overlay = self.overlay
+            entry = overlay.get(path)
+            if entry is not None:
+                node = entry[1]
+                stat, dig = (node[1], node[2]) if node is not None else (None, 0)
+            else:
+                found = self.lookup(path)
+                stat, dig = (found.stat9(), found.dig) if found is not None else (None, 0)
+            if stat is None:
+                delta = 0
+            else:
+                cz, _mz, pz, ct, _mt, _v, cv, av, ow = stat
+                data = body.data
+                stat = (cz, zxid, pz, ct, time, body.version, cv, av, ow)
+                d = stat_digest(path, data, stat)
+                overlay[path] = (zxid, (data, stat, d))
+                order.append((zxid, path))
+                delta = d - dig
+        elif op in _CREATES:  # the usual write that _delta would hand on, without its dispatch
             delta = self._create(zxid, op, body, time, client)
         else:
             delta = self._delta(zxid, op, body, time, client)

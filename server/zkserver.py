@@ -938,6 +938,8 @@ class ZooKeeperServer:
                 conn.send_raw_reply(req.xid, zxid, 0, payload)
         elif result.err:
             conn.send_reply(req.xid, zxid, result.err)
+        elif op == Op.setData:  # a StatResponse: the Stat alone
+            conn.send_stat_reply(req.xid, zxid, result.value)
         elif op == Op.create:  # a CreateResponse: the path alone
             conn.send_path_reply(req.xid, zxid, result.value[0])
         else:
