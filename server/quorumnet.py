@@ -275,7 +275,7 @@ class QuorumNetwork:
         link = self.leader_link
         if link is None or link.closed:
             return False
-        link.write(QuorumPacket(T.REQUEST, -1, qw.encode_request(req), tuple(auth)))
+        link.write(QuorumPacket(_REQUEST, -1, qw.encode_request(req), tuple(auth)))
         return True
 
     async def _learner_read(self, link: _Link, reader: asyncio.StreamReader) -> None:
