@@ -42,7 +42,7 @@ from .quorumpeer import ConfigAdopted, PeerOutput, QuorumPeer
 from .records import Id, PathOnly
 from .servermode import ServerMode
 from .stats import LearnerReport, QuorumReport
-from .txncodec import TxnDigest, decode_txn, decode_txn_digest, encode_txn
+from .txncodec import decode_txn, decode_txn_digest, encode_txn_digest
 from .wire import REQUEST_TYPES, decode_multi
 from .zab import (
     Abandon,
@@ -62,6 +62,9 @@ from .zab import (
 from .zkserver import Pending, ZooKeeperServer
 
 log = logging.getLogger("zkops.server.quorum")
+# read once: an enum member's lookup costs about 0.1 us on CPython 3.11
+_LEADER = Role.LEADER
+_LEARNING = (Role.OBSERVER, Role.FOLLOWER)
 
 ELECTION_TICK = 0.05  # seconds: the election runs on its own fast tick (finalize wait, resends)
 # proposals kept in memory for DIFF; a learner further behind gets a SNAP
@@ -176,6 +179,8 @@ class Ensemble:
         self._show_config(self.membership.version)
         self.next_voters: set[int] | None = None  # set by prepare_reconfig for the proposal it prepares
         self.waiting: dict[tuple[int, int], Pending] = {}
+        # leader: zxid -> (header, body, tree digest) of each txn it proposed and has not applied
+        self.prepared: dict[int, tuple[Any, Any, int | None]] = {}
         # learner: syncs sent up, answered in order; leader: (zxid, learner) answered once zxid commits
         self.sync_waiters: collections.deque[tuple[ClientConnection, Request]] = collections.deque()
         self.local_syncs: collections.deque[tuple[ClientConnection, Request]] = collections.deque()
@@ -412,23 +417,29 @@ class Ensemble:
     def _apply(self, out: PeerOutput) -> None:
         for to, n in out.election:
             self.election_net.send(to, n)
+        effects = out.effects
         # epochs first: what goes out may promise them (ACKEPOCH, the ACK of NEWLEADER, LEADERINFO)
-        saved = [eff for eff in out.effects if isinstance(eff, SaveEpochs)]
-        for eff in saved:
-            self._effect(eff)
-        leading = self.peer.zab.role == Role.LEADER
-        for to, m in out.zab:
-            if leading:
-                self.quorum_net.send_to_learner(to, m)
-            elif isinstance(m.msg, FollowerInfo):
-                self.quorum_net.follow(to, self._quorum_address(to), m)
+        saved = [eff for eff in effects if isinstance(eff, SaveEpochs)] if effects else None
+        if saved:
+            for eff in saved:
+                self._effect(eff)
+        if out.zab:
+            net = self.quorum_net
+            if self.peer.zab.role == _LEADER:
+                for to, m in out.zab:
+                    net.send_to_learner(to, m)
             else:
-                self.quorum_net.send_to_leader(m)
+                for to, m in out.zab:
+                    if isinstance(m.msg, FollowerInfo):
+                        net.follow(to, self._quorum_address(to), m)
+                    else:
+                        net.send_to_leader(m)
         for ev in out.events:
             self._event(ev)
-        for eff in out.effects:
-            if not isinstance(eff, SaveEpochs):
-                self._effect(eff)
+        if saved:
+            effects = [eff for eff in effects if not isinstance(eff, SaveEpochs)]
+        for eff in effects:
+            self._effect(eff)
 
     def _event(self, ev: ElectionEvent) -> None:
         record = {"ts": time.time(), "server": self.sid, "kind": ev.kind, "round": ev.round}
@@ -455,13 +466,13 @@ class Ensemble:
 
     def _effect(self, eff: Any) -> None:
         server = self.server
-        if isinstance(eff, SaveEpochs):
-            self.epochs.write("acceptedEpoch", eff.accepted)
-            self.epochs.write("currentEpoch", eff.current)
-        elif isinstance(eff, Append):
+        if isinstance(eff, Append):  # the two of every write first
             server.log_txn(eff.zxid, eff.payload)
         elif isinstance(eff, CommitTxn):
             self._commit(eff.zxid, eff.payload)
+        elif isinstance(eff, SaveEpochs):
+            self.epochs.write("acceptedEpoch", eff.accepted)
+            self.epochs.write("currentEpoch", eff.current)
         elif isinstance(eff, Truncate):
             log.warning("truncating our log to 0x%x (an uncommitted tail)", eff.zxid)
             self._reload(truncate=eff.zxid)
@@ -537,6 +548,7 @@ class Ensemble:
         self.server.unserve()
         self._schedule_read_only()
         self.waiting.clear()
+        self.prepared.clear()
         self.sync_waiters.clear()
         self.local_syncs.clear()
         self.sync_pending.clear()
@@ -558,7 +570,7 @@ class Ensemble:
         if self.peer.can_propose:
             self._propose(session, cxid, op, record, auth, int(time.time() * 1000))
             return
-        if self.peer.zab.role in (Role.OBSERVER, Role.FOLLOWER):
+        if self.peer.zab.role in _LEARNING:
             req = qw.ForwardedRequest(session, cxid, op, _encode_request(op, record))
             if self.peer.leader is None or not self.quorum_net.forward(req, tuple((a.scheme, a.id) for a in auth)):
                 self.waiting.pop((session, cxid), None)
@@ -597,17 +609,26 @@ class Ensemble:
         self.next_voters = None
         hdr, body = core.prep.prepare(session, cxid, op, record, auth, now, zxid=zxid)
         digest = core.prep.last_digest
-        txn_digest = None if digest is None else TxnDigest(DIGEST_VERSION, to_long(digest + self.digest_skew))
-        got, out = self.peer.propose(encode_txn(hdr, body, txn_digest), self.next_voters)
+        tree_digest = None if digest is None else to_long(digest + self.digest_skew)
+        payload = encode_txn_digest(hdr, body, DIGEST_VERSION, tree_digest)
+        # what the commit applies: these records, not the payload decoded again
+        self.prepared[zxid] = (hdr, body, tree_digest)
+        got, out = self.peer.propose(payload, self.next_voters)
         assert got == zxid, (hex(got), hex(zxid))
         self._apply(out)
 
     def _commit(self, zxid: int, payload: bytes) -> None:
-        hdr, body, digest = decode_txn_digest(payload)
+        prepared = self.prepared.pop(zxid, None) if self.prepared else None
+        if prepared is None:  # a learner's commit, or a leader's of a txn from an earlier epoch
+            hdr, body, txn_digest = decode_txn_digest(payload)
+            tree_digest = None if txn_digest is None or txn_digest.version != DIGEST_VERSION \
+                else txn_digest.treeDigest
+        else:
+            hdr, body, tree_digest = prepared
         origin = self.waiting.pop((hdr.clientId, hdr.cxid), None)
         self.server.apply_txn(hdr, body, origin)
-        if digest is not None:
-            self._check_digest(hdr.zxid, digest)
+        if tree_digest is not None:
+            self._check_digest(hdr.zxid, tree_digest)
 
         if self.sync_pending:
             ready = [w for w in self.sync_pending if w[0] <= zxid]
@@ -617,18 +638,19 @@ class Ensemble:
                     self._sync_reply(learner)
         self.server.snapshot_if_due()
 
-    def _check_digest(self, zxid: int, digest: TxnDigest) -> None:
-        """Apache's DataTree.compareDigest: our tree after a txn against the leader's number."""
+    def _check_digest(self, zxid: int, tree_digest: int) -> None:
+        """Apache's DataTree.compareDigest: our tree after a txn against the leader's number (a
+        TxnDigest's treeDigest of our digest version)."""
         tree = self.server.core.tree
-        if not tree.digest_enabled or digest.version != DIGEST_VERSION or zxid <= self.digest_fuzzy_until:
+        if not tree.digest_enabled or zxid <= self.digest_fuzzy_until:
             return
         self.digests_checked += 1
         ours = to_long(tree.tree_digest())
-        if ours != digest.treeDigest:
+        if ours != tree_digest:
             self.digest_mismatches += 1
             if self.digest_mismatches == 1 or self.digest_mismatches % 1000 == 0:
                 log.error("digest mismatch on txn 0x%x: the leader says %d, our tree has %d (%d mismatches)",
-                          zxid, digest.treeDigest, ours, self.digest_mismatches)
+                          zxid, tree_digest, ours, self.digest_mismatches)
 
     def persisted(self, zxid: int) -> None:
         self._apply(self.peer.persisted(zxid))
@@ -716,11 +738,13 @@ def _newest(configured: Membership, tree: Any) -> Membership:
 
 
 _TXN_TYPE_AT = 8 + 4 + 8 + 8  # TxnHeader: clientId, cxid, zxid, time, then the type
+_RECONFIG_TYPE = int(Op.reconfig).to_bytes(4, "big", signed=True)
 
 
 def _config_of(payload: bytes) -> bytes | None:
-    """For ZAB: the /zookeeper/config text a reconfig txn installs; None for other txns."""
-    if int.from_bytes(payload[_TXN_TYPE_AT:_TXN_TYPE_AT + 4], "big", signed=True) != Op.reconfig:
+    """For ZAB: the /zookeeper/config text a reconfig txn installs; None for other txns (asked
+    for every commit: the type's four bytes are compared as they are)."""
+    if payload[_TXN_TYPE_AT:_TXN_TYPE_AT + 4] != _RECONFIG_TYPE:
         return None
     _, body = decode_txn(payload)
     return bytes(body.data or b"")

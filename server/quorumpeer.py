@@ -14,6 +14,12 @@ from typing import Any
 from .election import Election, ElectionEvent, Notification, ServerState
 from .zab import Abandon, Established, History, MembershipChanged, Role, ZabOutput, ZabPeer
 
+# read once: an enum member's lookup costs about 0.1 us on CPython 3.11, and every ZAB message
+# and every write's proposal asks
+_LOOKING = ServerState.LOOKING
+_LEADING = ServerState.LEADING
+_LEADER = Role.LEADER
+
 
 @dataclass(frozen=True)
 class ConfigAdopted:
@@ -143,7 +149,7 @@ class QuorumPeer:
     def tick_zab(self) -> PeerOutput:
         """One ZAB tick (tickTime: pings, sync and init limits); nothing while looking."""
         out = PeerOutput()
-        if self.state != ServerState.LOOKING:
+        if self.state != _LOOKING:
             self._zab(out, self.zab.tick())
         return out
 
@@ -168,13 +174,13 @@ class QuorumPeer:
 
     def receive_zab(self, sid: int, msg: Any) -> PeerOutput:
         out = PeerOutput()
-        if self.state != ServerState.LOOKING:
+        if self.state != _LOOKING:
             self._zab(out, self.zab.receive(sid, msg))
         return out
 
     def zab_link_down(self, sid: int) -> PeerOutput:
         out = PeerOutput()
-        if self.state != ServerState.LOOKING:
+        if self.state != _LOOKING:
             self._zab(out, self.zab.link_down(sid))
         return out
 
@@ -215,4 +221,4 @@ class QuorumPeer:
 
     @property
     def can_propose(self) -> bool:
-        return self.state == ServerState.LEADING and self.established and self.zab.role == Role.LEADER
+        return self.state == _LEADING and self.established and self.zab.role == _LEADER

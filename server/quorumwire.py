@@ -17,11 +17,13 @@ import zlib
 from collections.abc import Generator
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 _Q = struct.Struct(">q")
 _I = struct.Struct(">i")
 _HEAD = struct.Struct(">iqi")  # type, zxid, data length
+_BARE = struct.Struct(">iqii")  # type, zxid, null data (-1), null authinfo (-1)
+_NO_AUTH = _I.pack(-1)
 
 PROTOCOL_VERSION = 0x10000  # LearnerInfo / LEADERINFO: this is a ZAB 1.0 server
 MAX_BUFFER = 2 * 0xFFFFF  # jute.maxbuffer plus its extra size: Apache's default read limit
@@ -62,8 +64,9 @@ class PacketType(IntEnum):
 _PACKETTYPE_VALUES = frozenset(int(m) for m in PacketType)  # the packet types a peer may send
 
 
-@dataclass(frozen=True)
-class QuorumPacket:
+class QuorumPacket(NamedTuple):
+    """One packet (immutable; a tuple, so a reader makes one in a single step)."""
+
     type: int
     zxid: int
     data: bytes | None = None
@@ -96,6 +99,28 @@ def encode_packet(p: QuorumPacket) -> bytes:
             _ustring(out, scheme)
             _ustring(out, ident)
     return bytes(out)
+
+
+def encode_bare(ptype: int, zxid: int) -> bytes:
+    """``encode_packet(QuorumPacket(ptype, zxid, None, None))`` in one step: the broadcast
+    phase's ACK and COMMIT, and the leader's PING."""
+    return _BARE.pack(ptype, zxid, -1, -1)
+
+
+def encode_with_data(ptype: int, zxid: int, data: bytes) -> bytes:
+    """``encode_packet(QuorumPacket(ptype, zxid, data, None))`` in one step (PROPOSAL, INFORM)."""
+    return _HEAD.pack(ptype, zxid, len(data)) + data + _NO_AUTH
+
+
+def peek_bare(buf: bytes, pos: int) -> tuple[int, int] | None:
+    """(type, zxid) of the packet at ``pos`` when ``buf`` holds all of it and it carries
+    neither data nor authinfo (an ACK, a COMMIT); None otherwise. Nothing is consumed."""
+    if len(buf) - pos < 20:
+        return None
+    ptype, zxid, n, count = _BARE.unpack_from(buf, pos)
+    if n != -1 or count != -1:
+        return None
+    return ptype, zxid
 
 
 def _read_ustring(limit: int = MAX_BUFFER) -> Generator[int, bytes, str | None]:

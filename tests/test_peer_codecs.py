@@ -241,3 +241,19 @@ def test_take_packet_reads_captured_packets() -> None:
         assert p is not None and qw.PacketType(p.type).name == CAPTURE["packets"][n][0]
         n += 1
     assert n == len(CAPTURE["packets"])
+
+
+@given(st.sampled_from(list(qw.PacketType)), longs, st.binary(max_size=40), st.binary(max_size=8))
+def test_one_step_encoders_write_what_encode_packet_writes(ptype: qw.PacketType, zxid: int, data: bytes,
+                                                           before: bytes) -> None:
+    """The broadcast phase's encoders (ACK, COMMIT, PING; PROPOSAL, INFORM) are byte for byte
+    encode_packet, and peek_bare sees a packet without data or authinfo and nothing else."""
+    bare = qw.encode_packet(qw.QuorumPacket(int(ptype), zxid, None, None))
+    assert qw.encode_bare(int(ptype), zxid) == bare
+    assert qw.encode_with_data(int(ptype), zxid, data) == qw.encode_packet(qw.QuorumPacket(int(ptype), zxid, data,
+                                                                                           None))
+    assert qw.peek_bare(before + bare, len(before)) == (int(ptype), zxid)
+    assert qw.peek_bare(before + bare[:-1], len(before)) is None  # not all of it yet
+    assert qw.peek_bare(before + qw.encode_with_data(int(ptype), zxid, data), len(before)) is None
+    with_auth = qw.encode_packet(qw.QuorumPacket(int(ptype), zxid, None, ()))
+    assert qw.peek_bare(with_auth, 0) is None

@@ -115,3 +115,83 @@ def test_framer_at_eof_inside_a_packet() -> None:
     raw = qw.encode_packet(_packets()[0])
     with pytest.raises(asyncio.IncompleteReadError):
         _read_all([raw, raw[:-1]], 2)
+
+
+# ---------------------------------------------------------------- what reaches the core
+def _network(delivered: list[object], requests: list[object]):  # type: ignore[no-untyped-def]
+    from zkops.server.quorumnet import QuorumCallbacks, QuorumNetwork
+
+    cb = QuorumCallbacks(
+        deliver=lambda sid, env: delivered.append(env.msg), link_down=lambda sid: None, is_leading=lambda: True,
+        request=lambda sid, req, auth: requests.append(req), pinged=lambda sid, sessions: None,
+        revalidate=lambda session, timeout: True, touched=lambda: [], synced=lambda: None,
+        activate_leader=lambda zxid: None, last_seen_config=lambda: b"", config_version=lambda: 0,
+        history_last=lambda: 0)
+    return QuorumNetwork(1, ("127.0.0.1", 0), cb)
+
+
+def _drive(side: str, chunks: list[bytes], n: int) -> tuple[list[object], list[object]]:
+    """Feed ``chunks`` (each its own read) to the leader's (or the learner's) packet handler."""
+    from zkops.server.quorumnet import _Framer
+
+    delivered: list[object] = []
+    requests: list[object] = []
+    net = _network(delivered, requests)
+
+    async def main() -> None:
+        r = asyncio.StreamReader()
+        link = _Link(_Writer(), 2, 1)  # type: ignore[arg-type]
+        link.uptodate = True
+        f = _Framer(r)
+        pending = list(chunks)
+        r.feed_data(pending.pop(0))
+        for i in range(n):
+            if i and pending and f.pos >= len(f.buf):  # the framer took all it read: the next read is this chunk
+                r.feed_data(pending.pop(0))
+            p = await f.packet()
+            if side == "leader":
+                net._leader_packet(link, p, f)
+            else:
+                net._learner_packet(link, p, None, f)
+
+    asyncio.run(main())
+    return delivered, requests
+
+
+def test_a_run_of_acks_in_one_read_reaches_the_core_as_its_last() -> None:
+    """ZAB's leader counts an ACK for every proposal up to it: of consecutive ACKs read together
+    only the last goes to the core (one followed by a lower ACK goes too)."""
+    from zkops.server.zab import Ack
+
+    z = 0x500000000
+    req = qw.ForwardedRequest(7, 1, 5, b"")
+    raw = [qw.encode_bare(T.ACK, z + 1), qw.encode_bare(T.ACK, z + 2),
+           qw.encode_packet(qw.QuorumPacket(T.REQUEST, -1, qw.encode_request(req), ())),
+           qw.encode_bare(T.ACK, z + 4), qw.encode_bare(T.ACK, z + 3), qw.encode_bare(T.ACK, z + 6),
+           qw.encode_bare(T.ACK, z + 7)]
+    delivered, requests = _drive("leader", [b"".join(raw)], len(raw))
+    assert requests == [req]
+    # the REQUEST's liveness Ping is left out: the core heard from the learner in this read
+    assert delivered == [Ack(z + 2), Ack(z + 4), Ack(z + 7)]
+
+
+def test_a_request_in_a_read_of_its_own_shows_the_learner_alive() -> None:
+    from zkops.server.zab import Ack, Ping
+
+    req = qw.encode_packet(qw.QuorumPacket(T.REQUEST, -1, qw.encode_request(qw.ForwardedRequest(7, 1, 5, b"")), ()))
+    delivered, requests = _drive("leader", [qw.encode_bare(T.ACK, 0x500000001), req], 2)
+    assert len(requests) == 1 and delivered == [Ack(0x500000001), Ping(0)]
+
+
+def test_a_run_of_commits_in_one_read_reaches_the_core_as_its_last() -> None:
+    from zkops.server.zab import Commit, Proposal
+
+    z = 0x500000000
+    raw = [qw.encode_bare(T.COMMIT, z + 1), qw.encode_bare(T.COMMIT, z + 2),
+           qw.encode_with_data(T.PROPOSAL, z + 3, b"txn"), qw.encode_bare(T.COMMIT, z + 3),
+           qw.encode_bare(T.COMMIT, z + 2)]
+    delivered, _ = _drive("learner", [b"".join(raw)], len(raw))
+    assert delivered == [Commit(z + 2), Proposal(z + 3, b"txn"), Commit(z + 3), Commit(z + 2)]
+    # one read each: every COMMIT goes to the core
+    delivered, _ = _drive("learner", raw[:2], 2)
+    assert delivered == [Commit(z + 1), Commit(z + 2)]
