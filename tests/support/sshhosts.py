@@ -28,6 +28,16 @@ SSHD = ("mkdir -p /run/sshd /root/.ssh && ssh-keygen -A >/dev/null && "
         "exec /usr/sbin/sshd -D -e")
 
 
+def _routes() -> str:
+    """The host's IPv4 routes as `ip -4 route` prints them ('' without iproute2)."""
+    import subprocess
+
+    try:
+        return subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 @dataclass
 class SshHost:
     name: str
@@ -48,8 +58,15 @@ class SshHosts:
         public = f"{key.get_name()} {key.get_base64()} zkops-tests"
         self.public = public
         self.prefix = prefix
-        for _ in range(20):
-            self.third = random.randrange(1, 255)
+        # not the module's generator: pytest-randomly seeds it alike for every test, so every run
+        # would try the same subnet first; and not a subnet the host already routes (a bridge an
+        # earlier engine left behind takes the traffic meant for ours, and sshd looks down)
+        rng = random.SystemRandom()
+        routed = _routes()
+        for _ in range(50):
+            self.third = rng.randrange(1, 255)
+            if f"172.28.{self.third}." in routed:
+                continue
             try:
                 self.network = engine.client.networks.create(
                     f"{prefix}-{self.third}", driver="bridge", labels={"zkops.test": "ssh"},
@@ -115,7 +132,7 @@ class SshHosts:
         self.wait_ssh(host)
         return host
 
-    def wait_ssh(self, h: SshHost, timeout: float = 30.0) -> None:
+    def wait_ssh(self, h: SshHost, timeout: float = 60.0) -> None:
         import socket
         import time
 
@@ -127,7 +144,12 @@ class SshHosts:
                         return
             except OSError:
                 time.sleep(0.2)
-        raise TimeoutError(f"sshd on {h.address} did not come up")
+        try:
+            h.container.reload()
+            state = f"container {h.container.status}; its log: {h.container.logs(tail=20)!r}"
+        except Exception as exc:  # noqa: BLE001 - only for the message
+            state = f"container state unknown ({exc})"
+        raise TimeoutError(f"sshd on {h.address} did not come up ({state}; host routes: {_routes()!r})")
 
     def exec(self, h: SshHost, command: str) -> tuple[int, str]:
         code, out = h.container.exec_run(["sh", "-c", command])
