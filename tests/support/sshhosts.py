@@ -58,9 +58,9 @@ class SshHosts:
         public = f"{key.get_name()} {key.get_base64()} zkops-tests"
         self.public = public
         self.prefix = prefix
-        # not the module's generator: pytest-randomly seeds it alike for every test, so every run
-        # would try the same subnet first; and not a subnet the host already routes (a bridge an
-        # earlier engine left behind takes the traffic meant for ours, and sshd looks down)
+        # a generator of its own (what other code did to the module's state never decides the
+        # subnet), and never a subnet the host already routes: a bridge an earlier engine left
+        # behind would take the traffic meant for ours, and sshd would look down
         rng = random.SystemRandom()
         routed = _routes()
         for _ in range(50):
