@@ -12,10 +12,12 @@ engine and pause is the engine's freezer.
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import os
 import random
 import signal
+import struct
 import tarfile
 import tempfile
 from importlib import resources
@@ -27,6 +29,50 @@ from .model import LabError, LabState, Node
 
 CHAIN = "ZKOPS-LAB"
 IMAGE = "zkops-lab"
+
+LAB_RANGE = ipaddress.IPv4Network("172.30.0.0/16")  # the lab's networks are /24s of this range
+
+
+def parse_proc_net_route(text: str) -> list[ipaddress.IPv4Network]:
+    """The networks of the kernel's IPv4 route table as /proc/net/route prints it, default route left out.
+
+    Each address there is the network-order bytes printed as a native integer in hex.
+    """
+    nets: list[ipaddress.IPv4Network] = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        try:
+            dest, mask = (ipaddress.IPv4Address(struct.pack("=I", int(x, 16))) for x in (fields[1], fields[7]))
+            net = ipaddress.IPv4Network(f"{dest}/{mask}", strict=False)
+        except ValueError:
+            continue
+        if net.prefixlen:
+            nets.append(net)
+    return nets
+
+
+def host_routes() -> list[ipaddress.IPv4Network]:
+    """The networks this host routes (none where the table cannot be read)."""
+    try:
+        return parse_proc_net_route(Path("/proc/net/route").read_text())
+    except OSError:
+        return []
+
+
+def lab_subnets(routed: list[ipaddress.IPv4Network], rng: random.Random) -> list[ipaddress.IPv4Network]:
+    """The /24s of the lab range that no route of the host covers or overlaps, in the generator's order.
+
+    The lab reaches its containers by their addresses from this host: a subnet the host already
+    routes (a bridge another engine left behind, a VPN) would take the lab's traffic.
+    """
+    free = [net for net in LAB_RANGE.subnets(new_prefix=24)
+            if net.network_address.packed[2] not in (0, 255) and not any(net.overlaps(r) for r in routed)]
+    if not free:
+        raise LabError(f"no free subnet for the lab's network: this host routes all of {LAB_RANGE}")
+    rng.shuffle(free)
+    return free
 
 
 def _client(docker_host: str | None) -> Any:
@@ -96,17 +142,17 @@ class DockerBackend:
             build_image(self.client, tag, os.environ.get("ZKOPS_LAB_DOCKER_BASE"))
         name = f"zkops-lab-{random.randrange(16**6):06x}"
         self.state.extra["name"] = name
-        for _ in range(20):
-            third = random.randrange(1, 255)
-            subnet = f"172.30.{third}.0/24"
+        # a generator of its own: what other code did to the module's state never decides the subnet
+        for subnet in lab_subnets(host_routes(), random.SystemRandom())[:20]:
             try:
                 net = self.client.networks.create(name, driver="bridge", labels={"zkops.lab": name},
-                                                  ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)]))
+                                                  ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=str(subnet))]))
                 break
-            except Exception:  # noqa: BLE001 - the subnet overlaps one in use: try another
+            except Exception:  # noqa: BLE001 - the subnet overlaps one the engine uses: try another
                 continue
         else:
             raise LabError("could not create a private Docker network (no free 172.30.x.0/24)")
+        third = subnet.network_address.packed[2]
         self.state.extra["network"] = net.id
         servers = " ".join(f"server.{n.id}=zk{n.id}:2888:3888{':observer' if n.role == 'observer' else ''};2181"
                            for n in self.state.nodes)
