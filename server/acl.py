@@ -32,9 +32,15 @@ def digest(user_password: str) -> str:
     return f"{user}:{base64.b64encode(sha).decode('ascii')}"
 
 
-def _ip_matches(client: str, spec: str) -> bool:
+def _ip_matches(client: str | None, spec: str | None) -> bool:
     import ipaddress
 
+    if spec is None:
+        # only in an ACL no client could set (fixup_acl refuses a null ip id): a damaged
+        # snapshot's; the request fails, as it always has
+        raise TypeError("an ip ACL entry without an address")
+    if client is None:
+        return False  # what ipaddress says of None: not an address
     try:
         if "/" in spec:
             net = ipaddress.ip_network(spec, strict=False)
@@ -101,10 +107,12 @@ class AclCheck:
             raise ZkError(Err.NOAUTH, path)
 
 
-_fixed: dict[tuple[tuple[int, str, str], ...], tuple[ACL, ...]] = {}
+# an ACL list's value: (perms, scheme, id) of each entry (a scheme or id may be null on the wire)
+AclKey = tuple[tuple[int, str | None, str | None], ...]
+_fixed: dict[AclKey, tuple[ACL, ...]] = {}
 
 
-def acl_key(acl: list[ACL] | tuple[ACL, ...]) -> tuple[tuple[int, str, str], ...]:
+def acl_key(acl: list[ACL] | tuple[ACL, ...]) -> AclKey:
     """An ACL list's value as a hashable key; one entry (the usual case) without a generator."""
     if len(acl) == 1:
         a = acl[0]
@@ -175,11 +183,14 @@ def authenticate(scheme: str, auth: bytes | None, super_digest: str | None, peer
     raise ZkError(Err.AUTHFAILED)
 
 
-def user_name(ident: Id) -> str:
+def user_name(ident: Id) -> str | None:
     """What whoAmI reports for an id (the user part of a digest id)."""
+    value = ident.id
     if ident.scheme == "digest":
-        return ident.id.split(":", 1)[0]
-    return ident.id
+        if value is None:  # a session's digest ids are all digest()'s: never null
+            raise TypeError("a digest id without a value")
+        return value.split(":", 1)[0]
+    return value
 
 
 class AclCache:
@@ -188,7 +199,7 @@ class AclCache:
     __slots__ = ("_by_value",)
 
     def __init__(self) -> None:
-        self._by_value: dict[tuple[tuple[int, str, str], ...], tuple[ACL, ...]] = {}
+        self._by_value: dict[AclKey, tuple[ACL, ...]] = {}
 
     def intern(self, acl: tuple[ACL, ...] | list[ACL]) -> tuple[ACL, ...]:
         key = acl_key(acl)

@@ -322,9 +322,11 @@ class _Guard:
         return False
 
 
-def _ip_in(addr: str, spec: str) -> bool:
+def _ip_in(addr: str | None, spec: str | None) -> bool:
     import ipaddress
 
+    if addr is None or spec is None:
+        return False  # what ipaddress says of None: not an address
     try:
         return ipaddress.ip_address(addr) in ipaddress.ip_network(spec, strict=False)
     except ValueError:

@@ -194,12 +194,14 @@ class ServerCore:
             prefix = path + "/"
             return CountResponse(sum(1 for p in tree.nodes if p.startswith(prefix)))
         if op == Op.getEphemerals:
-            prefix = req.path
+            # its own name: a compiled build types a local by its first assignment (``prefix`` is
+            # a str above), and would refuse the null path this one may be
+            given: str | None = req.path
             eph = tree.ephemerals_of(session_id)
-            if prefix is None or _java_trim(prefix) in ("", "/"):
+            if given is None or _java_trim(given) in ("", "/"):
                 found = list(eph)
             else:
-                found = [p for p in eph if p.startswith(prefix)]
+                found = [p for p in eph if p.startswith(given)]
             return GetChildrenResponse(hashset_order(sorted(found), hashset_capacity(len(eph))))
         if op == Op.sync:
             return PathOnly(req.path)
@@ -246,8 +248,9 @@ class ServerCore:
                 results.append((Op.error, int(exc.code), ErrorResponse(int(exc.code))))
         return results, 0
 
-    def set_watches(self, rel_zxid: int, data: list[str], exist: list[str], child: list[str],
-                    persistent: list[str] | None, recursive: list[str] | None, watcher: Any,
+    def set_watches(self, rel_zxid: int, data: list[str | None] | None, exist: list[str | None] | None,
+                    child: list[str | None] | None, persistent: list[str | None] | None,
+                    recursive: list[str | None] | None, watcher: Any,
                     auth: list[Id], out: list[Notification] | None = None) -> list[Notification]:
         """Re-register a reconnecting client's watches; return events it missed while away.
 
@@ -262,11 +265,12 @@ class ServerCore:
                  (child, _missed_child, self.watches.add_child))
         for listed, missed_of, add in kinds:
             for p in listed or ():
-                missed = missed_of(nodes.get(_given(p) or "/"), rel_zxid)
+                path = _given(p)
+                missed = missed_of(nodes.get(path or "/"), rel_zxid)
                 if missed is None:
-                    add(p, watcher)
+                    add(path, watcher)
                 else:
-                    out.append((watcher, missed, p))
+                    out.append((watcher, missed, path))
         for p in persistent or ():  # a null path is a watch on null here, as in Apache's HashMap
             self.watches.add_persistent(p, watcher, recursive=False)
         for p in recursive or ():
@@ -320,7 +324,10 @@ def _java_trim(s: str) -> str:
 
 def _redact(a: ACL) -> ACL:
     if a.id.scheme == "digest":
-        return ACL(a.perms, Id("digest", a.id.id.split(":", 1)[0] + ":x"))
+        ident = a.id.id
+        if ident is None:  # no client can set one (fixup_acl refuses it): a damaged snapshot's
+            raise TypeError("a digest ACL entry without an id")
+        return ACL(a.perms, Id("digest", ident.split(":", 1)[0] + ":x"))
     return a
 
 

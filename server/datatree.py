@@ -34,6 +34,7 @@ from .records import (
     SetDataTxn,
     Stat,
     StatPersisted,
+    Txn,
     TxnHeader,
 )
 
@@ -800,7 +801,10 @@ class DataTree:
     def _apply_multi(self, txn: MultiTxn, zxid: int, time: int, client: int) -> ApplyResult:
         from .txncodec import decode_body  # local: avoids an import cycle at module load
 
-        subs = [(t.type, decode_body(t.type, t.data)) for t in txn.txns]
+        txns = txn.txns
+        if txns is None:  # ZooKeeper never logs one: a multi txn lists its ops
+            raise TypeError("a multi txn without its list of txns")
+        subs = [(t.type, decode_body(t.type, _txn_data(t))) for t in txns]
         failed = any(op == Op.error for op, _ in subs)
         results: list[tuple[int, int, Any]] = []
         events: list[Event] = []
@@ -820,6 +824,14 @@ class DataTree:
                 value = (value[0], _Frozen(value[1].stat()))  # the Stat as of this op
             results.append((op, r.err, value))
         return ApplyResult(events=events, multi=results)
+
+
+def _txn_data(t: Txn) -> bytes:
+    """A multi op's txn bytes; ZooKeeper never logs one null (decoding it fails, as it did)."""
+    data = t.data
+    if data is None:
+        raise TypeError(f"a multi op of type {t.type} without its txn")
+    return data
 
 
 class _Frozen:

@@ -572,7 +572,8 @@ class Ensemble:
             return
         if self.peer.zab.role in _LEARNING:
             req = qw.ForwardedRequest(session, cxid, op, _encode_request(op, record))
-            if self.peer.leader is None or not self.quorum_net.forward(req, tuple((a.scheme, a.id) for a in auth)):
+            if self.peer.leader is None or not self.quorum_net.forward(
+                    req, tuple((a.scheme or "", a.id or "") for a in auth)):  # never null: our own ids
                 self.waiting.pop((session, cxid), None)
                 self._fail(origin, Err.CONNECTIONLOSS)
 

@@ -13,8 +13,8 @@ from .jute import Record
 class Id(Record):
     FIELDS = (("scheme", "ustring"), ("id", "ustring"))
     __slots__ = ("scheme", "id")
-    scheme: str
-    id: str
+    scheme: str | None
+    id: str | None
 
 
 class ACL(Record):
@@ -68,8 +68,8 @@ class StatPersisted(Record):
 class ClientInfo(Record):
     FIELDS = (("authScheme", "ustring"), ("user", "ustring"))
     __slots__ = ("authScheme", "user")
-    authScheme: str
-    user: str
+    authScheme: str | None
+    user: str | None
 
 
 # ---------------------------------------------------------------- connection
@@ -83,7 +83,7 @@ class ConnectRequest(Record):
     lastZxidSeen: int
     timeOut: int
     sessionId: int
-    passwd: bytes
+    passwd: bytes | None
 
 
 class ConnectResponse(Record):
@@ -93,7 +93,7 @@ class ConnectResponse(Record):
     protocolVersion: int
     timeOut: int
     sessionId: int
-    passwd: bytes
+    passwd: bytes | None
 
 
 class RequestHeader(Record):
@@ -123,8 +123,8 @@ class AuthPacket(Record):
     FIELDS = (("type", "int"), ("scheme", "ustring"), ("auth", "buffer"))
     __slots__ = ("type", "scheme", "auth")
     type: int
-    scheme: str
-    auth: bytes
+    scheme: str | None
+    auth: bytes | None
 
 
 class WatcherEvent(Record):
@@ -132,7 +132,7 @@ class WatcherEvent(Record):
     __slots__ = ("type", "state", "path")
     type: int
     state: int
-    path: str
+    path: str | None
 
 
 class ErrorResponse(Record):
@@ -147,7 +147,7 @@ class PathRequest(Record):
 
     FIELDS = (("path", "ustring"), ("watch", "bool"))
     __slots__ = ("path", "watch")
-    path: str
+    path: str | None
     watch: bool
 
 
@@ -156,15 +156,15 @@ class PathOnly(Record):
 
     FIELDS = (("path", "ustring"),)
     __slots__ = ("path",)
-    path: str
+    path: str | None
 
 
 class CreateRequest(Record):
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("flags", "int"))
     __slots__ = ("path", "data", "acl", "flags")
-    path: str
-    data: bytes
-    acl: list[ACL]
+    path: str | None
+    data: bytes | None
+    acl: list[ACL] | None
     flags: int
 
 
@@ -172,9 +172,9 @@ class CreateTTLRequest(Record):
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("flags", "int"),
               ("ttl", "long"))
     __slots__ = ("path", "data", "acl", "flags", "ttl")
-    path: str
-    data: bytes
-    acl: list[ACL]
+    path: str | None
+    data: bytes | None
+    acl: list[ACL] | None
     flags: int
     ttl: int
 
@@ -182,30 +182,30 @@ class CreateTTLRequest(Record):
 class DeleteRequest(Record):
     FIELDS = (("path", "ustring"), ("version", "int"))
     __slots__ = ("path", "version")
-    path: str
+    path: str | None
     version: int
 
 
 class SetDataRequest(Record):
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("version", "int"))
     __slots__ = ("path", "data", "version")
-    path: str
-    data: bytes
+    path: str | None
+    data: bytes | None
     version: int
 
 
 class CheckVersionRequest(Record):
     FIELDS = (("path", "ustring"), ("version", "int"))
     __slots__ = ("path", "version")
-    path: str
+    path: str | None
     version: int
 
 
 class SetACLRequest(Record):
     FIELDS = (("path", "ustring"), ("acl", [ACL]), ("version", "int"))
     __slots__ = ("path", "acl", "version")
-    path: str
-    acl: list[ACL]
+    path: str | None
+    acl: list[ACL] | None
     version: int
 
 
@@ -214,9 +214,9 @@ class SetWatches(Record):
               ("existWatches", ["ustring"]), ("childWatches", ["ustring"]))
     __slots__ = ("relativeZxid", "dataWatches", "existWatches", "childWatches")
     relativeZxid: int
-    dataWatches: list[str]
-    existWatches: list[str]
-    childWatches: list[str]
+    dataWatches: list[str] | None
+    existWatches: list[str] | None
+    childWatches: list[str] | None
 
 
 class SetWatches2(Record):
@@ -226,17 +226,17 @@ class SetWatches2(Record):
     __slots__ = ("relativeZxid", "dataWatches", "existWatches", "childWatches",
                  "persistentWatches", "persistentRecursiveWatches")
     relativeZxid: int
-    dataWatches: list[str]
-    existWatches: list[str]
-    childWatches: list[str]
-    persistentWatches: list[str]
-    persistentRecursiveWatches: list[str]
+    dataWatches: list[str] | None
+    existWatches: list[str] | None
+    childWatches: list[str] | None
+    persistentWatches: list[str] | None
+    persistentRecursiveWatches: list[str] | None
 
 
 class AddWatchRequest(Record):
     FIELDS = (("path", "ustring"), ("mode", "int"))
     __slots__ = ("path", "mode")
-    path: str
+    path: str | None
     mode: int
 
 
@@ -245,7 +245,7 @@ class WatchesRequest(Record):
 
     FIELDS = (("path", "ustring"), ("type", "int"))
     __slots__ = ("path", "type")
-    path: str
+    path: str | None
     type: int
 
 
@@ -253,9 +253,9 @@ class ReconfigRequest(Record):
     FIELDS = (("joiningServers", "ustring"), ("leavingServers", "ustring"),
               ("newMembers", "ustring"), ("curConfigId", "long"))
     __slots__ = ("joiningServers", "leavingServers", "newMembers", "curConfigId")
-    joiningServers: str
-    leavingServers: str
-    newMembers: str
+    joiningServers: str | None
+    leavingServers: str | None
+    newMembers: str | None
     curConfigId: int
 
 
@@ -264,7 +264,7 @@ class SaslToken(Record):
 
     FIELDS = (("token", "buffer"),)
     __slots__ = ("token",)
-    token: bytes
+    token: bytes | None
 
 
 # ---------------------------------------------------------------- responses
@@ -279,40 +279,40 @@ class StatResponse(Record):
 class CreateResponse(Record):
     FIELDS = (("path", "ustring"),)
     __slots__ = ("path",)
-    path: str
+    path: str | None
 
 
 class Create2Response(Record):
     FIELDS = (("path", "ustring"), ("stat", Stat))
     __slots__ = ("path", "stat")
-    path: str
+    path: str | None
     stat: Stat
 
 
 class GetDataResponse(Record):
     FIELDS = (("data", "buffer"), ("stat", Stat))
     __slots__ = ("data", "stat")
-    data: bytes
+    data: bytes | None
     stat: Stat
 
 
 class GetChildrenResponse(Record):
     FIELDS = (("children", ["ustring"]),)
     __slots__ = ("children",)
-    children: list[str]
+    children: list[str] | None
 
 
 class GetChildren2Response(Record):
     FIELDS = (("children", ["ustring"]), ("stat", Stat))
     __slots__ = ("children", "stat")
-    children: list[str]
+    children: list[str] | None
     stat: Stat
 
 
 class GetACLResponse(Record):
     FIELDS = (("acl", [ACL]), ("stat", Stat))
     __slots__ = ("acl", "stat")
-    acl: list[ACL]
+    acl: list[ACL] | None
     stat: Stat
 
 
@@ -327,7 +327,7 @@ class CountResponse(Record):
 class WhoAmIResponse(Record):
     FIELDS = (("clientInfo", [ClientInfo]),)
     __slots__ = ("clientInfo",)
-    clientInfo: list[ClientInfo]
+    clientInfo: list[ClientInfo] | None
 
 
 # ---------------------------------------------------------------- txn log
@@ -346,9 +346,9 @@ class CreateTxn(Record):
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("ephemeral", "bool"),
               ("parentCVersion", "int"))
     __slots__ = ("path", "data", "acl", "ephemeral", "parentCVersion")
-    path: str
-    data: bytes
-    acl: list[ACL]
+    path: str | None
+    data: bytes | None
+    acl: list[ACL] | None
     ephemeral: bool
     parentCVersion: int
 
@@ -356,9 +356,9 @@ class CreateTxn(Record):
 class CreateContainerTxn(Record):
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("parentCVersion", "int"))
     __slots__ = ("path", "data", "acl", "parentCVersion")
-    path: str
-    data: bytes
-    acl: list[ACL]
+    path: str | None
+    data: bytes | None
+    acl: list[ACL] | None
     parentCVersion: int
 
 
@@ -366,9 +366,9 @@ class CreateTTLTxn(Record):
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("parentCVersion", "int"),
               ("ttl", "long"))
     __slots__ = ("path", "data", "acl", "parentCVersion", "ttl")
-    path: str
-    data: bytes
-    acl: list[ACL]
+    path: str | None
+    data: bytes | None
+    acl: list[ACL] | None
     parentCVersion: int
     ttl: int
 
@@ -376,29 +376,29 @@ class CreateTTLTxn(Record):
 class DeleteTxn(Record):
     FIELDS = (("path", "ustring"),)
     __slots__ = ("path",)
-    path: str
+    path: str | None
 
 
 class SetDataTxn(Record):
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("version", "int"))
     __slots__ = ("path", "data", "version")
-    path: str
-    data: bytes
+    path: str | None
+    data: bytes | None
     version: int
 
 
 class CheckVersionTxn(Record):
     FIELDS = (("path", "ustring"), ("version", "int"))
     __slots__ = ("path", "version")
-    path: str
+    path: str | None
     version: int
 
 
 class SetACLTxn(Record):
     FIELDS = (("path", "ustring"), ("acl", [ACL]), ("version", "int"))
     __slots__ = ("path", "acl", "version")
-    path: str
-    acl: list[ACL]
+    path: str | None
+    acl: list[ACL] | None
     version: int
 
 
@@ -411,7 +411,7 @@ class CreateSessionTxn(Record):
 class CloseSessionTxn(Record):
     FIELDS = (("paths2Delete", ["ustring"]),)
     __slots__ = ("paths2Delete",)
-    paths2Delete: list[str]
+    paths2Delete: list[str] | None
 
 
 class ErrorTxn(Record):
@@ -426,13 +426,13 @@ class Txn(Record):
     FIELDS = (("type", "int"), ("data", "buffer"))
     __slots__ = ("type", "data")
     type: int
-    data: bytes
+    data: bytes | None
 
 
 class MultiTxn(Record):
     FIELDS = (("txns", [Txn]),)
     __slots__ = ("txns",)
-    txns: list[Txn]
+    txns: list[Txn] | None
 
 
 # ---------------------------------------------------------------- files and quorum
@@ -449,8 +449,8 @@ class QuorumPacket(Record):
     __slots__ = ("type", "zxid", "data", "authinfo")
     type: int
     zxid: int
-    data: bytes
-    authinfo: list[Id]
+    data: bytes | None
+    authinfo: list[Id] | None
 
 
 class LearnerInfo(Record):

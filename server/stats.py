@@ -326,11 +326,11 @@ class ServerStats:
         conns, npaths, total = self._server.core.watches.summary()
         return conns, npaths, total
 
-    def paths_by_watcher(self) -> dict[Any, set[str]]:
+    def paths_by_watcher(self) -> dict[Any, set[str | None]]:
         """Data watches by connection (``wchc``)."""
         return self._server.core.watches.paths_by_watcher()
 
-    def watchers_by_path(self) -> dict[str, set[Any]]:
+    def watchers_by_path(self) -> dict[str | None, set[Any]]:
         """Data watches by path (``wchp``)."""
         return self._server.core.watches.watchers_by_path()
 

@@ -23,6 +23,9 @@ PERSISTENT = 1
 RECURSIVE = 2
 
 Watcher = Hashable
+# A watched path: None only for a persistent watch set on a null path (addWatch, setWatches2),
+# which Apache keeps under null in its HashMap and no event ever fires
+WatchPath = str | None
 
 
 class WatchTable:
@@ -31,11 +34,11 @@ class WatchTable:
     __slots__ = ("by_path", "by_watcher", "recursive")
 
     def __init__(self) -> None:
-        self.by_path: dict[str, dict[Watcher, int]] = {}
-        self.by_watcher: dict[Watcher, set[str]] = {}
+        self.by_path: dict[WatchPath, dict[Watcher, int]] = {}
+        self.by_watcher: dict[Watcher, set[WatchPath]] = {}
         self.recursive = 0  # recursive entries: while 0, triggers skip the ancestors
 
-    def add(self, path: str, watcher: Watcher, mode: int = STANDARD) -> None:
+    def add(self, path: WatchPath, watcher: Watcher, mode: int = STANDARD) -> None:
         table = self.by_path.get(path)
         if table is None:
             table = self.by_path[path] = {}
@@ -120,7 +123,7 @@ class WatchManager:
     def add_child(self, path: str, watcher: Watcher) -> None:
         self.child.add(path, watcher)
 
-    def add_persistent(self, path: str, watcher: Watcher, recursive: bool) -> None:
+    def add_persistent(self, path: WatchPath, watcher: Watcher, recursive: bool) -> None:
         mode = RECURSIVE if recursive else PERSISTENT
         self.data.add(path, watcher, mode)
         self.child.add(path, watcher, mode)
@@ -186,11 +189,11 @@ class WatchManager:
     def watch_count(self) -> int:
         return self.data.count() + self.child.count()
 
-    def paths_by_watcher(self) -> dict[Watcher, set[str]]:
+    def paths_by_watcher(self) -> dict[Watcher, set[WatchPath]]:
         """Data watches by connection, empty entries included (Apache's wchc and watches)."""
         return {w: set(ps) for w, ps in self.data.by_watcher.items()}
 
-    def watchers_by_path(self) -> dict[str, set[Watcher]]:
+    def watchers_by_path(self) -> dict[WatchPath, set[Watcher]]:
         """Data watches by path (Apache's wchp and watches_by_path)."""
         return {p: set(ws) for p, ws in self.data.by_path.items()}
 

@@ -205,23 +205,40 @@ def test_constants_give_their_names_back_for_logs():
     assert _op_name(14) == "multi" and _op_name(999) == "op 999"
 
 
+def _declared_type(t: object) -> str:
+    """The annotation records.py must carry for a field of jute type ``t``: a buffer, string
+    or vector can be null on the wire (length -1), so it is Optional; int, long, bool and a
+    nested record never are."""
+    if isinstance(t, list):
+        return f"list[{_declared_type(t[0]).removesuffix(' | None')}] | None"
+    if isinstance(t, type):
+        return t.__name__
+    return {"int": "int", "long": "int", "bool": "bool", "buffer": "bytes | None",
+            "ustring": "str | None"}[str(t)]
+
+
 def test_every_record_declares_its_fields_types_for_the_type_checker():
-    """records.py annotates each field (what mypy reads); they must say what FIELDS encodes."""
-    import inspect
-
-    from zkops.server import records
-    from zkops.server.jute import Record
-
-    def expected(t: object) -> str:
-        if isinstance(t, list):
-            return f"list[{expected(t[0])}]"
-        if isinstance(t, type):
-            return t.__name__
-        return {"int": "int", "long": "int", "bool": "bool", "buffer": "bytes", "ustring": "str"}[str(t)]
-
+    """records.py annotates each field (what mypy reads, and what a mypyc-compiled reader
+    checks at run time); they must say what FIELDS encodes, None included where the codec
+    reads a null (a compiled server that believed a field is never None dropped the
+    connection of a create with null data)."""
     classes = [c for _, c in inspect.getmembers(records, inspect.isclass)
                if issubclass(c, Record) and c.__module__ == records.__name__]
     assert len(classes) > 40
     for cls in classes:
         declared = dict(cls.__dict__.get("__annotations__", {}))
-        assert declared == {n: expected(t) for n, t in cls.FIELDS}, cls.__name__
+        assert declared == {n: _declared_type(t) for n, t in cls.FIELDS}, cls.__name__
+
+
+@pytest.mark.parametrize("cls", [c for c in RECORDS if c.__module__ == records.__name__],
+                         ids=lambda c: c.__name__)
+def test_every_field_the_codec_reads_as_null_is_declared_optional(cls):
+    """From the codec's side: decode each field as null (-1) and check its annotation
+    admits None, so no nullable field can be declared without it."""
+    declared = cls.__dict__.get("__annotations__", {})
+    rec = cls.from_bytes(cls(*[null_value(t) for _, t in cls.FIELDS]).to_bytes())
+    for name, _ in cls.FIELDS:
+        if getattr(rec, name) is None:
+            assert declared[name].endswith(" | None"), f"{cls.__name__}.{name} is read as None"
+        else:
+            assert "None" not in declared[name], f"{cls.__name__}.{name} is never None"
