@@ -194,12 +194,14 @@ class ServerCore:
             prefix = path + "/"
             return CountResponse(sum(1 for p in tree.nodes if p.startswith(prefix)))
         if op == Op.getEphemerals:
-            prefix = req.path
+            # its own name: a compiled build types a local by its first assignment (``prefix`` is
+            # a str above), and would refuse the null path this one may be
+            given: str | None = req.path
             eph = tree.ephemerals_of(session_id)
-            if prefix is None or _java_trim(prefix) in ("", "/"):
+            if given is None or _java_trim(given) in ("", "/"):
                 found = list(eph)
             else:
-                found = [p for p in eph if p.startswith(prefix)]
+                found = [p for p in eph if p.startswith(given)]
             return GetChildrenResponse(hashset_order(sorted(found), hashset_capacity(len(eph))))
         if op == Op.sync:
             return PathOnly(req.path)
