@@ -53,7 +53,7 @@ SUITES = [
     "tests/test_mntr.py",
     "tests/test_eventloop.py",
     "tests/test_benchmarks_cpu_startup.py",
-    "tests/test_null_fields.py",  # last: it sets the zkops logger to CRITICAL (test_quota reads warnings)
+    "tests/test_null_fields.py",
 ]
 
 
