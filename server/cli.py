@@ -244,9 +244,10 @@ def cmd_start_foreground(path: Path) -> int:
     log.info("starting pid %d with %s (log file %s, pidfile %s)", os.getpid(), path, logfile, pidfile)
     for w in cfg.warnings:
         log.warning("%s", w)
+    from .compiled import describe
     from .eventloop import choose
 
-    log.info("event loop: %s", choose())
+    log.info("event loop: %s, request path: %s", choose(), describe())
     try:
         with _sigterm_exits():
             code = _server_entry(cfg)(cfg)

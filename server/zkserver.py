@@ -113,8 +113,8 @@ class GroupCommitter:
         self._wake = threading.Condition()
         self._kicked = 0  # how many times the loop asked for a sync (under _wake)
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="SyncThread", daemon=True)
-        self._thread.start()
+        self._sync_thread = threading.Thread(target=self._run, name="SyncThread", daemon=True)
+        self._sync_thread.start()
 
     def submit(self, zxid: int, data: bytes) -> None:
         """Append one txn; the writer hears of it once per loop iteration, so the txns of one
@@ -186,7 +186,7 @@ class GroupCommitter:
         with self._wake:
             self._stopping = True
             self._wake.notify()
-        self._thread.join()
+        self._sync_thread.join()
 
 
 SnapshotWriter = Callable[[int, dict[int, int], Iterable[tuple[str, Node]]], Any]

@@ -97,7 +97,7 @@ def _serves_and_logs(monkeypatch, tmp_path, value: str | None) -> str:
 
 
 def test_a_server_logs_and_runs_the_standard_loop_when_told(monkeypatch, tmp_path):
-    assert _serves_and_logs(monkeypatch, tmp_path, "asyncio").endswith("event loop: asyncio")
+    assert "event loop: asyncio, request path: " in _serves_and_logs(monkeypatch, tmp_path, "asyncio")
 
 
 def test_a_server_runs_uvloop_when_it_is_installed(monkeypatch, tmp_path):

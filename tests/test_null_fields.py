@@ -201,8 +201,13 @@ async def _outcome(send: bytes, session: bool = True, replies: list[Any] | None 
 
 def run(send: bytes, session: bool = True, replies: list[Any] | None = None,
         after: Callable[[ZooKeeperServer], None] | None = None) -> tuple[Any, ...]:
-    logging.getLogger("zkops").setLevel(logging.CRITICAL)
-    return asyncio.run(_outcome(send, session, replies, after))
+    logger = logging.getLogger("zkops")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        return asyncio.run(_outcome(send, session, replies, after))
+    finally:
+        logger.setLevel(level)  # later tests in this process read the server's warnings (test_quota, test_cli)
 
 
 # ---------------------------------------------------------------- cases

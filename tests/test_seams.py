@@ -20,7 +20,7 @@ import pytest
 from tests.support.ourzk import InProcessServer, memory_config
 from tests.support.rawclient import four_letter
 from zkops.server.codes import Op
-from zkops.server.connection import Request
+from zkops.server.connection import ClientConnection, Request
 from zkops.server.servermode import ServerMode
 from zkops.server.stats import LearnerReport, QuorumReport
 from zkops.server.zab import LearnerPhase
@@ -97,13 +97,6 @@ class FakeReplication:
                             mntr_rows=(("zk_quorum_size", 3),), events=({"kind": "leader_elected"},))
 
 
-class FakeConn:
-    session_id = 0x55
-    read_only_session = False
-    auth: list[Any] = []
-    closing = False
-
-
 @pytest.fixture
 def server() -> Any:
     loop = asyncio.new_event_loop()
@@ -130,7 +123,8 @@ def test_a_members_writes_syncs_and_numbers_go_through_its_replication(server: Z
     rep = FakeReplication()
     server.join(rep)
     server.serve(ServerMode.FOLLOWER)
-    conn: Any = FakeConn()
+    conn = ClientConnection(server)  # a real one (a compiled build refuses stand-ins), never connected
+    conn.session_id = 0x55
     server.submit(conn, Request(1, Op.setData, None, 0.0, True), Op.setData, None)
     server.submit_internal(0x55, Op.closeSession, None)
     server.durable(7)

@@ -10,18 +10,21 @@ a ``StatResponse`` record.
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.ourzk import memory_config
 from zkops.server.codes import Err, EventType, Op
 from zkops.server.connection import ClientConnection
 from zkops.server.datatree import DataTree
 from zkops.server.digest import Predictor
 from zkops.server.prep import Preparer
 from zkops.server.records import ACL, Id, SetDataRequest, SetDataTxn, Stat, StatResponse, TxnHeader
+from zkops.server.zkserver import ZooKeeperServer
 
 OPEN = [ACL(31, Id("world", "anyone"))]
 READ_ONLY = [ACL(1, Id("world", "anyone"))]
@@ -144,10 +147,15 @@ class _Delete:
         self.version = -1
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.loop: Any = None
-        self.out_batch: list[Any] = []
+def _sink() -> ZooKeeperServer:
+    """A real server (a compiled build refuses stand-ins), never started: replies join its batch."""
+    loop = asyncio.new_event_loop()
+    try:
+        server = ZooKeeperServer(memory_config(0), loop=loop)
+    finally:
+        loop.close()
+    server.out_batch = []
+    return server
 
 
 @settings(max_examples=200, deadline=None)
@@ -157,7 +165,7 @@ class _Sink:
                           + [st.integers(-(2**63), 2**63 - 1)])))
 def test_a_stat_reply_is_a_stat_response(xid: int, zxid: int, fields: tuple[int, ...]) -> None:
     stat = Stat(*fields)
-    fast, slow = ClientConnection(_Sink()), ClientConnection(_Sink())  # type: ignore[arg-type]
+    fast, slow = ClientConnection(_sink()), ClientConnection(_sink())
     fast.send_stat_reply(xid, zxid, stat)
     slow.send_reply(xid, zxid, 0, StatResponse(stat))
     assert bytes(fast.out) == bytes(slow.out)

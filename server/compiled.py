@@ -1,0 +1,34 @@
+"""Whether this server's request path runs compiled: a ``ZKOPS_COMPILE=1`` build (setup.py,
+docs/performance.md "The compiled build") ships these modules compiled with mypyc as extension
+modules next to their ``.py`` sources, which Python then imports instead. Every other install
+runs the ``.py`` sources (the same code, standard library only); so does this one for any
+module whose extension is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+# compiled by a ZKOPS_COMPILE=1 build (setup.py reads this list): the modules a client request
+# passes through, from bytes in to the reply out
+MODULES = ("connection", "zkserver", "core", "prep", "wire", "multicodec", "watches", "sessions", "acl")
+
+
+def compiled_modules() -> list[str]:
+    """The modules of :data:`MODULES` that an import here loads from an extension module (found
+    without importing them)."""
+    out = []
+    for name in MODULES:
+        spec = importlib.util.find_spec(f"{__package__}.{name}")
+        origin = (spec.origin or "") if spec is not None else ""
+        if origin and not origin.endswith(".py"):
+            out.append(name)
+    return out
+
+
+def describe() -> str:
+    """For the start-up log: ``compiled (mypyc: 9 of 9 modules)`` or ``pure Python``."""
+    done = compiled_modules()
+    if not done:
+        return "pure Python"
+    return f"compiled (mypyc: {len(done)} of {len(MODULES)} modules)"

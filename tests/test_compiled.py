@@ -1,0 +1,183 @@
+"""The optional compiled build (``ZKOPS_COMPILE=1``: buildsys/zkops_backend.py and setup.py;
+docs/performance.md, "The compiled build").
+
+The default run checks what every install has: the start-up log line says whether the request
+path runs compiled, and the backend asks for mypy only when it compiles. The ``slow`` test
+(run by ``.ci/run``) builds the compiled wheel as a user would (``ZKOPS_COMPILE=1 python -m
+build``: an sdist, and the wheel built from it in a temporary directory, so nothing is compiled
+into the checkout), unpacks it, and runs the differential suite against real Apache, the fuzz
+suite's kept cases and short seeds and the core server suites against it in a child pytest whose
+``zkops`` is the unpacked wheel; there, the ``ZKOPS_COMPILED_TREE`` tests below check that the
+compiled modules are the ones imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.support.ourzk import ZkopsProcess
+from zkops.server import compiled
+
+ROOT = Path(__file__).resolve().parent.parent
+TREE_ENV = "ZKOPS_COMPILED_TREE"  # set in the child pytest: the unpacked compiled wheel it runs
+IN_TREE = os.environ.get(TREE_ENV)
+
+# what the child pytest runs against the compiled build (tests/test_compiled.py's checks first)
+SUITES = [
+    "tests/test_compiled.py::test_this_run_imports_the_compiled_request_path",
+    "tests/test_compiled.py::test_a_server_logs_whether_its_request_path_is_compiled",
+    "tests/test_differential.py",
+    "tests/test_fuzz_differential.py::test_kept_cases_answer_as_apache",
+    "tests/test_fuzz_differential.py::test_short_seeded_run_answers_as_apache",
+    "tests/test_fuzz_differential.py::test_standalone_reconfig_answers_as_apache",
+    "tests/test_seams.py",
+    "tests/test_connection_replies.py",
+    "tests/test_protocol_raw.py",
+    "tests/test_setdata_fast_path.py",
+    "tests/test_sessions_and_expiry.py",
+    "tests/test_multicodec.py",
+    "tests/test_quota.py",
+    "tests/test_sasl.py",
+    "tests/test_reserved_paths.py",
+    "tests/test_fourletterwords.py",
+    "tests/test_mntr.py",
+    "tests/test_eventloop.py",
+    "tests/test_benchmarks_cpu_startup.py",
+    "tests/test_null_fields.py",
+]
+
+
+def _backend() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("zkops_backend_under_test", ROOT / "buildsys" / "zkops_backend.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _request_path_line(server: ZkopsProcess) -> str:
+    deadline = time.monotonic() + 60
+    while "request path:" not in (text := server.log_tail(1_000_000)):
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.05)
+    return next(line for line in text.splitlines() if "request path:" in line)
+
+
+def test_a_server_logs_whether_its_request_path_is_compiled(tmp_path: Path) -> None:
+    from tests.support.rawclient import four_letter
+
+    server = ZkopsProcess(workdir=tmp_path).start()
+    try:
+        assert four_letter(server.address, "ruok") == "imok"
+        line = _request_path_line(server)
+    finally:
+        server.cleanup()
+    assert "event loop: " in line, line  # the line that names the loop says it too
+    if IN_TREE:
+        assert line.endswith(f"request path: compiled (mypyc: {len(compiled.MODULES)} of "
+                             f"{len(compiled.MODULES)} modules)"), line
+    else:
+        assert line.endswith("request path: pure Python"), line
+        assert compiled.compiled_modules() == [] and compiled.describe() == "pure Python"
+
+
+def test_mypy_is_a_build_requirement_only_when_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = _backend()
+    seen: list[str | None] = []
+    monkeypatch.setattr(backend._setuptools, "get_requires_for_build_wheel", lambda settings=None: ["wheel-x"])
+    monkeypatch.setattr(backend._setuptools, "get_requires_for_build_editable", lambda settings=None: [])
+    monkeypatch.setattr(backend._setuptools, "build_wheel",
+                        lambda *a: seen.append(os.environ.get(backend.BUILDING)) or "zkops.whl")
+    monkeypatch.setattr(backend._setuptools, "build_editable",
+                        lambda *a: seen.append(os.environ.get(backend.BUILDING)) or "zkops-editable.whl")
+    for value in (None, "", "0"):
+        if value is None:
+            monkeypatch.delenv("ZKOPS_COMPILE", raising=False)
+        else:
+            monkeypatch.setenv("ZKOPS_COMPILE", value)
+        assert backend.get_requires_for_build_wheel() == ["wheel-x"]
+        assert backend.build_wheel("dist") == "zkops.whl"
+    monkeypatch.setenv("ZKOPS_COMPILE", "1")
+    assert backend.get_requires_for_build_wheel() == ["wheel-x", backend.MYPY]
+    assert backend.get_requires_for_build_editable() == []
+    assert backend.build_wheel("dist") == "zkops.whl"
+    assert backend.build_editable("dist") == "zkops-editable.whl"
+    # setup.py compiles only inside a compiling build_wheel, never in an editable install
+    assert seen == [None, None, None, "1", None]
+    assert os.environ.get(backend.BUILDING) is None
+
+
+@pytest.mark.skipif(not IN_TREE, reason="runs in the compiled build's child pytest (test below)")
+def test_this_run_imports_the_compiled_request_path() -> None:
+    import zkops
+
+    tree = Path(str(IN_TREE)).resolve()
+    assert Path(zkops.__file__).resolve().is_relative_to(tree), zkops.__file__
+    for name in compiled.MODULES:
+        module = importlib.import_module(f"zkops.server.{name}")
+        where = Path(str(module.__file__)).resolve()
+        assert where.is_relative_to(tree) and where.name.endswith(tuple(EXTENSION_SUFFIXES)), where
+    assert compiled.compiled_modules() == list(compiled.MODULES)
+    assert list((tree / "zkops" / "server").glob("fast__mypyc*")), "the compiled group's runtime library"
+
+
+def _sos() -> set[Path]:
+    return {p for d in ("server", "zkops", "provision", "labs", "templates", "tests", "benchmarks")
+            for p in (ROOT / d).rglob("*") if p.suffix in (".so", ".pyd")}
+
+
+@pytest.mark.slow
+@pytest.mark.reference
+@pytest.mark.timeout(7200)
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="the child pytest keeps the checkout off sys.path[0] (-P)")
+def test_the_compiled_build_answers_as_the_pure_one(tmp_path: Path) -> None:
+    before = _sos()
+    env = {**os.environ, "ZKOPS_COMPILE": "1"}
+    env.pop(TREE_ENV, None)
+    # as a user builds it: the sdist, then the wheel from the sdist (in a temporary directory of
+    # build's own, with mypy installed there by the backend's request); minutes on a loaded machine
+    done = subprocess.run([sys.executable, "-m", "build", "-o", str(tmp_path / "dist"), str(ROOT)], env=env,
+                          capture_output=True, text=True, timeout=3600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
+    assert _sos() == before, "the compiled build left extension modules in the checkout"
+    [wheel] = (tmp_path / "dist").glob("zkops-*.whl")
+    assert not wheel.name.endswith("-py3-none-any.whl"), wheel.name  # a platform wheel
+    tree = tmp_path / "tree"
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        for name in compiled.MODULES:
+            assert any(n.startswith(f"zkops/server/{name}.") and n.endswith(".so") for n in names), name
+        # the .py sources ride along unchanged: the fallback, and what tracebacks show
+        for py in sorted((ROOT / "server").glob("*.py")):
+            assert z.read(f"zkops/server/{py.name}") == py.read_bytes(), py.name
+        z.extractall(tree)
+    # the compiled modules need nothing outside the standard library: no site-packages at all
+    bare = subprocess.run([sys.executable, "-S", "-c",
+                           "from zkops.server import compiled, zkserver, connection; "
+                           "print(','.join(compiled.compiled_modules()))"],
+                          env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(tree)}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert bare.returncode == 0, bare.stderr
+    assert bare.stdout.strip() == ",".join(compiled.MODULES)
+    # the suites, with the unpacked wheel as zkops: -P and --import-mode=append keep the
+    # checkout (with its own zkops/ folder) off the front of sys.path; it comes after the tree
+    child_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree), str(ROOT)]), "PYTHONSAFEPATH": "1",
+                 TREE_ENV: str(tree)}
+    child_env.pop("ZKOPS_COMPILE", None)
+    run = subprocess.run([sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "--import-mode=append", "-o", "addopts=-rs --strict-markers", *SUITES],
+                         env=child_env, cwd=ROOT, capture_output=True, text=True, timeout=5400)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-8000:]
+    skipped = [line for line in out.splitlines() if line.startswith("SKIPPED") and "test_compiled.py" in line]
+    assert not skipped, skipped  # the checks that the compiled modules ran did run
