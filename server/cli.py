@@ -193,8 +193,9 @@ def _server_entry(cfg: ServerConfig) -> Callable[[ServerConfig], int | None]:
     return run
 
 
-def _import_asyncio_without_tls() -> None:
-    """Import asyncio without ssl when no TLS was configured.
+def _import_asyncio_without_tls() -> bool:
+    """Import asyncio without ssl when no TLS was configured; True when it did (this process
+    then gives uvloop no ssl either: ``eventloop.choose``'s ``without_ssl``).
 
     asyncio imports ssl, and loading OpenSSL is a tenth of a server's start-up. A config with a
     TLS port loaded ssl already (``check_tls``), so asyncio gets it there; otherwise asyncio's
@@ -202,12 +203,13 @@ def _import_asyncio_without_tls() -> None:
     Any later ``import ssl`` (a status check) still gets the real module.
     """
     if "ssl" in sys.modules or "asyncio" in sys.modules:
-        return
+        return False
     sys.modules["ssl"] = None  # type: ignore[assignment]
     try:
         import asyncio  # noqa: F401
     finally:
         del sys.modules["ssl"]
+    return True
 
 
 @contextlib.contextmanager
@@ -229,7 +231,7 @@ def _sigterm_exits() -> Iterator[None]:
 def cmd_start_foreground(path: Path) -> int:
     """Validate, set up logging, own the pidfile, run the server until it stops."""
     cfg = _load(path, serving=True)
-    _import_asyncio_without_tls()
+    without_ssl = _import_asyncio_without_tls()
     from . import logsetup
 
     daemon = os.environ.get(DAEMON_ENV) == "1"
@@ -247,7 +249,7 @@ def cmd_start_foreground(path: Path) -> int:
     from .compiled import describe
     from .eventloop import choose
 
-    log.info("event loop: %s, request path: %s", choose(), describe())
+    log.info("event loop: %s, request path: %s", choose(without_ssl=without_ssl), describe())
     try:
         with _sigterm_exits():
             code = _server_entry(cfg)(cfg)

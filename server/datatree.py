@@ -118,12 +118,14 @@ class Node:
 
     ``children`` holds the children's full paths (None for a node that never had one): the
     very string objects that key ``DataTree.nodes``, so a child's name costs no string of its
-    own; the names are sliced off when the children are listed. Nodes are changed only by
+    own; the names are sliced off when the children are listed. The values are None, except
+    in the root's: there a top-level znode's value is its namespace's write counts (mntr's
+    ``*_write_per_namespace``, ``DataTree.writes``), or None before its first write. Nodes are changed only by
     their DataTree: a ``Leaf`` is immutable (a change puts a new one in the tree), a ``Dir``
     is changed in place."""
 
     __slots__ = ()
-    children: dict[str, None] | None
+    children: dict[str, Any] | None
 
     def _head(self) -> bytes:
         raise NotImplementedError
@@ -273,7 +275,7 @@ class Dir(Node):
 
     __slots__ = ("head", "_data", "children")
 
-    def __init__(self, head: bytes, data: bytes | None, children: dict[str, None]) -> None:
+    def __init__(self, head: bytes, data: bytes | None, children: dict[str, Any]) -> None:
         self.head = head
         self._data = data
         self.children = children
@@ -301,7 +303,7 @@ def _size(data: bytes | None) -> int:
     return len(data) if data else 0
 
 
-def child_names(children: dict[str, None] | None) -> list[str]:
+def child_names(children: dict[str, Any] | None) -> list[str]:
     """The names of a node's children (its ``children`` keys are their full paths)."""
     if not children:
         return []
@@ -356,12 +358,14 @@ class DataTree:
         # replay gives them the list (a create of the existing node, a setACL) or deletes them
         self.pending_acls: dict[str, int] = {}
         self.quotas = Quotas()
-        self.writes = PerNamespace()  # bytes written per top-level namespace (mntr)
         # Apache's tree digest (digest.py): kept by every change as it happens; 0 when disabled
         # (zookeeper.digest.enabled=false), as Apache's DigestCalculator then counts nothing
         self.digest_enabled = True
         self.digest = 0
         self._install_system_nodes()
+        # bytes written per top-level namespace (mntr): a namespace's row is the value of its
+        # top-level znode in the root's children while that znode exists (no entry of its own)
+        self.writes = PerNamespace(self.nodes["/"].children)
         # Apache's running count of path and data bytes (mntr's approximate_data_size): kept
         # by creates, deletes and setData and by a snapshot's nodes as they are loaded; the quota
         # stats rewritten in place do not move it, as in Apache
@@ -623,7 +627,10 @@ class DataTree:
         owner = int(_Q.unpack_from(h, _OWNER)[0])
         self.digest -= int(_U.unpack_from(h, _DIG)[0])
         if parent.children:
-            parent.children.pop(path, None)
+            # the root's children hold the per-namespace write counts (self.writes) as values
+            row = parent.children.pop(path, None)
+            if row is not None:
+                self.writes.park(path, row)
         cz, mz, pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(parent._head())
         if zxid > pz:
             self._put(parent_path, parent, parent.data, w & ~1, _stat60(cz, mz, zxid, ct, mt, v, cv, av, ow), dig)
@@ -869,7 +876,7 @@ class Loader:
         self.tree = tree
         self._words: dict[int, int] = {}
         self._parent_path: str | None = None
-        self._children: dict[str, None] = {}
+        self._children: dict[str, Any] = {}
         self._grow_above = 0
 
     def __call__(self, path: str, data: bytes | memoryview | None, acl: list[ACL],

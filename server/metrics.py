@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .servermode import ServerMode
 from .stats import Summary
@@ -25,19 +25,30 @@ QUANTILES = (0.5, 0.9, 0.99)
 STAT_OVERHEAD_BYTES = 6 * 8 + 5 * 4  # what Apache adds to every read for the Stat it returns
 
 
+_ABSENT: Any = object()
+
+
 class PerNamespace:
     """Apache's per-namespace byte counts (mntr's ``*_<ns>_read_per_namespace`` and
     ``*_<ns>_write_per_namespace``): count, sum, min and max of bytes, keyed by a path's first
-    component, in the order namespaces first appeared."""
+    component (mntr lists them in Java's hash order, not in the order kept here)."""
 
-    __slots__ = ("by_key",)
+    __slots__ = ("by_key", "home", "at_home")
 
-    def __init__(self) -> None:
+    def __init__(self, home: dict[str, Any] | None = None) -> None:
         # keyed by "/" + the namespace: a top-level znode's own path string serves as its key.
         # One sample is kept as a bare int (count 1; sum, min and max that int), more as a
         # list [count, sum, min, max]: a tree of many top-level znodes written once each
         # costs no list and no name string per znode
         self.by_key: dict[str, int | list[int]] = {}
+        # ``home``: a dict whose keys are the namespaces that exist now (the tree's write counts
+        # pass the root's children, keyed by the top-level znodes' paths, with None for "no
+        # row"): a namespace's row is kept there, as the value of its key, while the key is
+        # there, so a namespace costs no dict entry of its own; by_key holds the others (a
+        # namespace whose top-level znode was deleted, see ``park``). A key's row is in one of
+        # the two, never both.
+        self.home = home
+        self.at_home = 0  # rows kept in home (a home of many keys with none is not walked)
 
     def add(self, path: str, nbytes: int) -> None:
         second = path.find("/", 1)
@@ -46,7 +57,19 @@ class PerNamespace:
             return
         # Java counts UTF-16 units in a path's length
         total = (len(path) if path.isascii() else len(path.encode("utf-16-le")) // 2) + nbytes
-        row = self.by_key.get(key)
+        store: dict[str, Any] = self.by_key
+        home = self.home
+        row = _ABSENT if home is None else home.get(key, _ABSENT)
+        if row is _ABSENT or home is None:
+            row = store.get(key)
+        else:
+            store = home
+            if row is None:
+                self.at_home += 1
+                if self.by_key:  # a namespace made again: its old row comes home
+                    row = self.by_key.pop(key, None)
+                    if row is not None:
+                        home[key] = row
         if isinstance(row, list):
             row[0] += 1
             row[1] += total
@@ -55,15 +78,25 @@ class PerNamespace:
             if total > row[3]:
                 row[3] = total
         elif row is None:
-            self.by_key[key] = total
+            store[key] = total
         else:
-            self.by_key[key] = [2, row + total, min(row, total), max(row, total)]
+            store[key] = [2, row + total, min(row, total), max(row, total)]
+
+    def park(self, key: str, row: int | list[int] | None) -> None:
+        """``key`` left ``home`` (its top-level znode was deleted) with this value: its row, if
+        any, is kept in by_key (Apache keeps a namespace's counts after its znodes are gone)."""
+        if row is not None:
+            self.by_key[key] = row
+            self.at_home -= 1
 
     def rows(self) -> dict[str, tuple[int, int, int, int]]:
-        """Namespace -> (count, sum, min, max), in the order namespaces first appeared."""
+        """Namespace -> (count, sum, min, max)."""
         out = {}
-        for key, row in self.by_key.items():
-            out[key[1:]] = (1, row, row, row) if isinstance(row, int) else (row[0], row[1], row[2], row[3])
+        for store in (self.by_key, self.home if self.home is not None and self.at_home else {}):
+            for key, row in store.items():
+                if row is None:
+                    continue
+                out[key[1:]] = (1, row, row, row) if isinstance(row, int) else (row[0], row[1], row[2], row[3])
         return out
 
 

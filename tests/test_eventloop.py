@@ -103,3 +103,84 @@ def test_a_server_logs_and_runs_the_standard_loop_when_told(monkeypatch, tmp_pat
 def test_a_server_runs_uvloop_when_it_is_installed(monkeypatch, tmp_path):
     pytest.importorskip("uvloop")
     assert "event loop: uvloop" in _serves_and_logs(monkeypatch, tmp_path, None)
+
+
+# A fresh process: what a server process without TLS does (cli.cmd_start_foreground), then a
+# plain TCP exchange through uvloop, then what that uvloop does with TLS and what ssl is now.
+_WITHOUT_SSL = r"""
+import json, sys
+from zkops.server import cli
+assert cli._import_asyncio_without_tls()
+from zkops.server import eventloop
+kind = eventloop.choose("uvloop", without_ssl=True)
+import asyncio
+out = {"kind": kind, "openssl_after_choose": "_ssl" in sys.modules}
+
+async def main():
+    async def echo(r, w):
+        w.write(await r.readexactly(5))
+        await w.drain()
+        w.close()
+    srv = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(b"hello")
+    out["echo"] = (await r.readexactly(5)).decode()
+    w.close()
+    out["loop"] = type(asyncio.get_running_loop()).__module__
+    import ssl  # the real module for anyone who asks later
+    out["real_ssl"] = hasattr(ssl, "OPENSSL_VERSION")
+    try:  # this process's uvloop knows no real SSLContext: it refuses TLS, as its asyncio would
+        await asyncio.start_server(echo, "127.0.0.1", 0, ssl=ssl.create_default_context(ssl.Purpose.CLIENT_AUTH))
+        out["tls"] = "served"
+    except TypeError as exc:
+        out["tls"] = str(exc)
+    srv.close()
+    await srv.wait_closed()
+
+asyncio.run(main())
+print(json.dumps(out))
+"""
+
+
+def test_a_process_without_tls_runs_uvloop_without_loading_openssl():
+    pytest.importorskip("uvloop")
+    import json
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", _WITHOUT_SSL], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["kind"].startswith("uvloop") and out["loop"].startswith("uvloop")
+    assert out["openssl_after_choose"] is False
+    assert out["echo"] == "hello" and out["real_ssl"] is True
+    assert "SSLContext" in out["tls"]
+
+
+def test_a_process_that_loaded_ssl_gives_uvloop_the_real_module():
+    pytest.importorskip("uvloop")
+    import subprocess
+
+    code = ("import ssl, sys; from zkops.server import cli\n"
+            "assert not cli._import_asyncio_without_tls()\n"
+            "from zkops.server import eventloop\n"
+            "eventloop.choose('uvloop', without_ssl=False)\n"
+            "import uvloop.includes as inc; print(inc.ssl is ssl)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"
+
+
+def test_a_uvloop_that_reads_more_of_ssl_than_the_stand_in_has_gets_the_real_module():
+    pytest.importorskip("uvloop")
+    import subprocess
+
+    code = ("import sys, types; from zkops.server import cli\n"
+            "assert cli._import_asyncio_without_tls()\n"
+            "from zkops.server import eventloop\n"
+            "eventloop._ssl_stand_in = lambda: types.ModuleType('ssl')  # has none of the names\n"
+            "kind = eventloop.choose('uvloop', without_ssl=True)\n"
+            "import ssl, uvloop.includes as inc; print(kind.split()[0], inc.ssl is ssl, hasattr(ssl, 'OPENSSL_VERSION'))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "uvloop True True"

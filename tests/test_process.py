@@ -197,6 +197,24 @@ def test_a_server_without_tls_does_not_load_openssls_tls_library(tmp_path, monke
         server.stop()
 
 
+def test_a_server_without_tls_on_uvloop_does_not_load_openssl_either(tmp_path, monkeypatch):
+    """uvloop imports ssl; a server process without TLS gives it a stand-in while it is imported
+    (server/eventloop.py), so neither libssl nor libcrypto is mapped."""
+    pytest.importorskip("uvloop")
+    monkeypatch.setenv("ZKOPS_EVENT_LOOP", "uvloop")
+    server = ZkopsProcess(workdir=tmp_path).start()
+    try:
+        c = _client(server.address)
+        c.create("/lean", b"x")
+        assert c.get("/lean")[0] == b"x"
+        c.stop()
+        maps = open(f"/proc/{server.proc.pid}/maps").read()  # type: ignore[union-attr]
+        assert "libuv" in maps or "uvloop" in maps  # it runs uvloop
+        assert "libssl" not in maps and "libcrypto" not in maps
+    finally:
+        server.stop()
+
+
 # What a standalone server (AdminServer off, no TLS, no SASL) has no use for: the ensemble's
 # modules, TLS, SASL, the AdminServer, and the standard library's modules that only the CLI's
 # other commands (argparse), logging.handlers (logsetup has its own rolling file) or

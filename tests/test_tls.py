@@ -228,3 +228,28 @@ def test_java_key_stores_from_an_apache_config_work_unchanged(pki: Pki, tmp_path
     done = subprocess.run([sys.executable, "-m", "zkops.server", "start-foreground", str(cfg)], capture_output=True,
                           text=True, timeout=60, env={"ZOO_LOG_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert done.returncode != 0 and "wrong key store password" in done.stdout + done.stderr
+
+
+def test_a_tls_server_on_uvloop_serves_tls(pki: Pki, monkeypatch: pytest.MonkeyPatch):
+    """A config with a TLS port loads ssl before the loop is chosen: uvloop gets the real
+    module (a server without TLS gives it a stand-in, server/eventloop.py)."""
+    pytest.importorskip("uvloop")
+    monkeypatch.setenv("ZKOPS_EVENT_LOOP", "uvloop")
+    port = free_port()
+    proc = ZkopsProcess(extra_cfg={
+        "secureClientPort": str(port), "secureClientPortAddress": "127.0.0.1",
+        "ssl.keyStore.location": str(pki.dir / "server.pem"), "ssl.trustStore.location": str(pki.ca),
+        "ssl.clientAuth": "want"})
+    proc.secure_port = port  # type: ignore[attr-defined]
+    proc.start()
+    try:
+        alice = tls_client(proc, pki, "alice")
+        try:
+            alice.create("/over-uvloop", b"tls")
+            assert alice.get("/over-uvloop")[0] == b"tls"
+        finally:
+            alice.stop()
+            alice.close()
+        assert "event loop: uvloop" in proc.log_tail(1_000_000)
+    finally:
+        proc.cleanup()
