@@ -114,8 +114,9 @@ class _Link:
 
     def send(self, data: bytes) -> None:
         """Queue one packet already encoded (``quorumwire.encode_bare`` / ``encode_with_data``),
-        as ``write`` queues the ones it encodes."""
-        if self.closed or self.writer.is_closing():
+        as ``write`` queues the ones it encodes (a writer that began closing meanwhile is found
+        by the flush, which then sends nothing)."""
+        if self.closed:
             return
         out = self.out
         if not out:
@@ -156,6 +157,9 @@ class QuorumNetwork:
         self.tasks = TaskSet()
         self.running = False
         self.refused = 0
+        # leader: the last PROPOSAL or COMMIT sent and its bytes (ZAB gives every follower the
+        # same message object: it is encoded, and its activation looked up, once)
+        self._sent: tuple[object, bytes] = (None, b"")
 
     async def start(self) -> None:
         self.running = True
@@ -283,7 +287,9 @@ class QuorumNetwork:
         framer = _Framer(reader)
         try:
             while True:
-                p = await framer.packet()
+                p = framer.take()
+                if p is None:
+                    p = await framer.packet(tried=True)
                 snapshot = None
                 if p.type == _SNAP:
                     snapshot = qw.snapshot_file_of_stream(await framer.run(qw.read_snap_stream()))
@@ -390,7 +396,8 @@ class QuorumNetwork:
             self.learners[info.sid] = link
             self.cb.deliver(info.sid, Envelope(link.session, FollowerInfo(first.zxid >> 32, 0, link.observer)))
             while True:
-                self._leader_packet(link, await framer.packet(), framer)
+                p = framer.take()  # the packets one read brought, without an await each
+                self._leader_packet(link, p if p is not None else await framer.packet(tried=True), framer)
         except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.TimeoutError):
             pass
         except (qw.QuorumWireError, struct.error) as exc:
@@ -450,12 +457,22 @@ class QuorumNetwork:
         # the broadcast phase's messages first, encoded in one step each (the same bytes)
         if isinstance(msg, Proposal):
             link.pending.add(msg.zxid)
-            link.send(qw.encode_with_data(_PROPOSAL, msg.zxid, msg.payload))
+            last = self._sent
+            if last[0] is not msg:
+                last = self._sent = (msg, qw.encode_with_data(_PROPOSAL, msg.zxid, msg.payload))
+            link.send(last[1])
         elif isinstance(msg, Commit):
-            link.pending.discard(msg.zxid)
-            designated = self.cb.activate_leader(msg.zxid)
+            zxid = msg.zxid
+            link.pending.discard(zxid)
+            last = self._sent
+            if last[0] is msg:
+                link.send(last[1])
+                return
+            designated = self.cb.activate_leader(zxid)
             if designated is None:
-                link.send(qw.encode_bare(_COMMIT, msg.zxid))
+                data = qw.encode_bare(_COMMIT, zxid)
+                self._sent = (msg, data)
+                link.send(data)
             else:
                 link.write(QuorumPacket(T.COMMITANDACTIVATE, msg.zxid, qw.encode_long(designated), None))
         elif isinstance(msg, Ping):
@@ -519,11 +536,20 @@ class _Framer:
         self.pos = 0
         self.fills += 1
 
-    async def packet(self) -> QuorumPacket:
+    def take(self) -> QuorumPacket | None:
+        """The next packet when the buffer holds all of it, else None (then await ``packet``)."""
+        p, self.pos = qw.take_packet(self.buf, self.pos)
+        return p
+
+    async def packet(self, tried: bool = False) -> QuorumPacket:
+        """The next packet, awaiting the stream for it when needed (``tried``: ``take`` just
+        found no whole packet in the buffer)."""
         while True:
-            p, self.pos = qw.take_packet(self.buf, self.pos)
-            if p is not None:
-                return p
+            if not tried:
+                p, self.pos = qw.take_packet(self.buf, self.pos)
+                if p is not None:
+                    return p
+            tried = False
             have = len(self.buf) - self.pos
             need = 1
             if have >= 16:  # the header says how much is missing: a large packet in one read

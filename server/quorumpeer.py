@@ -8,7 +8,7 @@ simulation — feed messages and ticks in and carry out what comes back.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .election import Election, ElectionEvent, Notification, ServerState
@@ -19,6 +19,7 @@ from .zab import Abandon, Established, History, MembershipChanged, Role, ZabOutp
 _LOOKING = ServerState.LOOKING
 _LEADING = ServerState.LEADING
 _LEADER = Role.LEADER
+_PEER_EFFECTS = frozenset((MembershipChanged, Established, Abandon))  # the effects that concern the peer too
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,33 @@ class ConfigAdopted:
     config: bytes
 
 
-@dataclass
 class PeerOutput:
-    election: list[tuple[int, Notification]] = field(default_factory=list)
-    zab: list[tuple[int, Any]] = field(default_factory=list)
-    effects: list[Any] = field(default_factory=list)
-    events: list[ElectionEvent] = field(default_factory=list)
+    """What one input gives the shell: election notifications, ZAB messages (to, Envelope),
+    effects and election events, each in order."""
+
+    __slots__ = ("election", "zab", "effects", "events")
+
+    def __init__(self, election: list[tuple[int, Notification]] | None = None,
+                 zab: list[tuple[int, Any]] | None = None, effects: list[Any] | None = None,
+                 events: list[ElectionEvent] | None = None) -> None:
+        self.election: list[tuple[int, Notification]] = [] if election is None else election
+        self.zab: list[tuple[int, Any]] = [] if zab is None else zab
+        self.effects: list[Any] = [] if effects is None else effects
+        self.events: list[ElectionEvent] = [] if events is None else events
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._fields() == other._fields()
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _fields(self) -> tuple[Any, ...]:
+        return self.election, self.zab, self.effects, self.events
+
+    def __repr__(self) -> str:
+        return (f"PeerOutput(election={self.election!r}, zab={self.zab!r}, effects={self.effects!r}, "
+                f"events={self.events!r})")
 
     def add_zab(self, z: ZabOutput) -> None:
         self.zab.extend(z.messages)
@@ -123,7 +145,19 @@ class QuorumPeer:
 
     def _zab(self, out: PeerOutput, z: ZabOutput) -> None:
         out.add_zab(z)
-        for eff in z.effects:
+        self._react(out, z.effects)
+
+    def _of_zab(self, z: ZabOutput) -> PeerOutput:
+        """The output of one ZAB input alone: its lists taken as they are (nothing else holds them)."""
+        out = PeerOutput(None, z.messages, z.effects)
+        self._react(out, z.effects)
+        return out
+
+    def _react(self, out: PeerOutput, effects: list[Any]) -> None:
+        """What ZAB's effects change for the election and this object."""
+        for eff in effects:
+            if eff.__class__ not in _PEER_EFFECTS:
+                continue  # Append and CommitTxn, a write's two, are the shell's alone
             if isinstance(eff, MembershipChanged):
                 self.election.set_members(set(eff.voters), set(eff.observers), eff.zxid, eff.config)
             elif isinstance(eff, Established):
@@ -173,10 +207,9 @@ class QuorumPeer:
         return out
 
     def receive_zab(self, sid: int, msg: Any) -> PeerOutput:
-        out = PeerOutput()
-        if self.state != _LOOKING:
-            self._zab(out, self.zab.receive(sid, msg))
-        return out
+        if self.state == _LOOKING:
+            return PeerOutput()
+        return self._of_zab(self.zab.receive(sid, msg))
 
     def zab_link_down(self, sid: int) -> PeerOutput:
         out = PeerOutput()
@@ -209,15 +242,11 @@ class QuorumPeer:
         return out
 
     def persisted(self, zxid: int) -> PeerOutput:
-        out = PeerOutput()
-        self._zab(out, self.zab.persisted(zxid))
-        return out
+        return self._of_zab(self.zab.persisted(zxid))
 
     def propose(self, payload: bytes, next_voters: set[int] | None = None) -> tuple[int, PeerOutput]:
-        out = PeerOutput()
         zxid, z = self.zab.propose(payload, next_voters)
-        self._zab(out, z)
-        return zxid, out
+        return zxid, self._of_zab(z)
 
     @property
     def can_propose(self) -> bool:

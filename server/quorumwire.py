@@ -73,6 +73,9 @@ class QuorumPacket(NamedTuple):
     authinfo: tuple[tuple[str, str], ...] | None = None
 
 
+# a QuorumPacket from its four fields without the named tuple's Python-level __new__
+_new_tuple = tuple.__new__
+
 Reader = Generator[int, bytes, Any]
 T = TypeVar("T")
 
@@ -184,7 +187,7 @@ def take_packet(buf: bytes, pos: int = 0, max_data: int = MAX_BUFFER) -> tuple[Q
     (count,) = _I.unpack_from(buf, at)
     at += 4
     if count == -1:
-        return QuorumPacket(ptype, zxid, data, None), at
+        return _new_tuple(QuorumPacket, (ptype, zxid, data, None)), at
     if count < -1 or count > MAX_AUTH:
         raise QuorumWireError(f"authinfo of {count} ids")
     ids = []
@@ -291,9 +294,9 @@ def decode_sessions(data: bytes | None) -> list[tuple[int, int]]:
     return [(_Q.unpack_from(data, i)[0], _I.unpack_from(data, i + 8)[0]) for i in range(0, len(data), 12)]
 
 
-@dataclass(frozen=True)
-class ForwardedRequest:
-    """REQUEST data: a learner hands a client's write (or sync) to the leader."""
+class ForwardedRequest(NamedTuple):
+    """REQUEST data: a learner hands a client's write (or sync) to the leader (a tuple: read,
+    it is made in one step)."""
 
     session: int
     cxid: int
@@ -312,7 +315,7 @@ def decode_request(data: bytes | None) -> ForwardedRequest:
     if data is None or len(data) < _REQ.size:
         raise QuorumWireError("REQUEST shorter than its header")
     session, cxid, op = _REQ.unpack_from(data, 0)
-    return ForwardedRequest(session, cxid, op, bytes(data[_REQ.size:]))
+    return _new_tuple(ForwardedRequest, (session, cxid, op, bytes(data[_REQ.size:])))
 
 
 def encode_revalidate(session: int, timeout: int) -> bytes:

@@ -63,9 +63,10 @@ def test_close_sends_what_is_queued_first() -> None:
     assert w.closed and w.sent == [qw.encode_packet(_packets()[0]) + b"stream"]
 
 
-def _read_all(chunks: list[bytes], n: int, snap_after: int | None = None) -> list[object]:
+def _read_all(chunks: list[bytes], n: int, snap_after: int | None = None, take: bool = False) -> list[object]:
     """Feed ``chunks`` to a stream and read ``n`` packets through the link's framer (and the SNAP
-    stream after packet number ``snap_after``)."""
+    stream after packet number ``snap_after``); with ``take``, as the links' readers do: what the
+    buffer holds without an await, the rest awaited."""
     from zkops.server.quorumnet import _Framer
 
     async def main() -> list[object]:
@@ -81,7 +82,8 @@ def _read_all(chunks: list[bytes], n: int, snap_after: int | None = None) -> lis
         f = _Framer(r)
         got: list[object] = []
         for i in range(n):
-            got.append(await f.packet())
+            p = f.take() if take else None
+            got.append(p if p is not None else await f.packet(tried=take))
             if i == snap_after:
                 got.append(await f.run(qw.read_snap_stream()))
         await task
@@ -97,6 +99,7 @@ def test_framer_reads_packets_however_the_bytes_arrive() -> None:
     for size in (1, 3, 16, 17, 1000, len(raw)):
         chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
         assert _read_all(chunks, len(packets)) == packets
+        assert _read_all(chunks, len(packets), take=True) == packets
 
 
 def test_framer_reads_a_snap_stream_between_packets() -> None:
@@ -107,6 +110,7 @@ def test_framer_reads_a_snap_stream_between_packets() -> None:
     for size in (1, 5, len(raw)):
         chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
         assert _read_all(chunks, 2, snap_after=0) == [snap, body, _packets()[1]]
+        assert _read_all(chunks, 2, snap_after=0, take=True) == [snap, body, _packets()[1]]
 
 
 def test_framer_at_eof_inside_a_packet() -> None:
@@ -115,6 +119,8 @@ def test_framer_at_eof_inside_a_packet() -> None:
     raw = qw.encode_packet(_packets()[0])
     with pytest.raises(asyncio.IncompleteReadError):
         _read_all([raw, raw[:-1]], 2)
+    with pytest.raises(asyncio.IncompleteReadError):
+        _read_all([raw, raw[:-1]], 2, take=True)
 
 
 # ---------------------------------------------------------------- what reaches the core
@@ -148,7 +154,9 @@ def _drive(side: str, chunks: list[bytes], n: int) -> tuple[list[object], list[o
         for i in range(n):
             if i and pending and f.pos >= len(f.buf):  # the framer took all it read: the next read is this chunk
                 r.feed_data(pending.pop(0))
-            p = await f.packet()
+            p = f.take()
+            if p is None:
+                p = await f.packet(tried=True)
             if side == "leader":
                 net._leader_packet(link, p, f)
             else:
