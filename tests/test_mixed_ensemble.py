@@ -310,7 +310,7 @@ def test_diff_snap_and_trunc_both_ways(kinds: dict[int, str]) -> None:
             p.unlink()
         k = _client(ens.address(3))
         for n in range(30):
-            k.create(f"/snap-{n}", b"x")
+            _retried(k.create, f"/snap-{n}", b"x")
         k.stop()
         k.close()
         ens.start(lagging)
@@ -325,7 +325,7 @@ def test_diff_snap_and_trunc_both_ways(kinds: dict[int, str]) -> None:
         followers = [i for i in ens.ids if i != leader]
         ens.wait_ready(DEADLINE, ids=followers)
         k = _client(",".join(ens.address(i) for i in followers))
-        k.create("/after-the-kill", b"")
+        _retried(k.create, "/after-the-kill", b"")
         k.stop()
         k.close()
         ens.start(leader)
