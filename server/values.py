@@ -7,7 +7,8 @@ builds. A ``Value`` subclass names its fields in ``__slots__`` and writes its ``
 (``object.__setattr__`` for each field); this base gives what ``@dataclass(frozen=True)``
 gave: equality and hashing by the fields in order, the same repr, and
 ``dataclasses.FrozenInstanceError`` on assignment. ``MutableValue`` is ``@dataclass``'s
-plain (mutable, unhashable) form.
+plain (mutable, unhashable) form. ``Record`` is the base of both without the guard on
+assignment, for records built on a hot path that set their fields once in ``__init__``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 
-class Value:
-    """An immutable record: the fields are ``__slots__``, in order."""
+class Record:
+    """A record whose fields are its ``__slots__``, in order: equal and hashed by its fields, and
+    shown as ``@dataclass(frozen=True)`` shows itself. Nothing stops an assignment to a field;
+    the classes that use it directly (ZAB's messages, built some thirty times per write) set
+    their fields in ``__init__`` with plain assignments and never again."""
 
     __slots__: tuple[str, ...] = ()
     _hidden: tuple[str, ...] = ()  # fields left out of the repr (dataclasses' field(repr=False))
@@ -36,6 +40,15 @@ class Value:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name not in self._hidden)
         return f"{type(self).__qualname__}({shown})"
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # copy and pickle rebuild through __init__
+        return type(self), self._values()
+
+
+class Value(Record):
+    """An immutable record: a :class:`Record` whose fields cannot be assigned or deleted."""
+
+    __slots__ = ()
+
     def __setattr__(self, name: str, value: object) -> None:
         from dataclasses import FrozenInstanceError
 
@@ -45,9 +58,6 @@ class Value:
         from dataclasses import FrozenInstanceError
 
         raise FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # copy and pickle rebuild through __init__
-        return type(self), self._values()
 
 
 class MutableValue(Value):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .strenum import StrEnum
+from .values import Record
 
 EPOCH_SHIFT = 32
 
@@ -86,34 +87,7 @@ def make_zxid(epoch: int, counter: int) -> int:
 
 
 # ---------------------------------------------------------------- messages
-class _Record:
-    """A message or an effect: an immutable record whose fields are its ``__slots__``, in order.
-
-    Equal and hashed by its fields and shown as ``@dataclass(frozen=True)`` shows itself (what
-    these classes were), but made in about a third of the time: a frozen dataclass sets each
-    field through ``object.__setattr__``, and a write builds some thirty of these across the
-    three servers of an ensemble. Nothing assigns to a field after ``__init__``.
-    """
-
-    __slots__: tuple[str, ...] = ()
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple([getattr(self, name) for name in self.__slots__])
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return self._values() == other._values()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"{type(self).__qualname__}({shown})"
-
-
-class FollowerInfo(_Record):
+class FollowerInfo(Record):
     __slots__ = ("accepted_epoch", "last_zxid", "observer")
 
     def __init__(self, accepted_epoch: int, last_zxid: int, observer: bool) -> None:
@@ -122,14 +96,14 @@ class FollowerInfo(_Record):
         self.observer = observer
 
 
-class LeaderInfo(_Record):
+class LeaderInfo(Record):
     __slots__ = ("epoch",)
 
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
 
 
-class AckEpoch(_Record):
+class AckEpoch(Record):
     __slots__ = ("current_epoch", "last_zxid")
 
     def __init__(self, current_epoch: int, last_zxid: int) -> None:
@@ -137,7 +111,7 @@ class AckEpoch(_Record):
         self.last_zxid = last_zxid
 
 
-class SyncStart(_Record):
+class SyncStart(Record):
     __slots__ = ("mode", "zxid", "snapshot")
 
     def __init__(self, mode: SyncMode, zxid: int, snapshot: bytes | None = None) -> None:
@@ -146,7 +120,7 @@ class SyncStart(_Record):
         self.snapshot = snapshot
 
 
-class Proposal(_Record):
+class Proposal(Record):
     __slots__ = ("zxid", "payload")
 
     def __init__(self, zxid: int, payload: bytes) -> None:
@@ -154,14 +128,14 @@ class Proposal(_Record):
         self.payload = payload
 
 
-class Commit(_Record):
+class Commit(Record):
     __slots__ = ("zxid",)
 
     def __init__(self, zxid: int) -> None:
         self.zxid = zxid
 
 
-class Inform(_Record):
+class Inform(Record):
     __slots__ = ("zxid", "payload")
 
     def __init__(self, zxid: int, payload: bytes) -> None:
@@ -169,7 +143,7 @@ class Inform(_Record):
         self.payload = payload
 
 
-class NewLeader(_Record):
+class NewLeader(Record):
     __slots__ = ("epoch", "zxid")
 
     def __init__(self, epoch: int, zxid: int) -> None:
@@ -177,28 +151,28 @@ class NewLeader(_Record):
         self.zxid = zxid  # the last zxid sent in the sync
 
 
-class Ack(_Record):
+class Ack(Record):
     __slots__ = ("zxid",)
 
     def __init__(self, zxid: int) -> None:
         self.zxid = zxid
 
 
-class UpToDate(_Record):
+class UpToDate(Record):
     __slots__ = ("committed",)
 
     def __init__(self, committed: int) -> None:
         self.committed = committed
 
 
-class Ping(_Record):
+class Ping(Record):
     __slots__ = ("committed",)
 
     def __init__(self, committed: int) -> None:
         self.committed = committed
 
 
-class Envelope(_Record):
+class Envelope(Record):
     """Every ZAB message travels in one: ``session`` names the learner's current attempt
     to follow, so messages from an earlier attempt (still in flight on a link that
     did not break in both directions) are recognised and dropped."""
@@ -215,7 +189,7 @@ MESSAGES = (Envelope, FollowerInfo, LeaderInfo, AckEpoch, SyncStart, Proposal, C
 
 
 # ---------------------------------------------------------------- effects
-class SaveEpochs(_Record):
+class SaveEpochs(Record):
     __slots__ = ("accepted", "current")
 
     def __init__(self, accepted: int, current: int) -> None:
@@ -223,14 +197,14 @@ class SaveEpochs(_Record):
         self.current = current
 
 
-class Truncate(_Record):
+class Truncate(Record):
     __slots__ = ("zxid",)
 
     def __init__(self, zxid: int) -> None:
         self.zxid = zxid
 
 
-class InstallSnapshot(_Record):
+class InstallSnapshot(Record):
     __slots__ = ("zxid", "data")
 
     def __init__(self, zxid: int, data: bytes) -> None:
@@ -238,7 +212,7 @@ class InstallSnapshot(_Record):
         self.data = data
 
 
-class Append(_Record):
+class Append(Record):
     __slots__ = ("zxid", "payload")
 
     def __init__(self, zxid: int, payload: bytes) -> None:
@@ -246,7 +220,7 @@ class Append(_Record):
         self.payload = payload
 
 
-class CommitTxn(_Record):
+class CommitTxn(Record):
     __slots__ = ("zxid", "payload")
 
     def __init__(self, zxid: int, payload: bytes) -> None:
@@ -254,7 +228,7 @@ class CommitTxn(_Record):
         self.payload = payload
 
 
-class Established(_Record):
+class Established(Record):
     __slots__ = ("role", "epoch")
 
     def __init__(self, role: Role, epoch: int) -> None:
@@ -262,14 +236,14 @@ class Established(_Record):
         self.epoch = epoch
 
 
-class Abandon(_Record):
+class Abandon(Record):
     __slots__ = ("reason",)
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
 
 
-class MembershipChanged(_Record):
+class MembershipChanged(Record):
     """A committed reconfig took effect here (it follows that txn's CommitTxn)."""
 
     __slots__ = ("zxid", "voters", "observers", "config")

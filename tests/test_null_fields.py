@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.cpu import SinkTransport
 from tests.support.ourzk import memory_config
 from zkops.server.codes import Op
 from zkops.server.connection import ClientConnection
@@ -53,34 +54,15 @@ XID = 100
 AUTH_XID = -4
 
 
-class _Transport(asyncio.Transport):
-    """Keeps what the server writes; closing is a flag."""
+class _Transport(SinkTransport):
+    """The benchmark's in-process transport, keeping what the server writes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.data = bytearray()
-        self.closed = False
 
     def write(self, data: Any) -> None:
         self.data += data
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 def _frame(body: bytes) -> bytes:
