@@ -16,12 +16,14 @@ formats are read with the server's own codecs (``server/snapshot.py``,
 from __future__ import annotations
 
 import bisect
+import gc
 import hashlib
 import json
 import os
 import struct
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,23 @@ _TIME_AT = 20  # offset of the time inside a TxnHeader: clientId 8, cxid 4, zxid
 
 class BackupError(RuntimeError):
     """The backup cannot give what was asked; the message says which file and why."""
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic collector off while a tree is rebuilt: znodes hold no reference cycles, and
+    with the default thresholds the collector walked the growing tree again and again (as a
+    server's recovery did before it turned the collector off: server/app.py). What was built
+    stays, so it is frozen before the collector comes back, or the first collections after
+    would walk all of it once more."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_on:
+            gc.enable()
 
 
 @dataclass
@@ -396,6 +415,11 @@ class Rebuilt:
 
 def rebuild(directory: Path, point: RestorePoint) -> Rebuilt:
     """The tree at ``point``: the snapshot, then every txn up to the point, then no sessions."""
+    with _collector_paused():
+        return _rebuild(directory, point)
+
+
+def _rebuild(directory: Path, point: RestorePoint) -> Rebuilt:
     data = _read_checked(directory, point.snapshot)
     tree = DataTree()
     loader = Loader(tree)  # streamed, and a fuzzy snapshot's missing ACL ids wait for their txns
