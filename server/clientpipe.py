@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .clientworker import ABORT, CLOSE, CLOSED, DATA, HEADER, OPEN, decode_names
+from .clientworker import ABORT, CLOSE, CLOSED, DATA, EOF, HEADER, OPEN, decode_names
 
 log = logging.getLogger("zkops.server.clientworker")
 
@@ -169,6 +169,10 @@ class ClientHub(asyncio.Protocol):
                 t = PipeTransport(self, cid, proto, peer, local)
                 conns[cid] = t
                 proto.connection_made(t)
+            elif kind == EOF:
+                t = conns.get(cid)
+                if t is not None and not t.closing and not t.protocol.eof_received():
+                    t.close()
             elif kind == CLOSED:
                 t = conns.pop(cid, None)
                 if t is not None:

@@ -9,8 +9,9 @@ are not kept: the server's ``ClientConnection`` reassembles frames as it does fr
 
 One message on the socketpair: a header ``>BII`` (kind, connection id, payload length) and the
 payload. Worker to server: OPEN (payload: peer host, peer port, local host, local port, joined
-by NUL), DATA, CLOSED (the connection is gone; the payload says why, if it failed). Server to
-worker: DATA, CLOSE (write what is queued, then close), ABORT (close at once).
+by NUL), DATA, EOF (the client will send no more), CLOSED (the connection is gone; the payload
+says why, if it failed). Server to worker: DATA, CLOSE (write what is queued, then close),
+ABORT (close at once).
 
 Backpressure is kept here: a client that reads slower than it is answered is not read from
 until it catches up (what the in-process connection does), and while the server reads slower
@@ -30,7 +31,7 @@ import sys
 from typing import Any
 
 HEADER = struct.Struct(">BII")
-OPEN, DATA, CLOSED, CLOSE, ABORT = 1, 2, 3, 4, 5
+OPEN, DATA, CLOSED, CLOSE, ABORT, EOF = 1, 2, 3, 4, 5, 6
 READ_SIZE = 262144
 
 
@@ -82,7 +83,10 @@ class _Client(asyncio.Protocol):
             hub.loop.call_soon(hub.flush)
 
     def eof_received(self) -> bool | None:
-        return None  # close: ZooKeeper clients do not half-close
+        # the server decides (it closes once it has answered what came before, as without the
+        # worker): ``echo ruok | nc -N`` half-closes and still reads its answer
+        self.hub.send(EOF, self.cid, b"")
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         hub = self.hub

@@ -326,3 +326,35 @@ def test_a_silent_session_expires_and_its_socket_closes(server):
     raw.close()
     assert not server.call(lambda: sid in server.server.core.sessions.sessions)
     _until(lambda: not _through_worker(server), "the expired session's connection to leave the server")
+
+
+def test_a_word_from_a_client_that_half_closes_is_answered(server):
+    """``echo ruok | nc -N``: the client shuts its sending side right after the word."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as s:
+        s.sendall(b"ruok")
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := s.recv(100):
+            got += chunk
+    assert got == b"imok"
+
+
+def test_a_client_that_does_not_read_does_not_stop_the_others(server):
+    """Requests for a big value (20 MB of replies) from a client that never reads: the other
+    clients are served meanwhile, and the stalled one goes when it closes."""
+    c = _client(server.address)
+    try:
+        c.create("/big", b"x" * 500_000)
+        raw = RawClient(server.address)
+        frame = b"".join(struct.pack(">i", 8 + len(p)) + p for p in [
+            struct.pack(">ii", i + 1, Op.getData) + PathRequest("/big", False).to_bytes() for i in range(40)])
+        raw.sock.settimeout(WAIT)
+        raw.sock.sendall(frame)
+        for i in range(20):
+            c.set("/big", str(i).encode() * 10)
+        assert c.get("/big")[0] == b"19" * 10
+        raw.close()
+        _until(lambda: len(_through_worker(server)) == 1, "the stalled client's connection to go")
+    finally:
+        c.stop()
+        c.close()
