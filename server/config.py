@@ -113,6 +113,7 @@ class ServerConfig:
     metrics_port: int | None = None  # metricsProvider.httpPort
     election_alg: int = 3
     max_cnxns: int = 0
+    client_port_workers: int | None = None  # zkops: 1 = a second process does the client port's I/O
     warnings: list[str]  # a new list for each config
     raw: dict[str, str]  # every key as read (a new dict for each config)
 
@@ -461,6 +462,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("metrics_port", ("metricsProvider.httpPort",), _port),
     _Setting("election_alg", ("electionAlg",), _election_alg),
     _Setting("max_cnxns", ("maxCnxns", "zookeeper.maxCnxns"), _integer(0), ("zookeeper.maxCnxns",)),
+    _Setting("client_port_workers", ("clientPortWorkers",), _integer(0, 1)),
 )
 _SETTING_KEYS = {k for s in _SETTINGS for k in s.spellings}
 _EXAMPLES: dict[str, object] = {
@@ -916,6 +918,7 @@ def render_config(cfg: ServerConfig) -> str:
         ("admin_server_port", "admin.serverPort", str),
         ("election_alg", "electionAlg", str),
         ("max_cnxns", "maxCnxns", str),
+        ("client_port_workers", "clientPortWorkers", str),
     ]
     for attr, key, fmt in optional:
         value = getattr(cfg, attr)

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import acl as aclmod
 from .codes import Err, Op, Xid, ZkError
@@ -46,6 +46,9 @@ from .sessions import session_password
 from .stats import Counters, QuorumReport, ServerStats, Summary
 from .txncodec import encode_txn_digest
 from .wire import encode_multi_results
+
+if TYPE_CHECKING:
+    from .clientpipe import ClientWorker
 
 log = logging.getLogger("zkops.server")
 
@@ -281,15 +284,23 @@ class ZooKeeperServer:
         # While a batch of durable txns is applied: the connections that have output, flushed
         # once at its end (one write each, without a loop callback per connection)
         self.out_batch: list[ClientConnection] | None = None
+        self.client_worker: ClientWorker | None = None  # clientPortWorkers=1: the client port's I/O process
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         cfg = self.cfg
         if cfg.client_port:
+            from . import clientpipe
+
+            worker = clientpipe.wanted(cfg)
             srv = await self.loop.create_server(lambda: ClientConnection(self), cfg.client_port_address,
-                                                cfg.client_port, reuse_address=True, backlog=1024)
+                                                cfg.client_port, reuse_address=True, backlog=1024,
+                                                start_serving=not worker)
             self.servers.append(srv)
             log.info("binding to port %s:%d", cfg.client_port_address, cfg.client_port)
+            if worker:  # a second process accepts, reads and writes the client sockets
+                self.client_worker = clientpipe.ClientWorker(self.loop, srv, lambda: ClientConnection(self))
+                await self.client_worker.start()
         if cfg.secure_client_port:
             from .tls import server_context  # ssl is imported only when a TLS port is configured
 
@@ -341,6 +352,8 @@ class ZooKeeperServer:
             srv.close()
         for conn in list(self.connections):
             conn.close()
+        if self.client_worker is not None:  # no more clients: the worker ends, closing their sockets
+            await self.client_worker.stop()
         # let queued writes finish so nothing acknowledged is left behind
         for _ in range(200):
             if not self.pending:
