@@ -258,14 +258,10 @@ def _scenarios() -> list[Any]:
 @pytest.mark.reference
 @pytest.mark.parametrize("scenario", _scenarios(), ids=lambda s: s.__name__)
 def test_same_as_apache_through_the_worker(scenario, reference_zk, worker_server):
-    from tests.test_differential import run_scenario
+    from tests.test_differential import differences
 
-    expected = run_scenario(reference_zk.address, scenario)
-    actual = run_scenario(worker_server.address, scenario)
-    diffs = [(e, a) for e, a in zip(expected, actual, strict=False) if e != a]
-    assert not diffs and len(expected) == len(actual), (
-        "zkops (worker) differs from Apache ZooKeeper:\n"
-        + "\n".join(f"  apache: {e}\n  zkops:  {a}" for e, a in diffs))
+    report = differences(reference_zk.address, worker_server.address, scenario)
+    assert not report, "zkops (worker) differs from Apache ZooKeeper:\n" + report
 
 
 # ------------------------------------------------------------------ a server process

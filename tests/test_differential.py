@@ -314,10 +314,26 @@ def zkops_server():
         yield s
 
 
+def differences(apache: str, ours: str, scenario: Callable[[Recorder], None]) -> str:
+    """What zkops at ``ours`` answers differently from Apache at ``apache`` in ``scenario`` (""
+    when nothing). The Apache server is shared by the whole test session: a session another
+    test left behind can expire in the middle of a scenario, and its closeSession txn moves
+    every later zxid up by one there. So a scenario that differs is run on Apache once more,
+    and only a difference that repeats is one."""
+    actual = run_scenario(ours, scenario)
+    report = ""
+    for _ in range(2):
+        expected = run_scenario(apache, scenario)
+        diffs = [(e, a) for e, a in zip(expected, actual, strict=False) if e != a]
+        if not diffs and len(expected) == len(actual):
+            return ""
+        report = "\n".join(f"  apache: {e}\n  zkops:  {a}" for e, a in diffs)
+        if len(expected) != len(actual):
+            report += f"\n  apache made {len(expected)} observations, zkops {len(actual)}"
+    return report
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
 def test_same_as_apache(scenario, reference_zk, zkops_server):
-    expected = run_scenario(reference_zk.address, scenario)
-    actual = run_scenario(zkops_server.address, scenario)
-    diffs = [(e, a) for e, a in zip(expected, actual, strict=False) if e != a]
-    assert not diffs and len(expected) == len(actual), (
-        "zkops differs from Apache ZooKeeper:\n" + "\n".join(f"  apache: {e}\n  zkops:  {a}" for e, a in diffs))
+    report = differences(reference_zk.address, zkops_server.address, scenario)
+    assert not report, "zkops differs from Apache ZooKeeper:\n" + report
