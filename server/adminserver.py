@@ -111,7 +111,10 @@ def _dirs(s: ServerStats) -> dict[str, Any]:
 
 
 def _dump(s: ServerStats) -> dict[str, Any]:
-    return {"expiry_time_to_session_ids": {str(t): sorted(ids) for t, ids in sorted(s.session_buckets().items())},
+    # an Apache learner's session tracker keeps no expiry times: its map is empty
+    learner = s.mode() in (ServerMode.FOLLOWER, ServerMode.OBSERVER)
+    buckets = {} if learner else s.session_buckets()
+    return {"expiry_time_to_session_ids": {str(t): sorted(ids) for t, ids in sorted(buckets.items())},
             "session_id_to_ephemeral_paths": {str(sid): sorted(paths)
                                               for sid, paths in sorted(s.ephemerals().items())}}
 

@@ -240,13 +240,24 @@ def wchp(s: ServerStats) -> str:
     return "".join(out) + "\n"
 
 
+def _signed(sid: int) -> int:
+    return sid - (1 << 64) if sid >= 1 << 63 else sid  # a Java long's order
+
+
 def dump(s: ServerStats) -> str:
-    buckets = s.session_buckets()
-    lines = ["SessionTracker dump:", f"Session Sets ({len(buckets)})/({s.session_count}):"]
-    for t in sorted(buckets):
-        ids = buckets[t]
-        lines.append(f"{len(ids)} expire at {time.strftime('%a %b %d %H:%M:%S UTC %Y', time.gmtime(t / 1000))}:")
-        lines += [f"\t0x{sid:x}" for sid in sorted(ids)]
+    lines = ["SessionTracker dump:"]
+    if s.mode() in (ServerMode.FOLLOWER, ServerMode.OBSERVER):
+        # Apache's LearnerSessionTracker: the global sessions and their timeouts, by id
+        timeouts = s.session_timeouts()
+        lines.append(f"Global Sessions({len(timeouts)}):")
+        lines += [f"0x{sid:x}\t{timeouts[sid]}ms" for sid in sorted(timeouts, key=_signed)]
+    else:
+        buckets = s.session_buckets()
+        lines.append(f"Session Sets ({len(buckets)})/({s.session_count}):")
+        for t in sorted(buckets):
+            ids = buckets[t]
+            lines.append(f"{len(ids)} expire at {time.strftime('%a %b %d %H:%M:%S UTC %Y', time.gmtime(t / 1000))}:")
+            lines += [f"\t0x{sid:x}" for sid in sorted(ids)]
     eph = s.ephemerals()
     lines.append("ephemeral nodes dump:")
     lines.append(f"Sessions with Ephemerals ({len(eph)}):")

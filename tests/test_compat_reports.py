@@ -26,8 +26,9 @@ from zkops.server.records import ACL, AddWatchRequest, CreateRequest, Id, PathRe
 pytestmark = [pytest.mark.integration, pytest.mark.reference]
 
 OPEN = [ACL(31, Id("world", "anyone"))]
-WORDS = ("srvr", "stat", "conf", "cons", "wchs", "wchc", "wchp")
-COMMANDS = ("server_stats", "stats", "watches", "watches_by_path", "watch_summary", "connections", "voting_view")
+WORDS = ("srvr", "stat", "conf", "cons", "wchs", "wchc", "wchp", "dump")
+COMMANDS = ("server_stats", "stats", "watches", "watches_by_path", "watch_summary", "connections", "voting_view",
+            "dump")
 
 
 def _raw(port: int, command: str) -> tuple[int, str]:
@@ -55,7 +56,7 @@ def _read(ports: dict[int, int], admins: dict[int, int]) -> dict[str, dict[str, 
         if role is None or role in out:
             continue
         side: dict[str, object] = {w: four_letter(port, w, 10.0) for w in WORDS}
-        side.update({c: _raw(admins[i], c) for c in COMMANDS})
+        side.update({"/" + c: _raw(admins[i], c) for c in COMMANDS})  # the AdminServer's
         out[role] = side
     return out
 
@@ -76,6 +77,12 @@ def _null_watch(port: int) -> RawClient:
     hdr, _ = c.request(Op.addWatch, AddWatchRequest(None, 0))
     assert hdr.err == 0
     return c
+
+
+def _in_step(ports: dict[int, int]) -> bool:
+    """Every member has applied the same writes (srvr's Zxid is one value)."""
+    zxids = {_lines(four_letter(p, "srvr", 10.0)).get("Zxid") for p in ports.values()}
+    return len(zxids) == 1 and None not in zxids
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +115,10 @@ def pair():
             fresh = _read(ports, admins)
             leader = next(p for p in ports.values() if mode(p) == "leader")
             clients += _requests(leader)
+            _wait(lambda ports=ports: _in_step(ports), f"{name}'s members at one zxid")
             watched = _read(ports, admins)
             clients.append(_null_watch(leader))
+            _wait(lambda ports=ports: _in_step(ports), f"{name}'s members at one zxid")
             null = _read(ports, admins)
             out[name] = {"fresh": fresh, "watched": watched, "null": null}
         yield out["apache"], out["zkops"]
@@ -144,7 +153,7 @@ def test_srvr_and_stat_after_the_election_show_apaches_zxid_and_lines(pair, role
         assert tz["Latency min/avg/max"] == ta["Latency min/avg/max"] == "0/0.0/0"
         if role == "leader":
             assert tz["Proposal sizes last/min/max"] == ta["Proposal sizes last/min/max"] == "-1/-1/-1"
-    for command in ("server_stats", "stats"):
+    for command in ("/server_stats", "/stats"):
         ja, jz = _json(a[command]), _json(z[command])
         assert list(ja) == list(jz), command
         assert set(ja["server_stats"]) == set(jz["server_stats"]), command  # Apache's order varies
@@ -180,8 +189,8 @@ def test_conf_of_an_ensemble_member_has_apaches_quorum_lines(pair, role):
 @pytest.mark.parametrize("role", ["leader", "follower"])
 def test_voting_view_has_apaches_shape(pair, role):
     theirs, ours = pair
-    a = _json(theirs["fresh"][role]["voting_view"])["current_config"]
-    z = _json(ours["fresh"][role]["voting_view"])["current_config"]
+    a = _json(theirs["fresh"][role]["/voting_view"])["current_config"]
+    z = _json(ours["fresh"][role]["/voting_view"])["current_config"]
     assert sorted(a) == sorted(z) == ["1", "2", "3"]
     for sid in z:
         assert list(z[sid]) == list(a[sid])
@@ -202,11 +211,11 @@ def test_watch_words_and_commands_with_persistent_watches(pair):
     a, z = theirs["watched"]["leader"], ours["watched"]["leader"]
     for word in ("wchs", "wchc", "wchp"):
         assert _sessions(str(z[word])) == _sessions(str(a[word])), (word, z[word], a[word])
-    assert _json(z["watch_summary"]) == _json(a["watch_summary"])
-    for command in ("watches", "watches_by_path"):
+    assert _json(z["/watch_summary"]) == _json(a["/watch_summary"])
+    for command in ("/watches", "/watches_by_path"):
         ja, jz = _json(a[command]), _json(z[command])
         key = next(iter(ja))  # session ids differ: compare the paths, in order
-        if command == "watches":
+        if command == "/watches":
             assert list(jz[key].values()) == list(ja[key].values())
         else:
             assert list(jz[key]) == list(ja[key])
@@ -217,21 +226,21 @@ def test_watch_reports_with_a_null_path_watch(pair):
     a, z = theirs["null"]["leader"], ours["null"]["leader"]
     for word in ("wchs", "wchc", "wchp"):
         assert _sessions(str(z[word])) == _sessions(str(a[word])), (word, z[word], a[word])
-    assert _json(z["watch_summary"]) == _json(a["watch_summary"])
-    ja, jz = _json(a["watches"]), _json(z["watches"])
+    assert _json(z["/watch_summary"]) == _json(a["/watch_summary"])
+    ja, jz = _json(a["/watches"]), _json(z["/watches"])
     assert sorted(map(str, ja["session_id_to_watched_paths"].values())) == \
         sorted(map(str, jz["session_id_to_watched_paths"].values()))
     # Apache's JSON writer stops at the null key (its body ends there: not JSON); zkops answers,
     # with the key "null"
-    assert a["watches_by_path"][1].rstrip().endswith('"path_to_session_ids" : {')
-    by_path = _json(z["watches_by_path"])["path_to_session_ids"]
+    assert a["/watches_by_path"][1].rstrip().endswith('"path_to_session_ids" : {')
+    by_path = _json(z["/watches_by_path"])["path_to_session_ids"]
     assert list(by_path) == ["null", "/p", "/q", "/"]
 
 
 def test_connections_have_apaches_json_types(pair):
     theirs, ours = pair
-    a = _json(theirs["null"]["leader"]["connections"])["connections"]
-    z = _json(ours["null"]["leader"]["connections"])["connections"]
+    a = _json(theirs["null"]["leader"]["/connections"])["connections"]
+    z = _json(ours["null"]["leader"]["/connections"])["connections"]
     assert len(a) == len(z) == 2
 
     def types(conn: dict) -> dict[str, str]:
@@ -240,3 +249,16 @@ def test_connections_have_apaches_json_types(pair):
     assert [types(c) for c in z] == [types(c) for c in a]
     watching = {int(x, 16) for x in re.findall(r"^0x([0-9a-f]+)$", str(ours["null"]["leader"]["wchc"]), re.M)}
     assert {c["session_id"] for c in z} == watching
+
+
+def test_a_followers_dump_lists_the_global_sessions_as_apaches_learner_does(pair):
+    theirs, ours = pair
+
+    def sessions_part(text: object) -> list[str]:
+        head = str(text).split("Connections dump:", 1)[0]
+        return re.sub(r"0x[0-9a-f]+\t", "<sid>\t", head).splitlines()
+
+    a, z = sessions_part(theirs["null"]["follower"]["dump"]), sessions_part(ours["null"]["follower"]["dump"])
+    assert z == a and a[1] == "Global Sessions(2):" and a[2] == "<sid>\t10000ms"
+    ja, jz = _json(theirs["null"]["follower"]["/dump"]), _json(ours["null"]["follower"]["/dump"])
+    assert ja["expiry_time_to_session_ids"] == jz["expiry_time_to_session_ids"] == {}
