@@ -176,8 +176,27 @@ def _zabstate(s: ServerStats) -> dict[str, Any]:
     quorum = s.quorum()
     if quorum is None:
         return {"voting": False, "zabstate": "broadcast" if s.serving() else "election"}
-    return {"voting": s.mode().voting,
-            "zabstate": "broadcast" if quorum.established else "election"}
+    # an ensemble member: Apache's ZabStateCommand, its addresses as Gson writes a
+    # MultipleAddresses, the zxid split as ZxidUtils does
+    cfg = s.cfg
+    me = getattr(cfg, "servers", {}).get(s.server_id)
+    zxid = s.last_processed_zxid
+    body: dict[str, Any] = {"myid": s.server_id, "is_leader": s.mode() == ServerMode.LEADER}
+    if me is not None:
+        body["quorum_address"] = _addresses(me.host, me.quorum_port)
+        body["election_address"] = _addresses(me.host, me.election_port)
+    body["client_address"] = (f"{getattr(cfg, 'client_port_address', None) or '0.0.0.0'}:{cfg.client_port}"
+                              if cfg.client_port else None)
+    body.update({"voting": s.mode().voting, "last_zxid": f"0x{zxid:x}", "zab_epoch": zxid >> 32,
+                 "zab_counter": zxid & 0xFFFFFFFF, "zabstate": "broadcast" if quorum.established else "election"})
+    return body
+
+
+def _addresses(host: str, port: int) -> dict[str, Any]:
+    one = f"{host}:{port}"
+    return {"empty": False, "all_addresses": [one], "all_reachable_addresses": [one], "one": one,
+            "reachable_address": one, "wildcard_addresses": [f"0.0.0.0:{port}"], "all_ports": [port],
+            "all_host_strings": [host], "all_reachable_addresses_or_all": [one], "reachable_or_one": one}
 
 
 def _last_snapshot(s: ServerStats) -> dict[str, Any]:

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.reference]
 OPEN = [ACL(31, Id("world", "anyone"))]
 WORDS = ("srvr", "stat", "conf", "cons", "wchs", "wchc", "wchp", "dump")
 COMMANDS = ("server_stats", "stats", "watches", "watches_by_path", "watch_summary", "connections", "voting_view",
-            "dump")
+            "dump", "zabstate")
 
 
 def _raw(port: int, command: str) -> tuple[int, str]:
@@ -262,3 +262,17 @@ def test_a_followers_dump_lists_the_global_sessions_as_apaches_learner_does(pair
     assert z == a and a[1] == "Global Sessions(2):" and a[2] == "<sid>\t10000ms"
     ja, jz = _json(theirs["null"]["follower"]["/dump"]), _json(ours["null"]["follower"]["/dump"])
     assert ja["expiry_time_to_session_ids"] == jz["expiry_time_to_session_ids"] == {}
+
+
+@pytest.mark.parametrize("role", ["leader", "follower"])
+def test_zabstate_of_an_ensemble_member_has_apaches_keys(pair, role):
+    theirs, ours = pair
+    a, z = _json(theirs["watched"][role]["/zabstate"]), _json(ours["watched"][role]["/zabstate"])
+    assert list(z) == list(a)
+    for key in ("quorum_address", "election_address"):
+        assert list(z[key]) == list(a[key])
+        assert z[key]["all_ports"] == [int(z[key]["one"].rsplit(":", 1)[1])]
+    assert z["is_leader"] == a["is_leader"] == (role == "leader") and z["voting"] == a["voting"] is True
+    assert z["zabstate"] == a["zabstate"] == "broadcast"
+    for side in (a, z):  # the last zxid, and its epoch and counter
+        assert int(side["last_zxid"], 16) == side["zab_epoch"] << 32 | side["zab_counter"] and side["zab_epoch"] == 1
