@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .fourletterformat import java_double
 from .fourletterwords import NOT_SERVING_WORDS
 from .servermode import ServerMode
 from .version import VERSION_STRING
@@ -37,8 +38,6 @@ def _conn_line(c: ClientConnection, brief: bool) -> str:
 
 
 def _stats_block(s: ServerStats) -> str:
-    from .mntr import java_double
-
     text = (f"Latency min/avg/max: {s.min_latency}/{java_double(round(s.avg_latency, 4))}/{s.max_latency}\n"
             f"Received: {s.packets_received}\n"
             f"Sent: {s.packets_sent}\n"
