@@ -207,7 +207,8 @@ class ServerStats:
 
     @property
     def packets_received(self) -> int:
-        """Packets received, on open connections and on closed ones since the last reset."""
+        """Packets received since the last srst, four-letter words included: the open connections'
+        counts plus the base, which the closed ones' (and crst's) were added to."""
         return sum(c.packets_received for c in self._server.connections) + self._server.counters.packets_received
 
     @property
@@ -250,12 +251,20 @@ class ServerStats:
         return round(c.fsync_ms_last, 3) if c is not None else 0
 
     def reset(self) -> None:
-        """``srst``: the server-wide counters start again."""
-        self._server.counters.reset()
+        """``srst``: the server-wide counters start again (the packets of the open connections
+        are in the server-wide sums: the base goes below 0 by as many)."""
+        counters = self._server.counters
+        counters.reset()
+        for c in self._server.connections:
+            counters.packets_received -= c.packets_received
+            counters.packets_sent -= c.packets_sent
 
     def reset_connections(self) -> None:
-        """``crst``: every connection's counters start again."""
+        """``crst``: every connection's counters start again; the server-wide ones keep counting."""
+        counters = self._server.counters
         for c in self._server.connections:
+            counters.packets_received += c.packets_received
+            counters.packets_sent += c.packets_sent
             c.reset_stats()
 
     # ------------------------------------------------------------ the data tree

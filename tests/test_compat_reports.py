@@ -276,3 +276,55 @@ def test_zabstate_of_an_ensemble_member_has_apaches_keys(pair, role):
     assert z["zabstate"] == a["zabstate"] == "broadcast"
     for side in (a, z):  # the last zxid, and its epoch and counter
         assert int(side["last_zxid"], 16) == side["zab_epoch"] << 32 | side["zab_counter"] and side["zab_epoch"] == 1
+
+
+def _counts(port: int) -> tuple[int, int]:
+    f = _lines(four_letter(port, "srvr", 10.0))
+    return int(f["Received"]), int(f["Sent"])
+
+
+def _packets_run(address: str, port: int) -> dict[str, object]:
+    """srvr's packet counts around a session that comes and goes, and after crst and srst."""
+    out: dict[str, object] = {}
+    before = _counts(port)
+    c = RawClient(address)
+    for _ in range(3):
+        c.request(Op.exists, PathRequest("/zookeeper", False))
+    c.close()
+    polls = 0  # each poll is a word: one packet received and one sent
+
+    def gone() -> bool:
+        nonlocal polls
+        polls += 1
+        return four_letter(port, "cons", 10.0).count("\n") == 2
+
+    _wait(gone, "the session's connection to go")
+    after = _counts(port)
+    out["delta"] = (after[0] - before[0] - polls, after[1] - before[1] - polls)
+    out["cons"] = four_letter(port, "cons", 10.0)  # the word's own connection: recved=1, sent=0
+    four_letter(port, "crst", 10.0)
+    out["after_crst"] = _counts(port)[0] - after[0]
+    four_letter(port, "srst", 10.0)
+    out["after_srst"] = _counts(port)
+    return out
+
+
+def test_packet_counts_keep_closed_connections_and_count_four_letter_words():
+    if not refzk.available():
+        pytest.fail("Apache ZooKeeper is not installed: run scripts/install-test-deps")
+    from tests.support.ourzk import ZkopsProcess
+
+    runs = {}
+    for name, server in (("apache", refzk.RefZooKeeper()), ("zkops", ZkopsProcess())):
+        with server:
+            runs[name] = _packets_run(server.address, server.port)
+    a, z = runs["apache"], runs["zkops"]
+    # received: the connect request, three exists and the second srvr (the polls taken out)
+    assert z["delta"][0] == a["delta"][0] == 5, runs  # type: ignore[index]
+    # sent: the first srvr's answer, three replies, and (Apache; zkops does not count it yet)
+    # the connect response
+    assert a["delta"][1] - 1 <= z["delta"][1] <= a["delta"][1], runs  # type: ignore[index]
+    assert re.sub(r":\d+\[", ":P[", str(z["cons"])) == re.sub(r":\d+\[", ":P[", str(a["cons"])) \
+        == " /127.0.0.1:P[0](queued=0,recved=1,sent=0)\n\n"
+    assert z["after_crst"] == a["after_crst"] == 3  # cons, crst and srvr: the server's counts go on
+    assert z["after_srst"] == a["after_srst"] == (1, 1)  # this srvr, and srst's answer
