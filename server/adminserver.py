@@ -38,12 +38,14 @@ Command = Callable[..., dict[str, Any]]  # (server) or (server, query) -> the JS
 
 
 def _connection(c: ClientConnection) -> dict[str, Any]:
+    """Apache's ServerCnxn.getConnectionInfo: ids and zxids as JSON numbers, in its order."""
     avg = c.total_latency // c.latency_count if c.latency_count else 0
     return {"remote_socket_address": f"{c.peer[0]}:{c.peer[1]}", "interest_ops": 1,
             "outstanding_requests": len(c.queue) + c.outstanding_writes, "packets_received": c.packets_received,
-            "packets_sent": c.packets_sent, "session_id": f"0x{c.session_id:x}", "last_operation": c.last_op,
-            "session_timeout": c.timeout, "last_cxid": f"0x{c.last_cxid & 0xFFFFFFFF:x}",
-            "last_zxid": f"0x{c.last_zxid:x}", "established": int(c.established * 1000),
+            "packets_sent": c.packets_sent, "session_id": c.session_id, "last_operation": c.last_op,
+            "established": int(c.established * 1000), "session_timeout": c.timeout,
+            "last_cxid": c.last_cxid, "last_zxid": c.last_zxid,
+            "last_response_time": int(time.monotonic() * 1000),  # as cons' lresp
             "last_latency": c.last_latency, "min_latency": max(c.min_latency, 0), "avg_latency": avg,
             "max_latency": c.max_latency}
 
@@ -56,25 +58,32 @@ def _connections(s: ServerStats) -> dict[str, Any]:
 
 
 def _server_stats(s: ServerStats) -> dict[str, Any]:
-    return {
+    """Apache's srvr as JSON, its keys in its order; a leader adds ``proposal_stats``."""
+    body: dict[str, Any] = {
         "version": VERSION_STRING, "read_only": s.mode() == ServerMode.READ_ONLY,
         "server_stats": {
             "packets_sent": s.packets_sent,
             "packets_received": s.packets_received,
             "fsync_threshold_exceed_count": 0,
             "client_response_stats": {"last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1},
-            "provider_null": False, "server_state": s.mode(), "outstanding_requests": s.outstanding,
-            "min_latency": s.min_latency, "avg_latency": round(s.avg_latency, 4),
-            "max_latency": s.max_latency,
+            "provider_null": False,
             "data_dir_size": s.data_dir_size(),
             "log_dir_size": s.log_dir_size(),
-            "last_processed_zxid": s.last_zxid, "num_alive_client_connections": len(s.connections()),
+            "server_state": s.mode(), "outstanding_requests": s.outstanding,
+            "min_latency": s.min_latency, "avg_latency": round(s.avg_latency, 4),
+            "max_latency": s.max_latency,
+            "last_processed_zxid": s.last_processed_zxid, "num_alive_client_connections": len(s.connections()),
             "uptime": s.uptime_ms, "auth_failed_count": 0,
             "non_mtlsremote_conn_count": 0, "non_mtlslocal_conn_count": 0,
         },
         "client_response": {"last_buffer_size": -1, "min_buffer_size": -1, "max_buffer_size": -1},
-        "node_count": s.node_count,
     }
+    sizes = s.proposal_sizes()
+    if sizes is not None:
+        body["proposal_stats"] = dict(zip(("last_buffer_size", "min_buffer_size", "max_buffer_size"), sizes,
+                                          strict=True))
+    body["node_count"] = s.node_count
+    return body
 
 
 def _monitor(s: ServerStats) -> dict[str, Any]:
@@ -102,24 +111,31 @@ def _dirs(s: ServerStats) -> dict[str, Any]:
 
 
 def _dump(s: ServerStats) -> dict[str, Any]:
-    return {"expiry_time_to_session_ids": {str(t): sorted(ids) for t, ids in sorted(s.session_buckets().items())},
+    # an Apache learner's session tracker keeps no expiry times: its map is empty
+    learner = s.mode() in (ServerMode.FOLLOWER, ServerMode.OBSERVER)
+    buckets = {} if learner else s.session_buckets()
+    return {"expiry_time_to_session_ids": {str(t): sorted(ids) for t, ids in sorted(buckets.items())},
             "session_id_to_ephemeral_paths": {str(sid): sorted(paths)
                                               for sid, paths in sorted(s.ephemerals().items())}}
 
 
 def _watch_summary(s: ServerStats) -> dict[str, Any]:
-    return {"num_connections": len(s.paths_by_watcher()), "num_paths": len(s.watchers_by_path()),
-            "num_total_watches": s.watch_count}
+    # the data watch table, as wchs and Apache's DataTree.getWatchesSummary count it
+    conns, npaths, total = s.watch_summary()
+    return {"num_connections": conns, "num_paths": npaths, "num_total_watches": total}
 
 
 def _watches(s: ServerStats) -> dict[str, Any]:
-    return {"session_id_to_watched_paths": {str(getattr(wt, "session_id", 0)): sorted(ps)
+    # a path may be None (a persistent watch set on a null path): JSON null in the list, as Apache's
+    return {"session_id_to_watched_paths": {str(getattr(wt, "session_id", 0)): fourletter.java_paths(ps)
                                             for wt, ps in s.paths_by_watcher().items()}}
 
 
 def _watches_by_path(s: ServerStats) -> dict[str, Any]:
-    return {"path_to_session_ids": {p: sorted(getattr(wt, "session_id", 0) for wt in ws)
-                                    for p, ws in sorted(s.watchers_by_path().items())}}
+    # a None path is the key "null" (Apache writes a bare null there, which is not JSON)
+    by_path = s.watchers_by_path()
+    return {"path_to_session_ids": {fourletter.java_str(p): sorted(getattr(wt, "session_id", 0) for wt in by_path[p])
+                                    for p in fourletter.java_paths(by_path, table=True)}}
 
 
 def _leader(s: ServerStats) -> dict[str, Any]:
@@ -133,10 +149,22 @@ def _leader(s: ServerStats) -> dict[str, Any]:
 
 
 def _voting_view(s: ServerStats) -> dict[str, Any]:
+    """Apache's voting view: the participants, each as its QuorumServerView (a member's client
+    address is known from its server line, and for the server itself from its own config)."""
+    cfg = s.cfg
     view = {}
-    for sid, p in sorted(getattr(s.cfg, "servers", {}).items()):
-        client = f";{p.client_host or '0.0.0.0'}:{p.client_port}" if p.client_port else ""
-        view[str(sid)] = f"{p.host}:{p.quorum_port}:{p.election_port}:{p.role}{client}"
+    for sid, p in sorted(getattr(cfg, "servers", {}).items()):
+        if p.role != "participant":
+            continue
+        if p.client_port:
+            client = f"{p.client_host or '0.0.0.0'}:{p.client_port}"
+        elif sid == s.server_id and cfg.client_port:
+            client = f"{getattr(cfg, 'client_port_address', None) or '0.0.0.0'}:{cfg.client_port}"
+        else:
+            client = ""
+        view[str(sid)] = {"server_addresses": [f"{p.host}:{p.quorum_port}"],
+                          "election_addresses": [f"{p.host}:{p.election_port}"],
+                          "client_address": client, "learner_type": p.role}
     return {"current_config": view}
 
 
@@ -148,8 +176,27 @@ def _zabstate(s: ServerStats) -> dict[str, Any]:
     quorum = s.quorum()
     if quorum is None:
         return {"voting": False, "zabstate": "broadcast" if s.serving() else "election"}
-    return {"voting": s.mode().voting,
-            "zabstate": "broadcast" if quorum.established else "election"}
+    # an ensemble member: Apache's ZabStateCommand, its addresses as Gson writes a
+    # MultipleAddresses, the zxid split as ZxidUtils does
+    cfg = s.cfg
+    me = getattr(cfg, "servers", {}).get(s.server_id)
+    zxid = s.last_processed_zxid
+    body: dict[str, Any] = {"myid": s.server_id, "is_leader": s.mode() == ServerMode.LEADER}
+    if me is not None:
+        body["quorum_address"] = _addresses(me.host, me.quorum_port)
+        body["election_address"] = _addresses(me.host, me.election_port)
+    body["client_address"] = (f"{getattr(cfg, 'client_port_address', None) or '0.0.0.0'}:{cfg.client_port}"
+                              if cfg.client_port else None)
+    body.update({"voting": s.mode().voting, "last_zxid": f"0x{zxid:x}", "zab_epoch": zxid >> 32,
+                 "zab_counter": zxid & 0xFFFFFFFF, "zabstate": "broadcast" if quorum.established else "election"})
+    return body
+
+
+def _addresses(host: str, port: int) -> dict[str, Any]:
+    one = f"{host}:{port}"
+    return {"empty": False, "all_addresses": [one], "all_reachable_addresses": [one], "one": one,
+            "reachable_address": one, "wildcard_addresses": [f"0.0.0.0:{port}"], "all_ports": [port],
+            "all_host_strings": [host], "all_reachable_addresses_or_all": [one], "reachable_or_one": one}
 
 
 def _last_snapshot(s: ServerStats) -> dict[str, Any]:

@@ -12,10 +12,11 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .fourletterformat import java_double
 from .fourletterwords import NOT_SERVING_WORDS
 from .servermode import ServerMode
 from .version import VERSION_STRING
@@ -37,14 +38,18 @@ def _conn_line(c: ClientConnection, brief: bool) -> str:
 
 
 def _stats_block(s: ServerStats) -> str:
-    return (f"Latency min/avg/max: {s.min_latency}/{s.avg_latency:.4g}/{s.max_latency}\n"
+    text = (f"Latency min/avg/max: {s.min_latency}/{java_double(round(s.avg_latency, 4))}/{s.max_latency}\n"
             f"Received: {s.packets_received}\n"
             f"Sent: {s.packets_sent}\n"
             f"Connections: {len(s.connections())}\n"
             f"Outstanding: {s.outstanding}\n"
-            f"Zxid: 0x{s.last_zxid:x}\n"
+            f"Zxid: 0x{s.last_processed_zxid:x}\n"
             f"Mode: {s.mode()}\n"
             f"Node count: {s.node_count}\n")
+    sizes = s.proposal_sizes()
+    if sizes is not None:  # a leader's (Apache's LeaderZooKeeperServer adds the line)
+        text += "Proposal sizes last/min/max: {}/{}/{}\n".format(*sizes)
+    return text
 
 
 def srvr(s: ServerStats) -> str:
@@ -82,7 +87,34 @@ def conf(s: ServerStats) -> str:
         "clientPortListenBacklog=-1",
         f"serverId={s.server_id}",
     ]
-    return "\n".join(lines) + "\n"
+    servers = getattr(cfg, "servers", None)
+    if not servers or s.quorum() is None:
+        return "\n".join(lines) + "\n"
+    # an ensemble member: Apache's QuorumZooKeeperServer.dumpConf adds the quorum's part,
+    # its membership last, and no newline after the version
+    me = servers.get(s.server_id)
+    lines += [
+        f"initLimit={cfg.init_limit}",
+        f"syncLimit={cfg.sync_limit}",
+        f"electionAlg={getattr(cfg, 'election_alg', 3)}",
+        f"electionPort={me.election_port if me else -1}",
+        f"quorumPort={me.quorum_port if me else -1}",
+        f"peerType={1 if me is not None and me.role == 'observer' else 0}",
+        "membership: ",
+    ]
+    lines += [f"server.{sid}={server_line(p)}" for sid, p in sorted(servers.items())]
+    raw = getattr(cfg, "raw", None) or {}
+    try:
+        version = int(str(raw.get("version", "0")), 16)
+    except ValueError:
+        version = 0
+    return "\n".join(lines) + f"\nversion={version:x}"
+
+
+def server_line(p: Any) -> str:
+    """A member as Apache's QuorumServer.toString writes it (conf, voting_view)."""
+    client = f";{p.client_host or '0.0.0.0'}:{p.client_port}" if p.client_port else ""
+    return f"{p.host}:{p.quorum_port}:{p.election_port}:{p.role}{client}"
 
 
 def cons(s: ServerStats) -> str:
@@ -175,32 +207,56 @@ def wchs(s: ServerStats) -> str:
     return f"{conns} connections watching {npaths} paths\nTotal watches:{total}\n"
 
 
-def _java_str(path: str | None) -> str:
-    return "null" if path is None else path  # a watch set on a null path (setWatches2)
+def java_str(path: str | None) -> str:
+    return "null" if path is None else path  # a watch set on a null path (setWatches2, addWatch)
+
+
+def java_paths(paths: Iterable[str | None], table: bool = False) -> list[str | None]:
+    """Watched paths in the order Apache lists them: a java.util.HashSet copy of a watcher's
+    paths (``table``: the by-path HashMap, grown from 16 buckets) iterates by hash bucket; a
+    null path hashes to 0. Within a bucket, by name."""
+    from .javaorder import grown_capacity, hashset_capacity, java_hash
+
+    ps = list(paths)
+    capacity = grown_capacity(16, len(ps)) if table else max(16, hashset_capacity(len(ps)))
+    mask = capacity - 1
+    return sorted(ps, key=lambda p: (-1, "") if p is None else (java_hash(p) & mask, p))
 
 
 def wchc(s: ServerStats) -> str:
     out = []
     for w, ps in s.paths_by_watcher().items():
-        names = sorted(_java_str(p) for p in ps)
+        names = [java_str(p) for p in java_paths(ps)]
         out.append(f"0x{getattr(w, 'session_id', 0):x}\n" + "".join(f"\t{p}\n" for p in names))
     return "".join(out) + "\n"
 
 
 def wchp(s: ServerStats) -> str:
     out = []
-    for p, ws in sorted(s.watchers_by_path().items(), key=lambda kv: _java_str(kv[0])):
-        out.append(f"{_java_str(p)}\n" + "".join(f"\t0x{getattr(w, 'session_id', 0):x}\n" for w in ws))
+    by_path = s.watchers_by_path()
+    for p in java_paths(by_path, table=True):
+        out.append(f"{java_str(p)}\n" + "".join(f"\t0x{getattr(w, 'session_id', 0):x}\n" for w in by_path[p]))
     return "".join(out) + "\n"
 
 
+def _signed(sid: int) -> int:
+    return sid - (1 << 64) if sid >= 1 << 63 else sid  # a Java long's order
+
+
 def dump(s: ServerStats) -> str:
-    buckets = s.session_buckets()
-    lines = ["SessionTracker dump:", f"Session Sets ({len(buckets)})/({s.session_count}):"]
-    for t in sorted(buckets):
-        ids = buckets[t]
-        lines.append(f"{len(ids)} expire at {time.strftime('%a %b %d %H:%M:%S UTC %Y', time.gmtime(t / 1000))}:")
-        lines += [f"\t0x{sid:x}" for sid in sorted(ids)]
+    lines = ["SessionTracker dump:"]
+    if s.mode() in (ServerMode.FOLLOWER, ServerMode.OBSERVER):
+        # Apache's LearnerSessionTracker: the global sessions and their timeouts, by id
+        timeouts = s.session_timeouts()
+        lines.append(f"Global Sessions({len(timeouts)}):")
+        lines += [f"0x{sid:x}\t{timeouts[sid]}ms" for sid in sorted(timeouts, key=_signed)]
+    else:
+        buckets = s.session_buckets()
+        lines.append(f"Session Sets ({len(buckets)})/({s.session_count}):")
+        for t in sorted(buckets):
+            ids = buckets[t]
+            lines.append(f"{len(ids)} expire at {time.strftime('%a %b %d %H:%M:%S UTC %Y', time.gmtime(t / 1000))}:")
+            lines += [f"\t0x{sid:x}" for sid in sorted(ids)]
     eph = s.ephemerals()
     lines.append("ephemeral nodes dump:")
     lines.append(f"Sessions with Ephemerals ({len(eph)}):")

@@ -17,6 +17,7 @@ import resource
 import time
 from typing import TYPE_CHECKING, Any
 
+from .fourletterformat import java_double
 from .quota import NAMESPACE_GAUGES
 from .servermode import ServerMode
 from .version import VERSION_STRING
@@ -277,7 +278,7 @@ def monitor(s: ServerStats) -> dict[str, object]:
 
 def _java(v: object) -> str:
     if isinstance(v, float):
-        return repr(v)
+        return java_double(v)
     return str(v)
 
 

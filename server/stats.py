@@ -207,7 +207,8 @@ class ServerStats:
 
     @property
     def packets_received(self) -> int:
-        """Packets received, on open connections and on closed ones since the last reset."""
+        """Packets received since the last srst, four-letter words included: the open connections'
+        counts plus the base, which the closed ones' (and crst's) were added to."""
         return sum(c.packets_received for c in self._server.connections) + self._server.counters.packets_received
 
     @property
@@ -250,18 +251,58 @@ class ServerStats:
         return round(c.fsync_ms_last, 3) if c is not None else 0
 
     def reset(self) -> None:
-        """``srst``: the server-wide counters start again."""
-        self._server.counters.reset()
+        """``srst``: the server-wide counters start again (the packets of the open connections
+        are in the server-wide sums: the base goes below 0 by as many)."""
+        counters = self._server.counters
+        counters.reset()
+        for c in self._server.connections:
+            counters.packets_received -= c.packets_received
+            counters.packets_sent -= c.packets_sent
 
     def reset_connections(self) -> None:
-        """``crst``: every connection's counters start again."""
+        """``crst``: every connection's counters start again; the server-wide ones keep counting."""
+        counters = self._server.counters
         for c in self._server.connections:
+            counters.packets_received += c.packets_received
+            counters.packets_sent += c.packets_sent
             c.reset_stats()
 
     # ------------------------------------------------------------ the data tree
     @property
     def last_zxid(self) -> int:
         return self._server.core.last_zxid
+
+    @property
+    def last_processed_zxid(self) -> int:
+        """The zxid srvr, stat and the AdminServer show, as Apache 3.8 shows it: the tree's
+        last, except on an ensemble's leader once it serves: at least the first zxid of its
+        epoch (``epoch << 32``), as Apache's leader sets its tree's lastProcessedZxid to that
+        when it starts serving. (Apache's learners keep their own, unless a SNAP or TRUNC
+        from the leader set it.) Client replies, snapshots and logs keep the tree's own."""
+        zxid = self._server.core.last_zxid
+        if self.mode() != ServerMode.LEADER:
+            return zxid
+        quorum = self._quorum()
+        if quorum is None or not quorum.established:
+            return zxid
+        for key, value in quorum.mntr_rows:
+            if key == "zk_epoch" and isinstance(value, int):
+                return max(zxid, value << 32)
+        return zxid
+
+    def proposal_sizes(self) -> tuple[int, int, int] | None:
+        """A leader's proposal sizes (last, min, max; -1 before any was measured), as its
+        mntr shows them; None on any other server (Apache prints them only on a leader)."""
+        quorum = self._quorum()
+        if quorum is None or self.mode() != ServerMode.LEADER:
+            return None
+        rows = dict(quorum.mntr_rows)
+
+        def size(key: str) -> int:
+            value = rows.get(key)
+            return value if isinstance(value, int) and value > 0 else -1
+
+        return size("zk_last_proposal_size"), size("zk_min_proposal_size"), size("zk_max_proposal_size")
 
     @property
     def node_count(self) -> int:

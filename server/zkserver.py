@@ -590,8 +590,10 @@ class ZooKeeperServer:
         from .fourletter import answer
 
         whitelist = getattr(self.cfg, "four_letter_words", frozenset({"srvr"}))
+        conn.packets_received += 1  # Apache counts the word as a packet received, its answer as one sent
         text = answer(self.stats, word, whitelist)
         conn.out += text.encode()
+        conn.packets_sent += 1
         conn.close()
 
     # ------------------------------------------------------------ connections
@@ -606,6 +608,9 @@ class ZooKeeperServer:
         return True
 
     def connection_closed(self, conn: ClientConnection) -> None:
+        if conn in self.connections:  # the server-wide packet counts keep what it received and sent
+            self.counters.packets_received += conn.packets_received
+            self.counters.packets_sent += conn.packets_sent
         self.connections.discard(conn)
         self.core.watches.remove_connection(conn)
         if conn.session_id and self.by_session.get(conn.session_id) is conn:
