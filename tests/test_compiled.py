@@ -63,7 +63,6 @@ SUITES = [
     "tests/test_snapshot_digest.py",
     "tests/test_snapshot_fuzzy_acl.py",
     "tests/test_snapshot_child.py",
-    "tests/test_storage.py",
 ]
 
 
