@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib.util
 
 # compiled by a ZKOPS_COMPILE=1 build (setup.py reads this list): the modules a client request
-# passes through, from bytes in to the reply out
-MODULES = ("connection", "zkserver", "core", "prep", "wire", "multicodec", "watches", "sessions", "acl")
+# passes through, from bytes in to the reply out (datatree's znodes stay pure: znode.py)
+MODULES = ("connection", "zkserver", "core", "prep", "wire", "multicodec", "watches", "sessions", "acl",
+           "datatree")
 
 
 def compiled_modules() -> list[str]:

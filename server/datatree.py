@@ -10,9 +10,9 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any, Final, cast
 
-from . import paths
+from . import paths, znode
 from .acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, WORLD_ANYONE, AclCache
 from .codes import CONTAINER_OWNER, TTL_OWNER_MASK, Err, EventType, Op, ZkError
 from .digest import EXCLUDED_PREFIX, M64
@@ -37,6 +37,7 @@ from .records import (
     Txn,
     TxnHeader,
 )
+from .znode import Dir, Leaf, Node
 
 ZOOKEEPER = "/zookeeper"
 QUOTA = "/zookeeper/quota"
@@ -48,28 +49,35 @@ Event = tuple[int, str, tuple[ACL, ...]]
 
 
 # ---------------------------------------------------------------- znodes
-# A znode's persisted stat, its share of the tree digest and its ACL are packed into one
-# 68-byte head: the stat as Apache's DigestCalculator lays it out (czxid, mzxid, pzxid, ctime,
-# mtime as 8-byte longs; version, cversion, aversion as 4-byte ints; ephemeralOwner; so the
-# digest reads the head as it is), then the node's digest (unsigned 32 bits) and an ACL word
-# (the ACL's place in the process's ACL table, shifted left once; the low bit says the data
-# is null). Fields are Java's widths: a value outside them is kept as Java would keep it.
-_STAT60 = struct.Struct(">qqqqqiiiq")
-_USTAT60 = struct.Struct(">QQQQQIIIQ")
-_TAIL = struct.Struct(">Ii")
-_HEAD = struct.Struct(">qqqqqiiiqIi")
-HEAD_SIZE = _HEAD.size  # 68
-_Q = struct.Struct(">q")
-_I = struct.Struct(">i")
-_U = struct.Struct(">I")
-_M32 = (1 << 32) - 1
-_CZXID, _MZXID, _PZXID, _CTIME, _MTIME, _VERSION, _CVERSION, _AVERSION, _OWNER, _DIG, _ACLW = (
-    0, 8, 16, 24, 32, 40, 44, 48, 52, 60, 64)
+# The nodes and their packed 68-byte head are znode.py's (pure Python in every build: a Leaf
+# subclasses bytes); the names below are its, bound once (Final: the compiled build reads
+# them without a lookup by name).
+_STAT60: Final = znode.STAT60
+_USTAT60: Final = znode.USTAT60
+_TAIL: Final = znode.TAIL
+_HEAD: Final = znode.HEAD
+_Q: Final = znode.Q64
+_I: Final = znode.I32
+_U: Final = znode.U32
+_M32: Final = (1 << 32) - 1
+_CZXID: Final = znode.CZXID
+_MZXID: Final = znode.MZXID
+_PZXID: Final = znode.PZXID
+_CTIME: Final = znode.CTIME
+_MTIME: Final = znode.MTIME
+_VERSION: Final = znode.VERSION
+_CVERSION: Final = znode.CVERSION
+_AVERSION: Final = znode.AVERSION
+_OWNER: Final = znode.OWNER
+_DIG: Final = znode.DIG
+_ACLW: Final = znode.ACLW
+_crc32: Final = zlib.crc32
+HEAD_SIZE: Final = znode.HEAD_SIZE  # 68
 
 # every tree of the process interns its ACLs here (they are few); a head names one by index
-_ACLS = AclCache()
-_ACL_TABLE: list[tuple[ACL, ...]] = []
-_ACL_INDEX: dict[int, int] = {}  # id() of an interned tuple (kept alive by the table) -> index
+_ACLS: Final = AclCache()
+_ACL_TABLE: Final = znode.ACL_TABLE
+_ACL_INDEX: Final[dict[int, int]] = {}  # id() of an interned tuple (kept alive by the table) -> index
 # the ACL of a snapshot node whose ACL id the snapshot's cache lacks, until a replayed txn gives
 # it its list (DataTree.pending_acls), or for good when none does: it grants nothing (only a
 # super user passes; an empty list would grant everything)
@@ -106,186 +114,10 @@ def _digest_of(path: str, data: bytes | None, stat60: bytes) -> int:
     """digest.node_digest of a node whose stat packs to ``stat60``."""
     if path.startswith(EXCLUDED_PREFIX):
         return 0
-    crc = zlib.crc32(b"" if path == "/" else path.encode("utf-8"))
+    crc = _crc32(b"" if path == "/" else path.encode("utf-8"))
     if data:
-        crc = zlib.crc32(data, crc)
-    return zlib.crc32(stat60, crc)
-
-
-class Node:
-    """One znode (the interface both kinds share): data, interned ACL, the persisted stat
-    fields, its digest share and its children.
-
-    ``children`` holds the children's full paths (None for a node that never had one): the
-    very string objects that key ``DataTree.nodes``, so a child's name costs no string of its
-    own; the names are sliced off when the children are listed. The values are None, except
-    in the root's: there a top-level znode's value is its namespace's write counts (mntr's
-    ``*_write_per_namespace``, ``DataTree.writes``), or None before its first write. Nodes are changed only by
-    their DataTree: a ``Leaf`` is immutable (a change puts a new one in the tree), a ``Dir``
-    is changed in place."""
-
-    __slots__ = ()
-    children: dict[str, Any] | None
-
-    def _head(self) -> bytes:
-        raise NotImplementedError
-
-    @property
-    def czxid(self) -> int:
-        return int(_Q.unpack_from(self._head(), _CZXID)[0])
-
-    @property
-    def mzxid(self) -> int:
-        return int(_Q.unpack_from(self._head(), _MZXID)[0])
-
-    @property
-    def pzxid(self) -> int:
-        return int(_Q.unpack_from(self._head(), _PZXID)[0])
-
-    @property
-    def ctime(self) -> int:
-        return int(_Q.unpack_from(self._head(), _CTIME)[0])
-
-    @property
-    def mtime(self) -> int:
-        return int(_Q.unpack_from(self._head(), _MTIME)[0])
-
-    @property
-    def version(self) -> int:
-        return int(_I.unpack_from(self._head(), _VERSION)[0])
-
-    @property
-    def cversion(self) -> int:
-        return int(_I.unpack_from(self._head(), _CVERSION)[0])
-
-    @property
-    def aversion(self) -> int:
-        return int(_I.unpack_from(self._head(), _AVERSION)[0])
-
-    @property
-    def owner(self) -> int:
-        """The ephemeralOwner as stored: a session, CONTAINER_OWNER, a TTL word, or 0."""
-        return int(_Q.unpack_from(self._head(), _OWNER)[0])
-
-    @property
-    def dig(self) -> int:
-        """This node's share of the tree digest (0 when the tree counts none)."""
-        return int(_U.unpack_from(self._head(), _DIG)[0])
-
-    @property
-    def acl(self) -> tuple[ACL, ...]:
-        return _ACL_TABLE[int(_I.unpack_from(self._head(), _ACLW)[0]) >> 1]
-
-    @property
-    def data(self) -> bytes | None:
-        raise NotImplementedError
-
-    def stat(self) -> Stat:
-        """The Stat clients see: containers and TTL nodes show ephemeralOwner 0, as in ZooKeeper."""
-        cz, mz, pz, ct, mt, v, cv, av, ow, _d, _w = _HEAD.unpack_from(self._head())
-        ch = self.children
-        n = len(ch) if ch else 0
-        data = self.data
-        # Apache keeps the number of child creations and shows creations plus deletions
-        return Stat(cz, mz, ct, mt, v, 2 * cv - n, av, ow if ow > 0 else 0, len(data) if data else 0, n, pz)
-
-    def stat9(self) -> tuple[int, int, int, int, int, int, int, int, int]:
-        """czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion, owner (the digest's
-        order) in one read of the head."""
-        return _STAT60.unpack_from(self._head())
-
-    def prep_view(self) -> tuple[int, int, int, tuple[ACL, ...], int, int]:
-        """version, cversion, aversion, ACL, owner and number of children at once (what the
-        preparer checks a write against)."""
-        _cz, _mz, _pz, _ct, _mt, v, cv, av, ow, _d, w = _HEAD.unpack_from(self._head())
-        ch = self.children
-        return v, cv, av, _ACL_TABLE[w >> 1], ow, len(ch) if ch else 0
-
-    def persisted(self) -> StatPersisted:
-        cz, mz, pz, ct, mt, v, cv, av, ow = _STAT60.unpack_from(self._head())
-        return StatPersisted(cz, mz, ct, mt, v, cv, av, ow, pz)
-
-    @property
-    def num_children(self) -> int:
-        ch = self.children
-        return len(ch) if ch else 0
-
-
-class Leaf(Node, bytes):
-    """A znode that never had a child: its head and its data in one bytes object."""
-
-    __slots__ = ()
-    children = None
-
-    def _head(self) -> bytes:
-        return self
-
-    @property
-    def data(self) -> bytes | None:
-        return None if self[HEAD_SIZE - 1] & 1 else self[HEAD_SIZE:]
-
-    @property
-    def acl(self) -> tuple[ACL, ...]:
-        w: int = _I.unpack_from(self, _ACLW)[0]
-        return _ACL_TABLE[w >> 1]
-
-    # the fields the request path reads, without the _head() call
-    @property
-    def mzxid(self) -> int:
-        return int(_Q.unpack_from(self, _MZXID)[0])
-
-    @property
-    def pzxid(self) -> int:
-        return int(_Q.unpack_from(self, _PZXID)[0])
-
-    @property
-    def version(self) -> int:
-        return int(_I.unpack_from(self, _VERSION)[0])
-
-    @property
-    def cversion(self) -> int:
-        return int(_I.unpack_from(self, _CVERSION)[0])
-
-    @property
-    def aversion(self) -> int:
-        return int(_I.unpack_from(self, _AVERSION)[0])
-
-    @property
-    def owner(self) -> int:
-        return int(_Q.unpack_from(self, _OWNER)[0])
-
-    @property
-    def dig(self) -> int:
-        return int(_U.unpack_from(self, _DIG)[0])
-
-    def stat9(self) -> tuple[int, int, int, int, int, int, int, int, int]:
-        return _STAT60.unpack_from(self)
-
-    def prep_view(self) -> tuple[int, int, int, tuple[ACL, ...], int, int]:
-        _cz, _mz, _pz, _ct, _mt, v, cv, av, ow, _d, w = _HEAD.unpack_from(self)
-        return v, cv, av, _ACL_TABLE[w >> 1], ow, 0
-
-    def stat(self) -> Stat:
-        cz, mz, pz, ct, mt, v, cv, av, ow = _STAT60.unpack_from(self)
-        return Stat(cz, mz, ct, mt, v, 2 * cv, av, ow if ow > 0 else 0, len(self) - HEAD_SIZE, 0, pz)
-
-
-class Dir(Node):
-    """A znode that has (or had) children: its head, data and children's paths, changed in place."""
-
-    __slots__ = ("head", "_data", "children")
-
-    def __init__(self, head: bytes, data: bytes | None, children: dict[str, Any]) -> None:
-        self.head = head
-        self._data = data
-        self.children = children
-
-    def _head(self) -> bytes:
-        return self.head
-
-    @property
-    def data(self) -> bytes | None:
-        return self._data
+        crc = _crc32(data, crc)
+    return _crc32(stat60, crc)
 
 
 def _leaf(stat60: bytes, dig: int, aclw: int, data: bytes | None) -> Leaf:
@@ -325,7 +157,12 @@ def session_owner(owner: int) -> bool:
 
 
 _GROW_FROM = INITIAL_CAPACITY * 3 // 4  # a parent's children past this may grow its HashSet
-_CREATES = frozenset((Op.create, Op.create2, Op.createContainer, Op.createTTL))
+_CREATES: Final = frozenset((Op.create, Op.create2, Op.createContainer, Op.createTTL))
+_SET_DATA: Final = Op.setData
+# bound once (Final: the compiled build reads them without a lookup by name)
+_NODE_CREATED: Final = EventType.NodeCreated
+_NODE_DATA_CHANGED: Final = EventType.NodeDataChanged
+_NODE_CHILDREN_CHANGED: Final = EventType.NodeChildrenChanged
 
 
 class ApplyResult:
@@ -554,10 +391,10 @@ class DataTree:
             if not self.digest_enabled or parent_path.startswith(EXCLUDED_PREFIX):  # as _digest_of
                 d = 0
             else:
-                crc = zlib.crc32(b"" if parent_path == "/" else parent_path.encode("utf-8"))
+                crc = _crc32(b"" if parent_path == "/" else parent_path.encode("utf-8"))
                 if data:
-                    crc = zlib.crc32(data, crc)
-                d = zlib.crc32(stat60, crc)
+                    crc = _crc32(data, crc)
+                d = _crc32(stat60, crc)
             self.digest += d - dig
             parent.head = stat60 + _TAIL.pack(d, (w & ~1) | (data is None))
         children[path] = None  # the same string object as the key of self.nodes
@@ -594,10 +431,10 @@ class DataTree:
         if not self.digest_enabled or path.startswith(EXCLUDED_PREFIX):  # as _digest_of
             d = 0
         else:
-            crc = zlib.crc32(b"" if path == "/" else path.encode("utf-8"))
+            crc = _crc32(b"" if path == "/" else path.encode("utf-8"))
             if data:
-                crc = zlib.crc32(data, crc)
-            d = zlib.crc32(stat60, crc)
+                crc = _crc32(data, crc)
+            d = _crc32(stat60, crc)
         aclw = _acl_word(acl)
         # as _leaf: null data stays null, as in Apache
         node = Leaf(stat60 + _TAIL.pack(d, aclw | 1) if data is None else b"".join((stat60, _TAIL.pack(d, aclw), data)))
@@ -689,10 +526,10 @@ class DataTree:
         if not self.digest_enabled or path.startswith(EXCLUDED_PREFIX):  # as _digest_of
             d = 0
         else:
-            crc = zlib.crc32(b"" if path == "/" else path.encode("utf-8"))
+            crc = _crc32(b"" if path == "/" else path.encode("utf-8"))
             if data:
-                crc = zlib.crc32(data, crc)
-            d = zlib.crc32(stat60, crc)
+                crc = _crc32(data, crc)
+            d = _crc32(stat60, crc)
         self.digest += d - dig
         aclw = w & ~1
         if dnode is None:  # as _leaf; the key keeps its string object (the parent's children name it)
@@ -709,7 +546,7 @@ class DataTree:
             stat = node.stat()
         else:  # as Node.stat
             stat = Stat(cz, zxid, ct, time, version, 2 * cv - n, av, ow if ow > 0 else 0, size, n, pz)
-        return ApplyResult(0, stat, [(EventType.NodeDataChanged, path, _ACL_TABLE[aclw >> 1])])
+        return ApplyResult(0, stat, [(_NODE_DATA_CHANGED, path, _ACL_TABLE[aclw >> 1])])
 
     def set_acl(self, path: str, acl: list[ACL] | tuple[ACL, ...], version: int) -> Node:
         node = self.nodes.get(path)
@@ -745,7 +582,7 @@ class DataTree:
             return ApplyResult(err=int(exc.code))
 
     def _apply(self, op: int, txn: Any, zxid: int, time: int, client: int) -> ApplyResult:
-        if op == Op.setData:
+        if op == _SET_DATA:
             return self._set_data(txn.path, txn.data, txn.version, zxid, time)
         if op == Op.reconfig:  # a setData of /zookeeper/config; the reply carries the data too
             node = self.set_data(txn.path, txn.data, txn.version, zxid, time)
@@ -764,8 +601,8 @@ class DataTree:
             path = txn.path
             node, acl, parent_acl = self._create(path, txn.data, txn.acl, owner, txn.parentCVersion, zxid, time)
             # the Stat is built only if the reply needs it (create2 and friends)
-            return ApplyResult(0, (path, node), [(EventType.NodeCreated, path, acl),
-                                                 (EventType.NodeChildrenChanged, path[:path.rfind("/")] or "/",
+            return ApplyResult(0, (path, node), [(_NODE_CREATED, path, acl),
+                                                 (_NODE_CHILDREN_CHANGED, path[:path.rfind("/")] or "/",
                                                   parent_acl)])
         if op in (Op.delete, Op.deleteContainer):
             return ApplyResult(events=self._delete_events(txn.path, zxid))
@@ -914,10 +751,10 @@ class Loader:
         if not tree.digest_enabled or path.startswith(EXCLUDED_PREFIX):
             d = 0
         else:
-            crc = zlib.crc32(path.encode("utf-8"))
+            crc = _crc32(path.encode("utf-8"))
             if data:
-                crc = zlib.crc32(data, crc)
-            d = zlib.crc32(stat60, crc)
+                crc = _crc32(data, crc)
+            d = _crc32(stat60, crc)
         if data is None:
             node = Leaf(stat60 + _TAIL.pack(d, w | 1))
         else:

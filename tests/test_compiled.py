@@ -54,6 +54,15 @@ SUITES = [
     "tests/test_eventloop.py",
     "tests/test_benchmarks_cpu_startup.py",
     "tests/test_null_fields.py",
+    # the data tree (compiled; its znodes, znode.py, stay pure Python)
+    "tests/test_datatree.py",
+    "tests/test_datatree_compact.py",
+    "tests/test_digest.py",
+    "tests/test_namespace_counts.py",
+    "tests/test_snapshot.py",
+    "tests/test_snapshot_digest.py",
+    "tests/test_snapshot_fuzzy_acl.py",
+    "tests/test_snapshot_child.py",
 ]
 
 

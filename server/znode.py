@@ -1,0 +1,211 @@
+"""The znodes of the data tree (datatree.py): the packed head, and the two kinds of node.
+
+Always pure Python, in the compiled build too (docs/performance.md, "The compiled build"): a
+``Leaf`` subclasses ``bytes`` (a znode that never had a child costs one bytes object: see
+"Memory"), which a mypyc native class cannot, so the node classes live here and the compiled
+datatree uses them as the ordinary Python classes they are.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from .records import ACL, Stat, StatPersisted
+
+# A znode's persisted stat, its share of the tree digest and its ACL are packed into one
+# 68-byte head: the stat as Apache's DigestCalculator lays it out (czxid, mzxid, pzxid, ctime,
+# mtime as 8-byte longs; version, cversion, aversion as 4-byte ints; ephemeralOwner; so the
+# digest reads the head as it is), then the node's digest (unsigned 32 bits) and an ACL word
+# (the ACL's place in the process's ACL table, shifted left once; the low bit says the data
+# is null). Fields are Java's widths: a value outside them is kept as Java would keep it.
+STAT60 = struct.Struct(">qqqqqiiiq")
+USTAT60 = struct.Struct(">QQQQQIIIQ")
+TAIL = struct.Struct(">Ii")
+HEAD = struct.Struct(">qqqqqiiiqIi")
+HEAD_SIZE = 68  # HEAD.size
+Q64 = struct.Struct(">q")
+I32 = struct.Struct(">i")
+U32 = struct.Struct(">I")
+CZXID, MZXID, PZXID, CTIME, MTIME, VERSION, CVERSION, AVERSION, OWNER, DIG, ACLW = (
+    0, 8, 16, 24, 32, 40, 44, 48, 52, 60, 64)
+
+# every tree of the process interns its ACLs in one table (they are few; datatree fills it): a
+# head names its ACL by its index there
+ACL_TABLE: list[tuple[ACL, ...]] = []
+
+
+class Node:
+    """One znode (the interface both kinds share): data, interned ACL, the persisted stat
+    fields, its digest share and its children.
+
+    ``children`` holds the children's full paths (None for a node that never had one): the
+    very string objects that key ``DataTree.nodes``, so a child's name costs no string of its
+    own; the names are sliced off when the children are listed. The values are None, except
+    in the root's: there a top-level znode's value is its namespace's write counts (mntr's
+    ``*_write_per_namespace``, ``DataTree.writes``), or None before its first write. Nodes are changed only by
+    their DataTree: a ``Leaf`` is immutable (a change puts a new one in the tree), a ``Dir``
+    is changed in place."""
+
+    __slots__ = ()
+    children: dict[str, Any] | None
+
+    def _head(self) -> bytes:
+        raise NotImplementedError
+
+    @property
+    def czxid(self) -> int:
+        return int(Q64.unpack_from(self._head(), CZXID)[0])
+
+    @property
+    def mzxid(self) -> int:
+        return int(Q64.unpack_from(self._head(), MZXID)[0])
+
+    @property
+    def pzxid(self) -> int:
+        return int(Q64.unpack_from(self._head(), PZXID)[0])
+
+    @property
+    def ctime(self) -> int:
+        return int(Q64.unpack_from(self._head(), CTIME)[0])
+
+    @property
+    def mtime(self) -> int:
+        return int(Q64.unpack_from(self._head(), MTIME)[0])
+
+    @property
+    def version(self) -> int:
+        return int(I32.unpack_from(self._head(), VERSION)[0])
+
+    @property
+    def cversion(self) -> int:
+        return int(I32.unpack_from(self._head(), CVERSION)[0])
+
+    @property
+    def aversion(self) -> int:
+        return int(I32.unpack_from(self._head(), AVERSION)[0])
+
+    @property
+    def owner(self) -> int:
+        """The ephemeralOwner as stored: a session, CONTAINER_OWNER, a TTL word, or 0."""
+        return int(Q64.unpack_from(self._head(), OWNER)[0])
+
+    @property
+    def dig(self) -> int:
+        """This node's share of the tree digest (0 when the tree counts none)."""
+        return int(U32.unpack_from(self._head(), DIG)[0])
+
+    @property
+    def acl(self) -> tuple[ACL, ...]:
+        return ACL_TABLE[int(I32.unpack_from(self._head(), ACLW)[0]) >> 1]
+
+    @property
+    def data(self) -> bytes | None:
+        raise NotImplementedError
+
+    def stat(self) -> Stat:
+        """The Stat clients see: containers and TTL nodes show ephemeralOwner 0, as in ZooKeeper."""
+        cz, mz, pz, ct, mt, v, cv, av, ow, _d, _w = HEAD.unpack_from(self._head())
+        ch = self.children
+        n = len(ch) if ch else 0
+        data = self.data
+        # Apache keeps the number of child creations and shows creations plus deletions
+        return Stat(cz, mz, ct, mt, v, 2 * cv - n, av, ow if ow > 0 else 0, len(data) if data else 0, n, pz)
+
+    def stat9(self) -> tuple[int, int, int, int, int, int, int, int, int]:
+        """czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion, owner (the digest's
+        order) in one read of the head."""
+        return STAT60.unpack_from(self._head())
+
+    def prep_view(self) -> tuple[int, int, int, tuple[ACL, ...], int, int]:
+        """version, cversion, aversion, ACL, owner and number of children at once (what the
+        preparer checks a write against)."""
+        _cz, _mz, _pz, _ct, _mt, v, cv, av, ow, _d, w = HEAD.unpack_from(self._head())
+        ch = self.children
+        return v, cv, av, ACL_TABLE[w >> 1], ow, len(ch) if ch else 0
+
+    def persisted(self) -> StatPersisted:
+        cz, mz, pz, ct, mt, v, cv, av, ow = STAT60.unpack_from(self._head())
+        return StatPersisted(cz, mz, ct, mt, v, cv, av, ow, pz)
+
+    @property
+    def num_children(self) -> int:
+        ch = self.children
+        return len(ch) if ch else 0
+
+
+class Leaf(Node, bytes):
+    """A znode that never had a child: its head and its data in one bytes object."""
+
+    __slots__ = ()
+    children = None
+
+    def _head(self) -> bytes:
+        return self
+
+    @property
+    def data(self) -> bytes | None:
+        return None if self[HEAD_SIZE - 1] & 1 else self[HEAD_SIZE:]
+
+    @property
+    def acl(self) -> tuple[ACL, ...]:
+        w: int = I32.unpack_from(self, ACLW)[0]
+        return ACL_TABLE[w >> 1]
+
+    # the fields the request path reads, without the _head() call
+    @property
+    def mzxid(self) -> int:
+        return int(Q64.unpack_from(self, MZXID)[0])
+
+    @property
+    def pzxid(self) -> int:
+        return int(Q64.unpack_from(self, PZXID)[0])
+
+    @property
+    def version(self) -> int:
+        return int(I32.unpack_from(self, VERSION)[0])
+
+    @property
+    def cversion(self) -> int:
+        return int(I32.unpack_from(self, CVERSION)[0])
+
+    @property
+    def aversion(self) -> int:
+        return int(I32.unpack_from(self, AVERSION)[0])
+
+    @property
+    def owner(self) -> int:
+        return int(Q64.unpack_from(self, OWNER)[0])
+
+    @property
+    def dig(self) -> int:
+        return int(U32.unpack_from(self, DIG)[0])
+
+    def stat9(self) -> tuple[int, int, int, int, int, int, int, int, int]:
+        return STAT60.unpack_from(self)
+
+    def prep_view(self) -> tuple[int, int, int, tuple[ACL, ...], int, int]:
+        _cz, _mz, _pz, _ct, _mt, v, cv, av, ow, _d, w = HEAD.unpack_from(self)
+        return v, cv, av, ACL_TABLE[w >> 1], ow, 0
+
+    def stat(self) -> Stat:
+        cz, mz, pz, ct, mt, v, cv, av, ow = STAT60.unpack_from(self)
+        return Stat(cz, mz, ct, mt, v, 2 * cv, av, ow if ow > 0 else 0, len(self) - HEAD_SIZE, 0, pz)
+
+
+class Dir(Node):
+    """A znode that has (or had) children: its head, data and children's paths, changed in place."""
+
+    __slots__ = ("head", "_data", "children")
+
+    def __init__(self, head: bytes, data: bytes | None, children: dict[str, Any]) -> None:
+        self.head = head
+        self._data = data
+        self.children = children
+
+    def _head(self) -> bytes:
+        return self.head
+
+    @property
+    def data(self) -> bytes | None:
+        return self._data
