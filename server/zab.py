@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .strenum import StrEnum
 
@@ -95,7 +95,7 @@ class _Record:
     three servers of an ensemble. Nothing assigns to a field after ``__init__``.
     """
 
-    __slots__: tuple[str, ...] = ()
+    __slots__: ClassVar[tuple[str, ...]] = ()
 
     def _values(self) -> tuple[Any, ...]:
         return tuple([getattr(self, name) for name in self.__slots__])
@@ -111,6 +111,11 @@ class _Record:
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"{type(self).__qualname__}({shown})"
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # copy and pickle rebuild through __init__: what they do by default (a bare __new__,
+        # then the slots) a class compiled with mypyc refuses
+        return type(self), self._values()
 
 
 class FollowerInfo(_Record):
