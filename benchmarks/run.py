@@ -1,7 +1,7 @@
 """Side-by-side benchmark: zkops and Apache ZooKeeper 3.8 in one run, reported as ratios.
 
-python3 -m benchmarks.run [--quick] [--json out.json] [--skip-ensemble] [--depth N] [--reps N]
-                          [--variant NAME:VAR=VALUE,...]
+python3 -m benchmarks.run [--quick] [--json out.json] [--skip-ensemble] [--skip-standalone] [--depth N]
+                          [--reps N] [--variant NAME:VAR=VALUE,...]
 
 Measures, for a standalone server of each: get / set / create throughput at 1, 16 and
 128 sessions with pipelined requests, start-up time (process start until `srvr`
@@ -15,11 +15,14 @@ asyncio jute client in separate processes; on this 2-core machine client and ser
 share the cores, for both servers alike. ``--depth 4`` is the pipelined generator of
 issue 21 (each session keeps 4 requests of 100 bytes in flight).
 
-``--variant NAME:VAR=VALUE,...`` adds a third (fourth, ...) standalone server: zkops
-started with those environment variables (``ZKOPS_EVENT_LOOP=asyncio``, or
-``PYTHONPATH=DIR`` for another tree of the package), measured in the same run and
-alternating with the others, so an A/B of two zkops builds shares the run's drift;
-every variant is reported against Apache (and paired repetition by repetition).
+``--variant NAME:VAR=VALUE,...`` adds a third (fourth, ...) standalone server and a third
+(fourth, ...) three-node ensemble: zkops started with those environment variables
+(``ZKOPS_EVENT_LOOP=asyncio``, or ``PYTHONPATH=DIR`` for another tree of the package, such as
+``scripts/compiled-tree DIR``'s compiled build), measured in the same run and alternating with
+the others, so an A/B of two zkops builds shares the run's drift; every variant is reported
+against Apache (and paired repetition by repetition). ``--skip-standalone`` leaves out the
+standalone throughput figures (``--skip-startup`` the memory and start-up ones), for a run of
+the ensembles alone.
 """
 
 from __future__ import annotations
@@ -397,10 +400,12 @@ def ensemble_figures(kinds: list[str], duration: float, depth: int, reps: int, r
     up: dict[str, ApacheEnsemble | Ensemble] = {}
     try:
         for kind in kinds:
-            up[kind] = ApacheEnsemble() if kind == "apache" else Ensemble(3)
+            up[kind] = ApacheEnsemble() if kind == "apache" else Ensemble(3, env=Standalone.variants.get(kind))
             up[kind].start()
         for kind, ens in up.items():
             _prepare(ens.address(ens.wait_ready()))
+            if isinstance(ens, Ensemble):
+                print(f"{kind:7s} 3-node members' {request_path(ens)}", flush=True)
             warm_up([ens.address(i) for i in ens.ids], ("set", "get"), depth, ENSEMBLE_WARM_UP_S)
             results["ensemble"][kind] = {}
         time.sleep(1.0)
@@ -419,9 +424,14 @@ def ensemble_figures(kinds: list[str], duration: float, depth: int, reps: int, r
                     p99s[kind].append(m.p99_ms)
                     done = m.ops_per_s * duration
                     cpu_us[kind].append((sum(cpu_s(pid) for pid in pids) - cpu0) / done * 1e6 if done else float("nan"))
-            if "apache" in samples and "zkops" in samples:
-                results["paired_ratios"][f"3node_{key}"] = [
-                    a / b for a, b in zip(samples["zkops"], samples["apache"], strict=True) if b]
+            if "apache" in samples:
+                # repetition i of one against repetition i of Apache, as the standalone figures
+                for kind in samples:
+                    if kind == "apache":
+                        continue
+                    pkey = f"3node_{key}" if kind == "zkops" else f"{kind}/3node_{key}"
+                    results["paired_ratios"][pkey] = [
+                        a / b for a, b in zip(samples[kind], samples["apache"], strict=True) if b]
             for kind in up:
                 r = results["ensemble"][kind]
                 r[key] = statistics.median(samples[kind])
@@ -432,6 +442,12 @@ def ensemble_figures(kinds: list[str], duration: float, depth: int, reps: int, r
                 cpus = " ".join(f"{x:.1f}" for x in cpu_us[kind])
                 print(f"{kind:7s} 3-node {op} sessions=16: {r[key]:9.0f} ops/s ({shown}), p99 {tails} ms, "
                       f"CPU of the three {cpus} us/request", flush=True)
+            for kind in samples:
+                if kind != "apache" and "apache" in samples:
+                    pkey = f"3node_{key}" if kind == "zkops" else f"{kind}/3node_{key}"
+                    # the CPU of the three per request, paired as well (shown in the report's table)
+                    results["paired_ratios"][f"{pkey}_cpu_us"] = [
+                        a / b for a, b in zip(cpu_us[kind], cpu_us["apache"], strict=True) if b]
         for kind, ens in up.items():  # last: it kills the leader
             addr = {i: ens.address(i) for i in ens.ids}
             r = results["ensemble"][kind]
@@ -443,9 +459,23 @@ def ensemble_figures(kinds: list[str], duration: float, depth: int, reps: int, r
 
 
 # ---------------------------------------------------------------- the run
+def request_path(ens: Ensemble) -> str:
+    """What the first member's start-up log says of its event loop and request path (``event
+    loop: uvloop, request path: compiled (mypyc: ...)``), so a run shows what each variant ran."""
+    deadline = time.monotonic() + 30
+    log = ens.workdir / f"n{ens.ids[0]}" / "zkops-server.log"
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        for line in text.splitlines():
+            if "request path:" in line:
+                return line[line.find("event loop:") if "event loop:" in line else line.index("request path:"):]
+        time.sleep(0.1)
+    return "request path: (not logged)"
+
+
 def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, reps: int | None = None,
         ops: tuple[str, ...] = ("get", "set", "create"), session_counts: tuple[int, ...] = (1, 16, 128),
-        skip_startup: bool = False) -> dict:
+        skip_startup: bool = False, skip_standalone: bool = False) -> dict:
     duration = 2.0 if quick else 5.0
     fill_count = 20_000 if quick else 100_000
     results: dict = {"machine": {"cores": os.cpu_count()}, "duration_s": duration, "depth": depth,
@@ -457,7 +487,7 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, r
         reps = 1 if quick else 3
     up: dict[str, Standalone] = {}
     try:
-        for kind in servers:
+        for kind in [] if skip_standalone else servers:
             up[kind] = Standalone(kind)
             up[kind].start()
             _prepare(up[kind].address)
@@ -465,7 +495,7 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, r
         time.sleep(1.0)
         for kind, s in up.items():
             results["standalone"][kind] = {"rss_idle_kb": rss_kb(s.pid)}
-        for op in ops:
+        for op in ops if up else ():
             for sessions in session_counts:
                 samples: dict[str, list[float]] = {kind: [] for kind in up}
                 p99s: dict[str, list[float]] = {kind: [] for kind in up}
@@ -502,7 +532,7 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, r
         for s in up.values():
             s.cleanup()
     for kind in [] if skip_startup else servers:
-        r = results["standalone"][kind]
+        r = results["standalone"].setdefault(kind, {})
         # memory on a fresh server: the throughput runs above leave allocator high-water marks
         s = Standalone(kind)
         try:
@@ -520,7 +550,7 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, r
               f"{r['startup_no_adminserver_s']:.3f} s (median of {runs})", flush=True)
         results["standalone"][kind] = r
     if not skip_ensemble:
-        ensemble_figures([k for k in servers if k in ("zkops", "apache")], duration, depth, reps, results)
+        ensemble_figures(servers, duration, depth, reps, results)
     return results
 
 
@@ -538,7 +568,7 @@ def report(results: dict, kind: str = "zkops") -> str:
             shown = f"{ratio:.2f}"
             pkey = key if kind == "zkops" else f"{kind}/{key}"
             if section == "ensemble":
-                pkey = f"3node_{key}" if kind == "zkops" else ""
+                pkey = f"3node_{key}" if kind == "zkops" else f"{kind}/3node_{key}"
             paired = results.get("paired_ratios", {}).get(pkey)
             if paired and len(paired) > 1:
                 shown += f" {statistics.median(paired):.2f} ({min(paired):.2f}-{max(paired):.2f})"
@@ -559,6 +589,7 @@ def main() -> None:
     ap.add_argument("--ops", default="get,set,create", help="which throughput figures (get,set,create)")
     ap.add_argument("--sessions", default="1,16,128", help="session counts of the throughput figures")
     ap.add_argument("--skip-startup", action="store_true", help="no memory and start-up figures")
+    ap.add_argument("--skip-standalone", action="store_true", help="no standalone throughput figures")
     ap.add_argument("--json")
     args = ap.parse_args()
     servers = args.servers.split(",")
@@ -574,7 +605,7 @@ def main() -> None:
     import zkops.server
     compileall.compile_dir(Path(zkops.server.__file__).parent, quiet=1)
     results = run(args.quick, args.skip_ensemble, servers, args.depth, args.reps, tuple(args.ops.split(",")),
-                  tuple(int(n) for n in args.sessions.split(",")), args.skip_startup)
+                  tuple(int(n) for n in args.sessions.split(",")), args.skip_startup, args.skip_standalone)
     for kind in servers:
         if kind != "apache":
             print(report(results, kind))

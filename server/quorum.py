@@ -624,9 +624,15 @@ class Ensemble:
         payload = encode_txn_digest(hdr, body, DIGEST_VERSION, tree_digest)
         # what the commit applies: these records, not the payload decoded again
         self.prepared[zxid] = (hdr, body, tree_digest)
-        got, out = self.peer.propose(payload, self.next_voters)
+        got, out = self.peer.propose(payload, self._next_voters())
         assert got == zxid, (hex(got), hex(zxid))
         self._apply(out)
+
+    def _next_voters(self) -> set[int] | None:
+        # what prepare() left in next_voters (prepare_reconfig sets it): read through a call, as
+        # mypy takes it for the None assigned before prepare(), and a build compiled with mypyc
+        # checks the value read against that
+        return self.next_voters
 
     def _commit(self, zxid: int, payload: bytes) -> None:
         prepared = self.prepared.pop(zxid, None) if self.prepared else None

@@ -13,16 +13,18 @@ assignment, for records built on a hot path that set their fields once in ``__in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class Record:
     """A record whose fields are its ``__slots__``, in order: equal and hashed by its fields, and
     shown as ``@dataclass(frozen=True)`` shows itself. Nothing stops an assignment to a field;
     the classes that use it directly (ZAB's messages, built some thirty times per write) set
-    their fields in ``__init__`` with plain assignments and never again."""
+    their fields in ``__init__`` with plain assignments and never again. ``__slots__`` is a
+    ClassVar for mypyc: a compiled subclass (ZAB's messages, in the compiled build) keeps only
+    the class attributes declared so, and would otherwise inherit this empty tuple."""
 
-    __slots__: tuple[str, ...] = ()
+    __slots__: ClassVar[tuple[str, ...]] = ()
     _hidden: tuple[str, ...] = ()  # fields left out of the repr (dataclasses' field(repr=False))
 
     def _values(self) -> tuple[Any, ...]:

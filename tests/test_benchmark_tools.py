@@ -63,3 +63,32 @@ def test_memory_benchmark_fills_and_recovers_a_small_tree(tmp_path):
     assert fill["filled_kb"][0] > 0 and fill["idle_kb"][0] > 0
     rec = results["recover"]["zkops"]
     assert rec["znodes"] == 2000 and rec["seconds"][0] > 0 and rec["rss_mib"][0] > 0
+
+
+def test_a_variant_runs_its_own_ensemble_paired_against_apache(monkeypatch, capsys):
+    """``--variant`` reaches the 3-node figures: the variant's own ensemble (started with its
+    environment) is measured in the same run as zkops's and Apache's, and reported against
+    Apache with the paired repetitions' spread, as the standalone figures are."""
+    import pytest
+
+    from benchmarks import run
+    from tests.support import refzk
+
+    if not refzk.available():
+        pytest.skip("Apache ZooKeeper is not installed")
+    monkeypatch.setattr(run, "ENSEMBLE_WARM_UP_S", 0.3)
+    monkeypatch.setitem(run.Standalone.variants, "alt", {"ZKOPS_EVENT_LOOP": "asyncio"})
+    results: dict = {"standalone": {}, "ensemble": {}, "paired_ratios": {}}
+    run.ensemble_figures(["zkops", "apache", "alt"], duration=0.5, depth=2, reps=2, results=results)
+    assert set(results["ensemble"]) == {"zkops", "apache", "alt"}
+    for kind in ("zkops", "alt"):
+        prefix = "" if kind == "zkops" else "alt/"
+        for op in ("set", "get"):
+            assert len(results["paired_ratios"][f"{prefix}3node_{op}_16"]) == 2
+            assert len(results["paired_ratios"][f"{prefix}3node_{op}_16_cpu_us"]) == 2
+        assert results["ensemble"][kind]["set_16"] > 0 and 0 < results["ensemble"][kind]["failover_s"] < 120
+    table = run.report(results, "alt")
+    assert "| ensemble set_16 (higher is better) |" in table and "| ensemble get_16_cpu_us (lower is better) |" in table
+    out = capsys.readouterr().out
+    # its members ran with its environment (the first member's start-up line)
+    assert "alt     3-node members' event loop: asyncio, request path: pure Python" in out, out

@@ -6,9 +6,10 @@ path runs compiled, and the backend asks for mypy only when it compiles. The ``s
 (run by ``.ci/run``) builds the compiled wheel as a user would (``ZKOPS_COMPILE=1 python -m
 build``: an sdist, and the wheel built from it in a temporary directory, so nothing is compiled
 into the checkout), unpacks it, and runs the differential suite against real Apache, the fuzz
-suite's kept cases and short seeds and the core server suites against it in a child pytest whose
-``zkops`` is the unpacked wheel; there, the ``ZKOPS_COMPILED_TREE`` tests below check that the
-compiled modules are the ones imported.
+suite's kept cases and short seeds, the core server suites and the ensemble suites (ZAB's rules,
+the quorum wire, zkops ensembles and ensembles with Apache 3.8 members, reconfig) against it in
+a child pytest whose ``zkops`` is the unpacked wheel; there, the ``ZKOPS_COMPILED_TREE`` tests
+below check that the compiled modules are the ones imported.
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ SUITES = [
     "tests/test_snapshot_digest.py",
     "tests/test_snapshot_fuzzy_acl.py",
     "tests/test_snapshot_child.py",
+    # an ensemble's write path (zab, quorumpeer, quorum, quorumnet, quorumwire): the cores, the
+    # quorum wire's codecs, zkops ensembles, and ensembles with Apache 3.8 members
+    "tests/test_zab_records.py",
+    "tests/test_zab_rules.py",
+    "tests/test_peer_codecs.py",
+    "tests/test_ensemble.py",
+    "tests/test_leader_quorum_loss.py",
+    "tests/test_mixed_ensemble.py",
+    "tests/test_reconfig.py",
 ]
 
 

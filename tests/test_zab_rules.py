@@ -33,6 +33,7 @@ from zkops.server.zab import (
     LeaderInfo,
     NewLeader,
     Proposal,
+    Role,
     SaveEpochs,
     SyncMode,
     SyncStart,
@@ -297,8 +298,8 @@ def test_the_leader_establishes_after_a_quorum_acked_newleader_and_commits_its_h
     """Once a quorum (leader included, its log persisted) holds the history, everything in it
     is committed, the leader serves, and the synced learners get UPTODATE."""
     net = established(3)
-    assert effects_of(net, 1, Established) == [Established("leader", 1)]
-    assert effects_of(net, 2, Established) == effects_of(net, 3, Established) == [Established("follower", 1)]
+    assert effects_of(net, 1, Established) == [Established(Role.LEADER, 1)]
+    assert effects_of(net, 2, Established) == effects_of(net, 3, Established) == [Established(Role.FOLLOWER, 1)]
     assert net.peers[1].current_epoch == net.peers[2].current_epoch == 1
 
 
@@ -342,7 +343,7 @@ def test_a_follower_serves_only_after_uptodate() -> None:
     out = f.receive(1, Envelope(1, NewLeader(1, 0)))
     assert msgs(out) == [Ack(0)] and effects(out, Established) == []
     out = f.receive(1, Envelope(1, UpToDate(0)))
-    assert effects(out, Established) == [Established("follower", 1)]
+    assert effects(out, Established) == [Established(Role.FOLLOWER, 1)]
 
 
 # ================================================================ broadcast
