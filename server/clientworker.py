@@ -24,11 +24,12 @@ socketpair closes, so it never outlives the server.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import struct
 import sys
 from typing import Any
+
+from . import eventloop
 
 HEADER = struct.Struct(">BII")
 OPEN, DATA, CLOSED, CLOSE, ABORT, EOF = 1, 2, 3, 4, 5, 6
@@ -206,16 +207,11 @@ def main(argv: list[str]) -> int:
     """``python -m zkops.server.clientworker PIPE_FD LISTEN_FD...`` (started by the server)."""
     pipe_fd = int(argv[0])
     listen_fds = [int(a) for a in argv[1:]]
+    # the server's choice of loop ($ZKOPS_EVENT_LOOP; uvloop when installed), without OpenSSL:
+    # the worker serves no TLS
+    eventloop.choose(without_ssl=True)
     try:
-        import uvloop  # optional: the worker runs on asyncio's own loop without it
-
-        run: Any = uvloop.run
-    except ImportError:
-        run = asyncio.run
-    if os.environ.get("ZKOPS_EVENT_LOOP") == "asyncio":
-        run = asyncio.run
-    try:
-        run(_serve(listen_fds, pipe_fd))
+        asyncio.run(_serve(listen_fds, pipe_fd))
     except KeyboardInterrupt:
         pass
     return 0
