@@ -59,6 +59,11 @@ class ElectionNetwork:
         self.writers: dict[int, asyncio.StreamWriter] = {}
         self.last_sent: dict[int, bytes] = {}
         self.dialing: set[int] = set()
+        # peers known to be down: seen alive since we started, then our connection closed or a
+        # dial failed, and nothing since has shown them alive. A peer never seen is not known
+        # to be down: at a start its election port may not be bound yet
+        self.seen: set[int] = set()
+        self.down: set[int] = set()
         self.learned: dict[int, tuple[str, int]] = {}  # servers outside our membership that dialled us
         self.server: PeerListener | None = None
         self.tasks = TaskSet()
@@ -117,6 +122,15 @@ class ElectionNetwork:
         w = self.writers.get(sid)
         return w is not None and not w.is_closing()
 
+    def reachable(self, sid: int) -> bool:
+        """``sid`` is not known to be down (``down``): connected, not yet reached since we
+        started, or being dialled (and dialled back). What the election's finalize wait may
+        stop waiting for is only a peer known to be down: a server that starts beside the
+        others is not yet connected to all of them, and deciding without them elected a leader
+        the others did not (kazoo's suite, a cluster restarted at once: one member followed a
+        server that itself followed another, and served no client for 8 s)."""
+        return self.connected(sid) or sid not in self.down
+
     def _dial(self, sid: int) -> None:
         if not self.running or sid in self.dialing or self.connected(sid):
             return
@@ -169,6 +183,7 @@ class ElectionNetwork:
             return None
         self.backoff[sid] = 0.05
         self.tls_failed.pop(sid, None)
+        self._alive(sid)  # it accepted
         if sid > self.my_sid:
             # the larger sid keeps the connection it dials: announce ourselves and let it dial back
             log.debug("election: announced ourselves to server %d", sid)
@@ -186,12 +201,19 @@ class ElectionNetwork:
         log.debug("election: dialling server %d failed (%s); next try in %.2f s", sid, why, back)
         self.backoff[sid] = back
         self.next_dial[sid] = asyncio.get_running_loop().time() + back
+        if sid in self.seen:
+            self.down.add(sid)
+
+    def _alive(self, sid: int) -> None:
+        self.seen.add(sid)
+        self.down.discard(sid)
 
     def _adopt(self, sid: int, writer: asyncio.StreamWriter) -> None:
         old = self.writers.get(sid)
         if old is not None and old is not writer:
             old.close()
         self.writers[sid] = writer
+        self._alive(sid)
         frame = self.last_sent.get(sid)
         if frame is not None:
             _write(writer, frame)  # a dead connection: its reader sees it and lets it go
@@ -224,6 +246,7 @@ class ElectionNetwork:
         if sid < self.my_sid:
             # the larger sid keeps the connection: close this one and dial back
             writer.close()
+            self._alive(sid)  # it dialled us
             self.next_dial.pop(sid, None)
             live = self.connected(sid)
             log.debug("election: server %d announced itself; %s", sid,
@@ -267,4 +290,5 @@ class ElectionNetwork:
             log.debug("election: the connection with server %d closed", sid)
             if self.writers.get(sid) is writer:
                 del self.writers[sid]
+                self.down.add(sid)
             writer.close()

@@ -365,7 +365,7 @@ class Ensemble:
         """The election may end its finalize wait once every voter it can still reach agrees."""
         if self.peer.state == ServerState.LOOKING:
             net = self.election_net
-            self.peer.set_reachable({s for s in net.peers if net.connected(s)})
+            self.peer.set_reachable({s for s in net.peers if net.reachable(s)})
 
     def _on_link_down(self, sid: int) -> None:
         self._apply(self.peer.zab_link_down(sid))

@@ -148,3 +148,47 @@ def test_a_send_on_a_dead_connection_raises_nothing_and_dials_again(loop_factory
             server.close()
 
     assert _run(loop_factory, main()) >= 1
+
+
+@pytest.mark.parametrize("loop_factory", _loops())
+def test_only_a_peer_seen_alive_and_then_lost_is_known_to_be_down(loop_factory):
+    """What the election's finalize wait may stop waiting for (quorum._tell_reachable): a peer
+    this server reached since it started and then lost. A peer not reached yet (its port not
+    bound at a start, or our connection to it not made yet) is not known to be down: deciding
+    without it elected, in a cluster started at once, a leader the other members did not."""
+
+    async def main() -> None:
+        vote = Notification(1, ServerState.LOOKING.value, Vote(0, 0, 1), 1)
+        net3 = electionnet.ElectionNetwork(3, ("127.0.0.1", free_port()), {1: ("127.0.0.1", 0)},
+                                           on_message=lambda sid, n: None, is_observer=lambda sid: False)
+        net1 = electionnet.ElectionNetwork(1, ("127.0.0.1", free_port()),
+                                           {2: ("127.0.0.1", free_port()), 3: net3.bind},
+                                           on_message=lambda sid, n: None, is_observer=lambda sid: False)
+        net3.set_peers({1: net1.bind})
+        await net1.start()
+        loop = asyncio.get_running_loop()
+
+        async def until(what: Callable[[], bool], why: str) -> None:
+            deadline = loop.time() + 30
+            while not what():
+                assert loop.time() < deadline, why
+                await asyncio.sleep(0.02)
+
+        try:
+            assert net1.reachable(2) and net1.reachable(3)  # not tried yet
+            net1.send(2, vote)  # nothing listens there: refused
+            net1.send(3, vote)  # not started yet: refused
+            await until(lambda: not net1.dialing, "the dials never ended")
+            assert not net1.connected(2) and net1.reachable(2) and net1.reachable(3)  # never seen: unknown
+            await net3.start()
+            net1.kick()  # 1 announces itself to 3, which dials back
+            await until(lambda: net1.connected(3), "server 3 never dialled back")
+            assert net1.reachable(3)
+            await net3.stop()
+            await until(lambda: not net1.reachable(3), "the lost connection to server 3 was not noticed")
+            assert net1.reachable(2)  # still never seen
+        finally:
+            await net1.stop()
+            await net3.stop()
+
+    _run(loop_factory, main())
