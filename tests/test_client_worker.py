@@ -354,3 +354,46 @@ def test_a_client_that_does_not_read_does_not_stop_the_others(server):
     finally:
         c.stop()
         c.close()
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie no one reaped yet counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except OSError:
+        return True
+
+
+def test_an_ensemble_whose_members_run_workers_replicates_and_fails_over():
+    """Every member with clientPortWorkers=1: a write through a follower is read from the other
+    members, each member's worker is its own child, and the survivors serve after the leader
+    is killed (the quorum and election ports stay in the servers' processes)."""
+    from tests.support.ensemble import Ensemble
+
+    with Ensemble(3, extra={"clientPortWorkers": "1"}) as ens:
+        leader = ens.wait_ready(60)
+        workers = {i: _until(lambda i=i: _worker_of(ens.procs[i].pid), f"member {i}'s worker") for i in ens.ids}
+        follower = next(i for i in ens.ids if i != leader)
+        clients = {i: _client(ens.address(i)) for i in ens.ids}
+        try:
+            clients[follower].create("/w", b"through a follower")
+            for i, c in clients.items():
+                c.sync("/w")
+                assert c.get("/w")[0] == b"through a follower", f"member {i}"
+        finally:
+            for c in clients.values():
+                c.stop()
+                c.close()
+        ens.kill(leader)
+        _until(lambda: _gone(workers[leader]), "the killed leader's worker to end")
+        survivors = [i for i in ens.ids if i != leader]
+        ens.wait_ready(60, ids=survivors)
+        c = _client(",".join(ens.address(i) for i in survivors))
+        try:
+            assert c.get("/w")[0] == b"through a follower"
+            c.set("/w", b"after the leader")
+            assert c.get("/w")[0] == b"after the leader"
+        finally:
+            c.stop()
+            c.close()
