@@ -227,7 +227,7 @@ class DataTree:
     def recompute_digest(self) -> int:
         """Count the digest afresh from every node (after a switch of digest_enabled)."""
         for path, node in list(self.nodes.items()):
-            head = node._head()
+            head = node.head_bytes()
             self._put(path, node, node.data, _acl_bits(head), head[:60])
         self.digest = total = sum(n.dig for n in self.nodes.values())
         return total
@@ -244,7 +244,7 @@ class DataTree:
         self.digest += d - (node.dig if old_dig < 0 else old_dig)
         if type(node) is Dir:
             node.head = stat60 + _TAIL.pack(d, aclw | (data is None))
-            node._data = data
+            node.raw_data = data
             return node
         new = _leaf(stat60, d, aclw, data)
         self.nodes[path] = new  # the key keeps its string object (the parent's children name it)
@@ -254,7 +254,7 @@ class DataTree:
         """``path``'s node as a Dir (a Leaf about to take its first child is replaced)."""
         if type(leaf) is Dir:
             return leaf
-        d = Dir(leaf._head()[:HEAD_SIZE], leaf.data, {})
+        d = Dir(leaf.head_bytes()[:HEAD_SIZE], leaf.data, {})
         self.nodes[path] = d
         return d
 
@@ -264,7 +264,7 @@ class DataTree:
         aversion -1, mzxid the config's version)."""
         node = self.nodes[CONFIG]
         self.approx_bytes += _size(data) - _size(node.data)
-        head = node._head()
+        head = node.head_bytes()
         cz, _mz, pz, ct, _mt, _v, cv, _av, ow = _STAT60.unpack_from(head)
         self._put(CONFIG, node, data, _acl_bits(head), _stat60(cz, zxid, pz, ct, time, -1, cv, -1, ow))
 
@@ -290,7 +290,7 @@ class DataTree:
         path = path or "/"
         node = self.nodes.get(path)
         if node is not None:
-            head = node._head()
+            head = node.head_bytes()
             self._put(path, node, data, _acl_bits(head), head[:60])
 
     def snapshot_loaded(self) -> None:
@@ -381,12 +381,12 @@ class DataTree:
         # As Apache ZooKeeper 3.8: a node's cversion counts the creations of its children (a
         # delete changes only pzxid; Stat shows 2 * cversion - children). The txn's
         # parentCVersion wins when it is higher; a replayed create leaves both alone.
-        cz, mz, _pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(parent._head())
+        cz, mz, _pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(parent.head_bytes())
         if parent_cversion == -1:
             parent_cversion = cv + 1
         if parent_cversion > cv:  # as _put, for the Dir the parent now is
             assert type(parent) is Dir
-            data = parent._data
+            data = parent.raw_data
             stat60 = _stat60(cz, mz, zxid, ct, mt, v, parent_cversion, av, ow)
             if not self.digest_enabled or parent_path.startswith(EXCLUDED_PREFIX):  # as _digest_of
                 d = 0
@@ -460,7 +460,7 @@ class DataTree:
             self.pending_acls.pop(path, None)
         if self.capacities:
             self.capacities.pop(path, None)  # a node made again starts with a new HashSet
-        h = node._head()
+        h = node.head_bytes()
         owner = int(_Q.unpack_from(h, _OWNER)[0])
         self.digest -= int(_U.unpack_from(h, _DIG)[0])
         if parent.children:
@@ -468,7 +468,7 @@ class DataTree:
             row = parent.children.pop(path, None)
             if row is not None:
                 self.writes.park(path, row)
-        cz, mz, pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(parent._head())
+        cz, mz, pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(parent.head_bytes())
         if zxid > pz:
             self._put(parent_path, parent, parent.data, w & ~1, _stat60(cz, mz, zxid, ct, mt, v, cv, av, ow), dig)
         if owner:
@@ -492,7 +492,7 @@ class DataTree:
         if node is None:
             raise ZkError(Err.NONODE, path)
         old = node.data
-        cz, _mz, pz, ct, _mt, _v, cv, av, ow, dig, w = _HEAD.unpack_from(node._head())
+        cz, _mz, pz, ct, _mt, _v, cv, av, ow, dig, w = _HEAD.unpack_from(node.head_bytes())
         node = self._put(path, node, data, w & ~1, _stat60(cz, zxid, pz, ct, time, version, cv, av, ow), dig)
         self.approx_bytes += _size(data) - _size(old)
         self.quotas.data_changed(self, path, old, data)
@@ -514,7 +514,7 @@ class DataTree:
         else:
             dnode = cast(Dir, node)
             cz, _mz, pz, ct, _mt, _v, cv, av, ow, dig, w = _HEAD.unpack_from(dnode.head)
-            old = dnode._data
+            old = dnode.raw_data
             ch = dnode.children
             n = len(ch) if ch else 0
         try:
@@ -537,7 +537,7 @@ class DataTree:
                                       else b"".join((stat60, _TAIL.pack(d, aclw), data)))
         else:
             dnode.head = stat60 + _TAIL.pack(d, aclw | (data is None))
-            dnode._data = data
+            dnode.raw_data = data
         size = len(data) if data else 0
         self.approx_bytes += size - (len(old) if old else 0)
         self.quotas.data_changed(self, path, old, data)
@@ -554,14 +554,14 @@ class DataTree:
             raise ZkError(Err.NONODE, path)
         if self.pending_acls:
             self.pending_acls.pop(path, None)
-        cz, mz, pz, ct, mt, v, cv, _av, ow = _STAT60.unpack_from(node._head())
+        cz, mz, pz, ct, mt, v, cv, _av, ow = _STAT60.unpack_from(node.head_bytes())
         return self._put(path, node, node.data, _acl_word(acl), _stat60(cz, mz, pz, ct, mt, v, cv, version, ow))
 
     def _resolve_acl(self, path: str, acl: list[ACL] | tuple[ACL, ...]) -> None:
         """Give a pending node (pending_acls) ``acl``, its stat and data as they are."""
         del self.pending_acls[path]
         node = self.nodes[path]
-        head = node._head()
+        head = node.head_bytes()
         self._put(path, node, node.data, _acl_word(acl), head[:60], int(_U.unpack_from(head, _DIG)[0]))
 
     def unresolved_acls(self) -> dict[str, int]:

@@ -50,54 +50,54 @@ class Node:
     __slots__ = ()
     children: dict[str, Any] | None
 
-    def _head(self) -> bytes:
+    def head_bytes(self) -> bytes:
         raise NotImplementedError
 
     @property
     def czxid(self) -> int:
-        return int(Q64.unpack_from(self._head(), CZXID)[0])
+        return int(Q64.unpack_from(self.head_bytes(), CZXID)[0])
 
     @property
     def mzxid(self) -> int:
-        return int(Q64.unpack_from(self._head(), MZXID)[0])
+        return int(Q64.unpack_from(self.head_bytes(), MZXID)[0])
 
     @property
     def pzxid(self) -> int:
-        return int(Q64.unpack_from(self._head(), PZXID)[0])
+        return int(Q64.unpack_from(self.head_bytes(), PZXID)[0])
 
     @property
     def ctime(self) -> int:
-        return int(Q64.unpack_from(self._head(), CTIME)[0])
+        return int(Q64.unpack_from(self.head_bytes(), CTIME)[0])
 
     @property
     def mtime(self) -> int:
-        return int(Q64.unpack_from(self._head(), MTIME)[0])
+        return int(Q64.unpack_from(self.head_bytes(), MTIME)[0])
 
     @property
     def version(self) -> int:
-        return int(I32.unpack_from(self._head(), VERSION)[0])
+        return int(I32.unpack_from(self.head_bytes(), VERSION)[0])
 
     @property
     def cversion(self) -> int:
-        return int(I32.unpack_from(self._head(), CVERSION)[0])
+        return int(I32.unpack_from(self.head_bytes(), CVERSION)[0])
 
     @property
     def aversion(self) -> int:
-        return int(I32.unpack_from(self._head(), AVERSION)[0])
+        return int(I32.unpack_from(self.head_bytes(), AVERSION)[0])
 
     @property
     def owner(self) -> int:
         """The ephemeralOwner as stored: a session, CONTAINER_OWNER, a TTL word, or 0."""
-        return int(Q64.unpack_from(self._head(), OWNER)[0])
+        return int(Q64.unpack_from(self.head_bytes(), OWNER)[0])
 
     @property
     def dig(self) -> int:
         """This node's share of the tree digest (0 when the tree counts none)."""
-        return int(U32.unpack_from(self._head(), DIG)[0])
+        return int(U32.unpack_from(self.head_bytes(), DIG)[0])
 
     @property
     def acl(self) -> tuple[ACL, ...]:
-        return ACL_TABLE[int(I32.unpack_from(self._head(), ACLW)[0]) >> 1]
+        return ACL_TABLE[int(I32.unpack_from(self.head_bytes(), ACLW)[0]) >> 1]
 
     @property
     def data(self) -> bytes | None:
@@ -105,7 +105,7 @@ class Node:
 
     def stat(self) -> Stat:
         """The Stat clients see: containers and TTL nodes show ephemeralOwner 0, as in ZooKeeper."""
-        cz, mz, pz, ct, mt, v, cv, av, ow, _d, _w = HEAD.unpack_from(self._head())
+        cz, mz, pz, ct, mt, v, cv, av, ow, _d, _w = HEAD.unpack_from(self.head_bytes())
         ch = self.children
         n = len(ch) if ch else 0
         data = self.data
@@ -115,17 +115,17 @@ class Node:
     def stat9(self) -> tuple[int, int, int, int, int, int, int, int, int]:
         """czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion, owner (the digest's
         order) in one read of the head."""
-        return STAT60.unpack_from(self._head())
+        return STAT60.unpack_from(self.head_bytes())
 
     def prep_view(self) -> tuple[int, int, int, tuple[ACL, ...], int, int]:
         """version, cversion, aversion, ACL, owner and number of children at once (what the
         preparer checks a write against)."""
-        _cz, _mz, _pz, _ct, _mt, v, cv, av, ow, _d, w = HEAD.unpack_from(self._head())
+        _cz, _mz, _pz, _ct, _mt, v, cv, av, ow, _d, w = HEAD.unpack_from(self.head_bytes())
         ch = self.children
         return v, cv, av, ACL_TABLE[w >> 1], ow, len(ch) if ch else 0
 
     def persisted(self) -> StatPersisted:
-        cz, mz, pz, ct, mt, v, cv, av, ow = STAT60.unpack_from(self._head())
+        cz, mz, pz, ct, mt, v, cv, av, ow = STAT60.unpack_from(self.head_bytes())
         return StatPersisted(cz, mz, ct, mt, v, cv, av, ow, pz)
 
     @property
@@ -140,7 +140,7 @@ class Leaf(Node, bytes):
     __slots__ = ()
     children = None
 
-    def _head(self) -> bytes:
+    def head_bytes(self) -> bytes:
         return self
 
     @property
@@ -152,7 +152,7 @@ class Leaf(Node, bytes):
         w: int = I32.unpack_from(self, ACLW)[0]
         return ACL_TABLE[w >> 1]
 
-    # the fields the request path reads, without the _head() call
+    # the fields the request path reads, without the head_bytes() call
     @property
     def mzxid(self) -> int:
         return int(Q64.unpack_from(self, MZXID)[0])
@@ -196,16 +196,16 @@ class Leaf(Node, bytes):
 class Dir(Node):
     """A znode that has (or had) children: its head, data and children's paths, changed in place."""
 
-    __slots__ = ("head", "_data", "children")
+    __slots__ = ("head", "raw_data", "children")
 
     def __init__(self, head: bytes, data: bytes | None, children: dict[str, Any]) -> None:
         self.head = head
-        self._data = data
+        self.raw_data = data
         self.children = children
 
-    def _head(self) -> bytes:
+    def head_bytes(self) -> bytes:
         return self.head
 
     @property
     def data(self) -> bytes | None:
-        return self._data
+        return self.raw_data
