@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .clientworker import ABORT, CLOSE, CLOSED, DATA, EOF, HEADER, OPEN, decode_names
+from .clientworker import ABORT, CLOSE, CLOSED, DATA, EOF, HEADER, OPEN, PipeEnd, decode_names
 
 log = logging.getLogger("zkops.server.clientworker")
 
@@ -103,40 +103,18 @@ class PipeTransport(asyncio.Transport):
             self.protocol.connection_lost(exc)
 
 
-class ClientHub(asyncio.Protocol):
+class ClientHub(PipeEnd):
     """The server's end of the socketpair to the worker: a transport per forwarded connection."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, factory: Callable[[], asyncio.Protocol],
                  on_worker_lost: Callable[[], None]) -> None:
-        self.loop = loop
+        super().__init__(loop)
         self.factory = factory
         self.on_worker_lost = on_worker_lost
         self.conns: dict[int, PipeTransport] = {}
-        self.out: list[Any] = []
-        self.flush_scheduled = False
-        self.pipe: asyncio.Transport | None = None
-        self.rest = b""
         self.stopping = False
 
-    def send(self, kind: int, cid: int, payload: bytes = b"") -> None:
-        self.out.append(HEADER.pack(kind, cid, len(payload)))
-        if payload:
-            self.out.append(payload)
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        self.flush_scheduled = False
-        out = self.out
-        if out and self.pipe is not None and not self.pipe.is_closing():
-            self.pipe.write(b"".join(out))
-        out.clear()
-
     # ------------------------------------------------------------ the socketpair
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.pipe = transport  # type: ignore[assignment]
-
     def connection_lost(self, exc: Exception | None) -> None:
         self.pipe = None
         conns = list(self.conns.values())
@@ -146,40 +124,26 @@ class ClientHub(asyncio.Protocol):
         if not self.stopping:
             self.on_worker_lost()
 
-    def data_received(self, data: bytes) -> None:
-        if self.rest:
-            data = self.rest + data
-        n = len(data)
-        off = 0
-        view = memoryview(data)
-        conns = self.conns
-        unpack = HEADER.unpack_from
-        while n - off >= 9:
-            kind, cid, length = unpack(data, off)
-            end = off + 9 + length
-            if end > n:
-                break
-            if kind == DATA:
-                t = conns.get(cid)
-                if t is not None and not t.closing:
-                    t.protocol.data_received(view[off + 9:end])  # type: ignore[arg-type]
-            elif kind == OPEN:
-                peer, local = decode_names(view[off + 9:end])
-                proto = self.factory()
-                t = PipeTransport(self, cid, proto, peer, local)
-                conns[cid] = t
-                proto.connection_made(t)
-            elif kind == EOF:
-                t = conns.get(cid)
-                if t is not None and not t.closing and not t.protocol.eof_received():
-                    t.close()
-            elif kind == CLOSED:
-                t = conns.pop(cid, None)
-                if t is not None:
-                    why = bytes(view[off + 9:end]).decode(errors="replace")
-                    t._lost(ConnectionResetError(why) if why else None)
-            off = end
-        self.rest = data[off:] if off < n else b""
+    def message(self, kind: int, cid: int, payload: memoryview) -> None:
+        if kind == DATA:
+            t = self.conns.get(cid)
+            if t is not None and not t.closing:
+                t.protocol.data_received(payload)  # type: ignore[arg-type]
+        elif kind == OPEN:
+            peer, local = decode_names(payload)
+            proto = self.factory()
+            t = PipeTransport(self, cid, proto, peer, local)
+            self.conns[cid] = t
+            proto.connection_made(t)
+        elif kind == EOF:
+            t = self.conns.get(cid)
+            if t is not None and not t.closing and not t.protocol.eof_received():
+                t.close()
+        elif kind == CLOSED:
+            t = self.conns.pop(cid, None)
+            if t is not None:
+                why = bytes(payload).decode(errors="replace")
+                t._lost(ConnectionResetError(why) if why else None)
 
 
 class ClientWorker:

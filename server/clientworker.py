@@ -52,6 +52,56 @@ def decode_names(payload: bytes | memoryview) -> tuple[tuple[str, int], tuple[st
     return (host, int(port)), (lhost, int(lport))
 
 
+class PipeEnd(asyncio.Protocol):
+    """One end of the socketpair, the server's or the worker's: messages out are batched into
+    one write per loop turn; bytes in are split into messages for :meth:`message`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.out: list[Any] = []
+        self.flush_scheduled = False
+        self.pipe: asyncio.Transport | None = None
+        self.rest = b""
+
+    def send(self, kind: int, cid: int, payload: bytes = b"") -> None:
+        self.out.append(HEADER.pack(kind, cid, len(payload)))
+        if payload:
+            self.out.append(payload)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.flush_scheduled = False
+        out = self.out
+        if out and self.pipe is not None and not self.pipe.is_closing():
+            self.pipe.write(b"".join(out))
+        out.clear()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.pipe = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.rest:
+            data = self.rest + data
+        n = len(data)
+        off = 0
+        view = memoryview(data)
+        unpack = HEADER.unpack_from
+        message = self.message
+        while n - off >= HEADER.size:
+            kind, cid, length = unpack(data, off)
+            end = off + HEADER.size + length
+            if end > n:
+                break
+            message(kind, cid, view[off + HEADER.size:end])
+            off = end
+        self.rest = data[off:] if off < n else b""
+
+    def message(self, kind: int, cid: int, payload: memoryview) -> None:
+        raise NotImplementedError
+
+
 class _Client(asyncio.Protocol):
     """One accepted client socket, in the worker."""
 
@@ -113,39 +163,17 @@ class _Client(asyncio.Protocol):
                 t.pause_reading()
 
 
-class _WorkerHub(asyncio.Protocol):
+class _WorkerHub(PipeEnd):
     """The worker's end of the socketpair to the server."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, done: asyncio.Future[None]) -> None:
-        self.loop = loop
+        super().__init__(loop)
         self.done = done
         self.clients: dict[int, _Client] = {}
         self.next_id = 0
-        self.out: list[bytes] = []
-        self.flush_scheduled = False
-        self.pipe: asyncio.Transport | None = None
         self.pipe_paused = False
-        self.rest = b""
-
-    def send(self, kind: int, cid: int, payload: bytes) -> None:
-        self.out.append(HEADER.pack(kind, cid, len(payload)))
-        if payload:
-            self.out.append(payload)
-        if not self.flush_scheduled:
-            self.flush_scheduled = True
-            self.loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        self.flush_scheduled = False
-        out = self.out
-        if out and self.pipe is not None and not self.pipe.is_closing():
-            self.pipe.write(b"".join(out))
-        out.clear()
 
     # the socketpair
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.pipe = transport  # type: ignore[assignment]
-
     def connection_lost(self, exc: Exception | None) -> None:
         for c in list(self.clients.values()):
             if c.transport is not None:
@@ -163,29 +191,15 @@ class _WorkerHub(asyncio.Protocol):
         for c in list(self.clients.values()):
             c.set_reading()
 
-    def data_received(self, data: bytes) -> None:
-        if self.rest:
-            data = self.rest + data
-        n = len(data)
-        off = 0
-        view = memoryview(data)
-        clients = self.clients
-        unpack = HEADER.unpack_from
-        while n - off >= 9:
-            kind, cid, length = unpack(data, off)
-            end = off + 9 + length
-            if end > n:
-                break
-            c = clients.get(cid)
-            if c is not None and c.transport is not None:
-                if kind == DATA:
-                    c.transport.write(view[off + 9:end])
-                elif kind == CLOSE:
-                    c.transport.close()
-                elif kind == ABORT:
-                    c.transport.abort()
-            off = end
-        self.rest = data[off:] if off < n else b""
+    def message(self, kind: int, cid: int, payload: memoryview) -> None:
+        c = self.clients.get(cid)
+        if c is not None and c.transport is not None:
+            if kind == DATA:
+                c.transport.write(payload)
+            elif kind == CLOSE:
+                c.transport.close()
+            elif kind == ABORT:
+                c.transport.abort()
 
 
 async def _serve(listen_fds: list[int], pipe_fd: int) -> None:
