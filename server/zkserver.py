@@ -113,8 +113,11 @@ class GroupCommitter:
         self.kick_scheduled = False
         self.fsync_ms_last = 0.0
         self.fsync_count = 0
-        self._wake = threading.Condition()
-        self._kicked = 0  # how many times the loop asked for a sync (under _wake)
+        # the loop rings the writer with a bare lock: released = rung, and the writer's acquire
+        # takes the ring (rings while it writes make one more sync); a Condition cost the loop
+        # a Python-level notify per iteration and the writer a new lock per wait
+        self._bell = threading.Lock()
+        self._bell.acquire()
         self._stopping = False
         self._sync_thread = threading.Thread(target=self._run, name="SyncThread", daemon=True)
         self._sync_thread.start()
@@ -136,29 +139,31 @@ class GroupCommitter:
 
     def _kick(self) -> None:
         self.kick_scheduled = False
-        with self._wake:
-            self._kicked += 1
-            self._wake.notify()
+        self._ring()
+
+    def _ring(self) -> None:
+        bell = self._bell
+        if bell.locked():  # only the writer locks it, so it stays locked until this release
+            bell.release()
 
     def _run(self) -> None:
-        done = 0
         loop = self.server.loop
         while True:
-            with self._wake:
-                while self._kicked == done and not self._stopping:
-                    self._wake.wait()
-                if self._kicked == done:
-                    return
-                asked = self._kicked
+            self._bell.acquire()
+            stopping = self._stopping  # read before the sync: what was appended before close() goes out
             t0 = time.perf_counter()
             try:
                 upto = self.txnlog.sync()
             except BaseException as exc:
-                loop.call_soon_threadsafe(self._failed, exc)
+                if stopping:  # the server is on its way down already: nothing written was acknowledged
+                    log.error("txn log: the last write at close failed: %s", exc)
+                else:
+                    loop.call_soon_threadsafe(self._failed, exc)
                 return
-            done = asked
             if upto is not None:
                 loop.call_soon_threadsafe(self._done, upto, (time.perf_counter() - t0) * 1000)
+            if stopping:
+                return
 
     def _failed(self, exc: BaseException) -> None:
         log.critical("txn log write failed, stopping: %s", exc)
@@ -181,14 +186,10 @@ class GroupCommitter:
         self.txnlog = txnlog
 
     def close(self) -> None:
-        """Sync what was asked for, then stop the writer."""
-        if self.kick_scheduled:
-            self.kick_scheduled = False
-            with self._wake:
-                self._kicked += 1
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
+        """Sync what was appended, then stop the writer."""
+        self.kick_scheduled = False
+        self._stopping = True
+        self._ring()
         self._sync_thread.join()
 
 

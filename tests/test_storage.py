@@ -124,6 +124,28 @@ def test_the_writer_starts_the_next_batch_without_waiting_for_the_loop(tmp_path)
         loop.close()
 
 
+def test_close_writes_what_was_appended_before_the_loop_rang_the_writer(tmp_path):
+    """A server that stops right after appending (its loop never ran the writer's bell) still
+    leaves the txn on disk; a ring while the writer is busy is not lost either."""
+    loop = asyncio.new_event_loop()
+    server = SimpleNamespace(loop=loop, durable=lambda z: None, fsync_summary=SimpleNamespace(observe=lambda ms: None),
+                             fatal=lambda exc: None)
+    log = TxnLog(tmp_path)
+    committer = GroupCommitter(server, log, force_sync=True)  # type: ignore[arg-type]
+    try:
+        for zxid in (1, 2):
+            committer.submit(zxid, _txn(zxid))
+            committer._kick()
+            committer._kick()  # a second ring before the writer took the first
+        committer.submit(3, _txn(3))  # appended; the loop's kick never runs
+        committer.close()
+        assert [z for z, _ in log.read_from(1)] == [1, 2, 3]
+        assert not committer._sync_thread.is_alive()
+    finally:
+        log.close()
+        loop.close()
+
+
 def test_a_txn_the_log_refuses_stops_the_server_instead_of_stalling_the_pipeline(tmp_path):
     """A closed or failed log fails the server (as a failed fsync does): the write would
     otherwise wait forever at the head of the queue, and every later write behind it."""
