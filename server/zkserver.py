@@ -1109,17 +1109,6 @@ class Standalone:
         """Apply the txns up to ``zxid``, reply, notify watchers."""
         server = self.server
         pending = server.pending
-        # a connection's replies leave once its last txn of this batch is applied, not after
-        # the whole batch: its client can send its next requests while the rest are applied
-        # (as Apache's final processor answers each request in turn); one send per
-        # connection and batch either way
-        left: dict[ClientConnection, int] = {}
-        for p in pending:
-            if p.hdr.zxid > zxid:
-                break
-            c = p.conn
-            if c is not None:
-                left[c] = left.get(c, 0) + 1
         batch: list[ClientConnection] = []
         server.out_batch = batch
         try:
@@ -1127,18 +1116,8 @@ class Standalone:
                 p = pending.popleft()
                 if p.answer is not None:
                     p.answer()
-                else:
-                    server.apply_txn(p.hdr, p.body, p)
-                c = p.conn
-                if c is not None:
-                    n = left.get(c, 1) - 1
-                    if n:
-                        left[c] = n
-                    elif c.flush_scheduled:
-                        try:
-                            c.flush()
-                        except Exception:  # one broken transport must not keep the others' replies
-                            log.exception("flushing replies to %s:%d failed", c.peer[0], c.peer[1])
+                    continue
+                server.apply_txn(p.hdr, p.body, p)
         finally:
             server.out_batch = None
             for conn in batch:
