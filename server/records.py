@@ -449,9 +449,9 @@ class CreateTxnV0(Record):
 
     FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("ephemeral", "bool"))
     __slots__ = ("path", "data", "acl", "ephemeral")
-    path: str
-    data: bytes
-    acl: list[ACL]
+    path: str | None
+    data: bytes | None
+    acl: list[ACL] | None
     ephemeral: bool
 
 
