@@ -127,40 +127,6 @@ def to_long(value: int) -> int:
     return value - (1 << 64) if value >> 63 else value
 
 
-class State:
-    """A node as it will be once the outstanding txns are applied (only what a digest reads)."""
-
-    __slots__ = ("data", "czxid", "mzxid", "pzxid", "ctime", "mtime", "version", "cversion", "aversion",
-                 "owner", "dig")
-
-    def __init__(self, data: bytes | None, czxid: int, mzxid: int, pzxid: int, ctime: int, mtime: int,
-                 version: int, cversion: int, aversion: int, owner: int) -> None:
-        self.data = data
-        self.czxid = czxid
-        self.mzxid = mzxid
-        self.pzxid = pzxid
-        self.ctime = ctime
-        self.mtime = mtime
-        self.version = version
-        self.cversion = cversion
-        self.aversion = aversion
-        self.owner = owner
-        self.dig = 0
-
-    def stat9(self) -> tuple[int, int, int, int, int, int, int, int, int]:
-        return (self.czxid, self.mzxid, self.pzxid, self.ctime, self.mtime, self.version, self.cversion,
-                self.aversion, self.owner)
-
-    @classmethod
-    def of(cls, n: NodeLike) -> State:
-        s = cls.__new__(cls)
-        s.data = n.data
-        (s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime, s.version, s.cversion, s.aversion,
-         s.owner) = n.stat9()
-        s.dig = 0
-        return s
-
-
 def _parent(path: str) -> str:
     return path[:path.rfind("/")] or "/"
 
@@ -342,5 +308,5 @@ class Predictor:
         return new_parent - pdig - node[2]
 
 
-__all__ = ["DIGEST_VERSION", "M64", "NodeLike", "Predictor", "State", "counted", "entry_digest", "full_digest", "node_digest",
+__all__ = ["DIGEST_VERSION", "M64", "NodeLike", "Predictor", "counted", "entry_digest", "full_digest", "node_digest",
            "stat_digest", "to_long"]

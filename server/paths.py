@@ -16,7 +16,9 @@ class InvalidPath(ValueError):
     """The path breaks a ZooKeeper path rule; the message says which."""
 
 
-_BAD_CHARS = "[\u0000-\u001f\u007f-\u009f\ud800-\uf8ff\ufff0-\uffff]"  # compiled on first use (start-up)
+# compiled on first use (start-up); the surrogates' start as chr(): mypyc compiles no string
+# literal holding a surrogate (the compiled build compiles this module)
+_BAD_CHARS = "[\u0000-\u001f\u007f-\u009f" + chr(0xD800) + "-\uf8ff\ufff0-\uffff]"
 _bad_char: re.Pattern[str] | None = None
 # Paths found valid, so a hot path is checked by one lookup. Small: each entry holds a slot in a
 # dict that, at 100,000 paths, took 3.7 MiB of a server's memory (docs/performance.md), and a

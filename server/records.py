@@ -435,6 +435,26 @@ class MultiTxn(Record):
     txns: list[Txn] | None
 
 
+class TxnDigest(Record):
+    """What 3.8 may append after a txn body: the data tree's digest after applying it."""
+
+    FIELDS = (("version", "int"), ("treeDigest", "long"))
+    __slots__ = ("version", "treeDigest")
+    version: int
+    treeDigest: int
+
+
+class CreateTxnV0(Record):
+    """A create from before parentCVersion existed; ZooKeeper still reads these."""
+
+    FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("ephemeral", "bool"))
+    __slots__ = ("path", "data", "acl", "ephemeral")
+    path: str | None
+    data: bytes | None
+    acl: list[ACL] | None
+    ephemeral: bool
+
+
 # ---------------------------------------------------------------- files and quorum
 class FileHeader(Record):
     FIELDS = (("magic", "int"), ("version", "int"), ("dbid", "long"))

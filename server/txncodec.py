@@ -27,18 +27,19 @@ from .codes import Op
 from .jute import JuteError, Record
 from .multicodec import decode_txn_ops
 from .records import (
-    ACL,
     CheckVersionTxn,
     CloseSessionTxn,
     CreateContainerTxn,
     CreateSessionTxn,
     CreateTTLTxn,
     CreateTxn,
+    CreateTxnV0,
     DeleteTxn,
     ErrorTxn,
     MultiTxn,
     SetACLTxn,
     SetDataTxn,
+    TxnDigest,
     TxnHeader,
 )
 from .values import Value
@@ -48,26 +49,10 @@ DIGEST_SIZE = 12  # int version, long treeDigest
 _ZXID = struct.Struct(">q")
 ZXID_OFFSET = 12  # where the zxid sits inside a TxnHeader
 
-
-class TxnDigest(Record):
-    """What 3.8 may append after a txn body: the data tree's digest after applying it."""
-
-    FIELDS = (("version", "int"), ("treeDigest", "long"))
-    __slots__ = ("version", "treeDigest")
-    version: int
-    treeDigest: int
-
-
-class CreateTxnV0(Record):
-    """A create from before parentCVersion existed; ZooKeeper still reads these."""
-
-    FIELDS = (("path", "ustring"), ("data", "buffer"), ("acl", [ACL]), ("ephemeral", "bool"))
-    __slots__ = ("path", "data", "acl", "ephemeral")
-    path: str
-    data: bytes
-    acl: list[ACL]
-    ephemeral: bool
-
+# TxnDigest (what 3.8 appends after a body) and CreateTxnV0 (a create from before
+# parentCVersion) are this codec's records, defined with the other jute records in records.py:
+# a jute record's class is built at import (its codec generated), so it cannot live in a module
+# the compiled build compiles (server/compiled.py)
 
 # The body record of each txn type, as 3.8's SerializeUtils.deserializeTxn picks it
 # (plus check, which only occurs inside a multi but decodes the same way).
@@ -177,7 +162,7 @@ def decode_txn_digest(data: bytes | memoryview) -> tuple[TxnHeader, Any, TxnDige
     if rest == 0:
         return header, body, None
     if rest == DIGEST_SIZE:
-        return header, body, TxnDigest.from_bytes(data[off:])
+        return header, body, TxnDigest.read(data, off)[0]  # exactly its 12 bytes remain
     raise JuteError(f"{rest} unexpected bytes after a txn of type {header.type}")
 
 

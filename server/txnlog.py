@@ -38,11 +38,11 @@ import struct
 import threading
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from .records import FileHeader
 from .txncodec import TXN_HEADER_SIZE, ZXID_OFFSET, TxnEntry, decode_txn_entry, txn_zxid
+from .txnlogerror import CorruptLogError
 
 log = logging.getLogger("zkops.server.txnlog")
 
@@ -60,16 +60,6 @@ _SLACK = 4096  # like ZooKeeper: grow the file before a write comes this close t
 # opened with this flag a file's writes are synchronous (fdatasync's guarantee); 0 where the
 # platform lacks it, and then each batch is followed by an fdatasync
 SYNC_WRITE_FLAG: int = getattr(os, "O_DSYNC", 0)
-
-
-class CorruptLogError(RuntimeError):
-    """The log is damaged before its end: starting would silently lose history."""
-
-    def __init__(self, path: str | os.PathLike[str], offset: int, reason: str) -> None:
-        super().__init__(f"{path}: corrupt txn log at byte offset {offset}: {reason}")
-        self.path = str(path)
-        self.offset = offset
-        self.reason = reason
 
 
 # ---------------------------------------------------------------- file format
@@ -234,13 +224,17 @@ def _datasync(fd: int) -> None:
         os.fsync(fd)
 
 
-@dataclass
 class _Segment:
-    """Buffered records bound for one file; ``new_file`` starts log.<first_zxid>."""
+    """Buffered records bound for one file; ``new_file`` starts log.<first_zxid>. (Not a
+    dataclass: a compiled build would run a dataclass's generated ``__init__`` as Python code
+    at every segment.)"""
 
-    first_zxid: int
-    new_file: bool
-    buf: bytearray
+    __slots__ = ("first_zxid", "new_file", "buf")
+
+    def __init__(self, first_zxid: int, new_file: bool, buf: bytearray) -> None:
+        self.first_zxid = first_zxid
+        self.new_file = new_file
+        self.buf = buf
 
 
 class TxnLog:

@@ -6,7 +6,8 @@ path runs compiled, and the backend asks for mypy only when it compiles. The ``s
 (run by ``.ci/run``) builds the compiled wheel as a user would (``ZKOPS_COMPILE=1 python -m
 build``: an sdist, and the wheel built from it in a temporary directory, so nothing is compiled
 into the checkout), unpacks it, and runs the differential suite against real Apache, the fuzz
-suite's kept cases and short seeds, the core server suites and the ensemble suites (ZAB's rules,
+suite's kept cases and short seeds, the core server suites, the write path's (the digests, the
+txn codec and log, the path rules, the metrics port) and the ensemble suites (ZAB's rules,
 the quorum wire, zkops ensembles and ensembles with Apache 3.8 members, reconfig) against it in
 a child pytest whose ``zkops`` is the unpacked wheel; there, the ``ZKOPS_COMPILED_TREE`` tests
 below check that the compiled modules are the ones imported.
@@ -37,6 +38,7 @@ IN_TREE = os.environ.get(TREE_ENV)
 SUITES = [
     "tests/test_compiled.py::test_this_run_imports_the_request_path_it_should",
     "tests/test_compiled.py::test_a_server_logs_whether_its_request_path_is_compiled",
+    "tests/test_compiled.py::test_a_standalone_request_runs_compiled_modules_and_pure_ones_on_purpose",
     "tests/test_differential.py",
     "tests/test_fuzz_differential.py::test_kept_cases_answer_as_apache",
     "tests/test_fuzz_differential.py::test_short_seeded_run_answers_as_apache",
@@ -64,6 +66,15 @@ SUITES = [
     "tests/test_snapshot_digest.py",
     "tests/test_snapshot_fuzzy_acl.py",
     "tests/test_snapshot_child.py",
+    # what a write also runs (digest, txncodec, txnlog, metrics, stats, paths, quota): the txn
+    # codec, the txn log's format and recovery, the path rules, the metrics port, and the digests
+    # a zkops leader sends checked by Apache followers (not test_storage.py: its group committer
+    # tests stand a SimpleNamespace in for the compiled ZooKeeperServer)
+    "tests/test_txncodec.py",
+    "tests/test_txnlog.py",
+    "tests/test_paths.py",
+    "tests/test_admin_metrics.py",
+    "tests/test_digest_ensemble.py",
     # an ensemble's write path (zab, quorumpeer, quorum, quorumnet, quorumwire): the cores, the
     # quorum wire's codecs, zkops ensembles, and ensembles with Apache 3.8 members
     "tests/test_zab_records.py",
@@ -157,6 +168,91 @@ def test_this_run_imports_the_request_path_it_should() -> None:
     assert compiled.compiled_modules() == list(compiled.MODULES)
     assert compiled.describe() == f"compiled (mypyc: {len(compiled.MODULES)} of {len(compiled.MODULES)} modules)"
     assert list((tree / "zkops" / "server").glob("fast__mypyc*")), "the compiled group's runtime library"
+
+
+# The modules of zkops.server whose Python code a standalone server's event loop may run for a
+# request in the compiled build; everything else a request passes through is compiled
+# (compiled.MODULES). znode stays pure because its Leaf subclasses bytes (docs/performance.md,
+# "The compiled build"). The jute records' codecs, generated at their first use, run as code of
+# no module and are not counted.
+PURE_ON_A_REQUEST = {"znode"}
+
+
+def _modules_a_request_runs(tmp_path: Path) -> set[str]:
+    """The zkops.server modules whose Python functions an in-process standalone server (with a
+    txn log) runs on its event loop's thread for creates, sets, gets and deletes, once each kind
+    has run once (so first-use work, such as a record's codec being generated, is left out)."""
+    import asyncio
+
+    from benchmarks import cpu
+    from tests.support.ourzk import memory_config
+    from zkops.server.connection import ClientConnection
+    from zkops.server.records import ConnectRequest, PathRequest, RequestHeader
+    from zkops.server.txnlog import TxnLog
+    from zkops.server.zkserver import ZooKeeperServer
+
+    seen: set[str] = set()
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        name = getattr(frame, "f_globals", {}).get("__name__") or ""
+        if event == "call" and name.startswith("zkops.server."):
+            seen.add(name.removeprefix("zkops.server."))
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        wrote = asyncio.Event()
+        txnlog = TxnLog(tmp_path / "log", force_sync=False)
+        server = ZooKeeperServer(memory_config(0, client_port=0, force_sync=False), txnlog=txnlog, loop=loop)
+        conn = ClientConnection(server)
+        sink = cpu.SinkTransport(wrote)
+        conn.connection_made(sink)
+        conn.data_received(cpu._frame(ConnectRequest(0, 0, 30000, 0, b"\0" * 16).to_bytes() + b"\0"))
+
+        async def settle() -> None:
+            for _ in range(5):
+                await asyncio.sleep(0)
+            await cpu._settle(server, 0, wrote)
+
+        def delete(xid: int, path: str) -> bytes:
+            return cpu._frame(RequestHeader(xid, 2).to_bytes() + PathRequest(path, False).to_bytes()[:-1]
+                              + b"\xff\xff\xff\xff")  # DeleteRequest: path, version -1
+
+        try:
+            await settle()
+            assert conn.connected
+            cpu._setup_bench(conn)
+            await settle()
+            # the requests' bytes are made before any is watched: the client's work is not the server's
+            batches = [b"".join([cpu._request("create", xid, "t"), cpu._request("set", xid + 1, "t"),
+                                 cpu._request("get", xid + 2, "t"), delete(xid + 3, f"/bench/t-{xid}")])
+                       for xid in range(10, 50, 4)]
+            for i, batch in enumerate(batches):  # the first batch warms up; the others are watched
+                sys.setprofile(profile if i else None)
+                try:
+                    conn.data_received(batch)
+                    await settle()
+                finally:
+                    sys.setprofile(None)
+            assert sink.written > 0
+            assert not server.pending and not sink.closed
+        finally:
+            await server.stop()
+            txnlog.close()
+
+    asyncio.run(run())
+    return seen
+
+
+def test_a_standalone_request_runs_compiled_modules_and_pure_ones_on_purpose(tmp_path: Path) -> None:
+    """What a standalone create, set, get and delete run on the event loop's thread: modules of
+    compiled.MODULES and those PURE_ON_A_REQUEST names; in the compiled build's child pytest,
+    none of compiled.MODULES runs as Python code."""
+    seen = _modules_a_request_runs(tmp_path)
+    assert seen - set(compiled.MODULES) <= PURE_ON_A_REQUEST, sorted(seen - set(compiled.MODULES))
+    if IN_TREE:
+        assert not seen & set(compiled.MODULES), sorted(seen & set(compiled.MODULES))
+    else:
+        assert {"zkserver", "datatree", "digest", "txncodec", "txnlog"} <= seen, sorted(seen)
 
 
 def _sos() -> set[Path]:

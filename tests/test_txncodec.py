@@ -86,6 +86,14 @@ def test_an_old_create_without_parent_cversion_reads_as_minus_one():
         decode_txn(hdr(2, Op.create2).to_bytes() + old.to_bytes())
 
 
+def test_an_old_create_with_null_path_data_and_acl_reads_them_as_none():
+    """A null string, buffer or vector in an old create reads as None, in the pure and the
+    compiled txncodec (tests/test_compiled.py runs this file against the compiled build)."""
+    old = CreateTxnV0(None, None, None, False)
+    h, body = decode_txn(hdr(2, Op.create).to_bytes() + old.to_bytes())
+    assert body == CreateTxn(None, None, None, False, -1)
+
+
 def test_bad_txn_bytes_are_jute_errors():
     with pytest.raises(JuteError, match="unsupported txn type"):
         decode_txn(encode_txn(hdr(1, Op.getData), DeleteTxn("/x")))
