@@ -4,7 +4,8 @@ python3 -m benchmarks.run [--quick] [--json out.json] [--skip-ensemble] [--skip-
                           [--reps N] [--variant NAME:VAR=VALUE,...]
 
 Measures, for a standalone server of each: get / set / create throughput at 1, 16 and
-128 sessions with pipelined requests, start-up time (process start until `srvr`
+128 sessions with pipelined requests (and, for writes, how many txns each server puts in one
+sync of its log: mntr's ``zk_cnt_fsynctime`` before and after), start-up time (process start until `srvr`
 answers with a mode; the median of several starts, with the AdminServer on as both ship
 and off), RSS idle and after 100,000 znodes of 100 bytes; for a
 three-node ensemble of each: set and get throughput and failover time (kill -9 of the
@@ -50,6 +51,7 @@ from typing import NamedTuple
 from tests.support import refzk
 from tests.support.ensemble import Ensemble, mode
 from tests.support.ourzk import ZkopsProcess
+from zkops.server.fourletterclient import four_letter
 from zkops.server.records import (
     ACL,
     ConnectRequest,
@@ -211,6 +213,24 @@ def cpu_s(pid: int) -> float:
     """CPU seconds (user + system, every thread) the process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def log_syncs(address: str) -> int | None:
+    """How many times the server has synced its txn log (mntr's ``zk_cnt_fsynctime``, which
+    both servers keep), or None when it does not say."""
+    host, port = address.rsplit(":", 1)
+    try:
+        reply = four_letter(host, int(port), "mntr")
+    except OSError:
+        return None
+    for line in reply.splitlines():
+        key, _, value = line.partition("\t")
+        if key == "zk_cnt_fsynctime":
+            try:
+                return int(float(value))
+            except ValueError:
+                return None
+    return None
 
 
 def rss_kb(pid: int) -> int:
@@ -500,9 +520,11 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, r
                 samples: dict[str, list[float]] = {kind: [] for kind in up}
                 p99s: dict[str, list[float]] = {kind: [] for kind in up}
                 cpu_us: dict[str, list[float]] = {kind: [] for kind in up}
+                per_sync: dict[str, list[float]] = {kind: [] for kind in up}
                 for rep in range(reps):
                     for kind in (servers if rep % 2 == 0 else servers[::-1]):
                         cpu0 = cpu_s(up[kind].pid)
+                        syncs0 = log_syncs(up[kind].address) if op != "get" else None
                         m = measure([up[kind].address], op, sessions, duration, depth)
                         samples[kind].append(m.ops_per_s)
                         p99s[kind].append(m.p99_ms)
@@ -510,6 +532,10 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, r
                         # throughput on a loaded machine, where a share of the cores is the figure
                         done = m.ops_per_s * duration
                         cpu_us[kind].append((cpu_s(up[kind].pid) - cpu0) / done * 1e6 if done else float("nan"))
+                        # txns per log sync: how a server batches its writes to the disk
+                        syncs1 = log_syncs(up[kind].address) if syncs0 is not None else None
+                        if syncs0 is not None and syncs1 is not None and syncs1 > syncs0:
+                            per_sync[kind].append(done / (syncs1 - syncs0))
                 if "apache" in samples:
                     # repetition i of one against repetition i of the other: the spread of the ratio
                     for kind in samples:
@@ -526,8 +552,13 @@ def run(quick: bool, skip_ensemble: bool, servers: list[str], depth: int = 16, r
                     shown = " ".join(f"{x:.0f}" for x in samples[kind])
                     tails = " ".join(f"{x:.1f}" for x in p99s[kind])
                     cpus = " ".join(f"{x:.1f}" for x in cpu_us[kind])
+                    batches = ""
+                    if per_sync[kind]:
+                        results["standalone"][kind][f"{op}_{sessions}_txns_per_sync"] = statistics.median(
+                            per_sync[kind])
+                        batches = ", txns per log sync " + " ".join(f"{x:.1f}" for x in per_sync[kind])
                     print(f"{kind:7s} {op:6s} sessions={sessions:3d}: {value:9.0f} ops/s ({shown}), "
-                          f"p99 {tails} ms, server CPU {cpus} us/request", flush=True)
+                          f"p99 {tails} ms, server CPU {cpus} us/request{batches}", flush=True)
     finally:
         for s in up.values():
             s.cleanup()

@@ -25,17 +25,27 @@ def test_failover_tail_runs_against_a_zkops_ensemble():
 
 
 def test_pipelined_generator_reports_throughput_and_tail():
-    from benchmarks.run import Standalone, _prepare, measure
+    from benchmarks.run import Standalone, _prepare, log_syncs, measure
 
     s = Standalone("zkops")
     s.start()
     try:
         _prepare(s.address)
         for op in ("get", "set", "create"):
+            before = log_syncs(s.address)
             m = measure([s.address], op, sessions=4, duration=0.5, depth=4)
             assert m.ops_per_s > 0 and 0 < m.p50_ms <= m.p99_ms
+            after = log_syncs(s.address)
+            assert before is not None and after is not None
+            # reads leave the log to the sessions' own txns (4 opened, 4 closed); writes reach it,
+            # one sync for several at most
+            if op == "get":
+                assert 0 < after - before <= 8
+            else:
+                assert 0 < after - before <= m.ops_per_s * 0.5 + 8
     finally:
         s.cleanup()
+    assert log_syncs(s.address) is None  # a server that is gone says nothing
 
 
 def test_mixed_ensemble_benchmark_runs_one_arrangement_against_the_baseline():
