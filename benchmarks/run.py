@@ -5,12 +5,12 @@ python3 -m benchmarks.run [--quick] [--json out.json] [--skip-ensemble] [--skip-
 
 Measures, for a standalone server of each: get / set / create throughput at 1, 16 and
 128 sessions with pipelined requests (and, for writes, how many txns each server puts in one
-sync of its log: mntr's ``zk_cnt_fsynctime`` before and after), start-up time (process start until `srvr`
-answers with a mode; the median of several starts, with the AdminServer on as both ship
-and off), RSS idle and after 100,000 znodes of 100 bytes; for a
-three-node ensemble of each: set and get throughput and failover time (kill -9 of the
-leader until the first write through a survivor succeeds), both ensembles up at once and
-alternating as the standalone servers do. Every server first gets untimed load of each
+sync of its log: mntr's ``zk_cnt_fsynctime`` before and after), start-up time (process start
+until `srvr` answers with a mode; the median of several starts, with the AdminServer on as
+both ship and off), RSS idle and after 100,000 znodes of 100 bytes; for a three-node ensemble
+of each: set and get throughput and failover time (kill -9 of the leader until the first write
+through a survivor succeeds), both ensembles up at once and alternating as the standalone
+servers do. Every server first gets untimed load of each
 measured operation (a JVM compiles its request path in the first seconds). The client is a raw
 asyncio jute client in separate processes; on this 2-core machine client and server
 share the cores, for both servers alike. ``--depth 4`` is the pipelined generator of
@@ -223,14 +223,11 @@ def log_syncs(address: str) -> int | None:
         reply = four_letter(host, int(port), "mntr")
     except OSError:
         return None
-    for line in reply.splitlines():
-        key, _, value = line.partition("\t")
-        if key == "zk_cnt_fsynctime":
-            try:
-                return int(float(value))
-            except ValueError:
-                return None
-    return None
+    fields = dict(line.split("\t", 1) for line in reply.splitlines() if "\t" in line)
+    try:
+        return int(float(fields["zk_cnt_fsynctime"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def rss_kb(pid: int) -> int:
