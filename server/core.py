@@ -38,6 +38,7 @@ from .records import (
 )
 from .sessions import SessionTracker
 from .watches import WatchManager
+from .znode import acl_of, data_of, leaf_stat, stat_of
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class ServerCore:
         """A read's path as given and its node, when ``auth`` may ``perm`` it: NONODE when
         there is none, NOAUTH when the ACL says no (MARSHALLINGERROR for a null path)."""
         path = _given(given)
-        node = self.tree.nodes.get(path or "/")
+        node = self.tree.get(path or "/")
         if node is None:
             raise ZkError(Err.NONODE, path)
         AclCheck.check(perm, node.acl, auth, path)
@@ -151,27 +152,27 @@ class ServerCore:
             path = req.path
             if path is None:
                 raise ZkError(Err.MARSHALLINGERROR)
-            node = tree.nodes.get(path or "/")
-            if node is None:
+            stored = tree.packed.get(path or "/")
+            if stored is None:
                 raise ZkError(Err.NONODE, path)
-            if not AclCheck.allowed(Perm.READ, node.acl, auth):  # as AclCheck.check
+            if not AclCheck.allowed(Perm.READ, acl_of(stored), auth):  # as AclCheck.check
                 raise ZkError(Err.NOAUTH, path)
             if req.watch:
                 self.watches.add_data(path, watcher)
-            data = node.data
+            data = data_of(stored)
             self.reads.add(path, (len(data) if data else 0) + STAT_OVERHEAD_BYTES)
-            return GetDataResponse(data, node.stat())
+            return GetDataResponse(data, stat_of(stored))
         if op == Op.exists:
             path = _given(req.path)
             if "\0" in path:
                 raise ZkError(Err.BADARGUMENTS, path)
-            there = tree.nodes.get(path or "/")
+            there = tree.packed.get(path or "/")
             if req.watch:
                 self.watches.add_data(path, watcher)
             if there is None:
                 raise ZkError(Err.NONODE, path)
             self.reads.add(path, STAT_OVERHEAD_BYTES)
-            return StatResponse(there.stat())
+            return StatResponse(stat_of(there))
         if op == Op.getChildren or op == Op.getChildren2:
             path, node = self._permitted(req.path, Perm.READ, auth)
             if req.watch:
@@ -190,9 +191,9 @@ class ServerCore:
         if op == Op.getAllChildrenNumber:
             path, node = self._permitted(req.path, Perm.READ, auth)
             if path == "/":  # Apache: the size of its node table less its two keys for the root
-                return CountResponse(len(tree.nodes) - 1)
+                return CountResponse(len(tree.packed) - 1)
             prefix = path + "/"
-            return CountResponse(sum(1 for p in tree.nodes if p.startswith(prefix)))
+            return CountResponse(sum(1 for p in tree.packed if p.startswith(prefix)))
         if op == Op.getEphemerals:
             # its own name: a compiled build types a local by its first assignment (``prefix`` is
             # a str above), and would refuse the null path this one may be
@@ -284,7 +285,7 @@ class ServerCore:
         if op == Op.create:
             return CreateResponse(result.value[0])
         if op in (Op.create2, Op.createContainer, Op.createTTL):
-            return Create2Response(result.value[0], result.value[1].stat())
+            return Create2Response(result.value[0], leaf_stat(result.value[1]))
         if op == Op.setData or op == Op.setACL:
             return StatResponse(result.value)
         if op == Op.reconfig:

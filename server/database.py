@@ -20,6 +20,7 @@ from .digest import DIGEST_VERSION, M64, to_long
 from .records import ACL, StatPersisted
 from .txncodec import decode_txn
 from .txnlog import TxnLog
+from .znode import view
 
 log = logging.getLogger("zkops.server.db")
 
@@ -100,10 +101,10 @@ class Database:
         db.digest_mismatches = mismatches
         return db
 
-    def snapshot_writer(self, retain: int) -> Callable[[int, dict[int, int], Iterable[tuple[str, Node]]], Path]:
+    def snapshot_writer(self, retain: int) -> Callable[[int, dict[int, int], Iterable[tuple[str, bytes | Node]]], Path]:
         """A function the server runs on a worker thread to write a fuzzy snapshot."""
 
-        def write(zxid: int, sessions: dict[int, int], items: Iterable[tuple[str, Node]]) -> Path:
+        def write(zxid: int, sessions: dict[int, int], items: Iterable[tuple[str, bytes | Node]]) -> Path:
             nodes = list(_snapshot_nodes(items))
             digest = snapmod.digest_of(zxid, nodes) if self.tree.digest_enabled else None
             path = snapmod.write_snapshot(self.data_dir, zxid, sessions, nodes, digest)
@@ -158,7 +159,10 @@ def _load_newest_snapshot(data_dir: Path) -> tuple[DataTree, snapmod.SnapshotDat
     return DataTree(), None
 
 
-def _snapshot_nodes(items: Iterable[tuple[str, Node]]) -> Iterator[tuple[str, bytes | None, list[ACL], StatPersisted]]:
+def _snapshot_nodes(items: Iterable[tuple[str, bytes | Node]]) -> Iterator[tuple[str, bytes | None, list[ACL], StatPersisted]]:
+    """The snapshot's records of (path, znode) pairs, each znode as the tree stores it (a packed
+    leaf) or as a Node."""
     # sorted paths put every parent before its children, as a pre-order walk would
-    for path, node in sorted(items, key=lambda kv: kv[0]):
+    for path, stored in sorted(items, key=lambda kv: kv[0]):
+        node = view(stored)
         yield ("" if path == "/" else path), node.data, list(node.acl), node.persisted()

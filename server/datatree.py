@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, KeysView
 from typing import Any, Final, cast
 
 from . import paths, znode
@@ -37,7 +37,10 @@ from .records import (
     Txn,
     TxnHeader,
 )
-from .znode import Dir, Leaf, Node
+from .znode import Dir, Leaf, Node, acl_of, stat_of, view
+from .znode import children_of as _children
+from .znode import data_of as _data
+from .znode import head_of as _head
 
 ZOOKEEPER = "/zookeeper"
 QUOTA = "/zookeeper/quota"
@@ -49,8 +52,8 @@ Event = tuple[int, str, tuple[ACL, ...]]
 
 
 # ---------------------------------------------------------------- znodes
-# The nodes and their packed 68-byte head are znode.py's (pure Python in every build: a Leaf
-# subclasses bytes); the names below are its, bound once (Final: the compiled build reads
+# The nodes and their packed 68-byte head are znode.py's (pure Python in every build: a leaf is
+# stored as plain bytes, a Leaf is a view of one); the names below are its, bound once (Final: the compiled build reads
 # them without a lookup by name).
 _STAT60: Final = znode.STAT60
 _USTAT60: Final = znode.USTAT60
@@ -120,15 +123,16 @@ def _digest_of(path: str, data: bytes | None, stat60: bytes) -> int:
     return _crc32(stat60, crc)
 
 
-def _leaf(stat60: bytes, dig: int, aclw: int, data: bytes | None) -> Leaf:
+def _leaf(stat60: bytes, dig: int, aclw: int, data: bytes | None) -> bytes:
+    """A packed leaf: the head, then the data (a null-data bit in the ACL word when data is None)."""
     if data is None:
-        return Leaf(stat60 + _TAIL.pack(dig, aclw | 1))
-    return Leaf(b"".join((stat60, _TAIL.pack(dig, aclw), data)))
+        return stat60 + _TAIL.pack(dig, aclw | 1)
+    return b"".join((stat60, _TAIL.pack(dig, aclw), data))
 
 
 def new_node(data: bytes | None, acl: tuple[ACL, ...], zxid: int, time: int, owner: int) -> Node:
     """A new znode as a create leaves it (its digest share not counted yet)."""
-    return _leaf(_stat60(zxid, zxid, zxid, time, time, 0, 0, 0, owner), 0, _acl_word(acl), data)
+    return Leaf(_leaf(_stat60(zxid, zxid, zxid, time, time, 0, 0, 0, owner), 0, _acl_word(acl), data))
 
 
 def _size(data: bytes | None) -> int:
@@ -166,7 +170,8 @@ _NODE_CHILDREN_CHANGED: Final = EventType.NodeChildrenChanged
 
 
 class ApplyResult:
-    """What applying one txn produced: error code, reply value, watch triggers."""
+    """What applying one txn produced: error code, reply value, watch triggers. A create's
+    value is (path, the new node as packed: znode.leaf_stat gives its Stat)."""
 
     __slots__ = ("err", "value", "events", "multi")
 
@@ -178,12 +183,52 @@ class ApplyResult:
         self.multi = multi  # per-op (type, err, value) for multi
 
 
+class NodeTable:
+    """``DataTree.nodes``: its znodes by path, each as a Node (a ``Leaf`` view of a packed leaf,
+    made on each look-up), read-only; a mapping over ``DataTree.packed``, where the tree keeps
+    them as they are stored."""
+
+    __slots__ = ("packed",)
+
+    def __init__(self, packed: dict[str, bytes | Dir]) -> None:
+        self.packed = packed
+
+    def __getitem__(self, path: str) -> Node:
+        return view(self.packed[path])
+
+    def get(self, path: str, default: Node | None = None) -> Node | None:
+        node = self.packed.get(path)
+        return default if node is None else view(node)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self.packed
+
+    def __len__(self) -> int:
+        return len(self.packed)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.packed)
+
+    def keys(self) -> KeysView[str]:
+        return self.packed.keys()
+
+    def items(self) -> Iterator[tuple[str, Node]]:
+        for path, node in self.packed.items():
+            yield path, view(node)
+
+    def values(self) -> Iterator[Node]:
+        for node in self.packed.values():
+            yield view(node)
+
+
 class DataTree:
     """All znodes by path, plus indexes for ephemerals, containers and TTL nodes."""
 
     def __init__(self) -> None:
         self.acls = _ACLS  # the process's ACL table: nodes name their ACL by its place in it
-        self.nodes: dict[str, Node] = {}
+        # path -> the znode as stored: a leaf packed in plain bytes, or a Dir (znode.py)
+        self.packed: dict[str, bytes | Dir] = {}
+        self.nodes = NodeTable(self.packed)  # the same, each as a Node
         # path -> the Java HashSet table size of its children, for nodes past INITIAL_CAPACITY
         self.capacities: dict[str, int] = {}
         self.ephemerals: dict[int, set[str]] = {}
@@ -202,7 +247,7 @@ class DataTree:
         self._install_system_nodes()
         # bytes written per top-level namespace (mntr): a namespace's row is the value of its
         # top-level znode in the root's children while that znode exists (no entry of its own)
-        self.writes = PerNamespace(self.nodes["/"].children)
+        self.writes = PerNamespace(cast(Dir, self.packed["/"]).children)
         # Apache's running count of path and data bytes (mntr's approximate_data_size): kept
         # by creates, deletes and setData and by a snapshot's nodes as they are loaded; the quota
         # stats rewritten in place do not move it, as in Apache
@@ -213,10 +258,10 @@ class DataTree:
         open_acl = _acl_word(OPEN_ACL_UNSAFE)
         zero = _stat60(0, 0, 0, 0, 0, 0, 0, 0, 0)
         # as ZooKeeper, the system nodes are added without counting a creation (Stat shows -1, -2)
-        self.nodes = {"/": Dir(zero + _TAIL.pack(0, open_acl), b"", {ZOOKEEPER: None}),
-                      ZOOKEEPER: Dir(zero + _TAIL.pack(0, open_acl), b"", {QUOTA: None, CONFIG: None}),
-                      QUOTA: _leaf(zero, 0, open_acl, b""),
-                      CONFIG: _leaf(_stat60(0, 0, 0, 0, 0, 0, 0, -1, 0), 0, _acl_word(READ_ACL_UNSAFE), b"")}
+        self.packed.update({"/": Dir(zero + _TAIL.pack(0, open_acl), b"", {ZOOKEEPER: None}),
+                            ZOOKEEPER: Dir(zero + _TAIL.pack(0, open_acl), b"", {QUOTA: None, CONFIG: None}),
+                            QUOTA: _leaf(zero, 0, open_acl, b""),
+                            CONFIG: _leaf(_stat60(0, 0, 0, 0, 0, 0, 0, -1, 0), 0, _acl_word(READ_ACL_UNSAFE), b"")})
         self.recompute_digest()
 
     # ---------------------------------------------------------------- digest
@@ -226,71 +271,89 @@ class DataTree:
 
     def recompute_digest(self) -> int:
         """Count the digest afresh from every node (after a switch of digest_enabled)."""
-        for path, node in list(self.nodes.items()):
-            head = node.head_bytes()
-            self._put(path, node, node.data, _acl_bits(head), head[:60])
-        self.digest = total = sum(n.dig for n in self.nodes.values())
+        for path, node in list(self.packed.items()):
+            head = _head(node)
+            self._put(path, node, _data(node), _acl_bits(head), head[:60])
+        self.digest = total = sum(int(_U.unpack_from(_head(n), _DIG)[0]) for n in self.packed.values())
         return total
 
     def set_digest_enabled(self, on: bool) -> None:
         self.digest_enabled = on
         self.recompute_digest()
 
-    def _put(self, path: str, node: Node, data: bytes | None, aclw: int, stat60: bytes, old_dig: int = -1) -> Node:
+    def _put(self, path: str, node: bytes | Dir, data: bytes | None, aclw: int, stat60: bytes,
+             old_dig: int = -1) -> bytes | Dir:
         """Give ``path``'s node this data, ACL word and stat, its digest share counted afresh
         (``old_dig``: its share until now, when the caller has it); the node that now holds
         them (a Leaf is replaced, a Dir changed in place)."""
         d = _digest_of(path, data, stat60) if self.digest_enabled else 0
-        self.digest += d - (node.dig if old_dig < 0 else old_dig)
+        self.digest += d - (int(_U.unpack_from(_head(node), _DIG)[0]) if old_dig < 0 else old_dig)
         if type(node) is Dir:
             node.head = stat60 + _TAIL.pack(d, aclw | (data is None))
             node.raw_data = data
             return node
         new = _leaf(stat60, d, aclw, data)
-        self.nodes[path] = new  # the key keeps its string object (the parent's children name it)
+        self.packed[path] = new  # the key keeps its string object (the parent's children name it)
         return new
 
-    def _dir(self, path: str, leaf: Node) -> Dir:
+    def _dir(self, path: str, leaf: bytes | Dir) -> Dir:
         """``path``'s node as a Dir (a Leaf about to take its first child is replaced)."""
         if type(leaf) is Dir:
             return leaf
-        d = Dir(leaf.head_bytes()[:HEAD_SIZE], leaf.data, {})
-        self.nodes[path] = d
+        d = Dir(cast(bytes, leaf)[:HEAD_SIZE], _data(leaf), {})
+        self.packed[path] = d
         return d
 
     def set_config(self, data: bytes, zxid: int, time: int) -> None:
         """Show the ensemble's membership in /zookeeper/config without a txn, as Apache does at
         start-up and when a leader stamps a static config with its first zxid (version and
         aversion -1, mzxid the config's version)."""
-        node = self.nodes[CONFIG]
-        self.approx_bytes += _size(data) - _size(node.data)
-        head = node.head_bytes()
+        node = self.packed[CONFIG]
+        self.approx_bytes += _size(data) - _size(_data(node))
+        head = _head(node)
         cz, _mz, pz, ct, _mt, _v, cv, _av, ow = _STAT60.unpack_from(head)
         self._put(CONFIG, node, data, _acl_bits(head), _stat60(cz, zxid, pz, ct, time, -1, cv, -1, ow))
 
     # ---------------------------------------------------------------- reads
     def get(self, path: str) -> Node | None:
-        return self.nodes.get(path)
+        node = self.packed.get(path)
+        return None if node is None else view(node)
+
+    def digest_entry(self, path: str) -> tuple[bytes | None, tuple[int, int, int, int, int, int, int, int, int], int] | None:
+        """``path``'s data, stat (czxid, mzxid, pzxid, ctime, mtime, version, cversion, aversion,
+        owner) and digest share, as digest.Predictor looks a committed node up; None when there
+        is none."""
+        node = self.packed.get(path)
+        if node is None:
+            return None
+        if type(node) is bytes:
+            head = node
+            data = None if node[HEAD_SIZE - 1] & 1 else node[HEAD_SIZE:]
+        else:
+            dnode = cast(Dir, node)
+            head = dnode.head
+            data = dnode.raw_data
+        return data, _STAT60.unpack_from(head), int(_U.unpack_from(head, _DIG)[0])
 
     def node_count(self) -> int:
         """Znodes as Apache ZooKeeper counts them: its table holds the root twice ("" and "/"),
         so an empty server says 5 (srvr's Node count, mntr's zk_znode_count)."""
-        return len(self.nodes) + 1
+        return len(self.packed) + 1
 
     # the quota bookkeeping's view of the tree (quota.TreeView); "" is the root, as in Apache
     def data_of(self, path: str) -> bytes | None | int:
-        node = self.nodes.get(path or "/")
-        return -1 if node is None else node.data
+        node = self.packed.get(path or "/")
+        return -1 if node is None else _data(node)
 
     def children_of(self, path: str) -> list[str]:
-        node = self.nodes.get(path or "/")
-        return child_names(node.children) if node is not None else []
+        node = self.packed.get(path or "/")
+        return child_names(_children(node)) if node is not None else []
 
     def replace_data(self, path: str, data: bytes) -> None:
         path = path or "/"
-        node = self.nodes.get(path)
+        node = self.packed.get(path)
         if node is not None:
-            head = node.head_bytes()
+            head = _head(node)
             self._put(path, node, data, _acl_bits(head), head[:60])
 
     def snapshot_loaded(self) -> None:
@@ -324,16 +387,17 @@ class DataTree:
         return hashset_order([p[cut + 1:] for p in children], self.capacities.get(parent_path, INITIAL_CAPACITY))
 
     def count_descendants(self, path: str) -> int:
-        node = self.nodes.get(path)
+        node = self.packed.get(path)
         if node is None:
             raise ZkError(Err.NONODE, path)
         total = 0
         stack = [(path, node)]
         while stack:
             p, n = stack.pop()
-            if n.children:
-                for cp in n.children:
-                    child = self.nodes.get(cp)
+            ch = _children(n)
+            if ch:
+                for cp in ch:
+                    child = self.packed.get(cp)
                     if child is not None:
                         total += 1
                         stack.append((cp, child))
@@ -346,32 +410,33 @@ class DataTree:
         return self.approx_bytes
 
     def _count_bytes(self) -> int:
-        return sum(len(p) + (len(n) - HEAD_SIZE if type(n) is Leaf else _size(n.data))
-                   for p, n in self.nodes.items())
+        return sum(len(p) + (len(n) - HEAD_SIZE if type(n) is bytes else _size(_data(n)))
+                   for p, n in self.packed.items())
 
     def walk(self) -> Iterator[tuple[str, Node]]:
         """Pre-order walk (parents before children), as snapshots store nodes."""
         stack = ["/"]
         while stack:
             p = stack.pop()
-            node = self.nodes.get(p)
+            node = self.packed.get(p)
             if node is None:
                 continue
-            yield p, node
-            if node.children:
+            yield p, view(node)
+            ch = _children(node)
+            if ch:
                 # one parent's children share its prefix: their paths sort as their names do
-                stack.extend(sorted(node.children, reverse=True))
+                stack.extend(sorted(ch, reverse=True))
 
     # ---------------------------------------------------------------- mutation
-    def _add(self, path: str, node: Node, parent_cversion: int, zxid: int, node_dig: int,
+    def _add(self, path: str, node: bytes, parent_cversion: int, zxid: int, node_dig: int,
              owner: int) -> tuple[ACL, ...]:
         """Put a new node under its parent (which must be there); returns the parent's ACL."""
         cut = path.rfind("/")
         parent_path = path[:cut] or "/"
-        parent = self.nodes.get(parent_path)
+        parent = self.packed.get(parent_path)
         if parent is None:
             raise ZkError(Err.NONODE, parent_path)
-        children = parent.children
+        children = _children(parent)
         if children is None:
             parent = self._dir(parent_path, parent)
             children = parent.children
@@ -381,11 +446,11 @@ class DataTree:
         # As Apache ZooKeeper 3.8: a node's cversion counts the creations of its children (a
         # delete changes only pzxid; Stat shows 2 * cversion - children). The txn's
         # parentCVersion wins when it is higher; a replayed create leaves both alone.
-        cz, mz, _pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(parent.head_bytes())
+        cz, mz, _pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(_head(parent))
         if parent_cversion == -1:
             parent_cversion = cv + 1
         if parent_cversion > cv:  # as _put, for the Dir the parent now is
-            assert type(parent) is Dir
+            parent = cast(Dir, parent)
             data = parent.raw_data
             stat60 = _stat60(cz, mz, zxid, ct, mt, v, parent_cversion, av, ow)
             if not self.digest_enabled or parent_path.startswith(EXCLUDED_PREFIX):  # as _digest_of
@@ -397,11 +462,11 @@ class DataTree:
                 d = _crc32(stat60, crc)
             self.digest += d - dig
             parent.head = stat60 + _TAIL.pack(d, (w & ~1) | (data is None))
-        children[path] = None  # the same string object as the key of self.nodes
+        children[path] = None  # the same string object as the key of self.packed
         n = len(children)
         if n > _GROW_FROM and n > self.capacities.get(parent_path, INITIAL_CAPACITY) * 3 // 4:  # as _grow
             self._grow(parent_path, n)
-        self.nodes[path] = node
+        self.packed[path] = node
         self.digest += node_dig
         if owner:
             self._track_owner(path, owner)
@@ -418,12 +483,12 @@ class DataTree:
 
     def create(self, path: str, data: bytes | None, acl: list[ACL] | tuple[ACL, ...], owner: int,
                parent_cversion: int, zxid: int, time: int) -> Node:
-        return self._create(path, data, acl, owner, parent_cversion, zxid, time)[0]
+        return Leaf(self._create(path, data, acl, owner, parent_cversion, zxid, time)[0])
 
     def _create(self, path: str, data: bytes | None, acl: list[ACL] | tuple[ACL, ...], owner: int,
-                parent_cversion: int, zxid: int, time: int) -> tuple[Node, tuple[ACL, ...], tuple[ACL, ...]]:
-        """create(), with the new node's ACL and its parent's (for the events)."""
-        if self.pending_acls and path in self.pending_acls and path in self.nodes:
+                parent_cversion: int, zxid: int, time: int) -> tuple[bytes, tuple[ACL, ...], tuple[ACL, ...]]:
+        """create(), with the new (packed) node's ACL and its parent's (for the events)."""
+        if self.pending_acls and path in self.pending_acls and path in self.packed:
             # a replayed create of a node a fuzzy snapshot already has (it fails below): its
             # ACL is the list the snapshot's node named by an id the cache did not have yet
             self._resolve_acl(path, acl)
@@ -437,7 +502,7 @@ class DataTree:
             d = _crc32(stat60, crc)
         aclw = _acl_word(acl)
         # as _leaf: null data stays null, as in Apache
-        node = Leaf(stat60 + _TAIL.pack(d, aclw | 1) if data is None else b"".join((stat60, _TAIL.pack(d, aclw), data)))
+        node = stat60 + _TAIL.pack(d, aclw | 1) if data is None else b"".join((stat60, _TAIL.pack(d, aclw), data))
         if owner:  # as the head keeps it (a value outside Java's range wraps)
             owner = int(_Q.unpack_from(stat60, _OWNER)[0])
         parent_acl = self._add(path, node, parent_cversion, zxid, d, owner)
@@ -448,29 +513,30 @@ class DataTree:
         return node, _ACL_TABLE[aclw >> 1], parent_acl
 
     def delete(self, path: str, zxid: int) -> None:
-        node = self.nodes.get(path)
+        node = self.packed.get(path)
         if node is None:
             raise ZkError(Err.NONODE, path)
         parent_path = paths.parent_of(path)
-        parent = self.nodes.get(parent_path)
+        parent = self.packed.get(parent_path)
         if parent is None:
             raise ZkError(Err.NONODE, parent_path)
-        del self.nodes[path]
+        del self.packed[path]
         if self.pending_acls:
             self.pending_acls.pop(path, None)
         if self.capacities:
             self.capacities.pop(path, None)  # a node made again starts with a new HashSet
-        h = node.head_bytes()
+        h = _head(node)
         owner = int(_Q.unpack_from(h, _OWNER)[0])
         self.digest -= int(_U.unpack_from(h, _DIG)[0])
-        if parent.children:
+        siblings = _children(parent)
+        if siblings:
             # the root's children hold the per-namespace write counts (self.writes) as values
-            row = parent.children.pop(path, None)
+            row = siblings.pop(path, None)
             if row is not None:
                 self.writes.park(path, row)
-        cz, mz, pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(parent.head_bytes())
+        cz, mz, pz, ct, mt, v, cv, av, ow, dig, w = _HEAD.unpack_from(_head(parent))
         if zxid > pz:
-            self._put(parent_path, parent, parent.data, w & ~1, _stat60(cz, mz, zxid, ct, mt, v, cv, av, ow), dig)
+            self._put(parent_path, parent, _data(parent), w & ~1, _stat60(cz, mz, zxid, ct, mt, v, cv, av, ow), dig)
         if owner:
             if owner == CONTAINER_OWNER:
                 self.containers.discard(path)
@@ -482,31 +548,31 @@ class DataTree:
                     eph.discard(path)
                     if not eph:
                         del self.ephemerals[owner]
-        data = node.data
+        data = _data(node)
         self.approx_bytes -= len(path) + (len(data) if data else 0)
         self.quotas.deleted(self, path, data)
         self.writes.add(path, 0)
 
     def set_data(self, path: str, data: bytes | None, version: int, zxid: int, time: int) -> Node:
-        node = self.nodes.get(path)
+        node = self.packed.get(path)
         if node is None:
             raise ZkError(Err.NONODE, path)
-        old = node.data
-        cz, _mz, pz, ct, _mt, _v, cv, av, ow, dig, w = _HEAD.unpack_from(node.head_bytes())
+        old = _data(node)
+        cz, _mz, pz, ct, _mt, _v, cv, av, ow, dig, w = _HEAD.unpack_from(_head(node))
         node = self._put(path, node, data, w & ~1, _stat60(cz, zxid, pz, ct, time, version, cv, av, ow), dig)
         self.approx_bytes += _size(data) - _size(old)
         self.quotas.data_changed(self, path, old, data)
         self.writes.add(path, len(data) if data else 0)
-        return node
+        return view(node)
 
     def _set_data(self, path: str, data: bytes | None, version: int, zxid: int, time: int) -> ApplyResult:
         """set_data() and its result (the reply's Stat, the event), the usual write in one call:
         what _put, _stat60, _digest_of, _leaf and Node.stat do, inline."""
-        nodes = self.nodes
+        nodes = self.packed
         node = nodes.get(path)
         if node is None:
             raise ZkError(Err.NONODE, path)
-        if type(node) is Leaf:
+        if type(node) is bytes:
             dnode = None
             cz, _mz, pz, ct, _mt, _v, cv, av, ow, dig, w = _HEAD.unpack_from(node)
             old = None if w & 1 else node[HEAD_SIZE:]
@@ -533,8 +599,8 @@ class DataTree:
         self.digest += d - dig
         aclw = w & ~1
         if dnode is None:  # as _leaf; the key keeps its string object (the parent's children name it)
-            node = nodes[path] = Leaf(stat60 + _TAIL.pack(d, aclw | 1) if data is None
-                                      else b"".join((stat60, _TAIL.pack(d, aclw), data)))
+            node = nodes[path] = (stat60 + _TAIL.pack(d, aclw | 1) if data is None
+                                  else b"".join((stat60, _TAIL.pack(d, aclw), data)))
         else:
             dnode.head = stat60 + _TAIL.pack(d, aclw | (data is None))
             dnode.raw_data = data
@@ -543,26 +609,26 @@ class DataTree:
         self.quotas.data_changed(self, path, old, data)
         self.writes.add(path, size)
         if wrapped:
-            stat = node.stat()
+            stat = stat_of(node)
         else:  # as Node.stat
             stat = Stat(cz, zxid, ct, time, version, 2 * cv - n, av, ow if ow > 0 else 0, size, n, pz)
         return ApplyResult(0, stat, [(_NODE_DATA_CHANGED, path, _ACL_TABLE[aclw >> 1])])
 
     def set_acl(self, path: str, acl: list[ACL] | tuple[ACL, ...], version: int) -> Node:
-        node = self.nodes.get(path)
+        node = self.packed.get(path)
         if node is None:
             raise ZkError(Err.NONODE, path)
         if self.pending_acls:
             self.pending_acls.pop(path, None)
-        cz, mz, pz, ct, mt, v, cv, _av, ow = _STAT60.unpack_from(node.head_bytes())
-        return self._put(path, node, node.data, _acl_word(acl), _stat60(cz, mz, pz, ct, mt, v, cv, version, ow))
+        cz, mz, pz, ct, mt, v, cv, _av, ow = _STAT60.unpack_from(_head(node))
+        return view(self._put(path, node, _data(node), _acl_word(acl), _stat60(cz, mz, pz, ct, mt, v, cv, version, ow)))
 
     def _resolve_acl(self, path: str, acl: list[ACL] | tuple[ACL, ...]) -> None:
         """Give a pending node (pending_acls) ``acl``, its stat and data as they are."""
         del self.pending_acls[path]
-        node = self.nodes[path]
-        head = node.head_bytes()
-        self._put(path, node, node.data, _acl_word(acl), head[:60], int(_U.unpack_from(head, _DIG)[0]))
+        node = self.packed[path]
+        head = _head(node)
+        self._put(path, node, _data(node), _acl_word(acl), head[:60], int(_U.unpack_from(head, _DIG)[0]))
 
     def unresolved_acls(self) -> dict[str, int]:
         """The pending nodes no replayed txn gave a list (path -> the id), forgotten here: they
@@ -599,9 +665,10 @@ class DataTree:
             else:
                 raise ZkError(Err.MARSHALLINGERROR)
             path = txn.path
-            node, acl, parent_acl = self._create(path, txn.data, txn.acl, owner, txn.parentCVersion, zxid, time)
-            # the Stat is built only if the reply needs it (create2 and friends)
-            return ApplyResult(0, (path, node), [(_NODE_CREATED, path, acl),
+            packed, acl, parent_acl = self._create(path, txn.data, txn.acl, owner, txn.parentCVersion, zxid, time)
+            # the new node as packed (immutable: its stat stays the create's, even in a multi that
+            # gives it a child next); the Stat is built only if the reply needs it (create2...)
+            return ApplyResult(0, (path, packed), [(_NODE_CREATED, path, acl),
                                                  (_NODE_CHILDREN_CHANGED, path[:path.rfind("/")] or "/",
                                                   parent_acl)])
         if op in (Op.delete, Op.deleteContainer):
@@ -623,21 +690,22 @@ class DataTree:
 
     def _delete_events(self, path: str, zxid: int) -> list[Event]:
         """Delete ``path``; its events carry the ACLs that decide who may see them."""
-        node = self.nodes.get(path)
+        node = self.packed.get(path)
         parent_path = paths.parent_of(path)
-        parent = self.nodes.get(parent_path)
+        parent = self.packed.get(parent_path)
         self.delete(path, zxid)
         assert node is not None and parent is not None
-        return [(EventType.NodeDeleted, path, node.acl), (EventType.NodeChildrenChanged, parent_path, parent.acl)]
+        return [(EventType.NodeDeleted, path, acl_of(node)), (EventType.NodeChildrenChanged, parent_path, acl_of(parent))]
 
     def _close_session(self, session_id: int, txn: CloseSessionTxn | None, zxid: int) -> ApplyResult:
         doomed = set(self.ephemerals.get(session_id, ()))
         if txn is not None and txn.paths2Delete:
-            doomed.update(p for p in txn.paths2Delete if (n := self.nodes.get(p)) and n.owner == session_id)
+            doomed.update(p for p in txn.paths2Delete
+                          if (n := self.packed.get(p)) is not None and int(_Q.unpack_from(_head(n), _OWNER)[0]) == session_id)
         events: list[Event] = []
         # deepest first, so a parent never goes before its (impossible but replayed) children
         for p in sorted(doomed, key=lambda s: (-s.count("/"), s)):
-            if p in self.nodes:
+            if p in self.packed:
                 events.extend(self._delete_events(p, zxid))
         self.ephemerals.pop(session_id, None)
         return ApplyResult(events=events)
@@ -663,10 +731,7 @@ class DataTree:
                 results.append((Op.error, int(exc.code), None))
                 continue
             events.extend(r.events)
-            value = r.value
-            if isinstance(value, tuple) and isinstance(value[1], Node):
-                value = (value[0], _Frozen(value[1].stat()))  # the Stat as of this op
-            results.append((op, r.err, value))
+            results.append((op, r.err, r.value))
         return ApplyResult(events=events, multi=results)
 
 
@@ -676,18 +741,6 @@ def _txn_data(t: Txn) -> bytes:
     if data is None:
         raise TypeError(f"a multi op of type {t.type} without its txn")
     return data
-
-
-class _Frozen:
-    """A Stat taken at one point of a multi, answering .stat() like a Node."""
-
-    __slots__ = ("_stat",)
-
-    def __init__(self, stat: Stat) -> None:
-        self._stat = stat
-
-    def stat(self) -> Stat:
-        return self._stat
 
 
 def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: list[ACL],
@@ -727,20 +780,20 @@ class Loader:
         tree = self.tree
         if path == "":
             path = "/"
-        existing = tree.nodes.get(path)
+        existing = tree.packed.get(path)
         if existing is not None:  # the root and the system nodes: their children stay
             self._parent_path = None
             data = None if data is None else bytes(data)
-            tree.approx_bytes += _size(data) - _size(existing.data)
+            tree.approx_bytes += _size(data) - _size(_data(existing))
             tree._put(path, existing, data, w, stat60)
             return
         cut = path.rfind("/")
         parent_path = path[:cut] or "/"
         if parent_path != self._parent_path:
-            parent = tree.nodes.get(parent_path)
+            parent = tree.packed.get(parent_path)
             if parent is None:
                 raise ValueError(f"snapshot names {path} before its parent")
-            children = parent.children
+            children = _children(parent)
             if children is None:
                 children = tree._dir(parent_path, parent).children
                 assert children is not None
@@ -756,14 +809,14 @@ class Loader:
                 crc = _crc32(data, crc)
             d = _crc32(stat60, crc)
         if data is None:
-            node = Leaf(stat60 + _TAIL.pack(d, w | 1))
+            node = stat60 + _TAIL.pack(d, w | 1)
         else:
-            node = Leaf(b"".join((stat60, _TAIL.pack(d, w), data)))
+            node = b"".join((stat60, _TAIL.pack(d, w), data))
         children[path] = None
         if len(children) > self._grow_above:
             tree._grow(parent_path, len(children))
             self._grow_above = tree.capacities.get(parent_path, INITIAL_CAPACITY) * 3 // 4
-        tree.nodes[path] = node
+        tree.packed[path] = node
         tree.digest += d
         tree.approx_bytes += len(path) + (len(data) if data is not None else 0)
         (owner,) = _Q.unpack_from(stat60, 52)
@@ -788,29 +841,29 @@ def load_node(tree: DataTree, path: str, data: bytes | None, aclw: int, stat: tu
     stat60 = _stat60(cz, mz, pz, ct, mt, v, cv, av, owner)
     if path == "":
         path = "/"
-    existing = tree.nodes.get(path)
+    existing = tree.packed.get(path)
     if existing is not None:  # the root and the system nodes: their children stay
-        tree.approx_bytes += _size(data) - _size(existing.data)
+        tree.approx_bytes += _size(data) - _size(_data(existing))
         tree._put(path, existing, data, aclw, stat60)
         return
     parent_path = paths.parent_of(path)
-    parent = tree.nodes.get(parent_path)
+    parent = tree.packed.get(parent_path)
     if parent is None:
         raise ValueError(f"snapshot names {path} before its parent")
     d = _digest_of(path, data, stat60) if tree.digest_enabled else 0
     node = _leaf(stat60, d, aclw, data)
-    children = parent.children
+    children = _children(parent)
     if children is None:
         children = tree._dir(parent_path, parent).children
         assert children is not None
     children[path] = None
     tree._grow(parent_path, len(children))
-    tree.nodes[path] = node
+    tree.packed[path] = node
     tree.digest += d
     tree.approx_bytes += len(path) + _size(data)
     if owner:
         tree._track_owner(path, owner)
 
 
-__all__ = ["ApplyResult", "DataTree", "Dir", "Leaf", "Loader", "NO_ACCESS_ACL", "Node", "load_node", "decode_snapshot_node", "new_node", "CreateSessionTxn",
+__all__ = ["ApplyResult", "DataTree", "Dir", "Leaf", "Loader", "NO_ACCESS_ACL", "Node", "NodeTable", "load_node", "decode_snapshot_node", "new_node", "CreateSessionTxn",
            "DeleteTxn", "SetACLTxn", "SetDataTxn", "CheckVersionTxn"]

@@ -137,13 +137,14 @@ _Entry = tuple[bytes | None, Stat9, int]
 
 class Predictor:
     """The tree digest each prepared txn leaves, from the committed tree plus an overlay of the
-    nodes the outstanding txns change. ``lookup`` reads the committed tree, ``tree_digest`` its
-    digest; ``committed(zxid)`` forgets what the tree now shows.
+    nodes the outstanding txns change. ``lookup`` reads a node of the committed tree as a
+    (data, stat9, digest) tuple (DataTree.digest_entry), ``tree_digest`` its digest;
+    ``committed(zxid)`` forgets what the tree now shows.
 
     The overlay keeps each node as a (data, stat9, digest) tuple: a write reads its node's stat
     once and makes one tuple, not an object per node it touches."""
 
-    def __init__(self, lookup: Callable[[str], NodeLike | None], tree_digest: Callable[[], int],
+    def __init__(self, lookup: Callable[[str], _Entry | None], tree_digest: Callable[[], int],
                  decode_sub: Callable[[int, bytes], Any]) -> None:
         self.lookup = lookup
         self.tree_digest = tree_digest
@@ -167,12 +168,8 @@ class Predictor:
             path = body.path
             overlay = self.overlay
             entry = overlay.get(path)
-            if entry is not None:
-                node = entry[1]
-                stat, dig = (node[1], node[2]) if node is not None else (None, 0)
-            else:
-                found = self.lookup(path)
-                stat, dig = (found.stat9(), found.dig) if found is not None else (None, 0)
+            node = entry[1] if entry is not None else self.lookup(path)
+            stat, dig = (node[1], node[2]) if node is not None else (None, 0)
             if stat is None:
                 delta = 0
             else:
@@ -213,10 +210,7 @@ class Predictor:
         entry = self.overlay.get(path)
         if entry is not None:
             return entry[1]
-        node = self.lookup(path)
-        if node is None:
-            return None
-        return node.data, node.stat9(), node.dig
+        return self.lookup(path)
 
     def _put(self, zxid: int, path: str, data: bytes | None, stat9: Stat9) -> int:
         """Record the node as the txn leaves it; returns its new digest."""

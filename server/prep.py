@@ -48,6 +48,7 @@ from .records import (
     TxnHeader,
 )
 from .txncodec import decode_body
+from .znode import data_of, prep_view_of
 
 CONFIG_PATH = "/zookeeper/config"
 # nodes no client may delete (DataTree.isSpecialPath); their clients' children may go
@@ -113,7 +114,7 @@ class Preparer:
         self.on_quota_warning: Callable[[str], None] = lambda msg: None
         # the tree digest each prepared txn leaves (Apache's precalculated digest): what a leader
         # sends with the proposal, None when digests are off
-        self.digests = Predictor(lambda path: self.tree.nodes.get(path), lambda: self.tree.tree_digest(),
+        self.digests = Predictor(lambda path: self.tree.digest_entry(path), lambda: self.tree.tree_digest(),
                                  decode_body)
         self.last_digest: int | None = None
 
@@ -122,7 +123,7 @@ class Preparer:
         ch = self.by_path.get(path)
         if ch is not None:
             return ch if ch.exists else None
-        node = self.tree.nodes.get(path)
+        node = self.tree.get(path)
         if node is None:
             return None
         _cz, mz, _pz, _ct, _mt, v, cv, av, ow = node.stat9()  # one read of the head, not eight
@@ -133,7 +134,7 @@ class Preparer:
         ch = self.by_path.get(path)
         if ch is not None:
             return ch.exists
-        return path in self.tree.nodes
+        return path in self.tree.packed
 
     def _push(self, ch: Change) -> None:
         self.outstanding.append(ch)
@@ -295,7 +296,7 @@ class Preparer:
             raise ZkError(Err.BADARGUMENTS, path)
         by_path = self.by_path
         ch = by_path.get(path)  # as exists()
-        if ch.exists if ch is not None else path in self.tree.nodes:
+        if ch.exists if ch is not None else path in self.tree.packed:
             raise ZkError(Err.NODEEXISTS, path)
         if parent.owner and not (parent.owner == CONTAINER_OWNER or is_ttl_owner(parent.owner)):
             raise ZkError(Err.NOCHILDRENFOREPHEMERALS, path)
@@ -393,15 +394,15 @@ class Preparer:
             version, cversion, aversion, acl, owner, num_children = (
                 node.version, node.cversion, node.aversion, node.acl, node.owner, node.num_children)
         else:
-            tree_node = self.tree.nodes.get(path)
+            tree_node = self.tree.packed.get(path)
             if tree_node is None:
                 raise ZkError(Err.NONODE, path)
-            version, cversion, aversion, acl, owner, num_children = tree_node.prep_view()
+            version, cversion, aversion, acl, owner, num_children = prep_view_of(tree_node)
         if not AclCheck.allowed(Perm.WRITE, acl, auth):  # as AclCheck.check
             raise ZkError(Err.NOAUTH, path)
         data = req.data
         if self.enforce_quota:
-            last = node.data if node is not None else self.tree.nodes[path].data
+            last = node.data if node is not None else data_of(self.tree.packed[path])
             self._check_quota(path, last, data, False)
         expected = req.version
         if expected != -1 and expected != version:  # as _expect_version

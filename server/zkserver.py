@@ -46,6 +46,7 @@ from .sessions import session_password
 from .stats import Counters, QuorumReport, ServerStats, Summary
 from .txncodec import encode_txn_digest
 from .wire import encode_multi_results
+from .znode import leaf_stat
 
 if TYPE_CHECKING:
     from .clientpipe import ClientWorker
@@ -193,7 +194,8 @@ class GroupCommitter:
         self._sync_thread.join()
 
 
-SnapshotWriter = Callable[[int, dict[int, int], Iterable[tuple[str, Node]]], Any]
+# (zxid, sessions, the tree's (path, stored znode) pairs: DataTree.packed) -> whatever it returns
+SnapshotWriter = Callable[[int, dict[int, int], Iterable[tuple[str, bytes | Node]]], Any]
 
 
 class Replication(Protocol):
@@ -985,9 +987,9 @@ class ZooKeeperServer:
         if self.fork_snapshots and hasattr(os, "fork"):
             # the child's copy of the tree stands still: it walks the live dict itself, and
             # the loop is spared copying every node first
-            self._fork_snapshot(zxid, sessions, tree.nodes.items())
+            self._fork_snapshot(zxid, sessions, tree.packed.items())
             return
-        items = list(tree.nodes.items())
+        items = list(tree.packed.items())
         fut = self.loop.run_in_executor(None, self.snapshot_writer, zxid, sessions, items)
 
         def done(f: asyncio.Future[Any]) -> None:
@@ -998,7 +1000,7 @@ class ZooKeeperServer:
         fut.add_done_callback(done)
 
 
-    def _fork_snapshot(self, zxid: int, sessions: dict[int, int], items: Iterable[tuple[str, Node]]) -> None:
+    def _fork_snapshot(self, zxid: int, sessions: dict[int, int], items: Iterable[tuple[str, bytes | Node]]) -> None:
         """Write the snapshot from a forked child: copy-on-write gives it the tree exactly
         at ``zxid``, and serializing 100k nodes no longer competes with requests for the GIL."""
         writer = self.snapshot_writer
@@ -1202,7 +1204,7 @@ def _multi_value(op: int, value: Any) -> Any:
     if op == Op.create:
         return CreateResponse(value[0])
     if op in (Op.create2, Op.createContainer, Op.createTTL):
-        return Create2Response(value[0], value[1].stat())
+        return Create2Response(value[0], leaf_stat(value[1]))
     if op == Op.setData:
         return StatResponse(value)
     return None

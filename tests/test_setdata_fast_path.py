@@ -84,7 +84,7 @@ def test_the_predictor_takes_a_set_data_as_its_delta_does(path: str, data: bytes
     tree = _tree()
 
     def predictor() -> Predictor:
-        p = Predictor(tree.nodes.get, tree.tree_digest, lambda t, b: None)
+        p = Predictor(tree.digest_entry, tree.tree_digest, lambda t, b: None)
         if pending:  # an earlier outstanding set of the node: the overlay has it
             base = p.advance(zxid - 1, Op.setData, SetDataTxn(path, b"earlier", 1), time, 0)
             assert base == p.current()
