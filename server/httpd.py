@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
+from .listening import listen_on
+
 log = logging.getLogger("zkops.server.http")
 
 # (status, content type, body) for a path and its query
@@ -116,7 +118,7 @@ async def start_http(host: str, port: int, handler: Handler, what: str) -> async
         await _serve_one(reader, writer, handler)
 
     try:
-        server = await asyncio.start_server(accept, host, port, reuse_address=True, limit=MAX_HEAD)
+        server = await asyncio.start_server(accept, **listen_on(host, port), limit=MAX_HEAD)
     except OSError as exc:
         log.warning("%s not started on %s:%d: %s", what, host, port, exc.strerror or exc)
         return None

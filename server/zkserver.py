@@ -32,6 +32,7 @@ from .connection import MALFORMED, UNKNOWN, ClientConnection, Request
 from .core import Limits, ServerCore
 from .datatree import ApplyResult, DataTree, Node
 from .digest import DIGEST_VERSION
+from .listening import listen_on
 from .records import (
     ConnectRequest,
     ConnectResponse,
@@ -296,9 +297,9 @@ class ZooKeeperServer:
             from . import clientpipe
 
             worker = clientpipe.wanted(cfg)
-            srv = await self.loop.create_server(lambda: ClientConnection(self), cfg.client_port_address,
-                                                cfg.client_port, reuse_address=True, backlog=1024,
-                                                start_serving=not worker)
+            srv = await self.loop.create_server(lambda: ClientConnection(self),
+                                                **listen_on(cfg.client_port_address, cfg.client_port),
+                                                backlog=1024, start_serving=not worker)
             self.servers.append(srv)
             log.info("binding to port %s:%d", cfg.client_port_address, cfg.client_port)
             if worker:  # a second process accepts, reads and writes the client sockets
@@ -309,9 +310,9 @@ class ZooKeeperServer:
 
             ctx = server_context(cfg.raw)
             address = cfg.raw.get("secureClientPortAddress") or cfg.client_port_address
-            srv = await self.loop.create_server(lambda: ClientConnection(self, secure=True), address,
-                                                cfg.secure_client_port, reuse_address=True, backlog=1024, ssl=ctx,
-                                                ssl_handshake_timeout=10)
+            srv = await self.loop.create_server(lambda: ClientConnection(self, secure=True),
+                                                **listen_on(address, cfg.secure_client_port), backlog=1024,
+                                                ssl=ctx, ssl_handshake_timeout=10)
             self.servers.append(srv)
             log.info("binding to TLS port %s:%d (client certificates: %s)", address, cfg.secure_client_port,
                      cfg.raw.get("ssl.clientAuth", "need") if cfg.raw.get("ssl.trustStore.location") else "none")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 from kazoo.client import KazooClient
@@ -211,6 +212,42 @@ def test_a_server_without_tls_on_uvloop_does_not_load_openssl_either(tmp_path, m
         maps = open(f"/proc/{server.proc.pid}/maps").read()  # type: ignore[union-attr]
         assert "libuv" in maps or "uvloop" in maps  # it runs uvloop
         assert "libssl" not in maps and "libcrypto" not in maps
+    finally:
+        server.stop()
+
+
+def test_numeric_addresses_are_bound_without_loading_the_idna_codec(tmp_path, monkeypatch):
+    """A port on a numeric address (the client port's and the AdminServer's here) is bound by
+    the server itself (server/listening.py): uvloop would encode the address with the IDNA
+    codec to resolve it, which loads unicodedata and stringprep (about 360 KiB) for nothing."""
+    pytest.importorskip("uvloop")
+    from tests.support.refzk import free_port
+
+    monkeypatch.setenv("ZKOPS_EVENT_LOOP", "uvloop")
+    admin = free_port()
+    server = ZkopsProcess(workdir=tmp_path, extra_cfg={"admin.enableServer": "true", "admin.serverPort": str(admin),
+                                                       "admin.serverAddress": "127.0.0.1"}).start()
+    try:
+        c = _client(server.address)
+        c.create("/lean", b"x")
+        c.stop()
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/commands/ruok", timeout=10) as r:
+            assert r.status == 200
+        maps = open(f"/proc/{server.proc.pid}/maps").read()  # type: ignore[union-attr]
+        assert "libuv" in maps or "uvloop" in maps  # it runs uvloop
+        assert "unicodedata" not in maps
+    finally:
+        server.stop()
+
+
+def test_a_client_port_on_a_host_name_is_resolved_and_served(tmp_path):
+    """A name in clientPortAddress is left to the event loop, which resolves it."""
+    server = ZkopsProcess(workdir=tmp_path, extra_cfg={"clientPortAddress": "localhost"}).start()
+    try:
+        c = _client(server.address)
+        c.create("/named", b"y")
+        assert c.get("/named")[0] == b"y"
+        c.stop()
     finally:
         server.stop()
 
