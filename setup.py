@@ -1,8 +1,9 @@
 """setuptools' entry for zkops. Everything is declared in pyproject.toml; this file only adds the
 optional compiled build: with ``ZKOPS_COMPILE=1`` (buildsys/zkops_backend.py) the modules of
 ``server/compiled.py``'s MODULES are compiled with mypyc into extension modules that the wheel
-carries next to the unchanged ``.py`` sources (their shared runtime is
-``zkops/server/fast__mypyc.*.so``, inside the package). Without it the wheel is pure Python.
+carries next to the unchanged ``.py`` sources (the code of each of its GROUPS is one shared
+library, ``zkops/server/<group>__mypyc.*.so``, inside the package). Without it the wheel is pure
+Python.
 """
 
 from __future__ import annotations
@@ -32,9 +33,13 @@ def _compiled_extensions() -> list:
     shutil.copy2(ROOT / "zkops" / "__init__.py", stage / "zkops" / "__init__.py")
     shutil.copytree(ROOT / "server", stage / "zkops" / "server",
                     ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyc"))
-    paths = [str(stage / "zkops" / "server" / f"{name}.py") for name in listing.MODULES]
+    def source(name: str) -> str:
+        return str(stage / "zkops" / "server" / f"{name}.py")
+
+    groups = [([source(name) for name in names], f"zkops.server.{group}") for group, names in listing.GROUPS]
+    paths = [p for sources, _group in groups for p in sources]
     return mypycify(["--config-file", str(ROOT / "pyproject.toml"), "--no-warn-unused-ignores", *paths],
-                    group_name="zkops.server.fast", target_dir=str(Path("build") / "mypyc-c"))
+                    separate=groups, target_dir=str(Path("build") / "mypyc-c"))
 
 
 if os.environ.get("ZKOPS_COMPILE_BUILDING") == "1":  # set by the backend while it builds a compiled wheel

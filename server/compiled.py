@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
-# compiled by a ZKOPS_COMPILE=1 build (setup.py reads this list): the modules a client request
+# compiled by a ZKOPS_COMPILE=1 build (setup.py reads these lists): the modules a client request
 # passes through, from bytes in to the reply out (datatree's znodes stay pure: znode.py), with
 # what a write also runs (the digest predictor, the txn codec, the txn log, the per-namespace byte
 # counts, the request counters, the path rules and the quotas), then those a write in an ensemble
@@ -18,9 +18,14 @@ import importlib.util
 # TxnDigest and CreateTxnV0 too; txnlog's CorruptLogError subclasses RuntimeError, which mypyc
 # does not compile, and lives in txnlogerror.py. tests/test_compiled.py checks that a standalone
 # request runs no other module's Python code but znode's.
-MODULES = ("connection", "zkserver", "core", "prep", "wire", "multicodec", "watches", "sessions", "acl",
-           "datatree", "digest", "txncodec", "txnlog", "metrics", "stats", "paths", "quota",
-           "zab", "quorumpeer", "quorum", "quorumnet", "quorumwire")
+#
+# Each group is one shared library (GROUPS: its name, its modules): a standalone server imports
+# none of ENSEMBLE, so it maps none of their code (docs/performance.md, "Memory").
+STANDALONE = ("connection", "zkserver", "core", "prep", "wire", "multicodec", "watches", "sessions", "acl",
+              "datatree", "digest", "txncodec", "txnlog", "metrics", "stats", "paths", "quota")
+ENSEMBLE = ("zab", "quorumpeer", "quorum", "quorumnet", "quorumwire")
+MODULES = STANDALONE + ENSEMBLE
+GROUPS = (("fast", STANDALONE), ("fast_ensemble", ENSEMBLE))
 
 
 def compiled_modules() -> list[str]:

@@ -110,12 +110,17 @@ def test_a_server_logs_whether_its_request_path_is_compiled(tmp_path: Path) -> N
     try:
         assert four_letter(server.address, "ruok") == "imok"
         line = _request_path_line(server)
+        assert server.proc is not None
+        maps = Path(f"/proc/{server.proc.pid}/maps").read_text().split()
+        mapped = {Path(f).name.split(".")[0] for f in maps if f.endswith(".so")}
     finally:
         server.cleanup()
     assert "event loop: " in line, line  # the line that names the loop says it too
     if IN_TREE:
         assert line.endswith(f"request path: compiled (mypyc: {len(compiled.MODULES)} of "
                              f"{len(compiled.MODULES)} modules)"), line
+        # a standalone server maps the library of its own group, not the ensemble's code
+        assert "fast__mypyc" in mapped and "fast_ensemble__mypyc" not in mapped, sorted(mapped)
     else:
         assert line.endswith("request path: pure Python"), line
         assert compiled.compiled_modules() == [] and compiled.describe() == "pure Python"
@@ -167,7 +172,9 @@ def test_this_run_imports_the_request_path_it_should() -> None:
         assert where.is_relative_to(tree) and where.name.endswith(tuple(EXTENSION_SUFFIXES)), where
     assert compiled.compiled_modules() == list(compiled.MODULES)
     assert compiled.describe() == f"compiled (mypyc: {len(compiled.MODULES)} of {len(compiled.MODULES)} modules)"
-    assert list((tree / "zkops" / "server").glob("fast__mypyc*")), "the compiled group's runtime library"
+    for group, _names in compiled.GROUPS:
+        assert list((tree / "zkops" / "server").glob(f"{group}__mypyc.*")), f"the {group} group's library"
+    assert set(compiled.MODULES) == {n for _group, names in compiled.GROUPS for n in names}
 
 
 # The modules of zkops.server whose Python code a standalone server's event loop may run for a
