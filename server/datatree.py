@@ -285,7 +285,7 @@ class DataTree:
              old_dig: int = -1) -> bytes | Dir:
         """Give ``path``'s node this data, ACL word and stat, its digest share counted afresh
         (``old_dig``: its share until now, when the caller has it); the node that now holds
-        them (a Leaf is replaced, a Dir changed in place)."""
+        them (a packed leaf is replaced, a Dir changed in place)."""
         d = _digest_of(path, data, stat60) if self.digest_enabled else 0
         self.digest += d - (int(_U.unpack_from(_head(node), _DIG)[0]) if old_dig < 0 else old_dig)
         if type(node) is Dir:
@@ -297,7 +297,7 @@ class DataTree:
         return new
 
     def _dir(self, path: str, leaf: bytes | Dir) -> Dir:
-        """``path``'s node as a Dir (a Leaf about to take its first child is replaced)."""
+        """``path``'s node as a Dir (a packed leaf about to take its first child is replaced)."""
         if type(leaf) is Dir:
             return leaf
         d = Dir(cast(bytes, leaf)[:HEAD_SIZE], _data(leaf), {})

@@ -179,8 +179,8 @@ def test_this_run_imports_the_request_path_it_should() -> None:
 
 # The modules of zkops.server whose Python code a standalone server's event loop may run for a
 # request in the compiled build; everything else a request passes through is compiled
-# (compiled.MODULES). znode stays pure because its Leaf subclasses bytes (docs/performance.md,
-# "The compiled build"). The jute records' codecs, generated at their first use, run as code of
+# (compiled.MODULES). znode stays pure: its classes are used as ordinary Python classes
+# (docs/performance.md, "The compiled build"). The jute records' codecs, generated at their first use, run as code of
 # no module and are not counted.
 PURE_ON_A_REQUEST = {"znode"}
 
