@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
+from kazoo.handlers.threading import KazooTimeoutError
 
 from tests.support.ourzk import ZkopsProcess
 from zkops.server.snapshot import find_snapshots
@@ -36,8 +37,11 @@ def test_acknowledged_writes_survive_kill_9():
             while not stop.is_set():
                 path = f"/w{n}-{i}"
                 try:
-                    c.create(path, b"v" * 50)
-                except KazooException:
+                    # bounded: a create queued just as the server died waits for a reconnect
+                    # that may never come (the client retries for ever), and would keep this
+                    # thread, and the test process, alive
+                    c.create_async(path, b"v" * 50).get(timeout=15)
+                except (KazooException, KazooTimeoutError):
                     break
                 with lock:
                     acked.append(path)
@@ -45,7 +49,7 @@ def test_acknowledged_writes_survive_kill_9():
             c.stop()
             c.close()
 
-        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        threads = [threading.Thread(target=writer, args=(n,), daemon=True) for n in range(4)]
         for t in threads:
             t.start()
         time.sleep(2.0)
