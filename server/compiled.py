@@ -12,7 +12,8 @@ import importlib.util
 # compiled by a ZKOPS_COMPILE=1 build (setup.py reads these lists): the modules a client request
 # passes through, from bytes in to the reply out (datatree's znodes stay pure: znode.py), with
 # what a write also runs (the digest predictor, the txn codec, the txn log, the per-namespace byte
-# counts, the request counters, the path rules and the quotas), then those a write in an ensemble
+# counts, the request counters, the path rules and the quotas) and the snapshot's node records (a
+# forked child encodes every znode at each snapshot), then those a write in an ensemble
 # passes through: ZAB, the peer's core and the quorum port's shell and codec. What stays pure for
 # mypyc's sake: every jute record (its class is built at import) lives in records.py, txncodec's
 # TxnDigest and CreateTxnV0 too; txnlog's CorruptLogError subclasses RuntimeError, which mypyc
@@ -22,7 +23,7 @@ import importlib.util
 # Each group is one shared library (GROUPS: its name, its modules): a standalone server imports
 # none of ENSEMBLE, so it maps none of their code (docs/performance.md, "Memory").
 STANDALONE = ("connection", "zkserver", "core", "prep", "wire", "multicodec", "watches", "sessions", "acl",
-              "datatree", "digest", "txncodec", "txnlog", "metrics", "stats", "paths", "quota")
+              "datatree", "digest", "txncodec", "txnlog", "metrics", "stats", "paths", "quota", "snaprows")
 ENSEMBLE = ("zab", "quorumpeer", "quorum", "quorumnet", "quorumwire")
 MODULES = STANDALONE + ENSEMBLE
 GROUPS = (("fast", STANDALONE), ("fast_ensemble", ENSEMBLE))

@@ -8,19 +8,17 @@ uses. Sessions come back from the snapshot and the createSession/closeSession tx
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from . import purge as purgemod
 from . import snapshot as snapmod
 from .codes import Op
-from .datatree import DataTree, Loader, Node
+from .datatree import DataTree, Loader, Node, SnapshotRows
 from .digest import DIGEST_VERSION, M64, to_long
-from .records import ACL, StatPersisted
 from .txncodec import decode_txn
 from .txnlog import TxnLog
-from .znode import view
 
 log = logging.getLogger("zkops.server.db")
 
@@ -105,9 +103,9 @@ class Database:
         """A function the server runs on a worker thread to write a fuzzy snapshot."""
 
         def write(zxid: int, sessions: dict[int, int], items: Iterable[tuple[str, bytes | Node]]) -> Path:
-            nodes = list(_snapshot_nodes(items))
-            digest = snapmod.digest_of(zxid, nodes) if self.tree.digest_enabled else None
-            path = snapmod.write_snapshot(self.data_dir, zxid, sessions, nodes, digest)
+            rows = SnapshotRows(items, zxid)
+            digest = snapmod.zxid_digest(zxid, rows.digest) if self.tree.digest_enabled else None
+            path = snapmod.write_snapshot_rows(self.data_dir, zxid, sessions, rows.acls, rows, digest)
             log.info("snapshot written: %s", path.name)
             return path
 
@@ -157,12 +155,3 @@ def _load_newest_snapshot(data_dir: Path) -> tuple[DataTree, snapmod.SnapshotDat
         except (snapmod.SnapshotError, OSError, ValueError) as exc:
             log.warning("skipping snapshot %s: %s", path.name, exc)
     return DataTree(), None
-
-
-def _snapshot_nodes(items: Iterable[tuple[str, bytes | Node]]) -> Iterator[tuple[str, bytes | None, list[ACL], StatPersisted]]:
-    """The snapshot's records of (path, znode) pairs, each znode as the tree stores it (a packed
-    leaf) or as a Node."""
-    # sorted paths put every parent before its children, as a pre-order walk would
-    for path, stored in sorted(items, key=lambda kv: kv[0]):
-        node = view(stored)
-        yield ("" if path == "/" else path), node.data, list(node.acl), node.persisted()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator, KeysView
+from collections.abc import Iterable, Iterator, KeysView
 from typing import Any, Final, cast
 
 from . import paths, znode
@@ -748,6 +748,56 @@ def decode_snapshot_node(tree: DataTree, path: str, data: bytes | None, acl: lis
     """Insert one node read from a snapshot, as ZooKeeper's deserialize does."""
     load_node(tree, path, data, _acl_word(acl), (stat.czxid, stat.mzxid, stat.ctime, stat.mtime, stat.version,
                                                 stat.cversion, stat.aversion, stat.ephemeralOwner, stat.pzxid))
+
+
+class SnapshotRows:
+    """The znodes of ``items`` (path, stored znode) as a snapshot writes them
+    (snapshot.write_snapshot_rows): sorted by path, which puts every parent before its
+    children as a pre-order walk would, each as (path, the root named "", data, ACL cache id,
+    the 60 bytes of its StatPersisted), its stat reordered from the head by slicing (the
+    Loader's reordering, reversed). ``acls`` is the ACL cache, ids counted from 1 in the order
+    of first use. ``digest`` is the sum of the counted nodes' digest shares, read from their
+    heads (what digest.entry_digest would count afresh), or None when ``zxid`` names no txn or
+    a node shows a change after it (a fuzzy copy: its digest would name no zxid)."""
+
+    __slots__ = ("order", "refs", "acls", "digest")
+
+    def __init__(self, items: Iterable[tuple[str, bytes | Node]], zxid: int) -> None:
+        order = sorted(items, key=_path_of)
+        refs: dict[int, int] = {}  # ACL_TABLE index -> cache id
+        total = 0
+        fuzzy = zxid <= 0
+        for path, stored in order:
+            head = stored if type(stored) is bytes else cast(Node, stored).head_bytes()
+            cz, mz, pz, _ct, _mt, _v, _cv, _av, _ow, dig, w = _HEAD.unpack_from(head)
+            index = w >> 1
+            if index not in refs:
+                refs[index] = len(refs) + 1
+            if not path.startswith(EXCLUDED_PREFIX):
+                total += dig
+                if mz > zxid or pz > zxid or cz > zxid:
+                    fuzzy = True
+        self.order = order
+        self.refs = refs
+        self.acls = [_ACL_TABLE[i] for i in refs]
+        self.digest: int | None = None if fuzzy else total & M64
+
+    def __iter__(self) -> Iterator[tuple[str, bytes | None, int, bytes]]:
+        refs = self.refs
+        for path, stored in self.order:
+            if type(stored) is bytes:
+                head = stored
+                data = None if stored[HEAD_SIZE - 1] & 1 else stored[HEAD_SIZE:]
+            else:
+                node = cast(Node, stored)
+                head = node.head_bytes()
+                data = node.data
+            w = int(_I.unpack_from(head, _ACLW)[0])
+            yield ("" if path == "/" else path), data, refs[w >> 1], head[:16] + head[24:60] + head[16:24]
+
+
+def _path_of(item: tuple[str, Any]) -> str:
+    return item[0]
 
 
 class Loader:

@@ -33,6 +33,7 @@ from .codes import Err, Op, Perm, ZkError
 from .config import ConfigError, ServerConfig
 from .connection import ClientConnection, Request
 from .database import Database
+from .datatree import SnapshotRows
 from .digest import DIGEST_VERSION, to_long
 from .election import ElectionEvent, Notification, ServerState
 from .electionnet import ElectionNetwork
@@ -313,10 +314,9 @@ class Ensemble:
 
     def _snapshot(self) -> tuple[int, bytes]:
         tree = self.server.core.tree
-        items = sorted(tree.nodes.items())
-        nodes = [("" if p == "/" else p, n.data, list(n.acl), n.persisted()) for p, n in items]
+        rows = SnapshotRows(tree.packed.items(), tree.last_zxid)
         sessions = {sid: s.timeout for sid, s in self.server.core.sessions.sessions.items()}
-        return tree.last_zxid, snapmod.serialize(tree.last_zxid, sessions, nodes)
+        return tree.last_zxid, snapmod.serialize_rows(tree.last_zxid, sessions, rows.acls, rows)
 
     def attach(self) -> None:
         """Make the server a member without a role: it serves no client until it has one.

@@ -33,7 +33,7 @@ import logging
 import os
 import struct
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,6 +41,7 @@ from .codes import Perm
 from .digest import DIGEST_VERSION, M64, counted, entry_digest
 from .jute import JuteError, Record, read_string, write_string
 from .records import ACL, FileHeader, Id, StatPersisted
+from .snaprows import Row, encode_rows
 from .values import MutableValue, Value
 
 log = logging.getLogger("zkops.server.snapshot")
@@ -187,6 +188,8 @@ def _acl_key(acl: list[ACL]) -> tuple[ACL, ...]:
 
 
 def _write(out: BinaryIO, sessions: dict[int, int], nodes: Iterable[Node], digest: ZxidDigest | None = None) -> None:
+    """``nodes`` checked (the root first, every parent before its children, no path twice) and
+    their ACLs interned, written as rows."""
     items = list(nodes)
     ids: dict[tuple[ACL, ...], int] = {}
     refs: list[int] = []
@@ -207,26 +210,32 @@ def _write(out: BinaryIO, sessions: dict[int, int], nodes: Iterable[Node], diges
         if ref is None:
             ref = ids[key] = len(ids) + 1  # ZooKeeper counts cache ids from 1
         refs.append(ref)
+    rows = (("" if path == "/" else path, data, ref, stat.to_bytes())
+            for (path, data, _, stat), ref in zip(items, refs, strict=True))
+    _write_rows(out, sessions, list(ids), rows, digest)
+
+
+def _write_rows(out: BinaryIO, sessions: dict[int, int], acls: Sequence[Sequence[ACL]], rows: Iterable[Row],
+                digest: ZxidDigest | None) -> None:
+    """The file: ``acls`` is the ACL cache (ids from 1, in order), ``rows`` the nodes in the
+    order they are written."""
     sink = _Sink(out)
     sink.write(FileHeader(SNAP_MAGIC, VERSION, DBID).to_bytes())
     sink.write(_I.pack(len(sessions)))
     for sid in sorted(sessions):
         sink.write(_Q.pack(sid) + _I.pack(sessions[sid]))
-    buf = bytearray(_I.pack(len(ids)))
-    for key, ref in ids.items():
+    buf = bytearray(_I.pack(len(acls)))
+    for ref, key in enumerate(acls, 1):
         buf += _Q.pack(ref)
         buf += _I.pack(len(key))
         for a in key:
             a.write(buf)
     sink.write(buf)
-    for (path, data, _, stat), ref in zip(items, refs, strict=True):
-        buf = bytearray()
-        write_string(buf, "" if path == "/" else path)
-        DataNode(data, ref, stat).write(buf)
-        sink.write(buf)
-    end = bytearray()
-    write_string(end, "/")
-    sink.write(end)
+    for piece in encode_rows(rows, _CHUNK):
+        sink.write(piece)
+    buf = bytearray()
+    write_string(buf, "/")
+    sink.write(buf)
     sink.seal()
     if digest is not None:  # FileSnap.serialize: DataTree.serializeZxidDigest, then a second seal
         if digest.version != 2:
@@ -287,6 +296,24 @@ def write_snapshot(data_dir: Path, zxid: int, sessions: dict[int, int], nodes: I
     return _publish(d, snapshot_name(zxid), lambda f: _write(f, sessions, nodes, digest))
 
 
+def write_snapshot_rows(data_dir: Path, zxid: int, sessions: dict[int, int], acls: Sequence[Sequence[ACL]],
+                        rows: Iterable[Row], digest: ZxidDigest | None = None) -> Path:
+    """``write_snapshot`` of nodes given as rows, whose ACLs are already interned in ``acls``
+    (cache id 1 first) and whose order is not checked: what datatree.SnapshotRows gives, a
+    writer that is spared a check and a record object per node."""
+    d = Path(data_dir) / "version-2"
+    d.mkdir(parents=True, exist_ok=True)
+    return _publish(d, snapshot_name(zxid), lambda f: _write_rows(f, sessions, acls, rows, digest))
+
+
+def serialize_rows(zxid: int, sessions: dict[int, int], acls: Sequence[Sequence[ACL]], rows: Iterable[Row],
+                   digest: ZxidDigest | None = None) -> bytes:
+    """``serialize`` of nodes given as rows (see ``write_snapshot_rows``)."""
+    out = io.BytesIO()
+    _write_rows(out, sessions, acls, rows, digest)
+    return out.getvalue()
+
+
 EMPTY_DIGEST = ZxidDigest(0, 2, 0)  # what 3.8 writes when it has no digest to name a zxid with
 
 
@@ -304,6 +331,12 @@ def digest_of(zxid: int, nodes: Iterable[Node]) -> ZxidDigest:
             return EMPTY_DIGEST
         total += entry_digest(path, data, stat)
     return ZxidDigest(zxid, DIGEST_VERSION, total & M64)
+
+
+def zxid_digest(zxid: int, digest: int | None) -> ZxidDigest:
+    """The ZxidDigest section of a snapshot at ``zxid`` whose nodes sum to ``digest``, or 3.8's
+    empty one when there is none to name a zxid with (see ``digest_of``)."""
+    return EMPTY_DIGEST if digest is None or zxid <= 0 else ZxidDigest(zxid, DIGEST_VERSION, digest & M64)
 
 
 def install_snapshot_bytes(data_dir: Path, zxid: int, data: bytes) -> Path:
@@ -519,6 +552,7 @@ def load_newest_valid(data_dir: Path) -> SnapshotData | None:
 
 __all__ = [
     "DataNode", "EMPTY_DIGEST", "MissingAcl", "Node", "OPEN_ACL_UNSAFE", "SNAP_MAGIC", "SnapshotData", "SnapshotError", "ZxidDigest",
-    "digest_of", "find_snapshots", "install_snapshot_bytes", "load_newest_valid", "looks_sealed", "parse", "read_snapshot",
-    "serialize", "snapshot_name", "snapshot_zxid", "write_snapshot",
+    "Row", "digest_of", "find_snapshots", "install_snapshot_bytes", "load_newest_valid", "looks_sealed", "parse",
+    "read_snapshot", "serialize", "serialize_rows", "snapshot_name", "snapshot_zxid", "write_snapshot",
+    "write_snapshot_rows", "zxid_digest",
 ]

@@ -339,12 +339,13 @@ class ServerStats:
     def snapshot(self) -> tuple[int, bytes]:
         """(zxid, bytes) of a snapshot file of the tree and sessions as they are now."""
         from . import snapshot as snapmod
+        from .datatree import SnapshotRows
 
         core = self._server.core
         tree = core.tree
         zxid = tree.last_zxid
-        nodes = ((("" if p == "/" else p), n.data, list(n.acl), n.persisted()) for p, n in tree.walk())
-        return zxid, snapmod.serialize(zxid, self.session_timeouts(), nodes)
+        rows = SnapshotRows(tree.packed.items(), zxid)
+        return zxid, snapmod.serialize_rows(zxid, self.session_timeouts(), rows.acls, rows)
 
     # ------------------------------------------------------------ sessions and watches
     @property
