@@ -300,3 +300,14 @@ def test_a_snapshot_written_from_the_packed_tree_is_the_checked_writers_file(tmp
         snapmod.serialize(zxid, sessions, records, snapmod.digest_of(zxid, records))
     if rows.digest is not None and zxid > 0:  # every node at or before zxid: the tree's own digest
         assert rows.digest == tree.tree_digest()
+
+
+def test_snapshot_rows_of_a_parent_whose_child_went_after_the_zxid_name_no_digest() -> None:
+    # only /a's pzxid shows the delete at zxid 3: a copy said to be at zxid 2 is fuzzy
+    t = DataTree()
+    t.create("/a", b"x", ACL, 0, -1, 1, 1)
+    t.create("/a/b", b"y", ACL, 0, -1, 2, 1)
+    t.delete("/a/b", 3)
+    assert t.nodes["/a"].pzxid == 3 and t.nodes["/a"].mzxid == 1
+    assert SnapshotRows(t.packed.items(), 2).digest is None
+    assert SnapshotRows(t.packed.items(), 3).digest == t.tree_digest()
