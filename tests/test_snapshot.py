@@ -448,6 +448,8 @@ def test_we_read_the_snapshots_a_real_zookeeper_wrote(tmp_path, caplog):
         assert newest.zxid == snap.snapshot_zxid(whole[0])
         copy = tmp_path / "copy"
         shutil.copytree(data_dir, copy)
+        pristine = tmp_path / "pristine"
+        shutil.copytree(data_dir, pristine)
     # our start-up loads the newest snapshot, refused above or not (as Apache would), and the
     # replayed log gives every node its ACL
     caplog.set_level(logging.INFO, logger="zkops.server.db")
@@ -455,7 +457,10 @@ def test_we_read_the_snapshots_a_real_zookeeper_wrote(tmp_path, caplog):
     try:
         assert "skipping snapshot" not in caplog.text
         assert f"loaded snapshot 0x{snap.snapshot_zxid(found[0]):x}:" in caplog.text
-        assert "granting nothing" not in caplog.text and db.digest_mismatches == 0
+        assert "granting nothing" not in caplog.text
+        # a snapshot Apache writes while a txn is being applied can record a digest its own
+        # nodes do not add up to (seen on a loaded machine): then Apache's loader must say so too
+        assert db.digest_mismatches == (refzk.digest_mismatches_at_load(pristine) if db.digest_mismatches else 0)
         t = db.tree
         assert _acl_tuples(list(t.nodes["/s/n3"].acl)) == _acl_tuples(acl)
         assert _acl_tuples(list(t.nodes["/acl"].acl)) == _acl_tuples(acl)

@@ -156,6 +156,23 @@ class RefZooKeeper:
         self.cleanup()
 
 
+def digest_mismatches_at_load(data_dir: Path) -> int:
+    """How many digest mismatches Apache itself finds loading a copy of ``data_dir`` (its mntr's
+    ``zk_digest_mismatches_count`` once it serves): its verdict on a snapshot it wrote, which
+    a snapshot taken while a txn was being applied can get wrong about itself."""
+    from zkops.server.fourletterclient import four_letter_or_empty
+
+    with RefZooKeeper() as ref:  # started on an empty dataDir: stopped, filled and started again
+        ref.stop()
+        target = ref.workdir / "data"
+        shutil.rmtree(target)
+        shutil.copytree(data_dir, target)
+        ref.start()
+        fields = dict(line.split("\t", 1) for line in four_letter_or_empty("127.0.0.1", ref.port, "mntr", 10.0)
+                      .splitlines() if "\t" in line)
+    return int(fields["zk_digest_mismatches_count"])
+
+
 def zkcli_env() -> dict[str, str]:
     """Environment for Debian's zkCli.sh with the missing jars on CLASSPATH."""
     env = dict(os.environ)
