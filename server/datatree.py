@@ -265,6 +265,10 @@ class DataTree:
                             CONFIG: _leaf(_stat60(0, 0, 0, 0, 0, 0, 0, -1, 0), 0, _acl_word(READ_ACL_UNSAFE), b"")})
         self.recompute_digest()
 
+    def snapshot_rows(self) -> SnapshotRows:
+        """The znodes as a snapshot at ``last_zxid`` writes them (see SnapshotRows)."""
+        return SnapshotRows(self.packed.items(), self.last_zxid)
+
     # ---------------------------------------------------------------- digest
     def tree_digest(self) -> int:
         """The tree digest (unsigned 64 bits) as Apache's DataTree.getTreeDigest has it."""

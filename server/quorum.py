@@ -33,7 +33,6 @@ from .codes import Err, Op, Perm, ZkError
 from .config import ConfigError, ServerConfig
 from .connection import ClientConnection, Request
 from .database import Database
-from .datatree import SnapshotRows
 from .digest import DIGEST_VERSION, to_long
 from .election import ElectionEvent, Notification, ServerState
 from .electionnet import ElectionNetwork
@@ -314,7 +313,7 @@ class Ensemble:
 
     def _snapshot(self) -> tuple[int, bytes]:
         tree = self.server.core.tree
-        rows = SnapshotRows(tree.packed.items(), tree.last_zxid)
+        rows = tree.snapshot_rows()
         sessions = {sid: s.timeout for sid, s in self.server.core.sessions.sessions.items()}
         return tree.last_zxid, snapmod.serialize_rows(tree.last_zxid, sessions, rows.acls, rows)
 

@@ -339,12 +339,10 @@ class ServerStats:
     def snapshot(self) -> tuple[int, bytes]:
         """(zxid, bytes) of a snapshot file of the tree and sessions as they are now."""
         from . import snapshot as snapmod
-        from .datatree import SnapshotRows
 
-        core = self._server.core
-        tree = core.tree
+        tree = self._server.core.tree
         zxid = tree.last_zxid
-        rows = SnapshotRows(tree.packed.items(), zxid)
+        rows = tree.snapshot_rows()
         return zxid, snapmod.serialize_rows(zxid, self.session_timeouts(), rows.acls, rows)
 
     # ------------------------------------------------------------ sessions and watches
