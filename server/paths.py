@@ -20,11 +20,6 @@ class InvalidPath(ValueError):
 # literal holding a surrogate (the compiled build compiles this module)
 _BAD_CHARS = "[\u0000-\u001f\u007f-\u009f" + chr(0xD800) + "-\uf8ff\ufff0-\uffff]"
 _bad_char: re.Pattern[str] | None = None
-# Paths found valid, so a hot path is checked by one lookup. Small: each entry holds a slot in a
-# dict that, at 100,000 paths, took 3.7 MiB of a server's memory (docs/performance.md), and a
-# path not in it takes the quick check below, not the whole rule.
-_valid_cache: dict[str, bool] = {}
-_CACHE_MAX = 16_384
 
 
 def validate_path(path: str | None, sequential: bool = False) -> None:
@@ -36,16 +31,16 @@ def validate_path(path: str | None, sequential: bool = False) -> None:
         raise InvalidPath("Path cannot be null")
     if sequential:
         path = path + "1"
-    elif path in _valid_cache:
-        return
     if (path.isascii() and path.isprintable() and path[:1] == "/" and path[-1:] != "/" and "//" not in path
             and "/." not in path):
         # valid for certain: printable ASCII has none of _BAD_CHARS, and without
-        # "//" or "/." no name is empty, "." or ".."; any other path takes the whole rule
-        _remember(path)
+        # "//" or "/." no name is empty, "." or ".."; any other path takes the whole rule.
+        # Nothing is remembered: a cache of valid paths held its table and the path strings
+        # it kept alive, and its tables, grown and cleared over and over, left holes in the
+        # heap (docs/performance.md, "Memory"); a caller that knows a path is in the tree
+        # need not ask (prep.Preparer._path)
         return
     whole_rule(path)
-    _remember(path)
 
 
 def whole_rule(path: str) -> None:
@@ -69,12 +64,6 @@ def whole_rule(path: str) -> None:
     bad = _bad_char.search(path)
     if bad is not None:
         raise InvalidPath(f"invalid character @{bad.start()}")
-
-
-def _remember(path: str) -> None:
-    if len(_valid_cache) >= _CACHE_MAX:
-        _valid_cache.clear()
-    _valid_cache[path] = True
 
 
 def parent_of(path: str) -> str:

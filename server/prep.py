@@ -242,11 +242,15 @@ class Preparer:
         raise ZkError(Err.UNIMPLEMENTED)
 
     # ------------------------------------------------------------ ops
-    def _path(self, path: str | None, sequential: bool = False) -> str:
-        try:
-            validate_path(path, sequential)
-        except InvalidPath:
-            raise ZkError(Err.BADARGUMENTS, path)
+    def _path(self, path: str | None) -> str:
+        """``path``, or BADARGUMENTS if it breaks a path rule. A path the tree holds passed them
+        when it was made, so it is not checked again: one look-up, whose hash the string keeps
+        for the look-ups that follow (docs/performance.md, "Memory")."""
+        if path is None or path not in self.tree.packed:
+            try:
+                validate_path(path)
+            except InvalidPath:
+                raise ZkError(Err.BADARGUMENTS, path)
         assert path is not None
         return path
 
@@ -381,11 +385,7 @@ class Preparer:
     def _set_data(self, hdr: TxnHeader, req: Any, auth: list[Id]) -> SetDataTxn:
         """_path, _permitted, the version check and _push, with one Change made (not record()'s
         and its copy) and the node's fields read at once."""
-        path = req.path
-        try:
-            validate_path(path)
-        except InvalidPath:
-            raise ZkError(Err.BADARGUMENTS, path)
+        path = self._path(req.path)
         by_path = self.by_path
         node = by_path.get(path)
         if node is not None:  # as record()

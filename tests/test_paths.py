@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import random
 import re
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zkops.server import paths
+from zkops.server.codes import Err, Op
+from zkops.server.datatree import DataTree
 from zkops.server.paths import InvalidPath, validate_path, whole_rule
+from zkops.server.prep import Preparer
+from zkops.server.records import ACL, CheckVersionRequest, Id, SetACLRequest, SetDataRequest
 
 PATHS = st.text(st.sampled_from(["/", ".", "a", "z", " ", "\x00", "\x1f", "\x7f", "\x85", "é", "\ud800", "\ufff0"]),
                 max_size=12)
@@ -27,10 +31,8 @@ def _outcome(check, path: str) -> str | None:
 @settings(max_examples=2000, deadline=None)
 @given(PATHS, st.booleans())
 def test_validate_path_says_what_the_whole_rule_says(path, sequential):
-    paths._valid_cache.clear()
     expected = _outcome(whole_rule, path + "1" if sequential else path)
     assert _outcome(lambda p: validate_path(p, sequential), path) == expected
-    assert _outcome(lambda p: validate_path(p, sequential), path) == expected  # again, from the cache
 
 
 @pytest.mark.parametrize(("path", "message"), [
@@ -47,10 +49,42 @@ def test_invalid_paths_keep_zookeepers_messages(path, message):
         validate_path(path)
 
 
-def test_the_cache_stays_small():
-    for i in range(paths._CACHE_MAX + 10):
-        validate_path(f"/n{i}")
-    assert 0 < len(paths._valid_cache) <= paths._CACHE_MAX
+def test_validating_paths_keeps_nothing():
+    """A server that validates a new path per create holds nothing per path afterwards (a cache
+    of valid paths held its table and the paths: docs/performance.md, "Memory")."""
+    validate_path("/warm")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(20_000):
+            validate_path(f"/n{i}")
+            validate_path(f"/a/.n{i}")  # and the whole rule's
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 4096, kept
+
+
+OPEN = [ACL(31, Id("world", "anyone"))]
+TREE_PATHS = ["/a", "/a/.b", "/é", "/a b", "/a/..c"]  # valid; all but the first take the whole rule
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.sampled_from(TREE_PATHS), PATHS), st.sampled_from([Op.setData, Op.check, Op.setACL]))
+def test_the_preparer_refuses_exactly_the_paths_the_rule_refuses(path, op):
+    """setData, check and setACL skip the rule for a path the tree holds: the answer must still
+    be BADARGUMENTS for every path the rule refuses, and never for one it takes."""
+    tree = DataTree()
+    for i, p in enumerate(TREE_PATHS, 1):
+        tree.create(p, b"", OPEN, 0, -1, i, 1000)
+    tree.last_zxid = len(TREE_PATHS)
+    request = {Op.setData: SetDataRequest(path, b"x", -1), Op.check: CheckVersionRequest(path, -1),
+               Op.setACL: SetACLRequest(path, OPEN, -1)}[op]
+    hdr, body = Preparer(tree).prepare(0x77, 1, op, request, [Id("ip", "127.0.0.1")], 5000)
+    refused = hdr.type == Op.error and body.err == Err.BADARGUMENTS
+    assert refused == (_outcome(whole_rule, path) is not None), (path, hdr.type, body)
+    if path in TREE_PATHS:
+        assert hdr.type == op, (path, body)
 
 
 # PathUtils.validatePath's rules written out name by name, a second witness besides whole_rule
